@@ -1,0 +1,8 @@
+/* registry.c - the providers compiled into joule, in the order the sampler opens them. */
+#include "config-joule.h"
+#include "provider.h"
+
+const jl_provider_ops *const jl_providers[] = {
+        &jl_provider_rapl,
+        NULL,
+};

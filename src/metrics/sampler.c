@@ -1,0 +1,298 @@
+/* sampler.c - the measurement core's sampling loop body: reading providers, unwrapping, statistics. */
+#include "sampler.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "energy.h"
+#include "macro.h"
+#include "timeutil.h"
+
+static bool name_in(const char *name, const char *const *only)
+{
+        if (!only)
+                return true;
+        for (; *only; only++)
+                if (strcmp(*only, name) == 0)
+                        return true;
+        return false;
+}
+
+static bool have_channels(const jl_sampler *s, bool (*pred)(const jl_channel *))
+{
+        for (size_t i = 0; i < s->channels.n; i++)
+                if (pred(&s->channels.items[i]))
+                        return true;
+        return false;
+}
+
+static bool is_rapl_package(const jl_channel *c)
+{
+        return c->kind == JL_KIND_ENERGY && c->scope == JL_SCOPE_PACKAGE && strcmp(c->provider, "rapl") == 0;
+}
+
+static bool is_measured_energy(const jl_channel *c)
+{
+        return c->kind == JL_KIND_ENERGY && !c->estimated &&
+               (jl_scope_summed(c->scope) || c->scope == JL_SCOPE_NODE);
+}
+
+int jl_sampler_open(const jl_provider_config *cfg, const char *const *only, jl_sampler **ret)
+{
+        jl_sampler *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+
+        for (const jl_provider_ops *const *p = jl_providers; *p; p++) {
+                const jl_provider_ops *ops = *p;
+                if (!name_in(ops->name, only))
+                        continue;
+                if (ops == &jl_provider_rapl_msr && have_channels(s, is_rapl_package)) {
+                        jl_notes_add(&s->notes, ops->name, -EEXIST,
+                                     "not used: RAPL is already read through the powercap sysfs");
+                        continue;
+                }
+                if (ops == &jl_provider_estimate && have_channels(s, is_measured_energy)) {
+                        jl_notes_add(&s->notes, ops->name, -EEXIST,
+                                     "not used: this machine has measured energy sensors");
+                        continue;
+                }
+                if (s->nprov == ARRAY_SIZE(s->prov))
+                        break;
+                size_t before = s->channels.n;
+                void *state = NULL;
+                int r = ops->open(cfg, &s->channels, &s->notes, &state);
+                if (r < 0) {
+                        s->channels.n = before;
+                        continue;
+                }
+                if (s->channels.n == before) {
+                        ops->close(state);
+                        continue;
+                }
+                s->prov[s->nprov].ops = ops;
+                s->prov[s->nprov].state = state;
+                s->prov[s->nprov].first = before;
+                s->prov[s->nprov].count = s->channels.n - before;
+                s->nprov++;
+        }
+
+        size_t n = s->channels.n ? s->channels.n : 1;
+        s->tracks = calloc(n, sizeof(*s->tracks));
+        s->values = calloc(n, sizeof(*s->values));
+        if (!s->tracks || !s->values) {
+                jl_sampler_free(s);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < s->channels.n; i++)
+                s->tracks[i].ch = s->channels.items[i];
+        *ret = s;
+        return 0;
+}
+
+void jl_sampler_free(jl_sampler *s)
+{
+        if (!s)
+                return;
+        for (size_t i = s->nprov; i > 0; i--)
+                s->prov[i - 1].ops->close(s->prov[i - 1].state);
+        jl_channels_free(&s->channels);
+        jl_notes_free(&s->notes);
+        free(s->tracks);
+        free(s->values);
+        free(s);
+}
+
+void jl_sampler_set_callback(jl_sampler *s, jl_sample_cb cb, void *userdata)
+{
+        s->cb = cb;
+        s->userdata = userdata;
+}
+
+static void account_energy(jl_track *t, const jl_value *v, uint64_t t_ns, uint64_t t_prev_ns)
+{
+        if (!t->have_last) {
+                t->last_raw = v->counter;
+                t->have_last = true;
+                t->last_ok_ns = t_ns;
+                return;
+        }
+        double dt = (double)(t_ns - t->last_ok_ns) / 1e9;
+        uint64_t delta;
+        bool wrapped;
+        int r = jl_energy_delta(t->last_raw, v->counter, t->ch.wrap_uj, &delta, &wrapped);
+        if (r == 0 && dt > 0 && (double)delta / 1e6 / dt > JL_MAX_PLAUSIBLE_W)
+                r = -ERANGE;
+        if (r < 0) {
+                /* The counter misbehaved (went backwards without a wrap, jumped absurdly): bridge the
+                 * interval with the latest good power and resynchronise on the new value. */
+                t->glitches++;
+                t->last_err = r;
+                delta = dt > 0 ? (uint64_t)llround(t->power_w * dt * 1e6) : 0;
+        } else {
+                t->wraps += wrapped;
+                t->power_w = dt > 0 ? (double)delta / 1e6 / dt : t->power_w;
+                /* Only intervals of a regular length count towards the maximum: a very short interval (a
+                 * phase boundary right after a tick) quantises the counter too coarsely. */
+                if (dt > 0 && (t_prev_ns == 0 || t_ns - t_prev_ns >= NSEC_PER_MSEC / 2))
+                        t->power_max_w = MAX(t->power_max_w, t->power_w);
+        }
+        t->energy_uj += delta;
+        t->last_raw = v->counter;
+        t->last_ok_ns = t_ns;
+}
+
+static void account_gauge(jl_track *t, const jl_value *v, uint64_t t_ns, uint64_t t_prev_ns)
+{
+        double x = v->gauge;
+        if (!isfinite(x)) {
+                t->errors++;
+                t->last_err = -ERANGE;
+                return;
+        }
+        if (!t->have_value) {
+                t->min = t->max = x;
+                t->have_value = true;
+        }
+        t->min = MIN(t->min, x);
+        t->max = MAX(t->max, x);
+        if (t_prev_ns && t_ns > t_prev_ns) {
+                double dt = (double)(t_ns - t_prev_ns) / 1e9;
+                t->weighted_sum += x * dt;
+                t->weight_s += dt;
+        }
+        t->value = x;
+        t->last_ok_ns = t_ns;
+}
+
+void jl_sampler_account(jl_sampler *s, const jl_value *values, uint64_t t_ns, uint64_t boot_ns)
+{
+        uint64_t t_prev = s->nsamples ? s->t_last_ns : 0;
+        for (size_t i = 0; i < s->channels.n; i++) {
+                jl_track *t = &s->tracks[i];
+                const jl_value *v = &values[i];
+                if (v->err < 0) {
+                        t->errors++;
+                        t->last_err = v->err;
+                        continue;
+                }
+                if (t->ch.kind == JL_KIND_ENERGY)
+                        account_energy(t, v, t_ns, t_prev);
+                else
+                        account_gauge(t, v, t_ns, t_prev);
+        }
+        if (s->nsamples == 0) {
+                s->t_first_ns = t_ns;
+                s->boot_first_ns = boot_ns;
+        }
+        s->t_prev_ns = t_prev;
+        s->t_last_ns = t_ns;
+        s->boot_last_ns = boot_ns;
+        s->nsamples++;
+        if (s->cb)
+                s->cb(s->userdata, s, t_ns);
+}
+
+int jl_sampler_sample_at(jl_sampler *s, uint64_t t_ns, uint64_t boot_ns)
+{
+        for (size_t p = 0; p < s->nprov; p++) {
+                jl_value *v = s->values + s->prov[p].first;
+                for (size_t k = 0; k < s->prov[p].count; k++)
+                        v[k] = (jl_value){.err = 0};
+                int r = s->prov[p].ops->read(s->prov[p].state, v);
+                if (r < 0)
+                        for (size_t k = 0; k < s->prov[p].count; k++)
+                                if (v[k].err == 0)
+                                        v[k].err = r;
+        }
+        jl_sampler_account(s, s->values, t_ns, boot_ns);
+        return 0;
+}
+
+int jl_sampler_sample(jl_sampler *s)
+{
+        /* Read the providers first, then take the time at the end of the reads: the counters are as of
+         * (about) the time the reads finished. */
+        uint64_t t = mono_ns();
+        return jl_sampler_sample_at(s, t, now_ns(CLOCK_BOOTTIME));
+}
+
+void jl_sampler_reset_stats(jl_sampler *s)
+{
+        for (size_t i = 0; i < s->channels.n; i++) {
+                jl_track *t = &s->tracks[i];
+                t->energy_uj = 0;
+                t->power_max_w = 0;
+                t->wraps = t->glitches = t->errors = 0;
+                t->weighted_sum = t->weight_s = 0;
+                if (t->have_value)
+                        t->min = t->max = t->value;
+        }
+        s->t_first_ns = s->t_last_ns;
+        s->boot_first_ns = s->boot_last_ns;
+        s->nsamples = s->nsamples ? 1 : 0;
+}
+
+double jl_sampler_suspended_s(const jl_sampler *s)
+{
+        if (s->nsamples < 2)
+                return 0;
+        int64_t boot = (int64_t)(s->boot_last_ns - s->boot_first_ns);
+        int64_t mono = (int64_t)(s->t_last_ns - s->t_first_ns);
+        double d = (double)(boot - mono) / 1e9;
+        return d > 0.5 ? d : 0; /* below half a second it is clock noise, not a suspend */
+}
+
+double jl_track_mean(const jl_track *t)
+{
+        if (!t->have_value)
+                return NAN;
+        return t->weight_s > 0 ? t->weighted_sum / t->weight_s : t->value;
+}
+
+double jl_sampler_total_energy_j(const jl_sampler *s, jl_total_source *ret_source)
+{
+        double domains = 0, node = 0, estimate = 0;
+        bool have_domains = false, have_node = false, have_estimate = false;
+        for (size_t i = 0; i < s->channels.n; i++) {
+                const jl_track *t = &s->tracks[i];
+                if (t->ch.kind != JL_KIND_ENERGY)
+                        continue;
+                double e = (double)t->energy_uj / 1e6;
+                if (t->ch.estimated) {
+                        if (t->ch.scope == JL_SCOPE_NODE) {
+                                estimate += e;
+                                have_estimate = true;
+                        }
+                } else if (jl_scope_summed(t->ch.scope)) {
+                        domains += e;
+                        have_domains = true;
+                } else if (t->ch.scope == JL_SCOPE_NODE && !have_node) {
+                        node = e; /* one whole-node reading: psys and IPMI both see the same node */
+                        have_node = true;
+                }
+        }
+        jl_total_source src = have_domains ? JL_TOTAL_DOMAINS
+                              : have_node  ? JL_TOTAL_NODE
+                              : have_estimate ? JL_TOTAL_ESTIMATE
+                                              : JL_TOTAL_NONE;
+        if (ret_source)
+                *ret_source = src;
+        return src == JL_TOTAL_DOMAINS ? domains : src == JL_TOTAL_NODE ? node : estimate;
+}
+
+const char *jl_total_source_name(jl_total_source src)
+{
+        switch (src) {
+        case JL_TOTAL_DOMAINS:
+                return "domains";
+        case JL_TOTAL_NODE:
+                return "node";
+        case JL_TOTAL_ESTIMATE:
+                return "estimate";
+        default:
+                return "none";
+        }
+}
