@@ -49,12 +49,12 @@ int jl_sampler_open(const jl_provider_config *cfg, const char *const *only, jl_s
                 const jl_provider_ops *ops = *p;
                 if (!name_in(ops->name, only))
                         continue;
-                if (ops == &jl_provider_rapl_msr && have_channels(s, is_rapl_package)) {
+                if (strcmp(ops->name, "rapl-msr") == 0 && have_channels(s, is_rapl_package)) {
                         jl_notes_add(&s->notes, ops->name, -EEXIST,
                                      "not used: RAPL is already read through the powercap sysfs");
                         continue;
                 }
-                if (ops == &jl_provider_estimate && have_channels(s, is_measured_energy)) {
+                if (strcmp(ops->name, "estimate") == 0 && have_channels(s, is_measured_energy)) {
                         jl_notes_add(&s->notes, ops->name, -EEXIST,
                                      "not used: this machine has measured energy sensors");
                         continue;

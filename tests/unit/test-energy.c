@@ -1,0 +1,109 @@
+/* test-energy.c - counter unwrapping and the sampler's accounting: wraps, glitches, errors, totals. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "energy.h"
+#include "sampler.h"
+#include "tap.h"
+
+static jl_sampler *fake_sampler(const jl_channel *chs, size_t n)
+{
+        jl_sampler *s = calloc(1, sizeof(*s));
+        for (size_t i = 0; i < n; i++)
+                jl_channels_add(&s->channels, &chs[i]);
+        s->tracks = calloc(n, sizeof(*s->tracks));
+        s->values = calloc(n, sizeof(*s->values));
+        for (size_t i = 0; i < n; i++)
+                s->tracks[i].ch = chs[i];
+        return s;
+}
+
+int main(void)
+{
+        uint64_t d = 0;
+        bool w = false;
+        is_int(jl_energy_delta(100, 250, 1000, &d, &w), 0, "plain delta");
+        is_int(d, 150, "delta 150");
+        ok(!w, "no wrap");
+        is_int(jl_energy_delta(900, 100, 1000, &d, &w), 0, "wrap");
+        is_int(d, 200, "wrapped delta = 100 + 1000 - 900");
+        ok(w, "wrap flagged");
+        is_int(jl_energy_delta(600, 500, 1000, &d, &w), -ERANGE, "backwards without a plausible wrap is a glitch");
+        is_int(jl_energy_delta(100, 700, 1000, &d, &w), -ERANGE, "jump beyond half range");
+        is_int(jl_energy_delta(100, 1001, 1000, &d, &w), -ERANGE, "value outside range");
+        is_int(jl_energy_delta(5, 4, 0, &d, &w), -ERANGE, "64-bit counter backwards");
+        is_int(jl_energy_delta(5, UINT64_MAX, 0, &d, &w), 0, "64-bit counter large step is allowed here");
+
+        jl_channel chs[] = {
+                {.name = "package-0", .provider = "rapl", .kind = JL_KIND_ENERGY, .scope = JL_SCOPE_PACKAGE,
+                 .wrap_uj = 1000000},
+                {.name = "core-0", .provider = "rapl", .kind = JL_KIND_ENERGY, .scope = JL_SCOPE_SUBDOMAIN,
+                 .wrap_uj = 1000000},
+                {.name = "dram-0", .provider = "rapl", .kind = JL_KIND_ENERGY, .scope = JL_SCOPE_DRAM,
+                 .wrap_uj = 1000000},
+                {.name = "temp", .provider = "hwmon", .kind = JL_KIND_TEMPERATURE, .scope = JL_SCOPE_OTHER},
+        };
+        jl_sampler *s = fake_sampler(chs, 4);
+        jl_value v[4] = {0};
+        /* package at 10 W (0.1 J per 10 ms), wrapping every second; dram at 1 W; core 5 W. */
+        uint64_t pkg = 0, core = 0, dram = 0, truth_pkg = 0;
+        for (int k = 0; k <= 500; k++) {
+                uint64_t t = (uint64_t)k * 10000000ULL + 1;
+                v[0].counter = pkg % 1000000;
+                v[1].counter = core % 1000000;
+                v[2].counter = dram % 1000000;
+                v[3].gauge = 40 + (k % 10);
+                jl_sampler_account(s, v, t, t);
+                pkg += 100000;
+                core += 50000;
+                dram += 10000;
+                truth_pkg += k < 500 ? 100000 : 0;
+        }
+        is_int(s->tracks[0].energy_uj, truth_pkg, "package energy across 50 wraps");
+        is_int(s->tracks[0].wraps, 50, "50 wraps");
+        is_near(s->tracks[0].power_max_w, 10, 1e-9, "max power 10 W");
+        is_near(jl_sampler_duration_s(s), 5.0, 1e-9, "duration 5 s");
+        jl_total_source src;
+        is_near(jl_sampler_total_energy_j(s, &src), 50 + 5, 1e-9, "total = package + dram, core not summed");
+        is_int(src, JL_TOTAL_DOMAINS, "total from domains");
+        is_near(s->tracks[3].max, 49, 1e-9, "temperature max");
+        is_near(jl_track_mean(&s->tracks[3]), 44.5, 0.1, "temperature time-weighted mean");
+
+        /* A counter that goes backwards without a wrap: the interval is bridged at the last power. */
+        v[0].counter = pkg % 1000000;
+        v[1].counter = core % 1000000;
+        v[2].counter = dram % 1000000;
+        jl_sampler_account(s, v, 501ULL * 10000000ULL + 1, 501ULL * 10000000ULL + 1);
+        uint64_t before = s->tracks[2].energy_uj;
+        pkg += 100000;
+        core += 50000;
+        v[0].counter = pkg % 1000000;
+        v[1].counter = core % 1000000;
+        v[2].counter = dram % 1000000 - 5000; /* dram steps back: glitch */
+        jl_sampler_account(s, v, 502ULL * 10000000ULL + 1, 502ULL * 10000000ULL + 1);
+        is_int(s->tracks[2].glitches, 1, "glitch counted");
+        is_near((double)(s->tracks[2].energy_uj - before), 10000, 1, "bridged with 1 W over 10 ms");
+
+        /* A read error leaves the energy untouched and is counted. */
+        before = s->tracks[0].energy_uj;
+        v[0].err = -ENXIO;
+        jl_sampler_account(s, v, 503ULL * 10000000ULL + 1, 503ULL * 10000000ULL + 1);
+        is_int(s->tracks[0].energy_uj, before, "no energy from a failed read");
+        is_int(s->tracks[0].errors, 1, "error counted");
+        is_int(s->tracks[0].last_err, -ENXIO, "error kept");
+
+        /* Suspend detection: boottime advanced 30 s more than monotonic. */
+        jl_sampler_account(s, v, 504ULL * 10000000ULL + 1, 504ULL * 10000000ULL + 1 + 30000000000ULL);
+        is_near(jl_sampler_suspended_s(s), 30, 1e-6, "suspend of 30 s detected");
+
+        jl_sampler_reset_stats(s);
+        is_int(s->tracks[0].energy_uj, 0, "reset clears energy");
+        ok(s->tracks[0].have_last, "reset keeps the counter baseline");
+
+        jl_channels_free(&s->channels);
+        free(s->tracks);
+        free(s->values);
+        free(s);
+        return tap_done();
+}
