@@ -1,0 +1,80 @@
+/* config.h - joule's one YAML configuration file (/etc/joule/joule.yml, -c FILE or $JOULE_CONFIG): every
+ * key with its default, typed, and errors that name the file, line and key. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOULE_CONFIG_DEFAULT_PATH "/etc/joule/joule.yml"
+
+typedef struct {
+        char *path; /* the file read, or NULL when only defaults apply */
+        struct {
+                char *url; /* SQLite path or postgresql://... */
+        } database;
+        struct {
+                char *name;       /* default: the host name */
+                double period_s;  /* power monitoring period */
+                char *dbd;        /* host:port of joule-dbd; NULL: write to the store directly */
+                char *socket;     /* local API socket */
+                char *control_listen;
+                char *metrics_listen;
+                char **admins;    /* NULL-terminated */
+                char *partition;
+                char *island;
+                char *spool;      /* spool file for records while the dbd is unreachable */
+        } node;
+        struct {
+                char *listen;
+                uint64_t batch_records;
+                uint64_t batch_ms;
+                double aggregation_period_s;
+                uint64_t max_memory_mb;
+        } dbd;
+        struct {
+                double sampling_rate_ms; /* measure/runner sampling interval */
+                char **hwmon_sensors;    /* "chip/feature" patterns; NULL: all */
+        } measurement;
+        struct {
+                double idle_w;
+                double max_w;
+        } estimate;
+        struct {
+                double sleep_time_no_job;
+                double sleep_time_after_job;
+                char *jobs_processing; /* fifo | random */
+                double time_between_control_workload_validations;
+                char *control_workload;
+                char *cleanup_script;
+                uint64_t temperature_max_tries;
+        } runner;
+        struct {
+                int64_t id;
+                char *description;
+                double base_temperature_value;
+                char *base_temperature_chip;
+                char *base_temperature_feature;
+                char *profile; /* benchmarking | profiling */
+        } machine;
+        struct {
+                char *server;   /* smtp://host:port or smtps://host:port */
+                char *user;
+                char *password;
+                char *sender;
+                bool starttls;
+        } smtp;
+        struct {
+                char *notification_email;
+        } admin;
+} joule_config;
+
+/* Fill with every default. */
+int joule_config_init(joule_config *c);
+/* Read `path` (NULL: $JOULE_CONFIG, else /etc/joule/joule.yml when it exists, else defaults only) over the
+ * defaults. On error returns a negative errno and writes "FILE:LINE: key: what is wrong" to err. */
+int joule_config_load(joule_config *c, const char *path, char *err, size_t errlen);
+/* Parse YAML text (for tests and fuzzing); `name` is used in messages. */
+int joule_config_load_string(joule_config *c, const char *name, const char *text, size_t len, char *err,
+                             size_t errlen);
+void joule_config_free(joule_config *c);
