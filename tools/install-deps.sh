@@ -1,0 +1,25 @@
+#!/bin/bash
+# install-deps.sh - install everything joule needs to build, run and test on Debian 12 (as root).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+        # build
+        gcc clang meson ninja-build pkg-config git
+        libsensors-dev libyaml-dev libfreeipmi-dev
+        # tests: sanitizers' and libFuzzer's runtime, valgrind, python for JSON checks
+        libclang-rt-14-dev valgrind python3 util-linux procps
+        # real peers and oracles: powercap-info, sensors, node_exporter; stress-ng as a workload
+        powercap-utils lm-sensors prometheus-node-exporter stress-ng
+)
+missing=()
+for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# node_exporter's package starts a service on :9100 where systemd runs; tests start their own on loopback.
+if command -v systemctl >/dev/null && systemctl is-active -q prometheus-node-exporter 2>/dev/null; then
+        systemctl stop prometheus-node-exporter || true
+fi

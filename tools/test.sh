@@ -1,0 +1,72 @@
+#!/bin/bash
+# test.sh - on a fresh Debian 12 machine as root: install, build and run joule's whole test suite:
+#   1. gcc build with ASan+UBSan: every test (unit, system with emulated nodes and real peers)
+#   2. clang build: warning-free compile, unit tests
+#   3. valgrind (memcheck) over the unit tests of a plain build
+#   4. the libFuzzer targets, each for a bounded time
+# Ends with the line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+
+passed=0
+failed=0
+out=${JOULE_TEST_OUT:-build-test}
+mkdir -p "$out"
+
+count() { # count meson's results from a testlog.json
+        local log=$1
+        local p f
+        p=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
+        f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
+        passed=$((passed + ${p:-0}))
+        failed=$((failed + ${f:-0}))
+}
+
+step() { echo; echo "=== $*"; }
+
+step "gcc + ASan + UBSan: all tests"
+if CC=gcc meson setup --wipe "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null &&
+        ninja -C "$out/asan"; then
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+                meson test -C "$out/asan" --print-errorlogs --num-processes 2 || true
+        count "$out/asan/meson-logs/testlog.json"
+else
+        echo "build failed"; failed=$((failed + 1))
+fi
+
+step "clang: build and unit tests"
+if CC=clang meson setup --wipe "$out/clang" -Dfuzz=true >/dev/null && ninja -C "$out/clang"; then
+        meson test -C "$out/clang" --suite unit --print-errorlogs || true
+        count "$out/clang/meson-logs/testlog.json"
+else
+        echo "build failed"; failed=$((failed + 1))
+fi
+
+step "valgrind: unit tests"
+if CC=gcc meson setup --wipe "$out/plain" >/dev/null && ninja -C "$out/plain"; then
+        meson test -C "$out/plain" --suite unit --print-errorlogs \
+                --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' ||
+                true
+        count "$out/plain/meson-logs/testlog.json"
+else
+        echo "build failed"; failed=$((failed + 1))
+fi
+
+step "libFuzzer targets (bounded)"
+for f in "$out"/clang/tests/fuzz/fuzz-*; do
+        [ -f "$f" ] && [ -x "$f" ] || continue
+        name=$(basename "$f")
+        corpus=tests/fuzz/corpus/${name#fuzz-}
+        mkdir -p "$out/corpus-$name"
+        if "$f" -max_total_time="${JOULE_FUZZ_SECONDS:-15}" -timeout=5 "$out/corpus-$name" \
+                $( [ -d "$corpus" ] && echo "$corpus" ) >"$out/$name.log" 2>&1; then
+                echo "ok: $name"; passed=$((passed + 1))
+        else
+                echo "FAIL: $name"; tail -30 "$out/$name.log"; failed=$((failed + 1))
+        fi
+done
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
