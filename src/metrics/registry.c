@@ -4,5 +4,6 @@
 
 const jl_provider_ops *const jl_providers[] = {
         &jl_provider_rapl,
+        &jl_provider_rapl_msr,
         NULL,
 };
