@@ -5,5 +5,9 @@
 const jl_provider_ops *const jl_providers[] = {
         &jl_provider_rapl,
         &jl_provider_rapl_msr,
+        &jl_provider_hwmon,
+        &jl_provider_cpufreq,
+        &jl_provider_proc,
+        &jl_provider_estimate,
         NULL,
 };

@@ -1,0 +1,347 @@
+/* hwmon.c - the "hwmon" provider: temperature, power and energy inputs of every hwmon chip through
+ * libsensors, named as `sensors` prints them ("coretemp-isa-0000/Package id 0"), and jl_hwmon_read_temp()
+ * (see hwmon.h). libsensors' one global init is shared by a reference count. */
+#include "hwmon.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sensors/error.h>
+#include <sensors/sensors.h>
+
+#include "macro.h"
+
+/* Plausible ranges; anything outside is a broken sensor, not a reading. */
+#define TEMP_C_MIN (-100.0)
+#define TEMP_C_MAX 300.0
+#define POWER_W_MAX 1e5    /* 100 kW: more than any node */
+#define ENERGY_J_MAX 1.8e13 /* µJ must fit in 64 bits */
+
+static pthread_mutex_t sensors_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned sensors_users;
+static char sensors_parse_msg[200]; /* the first configuration error of the latest sensors_init() */
+
+/* libsensors prints configuration errors on stderr by default; a library does not. Keep the first. */
+static void quiet_parse_error(const char *err, const char *filename, int lineno)
+{
+        if (!sensors_parse_msg[0])
+                snprintf(sensors_parse_msg, sizeof(sensors_parse_msg), "%s:%d: %s",
+                         filename ? filename : "sensors configuration", lineno, err);
+}
+
+/* Returns 0, or a negative libsensors error (reason in sensors_parse_msg when it was the configuration). */
+static int sensors_acquire(char *reason, size_t size)
+{
+        int r = 0;
+        pthread_mutex_lock(&sensors_lock);
+        if (sensors_users == 0) {
+                sensors_parse_msg[0] = '\0';
+                sensors_parse_error_wfn = quiet_parse_error;
+                r = sensors_init(NULL);
+                if (r != 0) {
+                        if (reason)
+                                snprintf(reason, size, "%s%s%s", sensors_strerror(r),
+                                         sensors_parse_msg[0] ? ": " : "", sensors_parse_msg);
+                        r = r < 0 ? r : -r;
+                }
+        }
+        if (r == 0)
+                sensors_users++;
+        pthread_mutex_unlock(&sensors_lock);
+        return r;
+}
+
+static void sensors_release(void)
+{
+        pthread_mutex_lock(&sensors_lock);
+        if (sensors_users > 0 && --sensors_users == 0)
+                sensors_cleanup();
+        pthread_mutex_unlock(&sensors_lock);
+}
+
+/* Read a subfeature; libsensors' errors become errno values (fopen's and read's errno where there is one). */
+static int get_value(const sensors_chip_name *chip, int nr, double *ret)
+{
+        double v;
+        errno = 0;
+        int r = sensors_get_value(chip, nr, &v);
+        int saved = errno;
+        if (r == 0) {
+                *ret = v;
+                return 0;
+        }
+        switch (r < 0 ? -r : r) {
+        case SENSORS_ERR_KERNEL: /* the file could not be opened */
+                return saved > 0 ? -saved : -ENXIO;
+        case SENSORS_ERR_ACCESS_R: /* empty, garbage, or a read error other than EIO */
+                return saved > 0 ? -saved : -EINVAL;
+        case SENSORS_ERR_IO:
+                return -EIO;
+        case SENSORS_ERR_DIV_ZERO:
+                return -EDOM;
+        default:
+                return -EIO;
+        }
+}
+
+/* Range checks per kind; the value is already in °C, W or J. */
+static int check_value(jl_kind kind, double v)
+{
+        if (!isfinite(v))
+                return -ERANGE;
+        switch (kind) {
+        case JL_KIND_TEMPERATURE:
+                return v >= TEMP_C_MIN && v <= TEMP_C_MAX ? 0 : -ERANGE;
+        case JL_KIND_POWER:
+                return v >= 0 && v <= POWER_W_MAX ? 0 : -ERANGE;
+        case JL_KIND_ENERGY:
+                return v >= 0 && v <= ENERGY_J_MAX ? 0 : -ERANGE;
+        default:
+                return -EINVAL;
+        }
+}
+
+static int read_channel(const sensors_chip_name *chip, int nr, jl_kind kind, jl_value *ret)
+{
+        double v;
+        int r = get_value(chip, nr, &v);
+        if (r == 0)
+                r = check_value(kind, v);
+        if (r < 0)
+                return r;
+        if (kind == JL_KIND_ENERGY)
+                ret->counter = (uint64_t)llround(v * 1e6);
+        else
+                ret->gauge = v;
+        return 0;
+}
+
+static bool wanted(const char *const *patterns, const char *name)
+{
+        if (!patterns)
+                return true;
+        for (; *patterns; patterns++)
+                if (fnmatch(*patterns, name, 0) == 0)
+                        return true;
+        return false;
+}
+
+typedef struct {
+        const sensors_chip_name *chip; /* libsensors' own, valid until sensors_cleanup() */
+        int subfeature;
+        jl_kind kind;
+} hwmon_input;
+
+typedef struct {
+        size_t n, cap;
+        hwmon_input *in;
+} hwmon_state;
+
+static void hwmon_close(void *state)
+{
+        hwmon_state *st = state;
+        if (!st)
+                return;
+        free(st->in);
+        free(st);
+        sensors_release();
+}
+
+/* The input subfeature and kind of a feature joule reads; NULL for the others. */
+static const sensors_subfeature *input_of(const sensors_chip_name *chip, const sensors_feature *f, jl_kind *kind)
+{
+        const sensors_subfeature *sf = NULL;
+        switch (f->type) {
+        case SENSORS_FEATURE_TEMP:
+                *kind = JL_KIND_TEMPERATURE;
+                sf = sensors_get_subfeature(chip, f, SENSORS_SUBFEATURE_TEMP_INPUT);
+                break;
+        case SENSORS_FEATURE_POWER:
+                *kind = JL_KIND_POWER;
+                sf = sensors_get_subfeature(chip, f, SENSORS_SUBFEATURE_POWER_INPUT);
+                if (!sf)
+                        sf = sensors_get_subfeature(chip, f, SENSORS_SUBFEATURE_POWER_AVERAGE);
+                break;
+        case SENSORS_FEATURE_ENERGY:
+                *kind = JL_KIND_ENERGY;
+                sf = sensors_get_subfeature(chip, f, SENSORS_SUBFEATURE_ENERGY_INPUT);
+                break;
+        default:
+                break;
+        }
+        return sf;
+}
+
+/* Add one feature as a channel, or leave a note saying why not. Returns 0 or -ENOMEM. */
+static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const char *chip_name,
+                       const sensors_subfeature *sf, jl_kind kind,
+                       const char *name, jl_channels *channels, jl_notes *notes)
+{
+        char subject[JL_NAME_MAX + 8];
+        snprintf(subject, sizeof(subject), "hwmon/%s", name);
+        if (!(sf->flags & SENSORS_MODE_R))
+                return jl_notes_add(notes, subject, -EACCES, "%s: %s", sf->name, jl_errno_hint(-EACCES));
+        jl_value v;
+        int r = read_channel(chip, sf->number, kind, &v);
+        if (r < 0)
+                return jl_notes_add(notes, subject, r, "%s/%s: %s", chip->path ? chip->path : chip_name, sf->name,
+                                    jl_errno_hint(r));
+
+        jl_channel ch = {
+                .provider = "hwmon",
+                .kind = kind,
+                /* An ACPI power meter measures the whole node; other chips' power is a part of it. */
+                .scope = kind == JL_KIND_TEMPERATURE                   ? JL_SCOPE_OTHER
+                         : strcmp(chip->prefix, "power_meter") == 0 ? JL_SCOPE_NODE
+                                                                      : JL_SCOPE_SUBDOMAIN,
+                .wrap_uj = 0,
+        };
+        snprintf(ch.name, sizeof(ch.name), "%s", name);
+        if (st->n == st->cap) {
+                size_t ncap = st->cap ? st->cap * 2 : 16;
+                hwmon_input *p = realloc(st->in, ncap * sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                st->in = p;
+                st->cap = ncap;
+        }
+        r = jl_channels_add(channels, &ch);
+        if (r < 0)
+                return r;
+        st->in[st->n++] = (hwmon_input){.chip = chip, .subfeature = sf->number, .kind = kind};
+        return 0;
+}
+
+static int hwmon_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
+{
+        const char *const *patterns = cfg ? cfg->hwmon_sensors : NULL;
+        char reason[256];
+        int r = sensors_acquire(reason, sizeof(reason));
+        if (r < 0) {
+                jl_notes_add(notes, "hwmon", -EIO, "libsensors cannot initialise: %s (check /etc/sensors3.conf)",
+                             reason);
+                return -EIO;
+        }
+        hwmon_state *st = calloc(1, sizeof(*st));
+        if (!st) {
+                sensors_release();
+                return -ENOMEM;
+        }
+
+        size_t before = channels->n, nchips = 0, matched = 0;
+        int cnr = 0;
+        const sensors_chip_name *chip;
+        r = 0;
+        while (r >= 0 && (chip = sensors_get_detected_chips(NULL, &cnr))) {
+                char chip_name[JL_NAME_MAX];
+                nchips++;
+                if (sensors_snprintf_chip_name(chip_name, sizeof(chip_name), chip) < 0)
+                        continue;
+                int fnr = 0;
+                const sensors_feature *f;
+                while (r >= 0 && (f = sensors_get_features(chip, &fnr))) {
+                        jl_kind kind;
+                        const sensors_subfeature *sf = input_of(chip, f, &kind);
+                        if (!sf)
+                                continue;
+                        _cleanup_free_ char *label = sensors_get_label(chip, f);
+                        char name[JL_NAME_MAX * 2];
+                        snprintf(name, sizeof(name), "%s/%s", chip_name, label ? label : f->name);
+                        if (!wanted(patterns, name))
+                                continue;
+                        matched++;
+                        if (strlen(name) >= JL_NAME_MAX) {
+                                r = jl_notes_add(notes, "hwmon", -ENAMETOOLONG, "%s: the name is too long",
+                                                 name);
+                                continue;
+                        }
+                        r = add_feature(st, chip, chip_name, sf, kind, name, channels, notes);
+                }
+        }
+        if (r < 0 || st->n == 0) {
+                channels->n = before;
+                hwmon_close(st);
+                if (r < 0)
+                        return r;
+                if (nchips == 0)
+                        r = -ENOENT, jl_notes_add(notes, "hwmon", r,
+                                                  "no hwmon chips: load the sensor drivers (sensors-detect), or "
+                                                  "this is a VM without sensors");
+                else if (matched == 0 && patterns)
+                        r = -ENOENT, jl_notes_add(notes, "hwmon", r,
+                                                  "%zu hwmon chip(s), but no temperature, power or energy input "
+                                                  "matches the configured hwmon_sensors patterns (see `sensors`)",
+                                                  nchips);
+                else if (matched == 0)
+                        r = -ENOENT, jl_notes_add(notes, "hwmon", r,
+                                                  "%zu hwmon chip(s), none with a temperature, power or energy "
+                                                  "input",
+                                                  nchips);
+                else
+                        r = -ENODEV, jl_notes_add(notes, "hwmon", r, "no readable hwmon input (see the notes above)");
+                return r;
+        }
+        *ret_state = st;
+        return 0;
+}
+
+static int hwmon_read(void *state, jl_value *values)
+{
+        hwmon_state *st = state;
+        for (size_t i = 0; i < st->n; i++) {
+                const hwmon_input *in = &st->in[i];
+                values[i].err = read_channel(in->chip, in->subfeature, in->kind, &values[i]);
+        }
+        return 0;
+}
+
+const jl_provider_ops jl_provider_hwmon = {
+        .name = "hwmon",
+        .description = "temperature, power and energy inputs of hwmon chips through libsensors",
+        .open = hwmon_open,
+        .read = hwmon_read,
+        .close = hwmon_close,
+};
+
+int jl_hwmon_read_temp(const char *chip_pattern, const char *feature_label, double *ret_c)
+{
+        if (!chip_pattern || !feature_label)
+                return -EINVAL;
+        sensors_chip_name match;
+        if (sensors_parse_chip_name(chip_pattern, &match) != 0)
+                return -EINVAL;
+        int r = sensors_acquire(NULL, 0);
+        if (r < 0) {
+                sensors_free_chip_name(&match);
+                return -EIO;
+        }
+        r = -ENOENT;
+        int cnr = 0;
+        const sensors_chip_name *chip;
+        while (r == -ENOENT && (chip = sensors_get_detected_chips(&match, &cnr))) {
+                int fnr = 0;
+                const sensors_feature *f;
+                while (r == -ENOENT && (f = sensors_get_features(chip, &fnr))) {
+                        if (f->type != SENSORS_FEATURE_TEMP)
+                                continue;
+                        _cleanup_free_ char *label = sensors_get_label(chip, f);
+                        if (!label || strcmp(label, feature_label) != 0)
+                                continue;
+                        const sensors_subfeature *sf = sensors_get_subfeature(chip, f, SENSORS_SUBFEATURE_TEMP_INPUT);
+                        if (!sf)
+                                continue;
+                        jl_value v;
+                        r = read_channel(chip, sf->number, JL_KIND_TEMPERATURE, &v);
+                        if (r == 0)
+                                *ret_c = v.gauge;
+                }
+        }
+        sensors_release();
+        sensors_free_chip_name(&match);
+        return r;
+}
