@@ -35,8 +35,8 @@ else
         echo "build failed"; failed=$((failed + 1))
 fi
 
-step "clang: build and unit tests"
-if CC=clang meson setup --wipe "$out/clang" -Dfuzz=true >/dev/null && ninja -C "$out/clang"; then
+step "clang + ASan + UBSan + fuzzing instrumentation: build and unit tests"
+if CC=clang meson setup --wipe "$out/clang" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null && ninja -C "$out/clang"; then
         meson test -C "$out/clang" --suite unit --print-errorlogs || true
         count "$out/clang/meson-logs/testlog.json"
 else

@@ -1,0 +1,403 @@
+/* msg.c - encoders and strict decoders of joule's daemon messages (see msg.h). */
+#include "msg.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Attribute numbers, per message. Never reuse a number for another meaning. */
+enum {
+        A_NODE = 1,
+        A_SEQ = 2,
+        A_START = 3,
+        A_END = 4,
+        A_ENERGY = 5,
+        A_POWER = 6,
+        A_TEMP_MAX = 7,
+        A_FREQ_AVG = 8,
+        A_JOB = 9,
+        A_STEP = 10,
+        A_DOMAIN = 11, /* nested: A_NAME, A_ENERGY */
+        A_NAME = 12,
+        A_CRED = 13,
+        A_KIND = 14, /* job: 0 begin, 1 end */
+        A_USER = 15,
+        A_TIME = 16,
+        A_COMPLETE = 17,
+        A_ERRNO = 18,
+        A_MESSAGE = 19,
+        A_NEXT_SEQ = 20,
+        A_MAX = 32,
+};
+
+static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *why, size_t whylen, const char *fmt, ...)
+{
+        if (why && whylen) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(why, whylen, fmt, ap);
+                va_end(ap);
+        }
+        return -EBADMSG;
+}
+
+static const char *attr_name(uint16_t t)
+{
+        static const char *const names[A_MAX] = {
+                [A_NODE] = "node",       [A_SEQ] = "seq",          [A_START] = "start",
+                [A_END] = "end",         [A_ENERGY] = "energy",    [A_POWER] = "power",
+                [A_TEMP_MAX] = "temp_max", [A_FREQ_AVG] = "freq_avg", [A_JOB] = "job",
+                [A_STEP] = "step",       [A_DOMAIN] = "domain",    [A_NAME] = "name",
+                [A_CRED] = "credential", [A_KIND] = "kind",        [A_USER] = "user",
+                [A_TIME] = "time",       [A_COMPLETE] = "complete", [A_ERRNO] = "errno",
+                [A_MESSAGE] = "message", [A_NEXT_SEQ] = "next_seq",
+        };
+        return t < A_MAX && names[t] ? names[t] : "?";
+}
+
+/* Walk the attributes of a payload: rejects overruns and duplicates of known attributes; calls fn for each
+ * known one. */
+typedef int (*attr_fn)(void *m, const jl_attr *a, char *why, size_t whylen);
+
+static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint32_t *seen, char *why,
+                size_t whylen)
+{
+        jl_rbuf r;
+        jl_attr a;
+        int k;
+        *seen = 0;
+        jl_rbuf_init(&r, payload, len);
+        while ((k = jl_rbuf_next(&r, &a)) > 0) {
+                if (a.type == 0 || a.type >= A_MAX)
+                        continue; /* unknown: a newer peer's addition */
+                if (a.type != A_DOMAIN) {
+                        if (*seen & (UINT32_C(1) << a.type))
+                                return bad(why, whylen, "attribute '%s' appears twice", attr_name(a.type));
+                }
+                *seen |= UINT32_C(1) << a.type;
+                int rr = fn(m, &a, why, whylen);
+                if (rr < 0)
+                        return rr;
+        }
+        if (k < 0)
+                return bad(why, whylen, "an attribute overruns the payload (truncated frame?)");
+        return 0;
+}
+
+static int get_u64(const jl_attr *a, uint64_t *v, char *why, size_t whylen)
+{
+        return jl_attr_u64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type)) : 0;
+}
+
+static int get_i64(const jl_attr *a, int64_t *v, char *why, size_t whylen)
+{
+        return jl_attr_i64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type)) : 0;
+}
+
+static int get_double(const jl_attr *a, double *v, char *why, size_t whylen)
+{
+        return jl_attr_double(a, v) < 0 ? bad(why, whylen, "'%s' is not a finite number", attr_name(a->type))
+                                        : 0;
+}
+
+static int get_str(const jl_attr *a, char *buf, size_t size, char *why, size_t whylen)
+{
+        int r = jl_attr_str(a, buf, size);
+        if (r == -ENAMETOOLONG)
+                return bad(why, whylen, "'%s' is longer than %zu bytes", attr_name(a->type), size - 1);
+        if (r < 0)
+                return bad(why, whylen, "'%s' holds a NUL byte", attr_name(a->type));
+        return 0;
+}
+
+static int require(uint32_t seen, const int *attrs, size_t n, char *why, size_t whylen)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!(seen & (UINT32_C(1) << attrs[i])))
+                        return bad(why, whylen, "required attribute '%s' is missing", attr_name((uint16_t)attrs[i]));
+        return 0;
+}
+
+static int finish(jl_wbuf *w)
+{
+        const uint8_t *d;
+        size_t n;
+        return jl_wbuf_finish(w, &d, &n);
+}
+
+/* HELLO */
+
+int jl_msg_hello_encode(const jl_msg_hello *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_HELLO, 0, id);
+        jl_wbuf_put_str(w, A_NODE, m->node);
+        jl_wbuf_put_u64(w, A_NEXT_SEQ, m->next_seq);
+        if (m->cred_len)
+                jl_wbuf_put_bytes(w, A_CRED, m->cred, m->cred_len);
+        return finish(w);
+}
+
+static int hello_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_hello *m = p;
+        switch (a->type) {
+        case A_NODE:
+                return get_str(a, m->node, sizeof(m->node), why, whylen);
+        case A_NEXT_SEQ:
+                return get_u64(a, &m->next_seq, why, whylen);
+        case A_CRED:
+                m->cred = a->value;
+                m->cred_len = a->len;
+                return 0;
+        }
+        return 0;
+}
+
+int jl_msg_hello_decode(const uint8_t *payload, size_t len, jl_msg_hello *ret, char *why, size_t whylen)
+{
+        jl_msg_hello m = {0};
+        uint32_t seen;
+        int r = walk(payload, len, &m, hello_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_NODE, A_NEXT_SEQ}, 2, why, whylen);
+        if (r == 0 && m.node[0] == '\0')
+                r = bad(why, whylen, "the node name is empty");
+        if (r == 0)
+                *ret = m;
+        return r;
+}
+
+/* RECORD */
+
+int jl_msg_record_encode(const jl_msg_record *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_RECORD, 0, id);
+        jl_wbuf_put_str(w, A_NODE, m->node);
+        jl_wbuf_put_u64(w, A_SEQ, m->seq);
+        jl_wbuf_put_u64(w, A_START, m->start_us);
+        jl_wbuf_put_u64(w, A_END, m->end_us);
+        jl_wbuf_put_u64(w, A_ENERGY, m->energy_uj);
+        jl_wbuf_put_double(w, A_POWER, m->avg_power_w);
+        if (isfinite(m->temp_max_c))
+                jl_wbuf_put_double(w, A_TEMP_MAX, m->temp_max_c);
+        if (isfinite(m->freq_avg_khz))
+                jl_wbuf_put_double(w, A_FREQ_AVG, m->freq_avg_khz);
+        if (m->job_id[0]) {
+                jl_wbuf_put_str(w, A_JOB, m->job_id);
+                jl_wbuf_put_i64(w, A_STEP, m->step_id);
+        }
+        if (m->ndomains > JL_MSG_DOMAINS_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < m->ndomains; i++) {
+                jl_wbuf_nest_begin(w, A_DOMAIN);
+                jl_wbuf_put_str(w, A_NAME, m->domains[i].name);
+                jl_wbuf_put_u64(w, A_ENERGY, m->domains[i].energy_uj);
+                jl_wbuf_nest_end(w);
+        }
+        return finish(w);
+}
+
+static int domain_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_record *m = p;
+        size_t i = m->ndomains;
+        switch (a->type) {
+        case A_NAME:
+                return get_str(a, m->domains[i].name, sizeof(m->domains[i].name), why, whylen);
+        case A_ENERGY:
+                return get_u64(a, &m->domains[i].energy_uj, why, whylen);
+        }
+        return 0;
+}
+
+static int record_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_record *m = p;
+        switch (a->type) {
+        case A_NODE:
+                return get_str(a, m->node, sizeof(m->node), why, whylen);
+        case A_SEQ:
+                return get_u64(a, &m->seq, why, whylen);
+        case A_START:
+                return get_u64(a, &m->start_us, why, whylen);
+        case A_END:
+                return get_u64(a, &m->end_us, why, whylen);
+        case A_ENERGY:
+                return get_u64(a, &m->energy_uj, why, whylen);
+        case A_POWER:
+                return get_double(a, &m->avg_power_w, why, whylen);
+        case A_TEMP_MAX:
+                return get_double(a, &m->temp_max_c, why, whylen);
+        case A_FREQ_AVG:
+                return get_double(a, &m->freq_avg_khz, why, whylen);
+        case A_JOB:
+                return get_str(a, m->job_id, sizeof(m->job_id), why, whylen);
+        case A_STEP:
+                return get_i64(a, &m->step_id, why, whylen);
+        case A_DOMAIN: {
+                if (m->ndomains == JL_MSG_DOMAINS_MAX)
+                        return bad(why, whylen, "more than %d domains", JL_MSG_DOMAINS_MAX);
+                jl_rbuf r;
+                jl_attr_nested(a, &r);
+                uint32_t seen;
+                int rr = walk(r.p, r.left, m, domain_attr, &seen, why, whylen);
+                if (rr == 0)
+                        rr = require(seen, (const int[]){A_NAME, A_ENERGY}, 2, why, whylen);
+                if (rr < 0)
+                        return rr;
+                m->ndomains++;
+                return 0;
+        }
+        }
+        return 0;
+}
+
+int jl_msg_record_decode(const uint8_t *payload, size_t len, jl_msg_record *ret, char *why, size_t whylen)
+{
+        jl_msg_record m = {.temp_max_c = NAN, .freq_avg_khz = NAN, .step_id = -1};
+        uint32_t seen;
+        int r = walk(payload, len, &m, record_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_NODE, A_SEQ, A_START, A_END, A_ENERGY, A_POWER}, 6, why,
+                            whylen);
+        if (r == 0 && m.node[0] == '\0')
+                r = bad(why, whylen, "the node name is empty");
+        if (r == 0 && m.end_us < m.start_us)
+                r = bad(why, whylen, "the window ends before it starts");
+        if (r == 0 && (m.avg_power_w < 0 || m.avg_power_w > 1e7))
+                r = bad(why, whylen, "average power %g W is absurd", m.avg_power_w);
+        if (r == 0)
+                *ret = m;
+        return r;
+}
+
+/* JOB */
+
+int jl_msg_job_encode(const jl_msg_job *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_JOB, 0, id);
+        jl_wbuf_put_str(w, A_NODE, m->node);
+        jl_wbuf_put_u64(w, A_SEQ, m->seq);
+        jl_wbuf_put_u64(w, A_KIND, m->end ? 1 : 0);
+        jl_wbuf_put_str(w, A_JOB, m->job_id);
+        jl_wbuf_put_i64(w, A_STEP, m->step_id);
+        jl_wbuf_put_str(w, A_USER, m->user);
+        jl_wbuf_put_u64(w, A_TIME, m->time_us);
+        jl_wbuf_put_u64(w, A_ENERGY, m->energy_uj);
+        jl_wbuf_put_u64(w, A_COMPLETE, m->complete ? 1 : 0);
+        return finish(w);
+}
+
+static int job_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_job *m = p;
+        uint64_t v;
+        int r;
+        switch (a->type) {
+        case A_NODE:
+                return get_str(a, m->node, sizeof(m->node), why, whylen);
+        case A_SEQ:
+                return get_u64(a, &m->seq, why, whylen);
+        case A_KIND:
+        case A_COMPLETE:
+                r = get_u64(a, &v, why, whylen);
+                if (r == 0 && v > 1)
+                        return bad(why, whylen, "'%s' must be 0 or 1", attr_name(a->type));
+                if (a->type == A_KIND)
+                        m->end = v == 1;
+                else
+                        m->complete = v == 1;
+                return r;
+        case A_JOB:
+                return get_str(a, m->job_id, sizeof(m->job_id), why, whylen);
+        case A_STEP:
+                return get_i64(a, &m->step_id, why, whylen);
+        case A_USER:
+                return get_str(a, m->user, sizeof(m->user), why, whylen);
+        case A_TIME:
+                return get_u64(a, &m->time_us, why, whylen);
+        case A_ENERGY:
+                return get_u64(a, &m->energy_uj, why, whylen);
+        }
+        return 0;
+}
+
+int jl_msg_job_decode(const uint8_t *payload, size_t len, jl_msg_job *ret, char *why, size_t whylen)
+{
+        jl_msg_job m = {0};
+        uint32_t seen;
+        int r = walk(payload, len, &m, job_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_NODE, A_SEQ, A_KIND, A_JOB, A_STEP, A_TIME}, 6, why, whylen);
+        if (r == 0 && (m.node[0] == '\0' || m.job_id[0] == '\0'))
+                r = bad(why, whylen, "the node name or job id is empty");
+        if (r == 0)
+                *ret = m;
+        return r;
+}
+
+/* ACK, ERROR */
+
+int jl_msg_ack_encode(const jl_msg_ack *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_ACK, 0, id);
+        jl_wbuf_put_u64(w, A_SEQ, m->seq);
+        return finish(w);
+}
+
+static int ack_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_ack *m = p;
+        return a->type == A_SEQ ? get_u64(a, &m->seq, why, whylen) : 0;
+}
+
+int jl_msg_ack_decode(const uint8_t *payload, size_t len, jl_msg_ack *ret, char *why, size_t whylen)
+{
+        jl_msg_ack m = {0};
+        uint32_t seen;
+        int r = walk(payload, len, &m, ack_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_SEQ}, 1, why, whylen);
+        if (r == 0)
+                *ret = m;
+        return r;
+}
+
+int jl_msg_error_encode(const jl_msg_error *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_ERROR, 0, id);
+        jl_wbuf_put_i64(w, A_ERRNO, m->err);
+        jl_wbuf_put_str(w, A_MESSAGE, m->message);
+        return finish(w);
+}
+
+static int error_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_error *m = p;
+        int64_t e;
+        switch (a->type) {
+        case A_ERRNO:
+                if (get_i64(a, &e, why, whylen) < 0 || e > 0 || e < -4095)
+                        return bad(why, whylen, "'errno' is not a negative errno");
+                m->err = (int32_t)e;
+                return 0;
+        case A_MESSAGE:
+                return get_str(a, m->message, sizeof(m->message), why, whylen);
+        }
+        return 0;
+}
+
+int jl_msg_error_decode(const uint8_t *payload, size_t len, jl_msg_error *ret, char *why, size_t whylen)
+{
+        jl_msg_error m = {0};
+        uint32_t seen;
+        int r = walk(payload, len, &m, error_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_ERRNO}, 1, why, whylen);
+        if (r == 0)
+                *ret = m;
+        return r;
+}

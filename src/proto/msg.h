@@ -1,0 +1,82 @@
+/* msg.h - the typed messages jouled, joule-dbd and the control clients exchange, and their strict
+ * encoders/decoders over the TLV wire format (wire.h). A decoder checks every required attribute, rejects
+ * duplicates, bad types and out-of-range values with -EBADMSG, and ignores attributes it does not know
+ * (so that newer nodes can talk to an older dbd of the same protocol version). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+enum {
+        JL_MSG_HELLO = 1,  /* node -> dbd: who I am (with a MUNGE credential) */
+        JL_MSG_RECORD = 2, /* node -> dbd: one periodic power record */
+        JL_MSG_JOB = 3,    /* node -> dbd: job/step begin or end with its energy */
+        JL_MSG_ACK = 4,    /* dbd -> node: every record up to seq is stored */
+        JL_MSG_ERROR = 5,  /* either way: a request was rejected, with errno and words */
+};
+
+#define JL_MSG_NAME_MAX 64
+#define JL_MSG_DOMAINS_MAX 32
+
+typedef struct {
+        char node[JL_MSG_NAME_MAX];
+        uint64_t next_seq; /* the next sequence number the node will send */
+        size_t cred_len;
+        const uint8_t *cred; /* points into the decoded payload */
+} jl_msg_hello;
+
+typedef struct {
+        char node[JL_MSG_NAME_MAX];
+        uint64_t seq;      /* per node, strictly increasing: the dbd drops duplicates by (node, seq) */
+        uint64_t start_us; /* window, µs since the epoch (UTC) */
+        uint64_t end_us;
+        uint64_t energy_uj; /* the node's energy in the window */
+        double avg_power_w;
+        double temp_max_c;   /* NAN: no sensor */
+        double freq_avg_khz; /* NAN: no cpufreq */
+        char job_id[JL_MSG_NAME_MAX]; /* "" when idle */
+        int64_t step_id;              /* -1 when idle */
+        size_t ndomains;
+        struct {
+                char name[JL_MSG_NAME_MAX];
+                uint64_t energy_uj;
+        } domains[JL_MSG_DOMAINS_MAX];
+} jl_msg_record;
+
+typedef struct {
+        char node[JL_MSG_NAME_MAX];
+        uint64_t seq;
+        bool end; /* false: begin */
+        char job_id[JL_MSG_NAME_MAX];
+        int64_t step_id;
+        char user[JL_MSG_NAME_MAX];
+        uint64_t time_us;
+        uint64_t energy_uj; /* end: energy of the step on this node */
+        bool complete;      /* end: false when the node lost track (daemon restarted mid-step) */
+} jl_msg_job;
+
+typedef struct {
+        uint64_t seq;
+} jl_msg_ack;
+
+typedef struct {
+        int32_t err; /* negative errno */
+        char message[256];
+} jl_msg_error;
+
+/* Encoders append a whole frame to a fresh jl_wbuf (caller frees it). Return 0 or negative errno. */
+int jl_msg_hello_encode(const jl_msg_hello *m, uint32_t id, jl_wbuf *w);
+int jl_msg_record_encode(const jl_msg_record *m, uint32_t id, jl_wbuf *w);
+int jl_msg_job_encode(const jl_msg_job *m, uint32_t id, jl_wbuf *w);
+int jl_msg_ack_encode(const jl_msg_ack *m, uint32_t id, jl_wbuf *w);
+int jl_msg_error_encode(const jl_msg_error *m, uint32_t id, jl_wbuf *w);
+
+/* Decoders of a frame's payload: 0, or -EBADMSG with a reason in why (what was wrong, for the log). */
+int jl_msg_hello_decode(const uint8_t *payload, size_t len, jl_msg_hello *ret, char *why, size_t whylen);
+int jl_msg_record_decode(const uint8_t *payload, size_t len, jl_msg_record *ret, char *why, size_t whylen);
+int jl_msg_job_decode(const uint8_t *payload, size_t len, jl_msg_job *ret, char *why, size_t whylen);
+int jl_msg_ack_decode(const uint8_t *payload, size_t len, jl_msg_ack *ret, char *why, size_t whylen);
+int jl_msg_error_decode(const uint8_t *payload, size_t len, jl_msg_error *ret, char *why, size_t whylen);

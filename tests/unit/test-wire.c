@@ -1,0 +1,192 @@
+/* test-wire.c - frames, TLV attributes and daemon messages: round trips and every kind of bad input. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+#include "tap.h"
+#include "wire.h"
+
+static jl_msg_record sample_record(void)
+{
+        jl_msg_record m = {.seq = 42, .start_us = 1000000, .end_us = 11000000, .energy_uj = 1234567890,
+                           .avg_power_w = 123.4567, .temp_max_c = 71.5, .freq_avg_khz = NAN, .step_id = 3,
+                           .ndomains = 2};
+        strcpy(m.node, "n001");
+        strcpy(m.job_id, "98765");
+        strcpy(m.domains[0].name, "package-0");
+        m.domains[0].energy_uj = 1000;
+        strcpy(m.domains[1].name, "dram-0");
+        m.domains[1].energy_uj = 200;
+        return m;
+}
+
+int main(void)
+{
+        jl_wbuf w;
+        const uint8_t *data;
+        size_t len;
+        char why[256];
+        jl_frame_header h;
+
+        /* Header */
+        uint8_t hb[JL_WIRE_HEADER_SIZE];
+        jl_frame_header_encode(&(jl_frame_header){.version = 1, .type = 2, .flags = 7, .length = 10, .id = 9}, hb);
+        is_int(jl_frame_header_decode(hb, 100, &h), 0, "header round trip");
+        ok(h.type == 2 && h.flags == 7 && h.length == 10 && h.id == 9, "header fields");
+        is_int(jl_frame_header_decode(hb, 5, &h), -EMSGSIZE, "oversized payload rejected");
+        hb[0] ^= 1;
+        is_int(jl_frame_header_decode(hb, 100, &h), -EBADMSG, "wrong magic");
+        hb[0] ^= 1;
+        hb[4] = 2;
+        is_int(jl_frame_header_decode(hb, 100, &h), -EPROTONOSUPPORT, "wrong protocol version");
+
+        /* Record round trip */
+        jl_msg_record m = sample_record(), d;
+        is_int(jl_msg_record_encode(&m, 5, &w), 0, "record encodes");
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_frame_header_decode(data, JL_WIRE_MAX_PAYLOAD, &h), 0, "record header");
+        is_int(h.length, len - JL_WIRE_HEADER_SIZE, "length covers the payload");
+        is_int(jl_msg_record_decode(data + JL_WIRE_HEADER_SIZE, h.length, &d, why, sizeof(why)), 0,
+               "record decodes");
+        is_str(d.node, "n001", "node");
+        is_int(d.seq, 42, "seq");
+        is_int(d.energy_uj, 1234567890, "energy");
+        is_near(d.avg_power_w, 123.4567, 0, "power exact");
+        is_near(d.temp_max_c, 71.5, 0, "temperature");
+        ok(isnan(d.freq_avg_khz), "absent frequency stays NaN");
+        is_str(d.job_id, "98765", "job");
+        is_int(d.step_id, 3, "step");
+        is_int(d.ndomains, 2, "two domains");
+        is_str(d.domains[1].name, "dram-0", "domain name");
+        is_int(d.domains[1].energy_uj, 200, "domain energy");
+
+        /* Every truncation of the payload is rejected, except at the boundary of a trailing domain, where
+         * it decodes as a record with fewer domains (the frame header's length is what detects those). */
+        size_t consistent = 0;
+        for (size_t cut = 0; cut < h.length; cut++)
+                consistent += jl_msg_record_decode(data + JL_WIRE_HEADER_SIZE, cut, &d, why, sizeof(why)) < 0 ||
+                              d.ndomains < 2;
+        is_int(consistent, h.length, "every truncated payload is rejected or lacks a trailing domain");
+
+        /* Flipping each byte never crashes. */
+        uint8_t *copy = malloc(len);
+        for (size_t i = JL_WIRE_HEADER_SIZE; i < len; i++) {
+                memcpy(copy, data, len);
+                copy[i] ^= 0xff;
+                jl_msg_record_decode(copy + JL_WIRE_HEADER_SIZE, h.length, &d, why, sizeof(why));
+        }
+        ok(1, "byte flips survived");
+        free(copy);
+        jl_wbuf_free(&w);
+
+        /* Missing required attribute */
+        jl_wbuf_init(&w, JL_MSG_RECORD, 0, 1);
+        jl_wbuf_put_str(&w, 1, "n1");
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_record_decode(data + 16, len - 16, &d, why, sizeof(why)), -EBADMSG, "missing seq");
+        ok(strstr(why, "'seq' is missing") != NULL, "reason names the attribute: %s", why);
+        jl_wbuf_free(&w);
+
+        /* Duplicate attribute, wrong size, NUL in a string, unknown attribute ignored */
+        jl_msg_record base = sample_record();
+        jl_msg_record_encode(&base, 1, &w);
+        jl_wbuf_put_u64(&w, 2, 43); /* seq twice */
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_record_decode(data + 16, len - 16, &d, why, sizeof(why)), -EBADMSG, "duplicate seq");
+        ok(strstr(why, "twice") != NULL, "reason: %s", why);
+        jl_wbuf_free(&w);
+
+        jl_msg_record_encode(&base, 1, &w);
+        jl_wbuf_put_bytes(&w, 30, "future", 6); /* unknown attribute */
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_record_decode(data + 16, len - 16, &d, why, sizeof(why)), 0, "unknown attribute ignored");
+        jl_wbuf_free(&w);
+
+        jl_wbuf_init(&w, JL_MSG_ACK, 0, 1);
+        jl_wbuf_put_bytes(&w, 2, "abc", 3); /* seq of 3 bytes */
+        jl_wbuf_finish(&w, &data, &len);
+        jl_msg_ack ack;
+        is_int(jl_msg_ack_decode(data + 16, len - 16, &ack, why, sizeof(why)), -EBADMSG, "wrong-size integer");
+        jl_wbuf_free(&w);
+
+        jl_wbuf_init(&w, JL_MSG_HELLO, 0, 1);
+        jl_wbuf_put_bytes(&w, 1, "n\0de", 4);
+        jl_wbuf_put_u64(&w, 20, 1);
+        jl_wbuf_finish(&w, &data, &len);
+        jl_msg_hello hello;
+        is_int(jl_msg_hello_decode(data + 16, len - 16, &hello, why, sizeof(why)), -EBADMSG, "NUL in a string");
+        jl_wbuf_free(&w);
+
+        jl_wbuf_init(&w, JL_MSG_RECORD, 0, 1);
+        char big[JL_WIRE_MAX_STRING + 2];
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        jl_wbuf_put_str(&w, 1, big);
+        is_int(jl_wbuf_finish(&w, &data, &len), -ENAMETOOLONG, "oversized string refused by the writer");
+        jl_wbuf_free(&w);
+
+        /* A negative/absurd power and a window that ends before it starts */
+        base.avg_power_w = -5;
+        jl_msg_record_encode(&base, 1, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_record_decode(data + 16, len - 16, &d, why, sizeof(why)), -EBADMSG, "negative power");
+        jl_wbuf_free(&w);
+        base = sample_record();
+        base.end_us = 5;
+        jl_msg_record_encode(&base, 1, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_record_decode(data + 16, len - 16, &d, why, sizeof(why)), -EBADMSG, "inverted window");
+        jl_wbuf_free(&w);
+
+        /* Job and error round trips */
+        jl_msg_job j = {.seq = 7, .end = true, .step_id = 0, .time_us = 99, .energy_uj = 5, .complete = false};
+        strcpy(j.node, "n2");
+        strcpy(j.job_id, "12");
+        strcpy(j.user, "alice");
+        jl_msg_job jd;
+        jl_msg_job_encode(&j, 1, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_job_decode(data + 16, len - 16, &jd, why, sizeof(why)), 0, "job decodes");
+        ok(jd.end && !jd.complete && !strcmp(jd.user, "alice") && jd.energy_uj == 5, "job fields");
+        jl_wbuf_free(&w);
+        jl_msg_error e = {.err = -EACCES}, ed;
+        strcpy(e.message, "not allowed");
+        jl_msg_error_encode(&e, 1, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_error_decode(data + 16, len - 16, &ed, why, sizeof(why)), 0, "error decodes");
+        ok(ed.err == -EACCES && !strcmp(ed.message, "not allowed"), "error fields");
+        jl_wbuf_free(&w);
+
+        /* Framer: frames split across feeds, two frames in one feed, garbage stream */
+        jl_framer f;
+        jl_framer_init(&f, 4096);
+        jl_msg_ack a1 = {.seq = 1}, a2 = {.seq = 2};
+        jl_wbuf w1, w2;
+        const uint8_t *d1, *d2;
+        size_t l1, l2;
+        jl_msg_ack_encode(&a1, 1, &w1);
+        jl_wbuf_finish(&w1, &d1, &l1);
+        jl_msg_ack_encode(&a2, 2, &w2);
+        jl_wbuf_finish(&w2, &d2, &l2);
+        const uint8_t *payload;
+        jl_framer_feed(&f, d1, 5);
+        is_int(jl_framer_next(&f, &h, &payload), 0, "partial header: need more");
+        jl_framer_feed(&f, d1 + 5, l1 - 5);
+        jl_framer_feed(&f, d2, l2);
+        is_int(jl_framer_next(&f, &h, &payload), 1, "first frame");
+        is_int(h.id, 1, "first id");
+        jl_framer_pop(&f);
+        is_int(jl_framer_next(&f, &h, &payload), 1, "second frame");
+        is_int(jl_msg_ack_decode(payload, h.length, &ack, why, sizeof(why)), 0, "second decodes");
+        is_int(ack.seq, 2, "second seq");
+        jl_framer_pop(&f);
+        is_int(jl_framer_next(&f, &h, &payload), 0, "empty");
+        jl_framer_feed(&f, "GET / HTTP/1.1\r\n\r\n", 18);
+        is_int(jl_framer_next(&f, &h, &payload), -EBADMSG, "HTTP on the port is a bad stream");
+        jl_framer_free(&f);
+        jl_wbuf_free(&w1);
+        jl_wbuf_free(&w2);
+        return tap_done();
+}
