@@ -8,6 +8,7 @@ const jl_provider_ops *const jl_providers[] = {
         &jl_provider_hwmon,
         &jl_provider_cpufreq,
         &jl_provider_proc,
+        &jl_provider_nvml,
         &jl_provider_estimate,
         NULL,
 };

@@ -1,0 +1,410 @@
+/* nvml.c - NVIDIA GPUs through NVML, loaded with dlopen("libnvidia-ml.so.1") at open: no build dependency
+ * and no NVML header; the few types and entry points used are declared here after the NVML ABI. Per GPU i:
+ * "gpu-i" energy (the driver's total-energy counter in mJ since it loaded; where that counter is not
+ * supported, the provider integrates the power readings itself, trapezoid rule, and says so in a note),
+ * "gpu-i/power" (W), "gpu-i/temperature" (°C), "gpu-i/sm-clock" and "gpu-i/mem-clock" (kHz).
+ *
+ * The total-energy counter is preferred: on A100/H100 the power reading is sampled over only part of each
+ * second, so integrating it misses energy. The provider only reads; it never changes a GPU setting. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "provider.h"
+#include "timeutil.h"
+
+#define NVML_LIBRARY "libnvidia-ml.so.1"
+
+/* The NVML ABI (nvml.h): nvmlReturn_t is an int-sized enum, nvmlDevice_t an opaque pointer. */
+typedef int nvml_return;
+typedef struct nvml_device_st *nvml_device;
+
+enum {
+        NVML_SUCCESS = 0,
+        NVML_ERROR_UNINITIALIZED = 1,
+        NVML_ERROR_INVALID_ARGUMENT = 2,
+        NVML_ERROR_NOT_SUPPORTED = 3,
+        NVML_ERROR_NO_PERMISSION = 4,
+        NVML_ERROR_NOT_FOUND = 6,
+        NVML_ERROR_INSUFFICIENT_POWER = 8,
+        NVML_ERROR_DRIVER_NOT_LOADED = 9,
+        NVML_ERROR_TIMEOUT = 10,
+        NVML_ERROR_LIBRARY_NOT_FOUND = 12,
+        NVML_ERROR_FUNCTION_NOT_FOUND = 13,
+        NVML_ERROR_GPU_IS_LOST = 15,
+        NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
+        NVML_ERROR_MEMORY = 20,
+        NVML_ERROR_NO_DATA = 21,
+};
+enum { NVML_TEMPERATURE_GPU = 0 };
+enum { NVML_CLOCK_GRAPHICS = 0, NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };
+#define NVML_DEVICE_NAME_BUFFER_SIZE 96
+
+typedef struct {
+        void *lib;
+        nvml_return (*init)(void);
+        nvml_return (*shutdown)(void);
+        nvml_return (*get_count)(unsigned *count);
+        nvml_return (*get_handle)(unsigned index, nvml_device *device);
+        nvml_return (*get_name)(nvml_device device, char *name, unsigned length);
+        nvml_return (*get_energy)(nvml_device device, unsigned long long *energy_mj);
+        nvml_return (*get_power)(nvml_device device, unsigned *power_mw);
+        nvml_return (*get_temperature)(nvml_device device, int sensor, unsigned *temp_c);
+        nvml_return (*get_clock)(nvml_device device, int type, unsigned *clock_mhz);
+        const char *(*error_string)(nvml_return r);
+} nvml_api;
+
+typedef enum { CH_ENERGY, CH_POWER, CH_TEMPERATURE, CH_SM_CLOCK, CH_MEM_CLOCK } channel_what;
+
+typedef struct {
+        nvml_device dev;
+        bool integrate;    /* energy from power readings: no total-energy counter */
+        bool need_power;   /* a power channel or integration */
+        /* integration state */
+        double energy_uj;  /* since open */
+        unsigned last_mw;
+        uint64_t last_ns;
+        /* this read's power reading */
+        unsigned power_mw;
+        int power_err;
+} nvml_gpu;
+
+typedef struct {
+        unsigned gpu;
+        channel_what what;
+} nvml_chan;
+
+typedef struct {
+        nvml_api api;
+        unsigned n_gpus;
+        nvml_gpu *gpus;
+        size_t n_chans;
+        nvml_chan *chans;
+} nvml_state;
+
+static int nvml_errno(nvml_return r)
+{
+        switch (r) {
+        case NVML_SUCCESS:
+                return 0;
+        case NVML_ERROR_NOT_SUPPORTED:
+        case NVML_ERROR_FUNCTION_NOT_FOUND:
+                return -EOPNOTSUPP;
+        case NVML_ERROR_NO_PERMISSION:
+                return -EACCES;
+        case NVML_ERROR_NOT_FOUND:
+        case NVML_ERROR_LIBRARY_NOT_FOUND:
+                return -ENOENT;
+        case NVML_ERROR_DRIVER_NOT_LOADED:
+        case NVML_ERROR_GPU_IS_LOST:
+                return -ENODEV;
+        case NVML_ERROR_TIMEOUT:
+                return -ETIMEDOUT;
+        case NVML_ERROR_MEMORY:
+                return -ENOMEM;
+        case NVML_ERROR_NO_DATA:
+                return -ENODATA;
+        case NVML_ERROR_INVALID_ARGUMENT:
+        case NVML_ERROR_UNINITIALIZED:
+                return -EINVAL;
+        default:
+                return -EIO;
+        }
+}
+
+static const char *nvml_str(const nvml_api *api, nvml_return r)
+{
+        const char *s = api->error_string ? api->error_string(r) : NULL;
+        return s ? s : "unknown NVML error";
+}
+
+/* dlsym() into a function pointer without the object/function pointer conversion. */
+static void load_sym(void *lib, const char *name, void *ret_fn_ptr)
+{
+        void *p = dlsym(lib, name);
+        memcpy(ret_fn_ptr, &p, sizeof(p));
+}
+
+static int load_api(nvml_api *api, jl_notes *notes)
+{
+        void *lib = dlopen(NVML_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+        if (!lib) {
+                jl_notes_add(notes, "nvml", -ENOENT,
+                             "no NVIDIA driver library " NVML_LIBRARY
+                             ": no NVIDIA GPU driver installed on this node (or not in the loader's path)");
+                return -ENOENT;
+        }
+        *api = (nvml_api){.lib = lib};
+        load_sym(lib, "nvmlInit_v2", &api->init);
+        load_sym(lib, "nvmlShutdown", &api->shutdown);
+        load_sym(lib, "nvmlDeviceGetCount_v2", &api->get_count);
+        load_sym(lib, "nvmlDeviceGetHandleByIndex_v2", &api->get_handle);
+        load_sym(lib, "nvmlDeviceGetName", &api->get_name);
+        load_sym(lib, "nvmlDeviceGetTotalEnergyConsumption", &api->get_energy);
+        load_sym(lib, "nvmlDeviceGetPowerUsage", &api->get_power);
+        load_sym(lib, "nvmlDeviceGetTemperature", &api->get_temperature);
+        load_sym(lib, "nvmlDeviceGetClockInfo", &api->get_clock);
+        load_sym(lib, "nvmlErrorString", &api->error_string);
+        if (!api->init || !api->shutdown || !api->get_count || !api->get_handle) {
+                jl_notes_add(notes, "nvml", -ENOSYS,
+                             NVML_LIBRARY " lacks nvmlInit_v2/nvmlDeviceGetCount_v2: the NVIDIA driver is too "
+                                          "old (before R319); update it");
+                dlclose(lib);
+                return -ENOSYS;
+        }
+        return 0;
+}
+
+/* Each optional entry point, called through a NULL check: a missing one reads as "not supported". */
+static nvml_return get_energy(const nvml_api *api, nvml_device d, unsigned long long *mj)
+{
+        return api->get_energy ? api->get_energy(d, mj) : NVML_ERROR_FUNCTION_NOT_FOUND;
+}
+static nvml_return get_power(const nvml_api *api, nvml_device d, unsigned *mw)
+{
+        return api->get_power ? api->get_power(d, mw) : NVML_ERROR_FUNCTION_NOT_FOUND;
+}
+static nvml_return get_temperature(const nvml_api *api, nvml_device d, unsigned *c)
+{
+        return api->get_temperature ? api->get_temperature(d, NVML_TEMPERATURE_GPU, c)
+                                    : NVML_ERROR_FUNCTION_NOT_FOUND;
+}
+static nvml_return get_clock(const nvml_api *api, nvml_device d, int type, unsigned *mhz)
+{
+        return api->get_clock ? api->get_clock(d, type, mhz) : NVML_ERROR_FUNCTION_NOT_FOUND;
+}
+
+static void free_state(nvml_state *st)
+{
+        if (!st)
+                return;
+        if (st->api.lib) {
+                st->api.shutdown();
+                dlclose(st->api.lib);
+        }
+        free(st->gpus);
+        free(st->chans);
+        free(st);
+}
+
+static int add_chan(nvml_state *st, jl_channels *channels, unsigned gpu, channel_what what, const char *suffix,
+                    jl_kind kind, jl_scope scope)
+{
+        jl_channel ch = {.provider = "nvml", .kind = kind, .scope = scope};
+        snprintf(ch.name, sizeof(ch.name), "gpu-%u%s", gpu, suffix);
+        int r = jl_channels_add(channels, &ch);
+        if (r < 0)
+                return r;
+        st->chans[st->n_chans++] = (nvml_chan){.gpu = gpu, .what = what};
+        return 0;
+}
+
+/* Probe GPU i and add the channels that answer; a note for each that does not. */
+static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes *notes)
+{
+        const nvml_api *api = &st->api;
+        nvml_gpu *g = &st->gpus[i];
+        char subject[JL_NAME_MAX];
+        snprintf(subject, sizeof(subject), "nvml/gpu-%u", i);
+
+        nvml_return nr = api->get_handle(i, &g->dev);
+        if (nr != NVML_SUCCESS) {
+                jl_notes_add(notes, subject, nvml_errno(nr), "cannot get GPU %u: %s%s", i, nvml_str(api, nr),
+                             nr == NVML_ERROR_NO_PERMISSION ? " (no permission on /dev/nvidia*)" : "");
+                return 0;
+        }
+        char name[NVML_DEVICE_NAME_BUFFER_SIZE] = "";
+        if (!api->get_name || api->get_name(g->dev, name, sizeof(name)) != NVML_SUCCESS)
+                snprintf(name, sizeof(name), "unknown model");
+        name[sizeof(name) - 1] = '\0';
+
+        unsigned long long mj;
+        unsigned v;
+        nvml_return er = get_energy(api, g->dev, &mj);
+        nvml_return pr = get_power(api, g->dev, &v);
+        int r;
+        if (er == NVML_SUCCESS || pr == NVML_SUCCESS) {
+                g->integrate = er != NVML_SUCCESS;
+                if (g->integrate) {
+                        jl_notes_add(notes, subject, nvml_errno(er),
+                                     "%s has no total-energy counter (%s): its energy is integrated from power "
+                                     "readings (trapezoid rule), which can miss short peaks",
+                                     name, nvml_str(api, er));
+                        g->last_mw = v;
+                        g->last_ns = mono_ns();
+                }
+                r = add_chan(st, channels, i, CH_ENERGY, "", JL_KIND_ENERGY, JL_SCOPE_GPU);
+                if (r < 0)
+                        return r;
+        } else
+                jl_notes_add(notes, subject, nvml_errno(er),
+                             "%s reports neither a total-energy counter (%s) nor power (%s): no GPU energy", name,
+                             nvml_str(api, er), nvml_str(api, pr));
+
+        if (pr == NVML_SUCCESS) {
+                r = add_chan(st, channels, i, CH_POWER, "/power", JL_KIND_POWER, JL_SCOPE_OTHER);
+                if (r < 0)
+                        return r;
+        } else if (er == NVML_SUCCESS)
+                jl_notes_add(notes, subject, nvml_errno(pr), "%s: power reading: %s", name, nvml_str(api, pr));
+        g->need_power = pr == NVML_SUCCESS;
+
+        nr = get_temperature(api, g->dev, &v);
+        if (nr == NVML_SUCCESS)
+                r = add_chan(st, channels, i, CH_TEMPERATURE, "/temperature", JL_KIND_TEMPERATURE,
+                             JL_SCOPE_OTHER);
+        else
+                r = jl_notes_add(notes, subject, nvml_errno(nr), "%s: temperature: %s", name, nvml_str(api, nr));
+        if (r < 0)
+                return r;
+
+        static const struct {
+                int type;
+                channel_what what;
+                const char *suffix;
+        } clocks[] = {{NVML_CLOCK_SM, CH_SM_CLOCK, "/sm-clock"}, {NVML_CLOCK_MEM, CH_MEM_CLOCK, "/mem-clock"}};
+        for (size_t k = 0; k < ARRAY_SIZE(clocks); k++) {
+                nr = get_clock(api, g->dev, clocks[k].type, &v);
+                if (nr == NVML_SUCCESS)
+                        r = add_chan(st, channels, i, clocks[k].what, clocks[k].suffix, JL_KIND_FREQUENCY,
+                                     JL_SCOPE_OTHER);
+                else
+                        r = jl_notes_add(notes, subject, nvml_errno(nr), "%s: %s: %s", name,
+                                         clocks[k].suffix + 1, nvml_str(api, nr));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int nvml_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
+{
+        (void)cfg;
+        nvml_state *st = calloc(1, sizeof(*st));
+        if (!st)
+                return -ENOMEM;
+        int r = load_api(&st->api, notes);
+        if (r < 0) {
+                free(st);
+                return r;
+        }
+        nvml_return nr = st->api.init();
+        if (nr != NVML_SUCCESS) {
+                jl_notes_add(notes, "nvml", -ENODEV, "nvmlInit failed: %s%s", nvml_str(&st->api, nr),
+                             nr == NVML_ERROR_DRIVER_NOT_LOADED ? " (the NVIDIA kernel driver is not loaded: "
+                                                                  "no GPU, or modprobe nvidia)"
+                             : nr == NVML_ERROR_LIB_RM_VERSION_MISMATCH
+                                     ? " (the driver library and kernel module differ: reboot or reload "
+                                       "the module after a driver update)"
+                             : nr == NVML_ERROR_NO_PERMISSION ? " (no permission on /dev/nvidia*)"
+                                                              : "");
+                dlclose(st->api.lib);
+                free(st);
+                return -ENODEV;
+        }
+        nr = st->api.get_count(&st->n_gpus);
+        if (nr != NVML_SUCCESS || st->n_gpus == 0) {
+                if (nr != NVML_SUCCESS)
+                        jl_notes_add(notes, "nvml", nvml_errno(nr), "cannot count the GPUs: %s",
+                                     nvml_str(&st->api, nr));
+                else
+                        jl_notes_add(notes, "nvml", -ENODEV, "the NVIDIA driver is loaded but sees no GPU");
+                free_state(st);
+                return -ENODEV;
+        }
+        st->gpus = calloc(st->n_gpus, sizeof(*st->gpus));
+        st->chans = calloc((size_t)st->n_gpus * 5, sizeof(*st->chans));
+        if (!st->gpus || !st->chans) {
+                free_state(st);
+                return -ENOMEM;
+        }
+        size_t before = channels->n;
+        for (unsigned i = 0; i < st->n_gpus; i++) {
+                r = open_gpu(st, i, channels, notes);
+                if (r < 0) {
+                        channels->n = before;
+                        free_state(st);
+                        return r;
+                }
+        }
+        if (st->n_chans == 0) {
+                jl_notes_add(notes, "nvml", -ENODEV, "no GPU answered (see the notes above)");
+                free_state(st);
+                return -ENODEV;
+        }
+        *ret_state = st;
+        return 0;
+}
+
+static int nvml_read(void *state, jl_value *values)
+{
+        nvml_state *st = state;
+        const nvml_api *api = &st->api;
+        uint64_t t = mono_ns();
+        for (unsigned i = 0; i < st->n_gpus; i++) {
+                nvml_gpu *g = &st->gpus[i];
+                if (!g->need_power && !g->integrate)
+                        continue;
+                nvml_return nr = get_power(api, g->dev, &g->power_mw);
+                g->power_err = nvml_errno(nr);
+                if (g->integrate && nr == NVML_SUCCESS) {
+                        /* trapezoid: mean of the two readings × the interval; mW × s × 1000 = µJ */
+                        double dt_s = (double)(t - g->last_ns) / 1e9;
+                        g->energy_uj += ((double)g->last_mw + (double)g->power_mw) / 2.0 * dt_s * 1000.0;
+                        g->last_mw = g->power_mw;
+                        g->last_ns = t;
+                }
+        }
+        for (size_t k = 0; k < st->n_chans; k++) {
+                const nvml_chan *c = &st->chans[k];
+                nvml_gpu *g = &st->gpus[c->gpu];
+                jl_value *v = &values[k];
+                unsigned x = 0;
+                nvml_return nr;
+                switch (c->what) {
+                case CH_ENERGY:
+                        if (g->integrate) {
+                                v->err = g->power_err;
+                                v->counter = (uint64_t)g->energy_uj;
+                        } else {
+                                unsigned long long mj = 0;
+                                nr = get_energy(api, g->dev, &mj);
+                                v->err = nvml_errno(nr);
+                                v->counter = (uint64_t)mj * 1000;
+                        }
+                        break;
+                case CH_POWER:
+                        v->err = g->power_err;
+                        v->gauge = g->power_mw / 1000.0;
+                        break;
+                case CH_TEMPERATURE:
+                        nr = get_temperature(api, g->dev, &x);
+                        v->err = nvml_errno(nr);
+                        v->gauge = x;
+                        break;
+                case CH_SM_CLOCK:
+                case CH_MEM_CLOCK:
+                        nr = get_clock(api, g->dev, c->what == CH_SM_CLOCK ? NVML_CLOCK_SM : NVML_CLOCK_MEM, &x);
+                        v->err = nvml_errno(nr);
+                        v->gauge = x * 1000.0; /* MHz -> kHz */
+                        break;
+                }
+        }
+        return 0;
+}
+
+static void nvml_close(void *state)
+{
+        free_state(state);
+}
+
+const jl_provider_ops jl_provider_nvml = {
+        .name = "nvml",
+        .description = "NVIDIA GPU energy, power, temperature and clocks through NVML (loaded at run time)",
+        .open = nvml_open,
+        .read = nvml_read,
+        .close = nvml_close,
+};

@@ -1,0 +1,242 @@
+/* nvml-emu.c - an emulated NVML (libnvidia-ml.so.1) for tests: the entry points joule's nvml provider uses,
+ * for N emulated GPUs whose energy counter advances in real time at a configured power. A test points the
+ * loader at this library (LD_LIBRARY_PATH) and describes the GPUs in the file named by JOULE_EMU_NVML (the
+ * emulator's variable; the provider knows nothing of it), read at every nvmlInit_v2 that starts a session:
+ *
+ *     # comments and blank lines are ignored
+ *     init_error 9                  # nvmlInit_v2 fails with this NVML error (9: driver not loaded)
+ *     gpu power_w=300 temp_c=41 sm_mhz=1980 mem_mhz=2619 energy_mj=5000 name=NVIDIA H100 80GB HBM3
+ *
+ * Per gpu line: power_w (a negative value: power NOT_SUPPORTED), energy=0 (total energy NOT_SUPPORTED),
+ * temp_c, sm_mhz, mem_mhz (0: NOT_SUPPORTED), energy_mj (the counter at init), name= (the rest of the line).
+ * Without JOULE_EMU_NVML, nvmlInit_v2 answers "driver not loaded". Not thread-safe; tests need not be. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef int nvmlReturn_t;
+typedef struct emu_gpu *nvmlDevice_t;
+
+#define EMU_MAX_GPU 16
+
+struct emu_gpu {
+        char name[96];
+        double power_w;
+        bool power_ok, energy_ok;
+        unsigned temp_c, sm_mhz, mem_mhz;
+        unsigned long long energy0_mj;
+};
+
+static struct {
+        int refs;
+        int init_error;
+        unsigned n;
+        struct emu_gpu gpus[EMU_MAX_GPU];
+        double t0;
+} emu;
+
+/* The exported ABI (prototypes for -Wmissing-prototypes). */
+nvmlReturn_t nvmlInit_v2(void);
+nvmlReturn_t nvmlShutdown(void);
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *count);
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *device);
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length);
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy);
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power);
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned *temp);
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned *clock);
+const char *nvmlErrorString(nvmlReturn_t r);
+
+enum {
+        OK = 0,
+        UNINITIALIZED = 1,
+        INVALID_ARGUMENT = 2,
+        NOT_SUPPORTED = 3,
+        DRIVER_NOT_LOADED = 9,
+        INSUFFICIENT_SIZE = 7,
+        UNKNOWN = 999,
+};
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void parse_gpu(char *s, struct emu_gpu *g)
+{
+        *g = (struct emu_gpu){.power_w = 100, .power_ok = true, .energy_ok = true, .temp_c = 40,
+                              .sm_mhz = 1500, .mem_mhz = 1200};
+        snprintf(g->name, sizeof(g->name), "Emulated GPU");
+        char *tok = s;
+        while (tok && *tok) {
+                while (*tok == ' ' || *tok == '\t')
+                        tok++;
+                if (strncmp(tok, "name=", 5) == 0) {
+                        snprintf(g->name, sizeof(g->name), "%s", tok + 5);
+                        break;
+                }
+                char *end = strpbrk(tok, " \t");
+                if (end)
+                        *end++ = '\0';
+                if (strncmp(tok, "power_w=", 8) == 0) {
+                        g->power_w = atof(tok + 8);
+                        g->power_ok = g->power_w >= 0;
+                } else if (strncmp(tok, "energy=", 7) == 0)
+                        g->energy_ok = atoi(tok + 7) != 0;
+                else if (strncmp(tok, "energy_mj=", 10) == 0)
+                        g->energy0_mj = strtoull(tok + 10, NULL, 10);
+                else if (strncmp(tok, "temp_c=", 7) == 0)
+                        g->temp_c = (unsigned)atoi(tok + 7);
+                else if (strncmp(tok, "sm_mhz=", 7) == 0)
+                        g->sm_mhz = (unsigned)atoi(tok + 7);
+                else if (strncmp(tok, "mem_mhz=", 8) == 0)
+                        g->mem_mhz = (unsigned)atoi(tok + 8);
+                tok = end;
+        }
+}
+
+static void load_config(void)
+{
+        emu.n = 0;
+        emu.init_error = 0;
+        const char *path = getenv("JOULE_EMU_NVML");
+        if (!path) {
+                emu.init_error = DRIVER_NOT_LOADED;
+                return;
+        }
+        FILE *f = fopen(path, "re");
+        if (!f) {
+                emu.init_error = DRIVER_NOT_LOADED;
+                return;
+        }
+        char line[512];
+        while (fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "#\n")] = '\0';
+                if (strncmp(line, "init_error", 10) == 0)
+                        emu.init_error = atoi(line + 10);
+                else if (strncmp(line, "gpu", 3) == 0 && emu.n < EMU_MAX_GPU)
+                        parse_gpu(line + 3, &emu.gpus[emu.n++]);
+        }
+        fclose(f);
+}
+
+nvmlReturn_t nvmlInit_v2(void)
+{
+        if (emu.refs == 0) {
+                load_config();
+                if (emu.init_error)
+                        return emu.init_error;
+                emu.t0 = now_s();
+        }
+        emu.refs++;
+        return OK;
+}
+
+nvmlReturn_t nvmlShutdown(void)
+{
+        if (emu.refs == 0)
+                return UNINITIALIZED;
+        emu.refs--;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *count)
+{
+        if (!emu.refs)
+                return UNINITIALIZED;
+        if (!count)
+                return INVALID_ARGUMENT;
+        *count = emu.n;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *device)
+{
+        if (!emu.refs)
+                return UNINITIALIZED;
+        if (index >= emu.n || !device)
+                return INVALID_ARGUMENT;
+        *device = &emu.gpus[index];
+        return OK;
+}
+
+static bool valid(nvmlDevice_t d)
+{
+        return emu.refs && d >= emu.gpus && d < emu.gpus + emu.n;
+}
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length)
+{
+        if (!valid(device) || !name)
+                return INVALID_ARGUMENT;
+        if (strlen(device->name) + 1 > length)
+                return INSUFFICIENT_SIZE;
+        memcpy(name, device->name, strlen(device->name) + 1);
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy)
+{
+        if (!valid(device) || !energy)
+                return INVALID_ARGUMENT;
+        if (!device->energy_ok)
+                return NOT_SUPPORTED;
+        double p = device->power_ok ? device->power_w : 0;
+        *energy = device->energy0_mj + (unsigned long long)(p * (now_s() - emu.t0) * 1000.0);
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power)
+{
+        if (!valid(device) || !power)
+                return INVALID_ARGUMENT;
+        if (!device->power_ok)
+                return NOT_SUPPORTED;
+        *power = (unsigned)(device->power_w * 1000.0 + 0.5);
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned *temp)
+{
+        if (!valid(device) || !temp || sensor != 0)
+                return INVALID_ARGUMENT;
+        if (!device->temp_c)
+                return NOT_SUPPORTED;
+        *temp = device->temp_c;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned *clock)
+{
+        if (!valid(device) || !clock || type < 0 || type > 3)
+                return INVALID_ARGUMENT;
+        unsigned v = type == 2 ? device->mem_mhz : device->sm_mhz;
+        if (!v)
+                return NOT_SUPPORTED;
+        *clock = v;
+        return OK;
+}
+
+const char *nvmlErrorString(nvmlReturn_t r)
+{
+        switch (r) {
+        case OK:
+                return "Success";
+        case UNINITIALIZED:
+                return "Uninitialized";
+        case INVALID_ARGUMENT:
+                return "Invalid Argument";
+        case NOT_SUPPORTED:
+                return "Not Supported";
+        case INSUFFICIENT_SIZE:
+                return "Insufficient Size";
+        case DRIVER_NOT_LOADED:
+                return "Driver Not Loaded";
+        default:
+                return "Unknown Error";
+        }
+}
