@@ -9,6 +9,9 @@ const jl_provider_ops *const jl_providers[] = {
         &jl_provider_cpufreq,
         &jl_provider_proc,
         &jl_provider_nvml,
+#if HAVE_FREEIPMI
+        &jl_provider_ipmi,
+#endif
         &jl_provider_estimate,
         NULL,
 };
