@@ -5,7 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
         # build
         gcc clang meson ninja-build pkg-config git
-        libsensors-dev libyaml-dev libfreeipmi-dev
+        libsensors-dev libyaml-dev libfreeipmi-dev libmunge-dev munge
         # tests: sanitizers' and libFuzzer's runtime, valgrind, python for JSON checks
         libclang-rt-14-dev valgrind python3 util-linux procps
         # real peers and oracles: powercap-info, sensors, node_exporter; stress-ng as a workload

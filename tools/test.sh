@@ -46,7 +46,7 @@ fi
 step "valgrind: unit tests"
 if CC=gcc meson setup --wipe "$out/plain" >/dev/null && ninja -C "$out/plain"; then
         meson test -C "$out/plain" --suite unit --print-errorlogs \
-                --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' ||
+                --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes --trace-children-skip=/usr/*,/bin/*,/sbin/*' ||
                 true
         count "$out/plain/meson-logs/testlog.json"
 else

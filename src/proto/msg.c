@@ -1,6 +1,8 @@
 /* msg.c - encoders and strict decoders of joule's daemon messages (see msg.h). */
 #include "msg.h"
 
+#include "macro.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -29,6 +31,14 @@ enum {
         A_ERRNO = 18,
         A_MESSAGE = 19,
         A_NEXT_SEQ = 20,
+        A_OP = 21,
+        A_CPUMASK = 22,
+        A_KHZ = 23,
+        A_GPU = 24,
+        A_GPU_KHZ = 25, /* repeated */
+        A_WATTS = 26,
+        A_TEXT = 27,
+        A_TIME_MS = 28,
         A_MAX = 32,
 };
 
@@ -53,7 +63,10 @@ static const char *attr_name(uint16_t t)
                 [A_STEP] = "step",       [A_DOMAIN] = "domain",    [A_NAME] = "name",
                 [A_CRED] = "credential", [A_KIND] = "kind",        [A_USER] = "user",
                 [A_TIME] = "time",       [A_COMPLETE] = "complete", [A_ERRNO] = "errno",
-                [A_MESSAGE] = "message", [A_NEXT_SEQ] = "next_seq",
+                [A_MESSAGE] = "message", [A_NEXT_SEQ] = "next_seq", [A_OP] = "op",
+                [A_CPUMASK] = "cpumask", [A_KHZ] = "khz",          [A_GPU] = "gpu",
+                [A_GPU_KHZ] = "gpu_khz", [A_WATTS] = "watts",      [A_TEXT] = "text",
+                [A_TIME_MS] = "time_ms",
         };
         return t < A_MAX && names[t] ? names[t] : "?";
 }
@@ -73,7 +86,7 @@ static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint32_
         while ((k = jl_rbuf_next(&r, &a)) > 0) {
                 if (a.type == 0 || a.type >= A_MAX)
                         continue; /* unknown: a newer peer's addition */
-                if (a.type != A_DOMAIN) {
+                if (a.type != A_DOMAIN && a.type != A_GPU_KHZ) {
                         if (*seen & (UINT32_C(1) << a.type))
                                 return bad(why, whylen, "attribute '%s' appears twice", attr_name(a.type));
                 }
@@ -395,6 +408,151 @@ int jl_msg_error_decode(const uint8_t *payload, size_t len, jl_msg_error *ret, c
         jl_msg_error m = {0};
         uint32_t seen;
         int r = walk(payload, len, &m, error_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_ERRNO}, 1, why, whylen);
+        if (r == 0)
+                *ret = m;
+        return r;
+}
+
+/* REQUEST, REPLY */
+
+int jl_msg_request_encode(const jl_msg_request *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_REQUEST, 0, id);
+        jl_wbuf_put_u64(w, A_OP, m->op);
+        if (m->job_id[0]) {
+                jl_wbuf_put_str(w, A_JOB, m->job_id);
+                jl_wbuf_put_i64(w, A_STEP, m->step_id);
+        }
+        if (m->user[0])
+                jl_wbuf_put_str(w, A_USER, m->user);
+        if (m->cpumask_len)
+                jl_wbuf_put_bytes(w, A_CPUMASK, m->cpumask, MIN(m->cpumask_len, sizeof(m->cpumask)));
+        if (m->khz)
+                jl_wbuf_put_u64(w, A_KHZ, m->khz);
+        if (m->op == JL_OP_SET_GPUFREQ)
+                jl_wbuf_put_i64(w, A_GPU, m->gpu);
+        for (size_t i = 0; i < m->ngpus && i < JL_MSG_GPUS_MAX; i++)
+                jl_wbuf_put_u64(w, A_GPU_KHZ, m->gpu_khz[i]);
+        if (m->op == JL_OP_SET_POWERCAP)
+                jl_wbuf_put_double(w, A_WATTS, m->watts);
+        return finish(w);
+}
+
+static int request_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_request *m = p;
+        uint64_t v;
+        int r;
+        switch (a->type) {
+        case A_OP:
+                r = get_u64(a, &v, why, whylen);
+                if (r == 0 && (v == 0 || v >= _JL_OP_MAX))
+                        return bad(why, whylen, "unknown operation %llu", (unsigned long long)v);
+                m->op = (uint8_t)v;
+                return r;
+        case A_JOB:
+                return get_str(a, m->job_id, sizeof(m->job_id), why, whylen);
+        case A_STEP:
+                return get_i64(a, &m->step_id, why, whylen);
+        case A_USER:
+                return get_str(a, m->user, sizeof(m->user), why, whylen);
+        case A_CPUMASK:
+                if (a->len == 0 || a->len > sizeof(m->cpumask))
+                        return bad(why, whylen, "the CPU mask is empty or longer than %zu bytes", sizeof(m->cpumask));
+                memcpy(m->cpumask, a->value, a->len);
+                m->cpumask_len = a->len;
+                return 0;
+        case A_KHZ:
+                r = get_u64(a, &m->khz, why, whylen);
+                if (r == 0 && m->khz > 100000000)
+                        return bad(why, whylen, "frequency %llu kHz is absurd", (unsigned long long)m->khz);
+                return r;
+        case A_GPU:
+                r = get_i64(a, &m->gpu, why, whylen);
+                if (r == 0 && (m->gpu < 0 || m->gpu >= 1024))
+                        return bad(why, whylen, "GPU index %lld is out of range", (long long)m->gpu);
+                return r;
+        case A_GPU_KHZ:
+                if (m->ngpus == JL_MSG_GPUS_MAX)
+                        return bad(why, whylen, "more than %d GPU frequencies", JL_MSG_GPUS_MAX);
+                r = get_u64(a, &m->gpu_khz[m->ngpus], why, whylen);
+                if (r == 0 && m->gpu_khz[m->ngpus] > 100000000)
+                        return bad(why, whylen, "GPU frequency is absurd");
+                m->ngpus += r == 0;
+                return r;
+        case A_WATTS:
+                r = get_double(a, &m->watts, why, whylen);
+                if (r == 0 && (m->watts < 0 || m->watts > 1e7))
+                        return bad(why, whylen, "power limit %g W is absurd", m->watts);
+                return r;
+        }
+        return 0;
+}
+
+int jl_msg_request_decode(const uint8_t *payload, size_t len, jl_msg_request *ret, char *why, size_t whylen)
+{
+        jl_msg_request m = {.step_id = -1, .gpu = -1};
+        uint32_t seen;
+        int r = walk(payload, len, &m, request_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_OP}, 1, why, whylen);
+        if (r == 0 && (m.op == JL_OP_JOB_BEGIN || m.op == JL_OP_JOB_END) && m.job_id[0] == '\0')
+                r = bad(why, whylen, "a job operation needs a job id");
+        if (r == 0 && m.op == JL_OP_SET_CPUFREQ && m.cpumask_len == 0)
+                r = bad(why, whylen, "setting a CPU frequency needs a CPU mask");
+        if (r == 0 && m.op == JL_OP_SET_GPUFREQ && m.gpu < 0)
+                r = bad(why, whylen, "setting a GPU frequency needs a GPU index");
+        if (r == 0 && m.op == JL_OP_SET_GPUFREQ_LIST && m.ngpus == 0)
+                r = bad(why, whylen, "a GPU frequency list is empty");
+        if (r == 0)
+                *ret = m;
+        return r;
+}
+
+int jl_msg_reply_encode(const jl_msg_reply *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_REPLY, 0, id);
+        jl_wbuf_put_i64(w, A_ERRNO, m->err);
+        if (m->message[0])
+                jl_wbuf_put_str(w, A_MESSAGE, m->message);
+        jl_wbuf_put_u64(w, A_ENERGY, m->energy_uj);
+        jl_wbuf_put_u64(w, A_TIME_MS, m->time_ms);
+        if (m->text_len)
+                jl_wbuf_put_bytes(w, A_TEXT, m->text, m->text_len);
+        return finish(w);
+}
+
+static int reply_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_reply *m = p;
+        int64_t e;
+        switch (a->type) {
+        case A_ERRNO:
+                if (get_i64(a, &e, why, whylen) < 0 || e > 0 || e < -4095)
+                        return bad(why, whylen, "'errno' is not 0 or a negative errno");
+                m->err = (int32_t)e;
+                return 0;
+        case A_MESSAGE:
+                return get_str(a, m->message, sizeof(m->message), why, whylen);
+        case A_ENERGY:
+                return get_u64(a, &m->energy_uj, why, whylen);
+        case A_TIME_MS:
+                return get_u64(a, &m->time_ms, why, whylen);
+        case A_TEXT:
+                m->text = (const char *)a->value;
+                m->text_len = a->len;
+                return 0;
+        }
+        return 0;
+}
+
+int jl_msg_reply_decode(const uint8_t *payload, size_t len, jl_msg_reply *ret, char *why, size_t whylen)
+{
+        jl_msg_reply m = {0};
+        uint32_t seen;
+        int r = walk(payload, len, &m, reply_attr, &seen, why, whylen);
         if (r == 0)
                 r = require(seen, (const int[]){A_ERRNO}, 1, why, whylen);
         if (r == 0)

@@ -16,7 +16,30 @@ enum {
         JL_MSG_JOB = 3,    /* node -> dbd: job/step begin or end with its energy */
         JL_MSG_ACK = 4,    /* dbd -> node: every record up to seq is stored */
         JL_MSG_ERROR = 5,  /* either way: a request was rejected, with errno and words */
+        JL_MSG_REQUEST = 6, /* client -> jouled (local socket or control port): one operation */
+        JL_MSG_REPLY = 7,   /* jouled -> client */
+        JL_MSG_AUTHED = 8,  /* control port: payload is one MUNGE credential wrapping a whole REQUEST frame */
 };
+
+/* Operations of a REQUEST. Local socket: anyone may read; changing a frequency is for root and for the
+ * owner of the job running on those CPUs; job begin/end for root and the job's own user. Control port:
+ * every request is AUTHED; only root and node.admins may change anything. */
+enum {
+        JL_OP_GET_SHM = 1,     /* reply carries the shared-memory page's fd (SCM_RIGHTS) */
+        JL_OP_ENERGY = 2,      /* reply: energy_uj, time_ms (the round-trip path) */
+        JL_OP_SET_CPUFREQ = 3, /* cpumask, khz (0: back to the default) */
+        JL_OP_SET_GPUFREQ = 4, /* gpu, khz */
+        JL_OP_SET_GPUFREQ_LIST = 5,
+        JL_OP_JOB_BEGIN = 6, /* job_id, step_id, user */
+        JL_OP_JOB_END = 7,
+        JL_OP_QUERY = 8,      /* reply: text = node status as JSON */
+        JL_OP_SET_POWERCAP = 9, /* watts (0: remove) */
+        JL_OP_RELOAD = 10,
+        _JL_OP_MAX,
+};
+
+#define JL_MSG_CPUMASK_BYTES 128 /* 1024 CPUs, as cpu_set_t */
+#define JL_MSG_GPUS_MAX 16
 
 #define JL_MSG_NAME_MAX 64
 #define JL_MSG_DOMAINS_MAX 32
@@ -67,6 +90,29 @@ typedef struct {
         char message[256];
 } jl_msg_error;
 
+typedef struct {
+        uint8_t op;
+        char job_id[JL_MSG_NAME_MAX];
+        int64_t step_id;
+        char user[JL_MSG_NAME_MAX];
+        size_t cpumask_len;
+        uint8_t cpumask[JL_MSG_CPUMASK_BYTES];
+        uint64_t khz;
+        int64_t gpu;
+        size_t ngpus;
+        uint64_t gpu_khz[JL_MSG_GPUS_MAX];
+        double watts;
+} jl_msg_request;
+
+typedef struct {
+        int32_t err; /* 0 or a negative errno */
+        char message[256];
+        uint64_t energy_uj;
+        uint64_t time_ms;
+        size_t text_len;
+        const char *text; /* points into the decoded payload; NOT NUL-terminated */
+} jl_msg_reply;
+
 /* Encoders append a whole frame to a fresh jl_wbuf (caller frees it). Return 0 or negative errno. */
 int jl_msg_hello_encode(const jl_msg_hello *m, uint32_t id, jl_wbuf *w);
 int jl_msg_record_encode(const jl_msg_record *m, uint32_t id, jl_wbuf *w);
@@ -74,9 +120,14 @@ int jl_msg_job_encode(const jl_msg_job *m, uint32_t id, jl_wbuf *w);
 int jl_msg_ack_encode(const jl_msg_ack *m, uint32_t id, jl_wbuf *w);
 int jl_msg_error_encode(const jl_msg_error *m, uint32_t id, jl_wbuf *w);
 
+int jl_msg_request_encode(const jl_msg_request *m, uint32_t id, jl_wbuf *w);
+int jl_msg_reply_encode(const jl_msg_reply *m, uint32_t id, jl_wbuf *w);
+
 /* Decoders of a frame's payload: 0, or -EBADMSG with a reason in why (what was wrong, for the log). */
 int jl_msg_hello_decode(const uint8_t *payload, size_t len, jl_msg_hello *ret, char *why, size_t whylen);
 int jl_msg_record_decode(const uint8_t *payload, size_t len, jl_msg_record *ret, char *why, size_t whylen);
 int jl_msg_job_decode(const uint8_t *payload, size_t len, jl_msg_job *ret, char *why, size_t whylen);
 int jl_msg_ack_decode(const uint8_t *payload, size_t len, jl_msg_ack *ret, char *why, size_t whylen);
 int jl_msg_error_decode(const uint8_t *payload, size_t len, jl_msg_error *ret, char *why, size_t whylen);
+int jl_msg_request_decode(const uint8_t *payload, size_t len, jl_msg_request *ret, char *why, size_t whylen);
+int jl_msg_reply_decode(const uint8_t *payload, size_t len, jl_msg_reply *ret, char *why, size_t whylen);

@@ -23,12 +23,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 jl_msg_job job;
                                 jl_msg_ack ack;
                                 jl_msg_error error;
+                                jl_msg_request request;
+                                jl_msg_reply reply;
                         } m;
                         jl_msg_hello_decode(payload, h.length, &m.hello, why, sizeof(why));
                         jl_msg_record_decode(payload, h.length, &m.record, why, sizeof(why));
                         jl_msg_job_decode(payload, h.length, &m.job, why, sizeof(why));
                         jl_msg_ack_decode(payload, h.length, &m.ack, why, sizeof(why));
                         jl_msg_error_decode(payload, h.length, &m.error, why, sizeof(why));
+                        jl_msg_request_decode(payload, h.length, &m.request, why, sizeof(why));
+                        jl_msg_reply_decode(payload, h.length, &m.reply, why, sizeof(why));
                         jl_framer_pop(&f);
                 }
         }

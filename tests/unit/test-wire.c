@@ -159,6 +159,40 @@ int main(void)
         ok(ed.err == -EACCES && !strcmp(ed.message, "not allowed"), "error fields");
         jl_wbuf_free(&w);
 
+        /* Request and reply round trips, and requests that make no sense */
+        jl_msg_request rq = {.op = JL_OP_SET_CPUFREQ, .khz = 2100000, .cpumask_len = 2, .cpumask = {0x0f, 0x01}};
+        jl_msg_request rqd;
+        jl_msg_request_encode(&rq, 4, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_request_decode(data + 16, len - 16, &rqd, why, sizeof(why)), 0, "request decodes");
+        ok(rqd.op == JL_OP_SET_CPUFREQ && rqd.khz == 2100000 && rqd.cpumask_len == 2 && rqd.cpumask[1] == 1,
+           "request fields");
+        jl_wbuf_free(&w);
+        jl_msg_request gl = {.op = JL_OP_SET_GPUFREQ_LIST, .ngpus = 2, .gpu_khz = {1410000, 1200000}};
+        jl_msg_request_encode(&gl, 4, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_request_decode(data + 16, len - 16, &rqd, why, sizeof(why)), 0, "gpu list decodes");
+        ok(rqd.ngpus == 2 && rqd.gpu_khz[1] == 1200000, "gpu list fields");
+        jl_wbuf_free(&w);
+        jl_msg_request nomask = {.op = JL_OP_SET_CPUFREQ, .khz = 1000};
+        jl_msg_request_encode(&nomask, 4, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_request_decode(data + 16, len - 16, &rqd, why, sizeof(why)), -EBADMSG, "cpufreq without mask");
+        jl_wbuf_free(&w);
+        jl_wbuf_init(&w, JL_MSG_REQUEST, 0, 1);
+        jl_wbuf_put_u64(&w, 21, 200);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_request_decode(data + 16, len - 16, &rqd, why, sizeof(why)), -EBADMSG, "unknown operation");
+        jl_wbuf_free(&w);
+        jl_msg_reply rp = {.err = -EPERM, .energy_uj = 5, .time_ms = 6, .text = "{}", .text_len = 2}, rpd;
+        strcpy(rp.message, "not your job");
+        jl_msg_reply_encode(&rp, 4, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_reply_decode(data + 16, len - 16, &rpd, why, sizeof(why)), 0, "reply decodes");
+        ok(rpd.err == -EPERM && rpd.text_len == 2 && !memcmp(rpd.text, "{}", 2) && !strcmp(rpd.message, "not your job"),
+           "reply fields");
+        jl_wbuf_free(&w);
+
         /* Framer: frames split across feeds, two frames in one feed, garbage stream */
         jl_framer f;
         jl_framer_init(&f, 4096);
