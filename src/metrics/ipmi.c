@@ -103,8 +103,9 @@ static int ipmi_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
                 if (access(devices[i], F_OK) == 0)
                         dev = devices[i];
         if (!dev) {
-                jl_notes_add(notes, "ipmi", -ENOENT,
-                             "no IPMI device (/dev/ipmi0): modprobe ipmi_si ipmi_devintf, or the node has no BMC");
+                jl_notes_add(
+                    notes, "ipmi", -ENOENT,
+                    "no IPMI device (/dev/ipmi0): modprobe ipmi_si ipmi_devintf, or the node has no BMC");
                 return -ENOENT;
         }
 
@@ -120,8 +121,8 @@ static int ipmi_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         if (ipmi_ctx_open_inband(st->ctx, IPMI_DEVICE_OPENIPMI, 0, 0, 0, dev, 0, IPMI_FLAGS_DEFAULT) < 0) {
                 int r = ipmi_errno(ipmi_ctx_errnum(st->ctx));
                 if (r == -EACCES)
-                        jl_notes_add(notes, "ipmi", r, "%s: permission denied: talking to the BMC needs root",
-                                     dev);
+                        jl_notes_add(notes, "ipmi", r,
+                                     "%s: permission denied: talking to the BMC needs root", dev);
                 else
                         jl_notes_add(notes, "ipmi", r, "%s: cannot open the IPMI device: %s", dev,
                                      ipmi_ctx_errormsg(st->ctx));
@@ -135,9 +136,10 @@ static int ipmi_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         int r = dcmi_power(st, &w);
         if (r < 0) {
                 if (r == -EOPNOTSUPP)
-                        jl_notes_add(notes, "ipmi", r,
-                                     "the BMC does not support DCMI power readings (%s): no node power from IPMI",
-                                     ipmi_ctx_errormsg(st->ctx));
+                        jl_notes_add(
+                            notes, "ipmi", r,
+                            "the BMC does not support DCMI power readings (%s): no node power from IPMI",
+                            ipmi_ctx_errormsg(st->ctx));
                 else if (r == -ENODATA)
                         jl_notes_add(notes, "ipmi", r,
                                      "the BMC supports DCMI but its power measurement is not active");
@@ -152,9 +154,10 @@ static int ipmi_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         st->bmc_w = st->last_w = w;
 
         size_t before = channels->n;
-        jl_channel e = {.name = "node-ipmi", .provider = "ipmi", .kind = JL_KIND_ENERGY, .scope = JL_SCOPE_NODE};
-        jl_channel p = {.name = "node-ipmi/power", .provider = "ipmi", .kind = JL_KIND_POWER,
-                        .scope = JL_SCOPE_OTHER};
+        jl_channel e = {
+            .name = "node-ipmi", .provider = "ipmi", .kind = JL_KIND_ENERGY, .scope = JL_SCOPE_NODE};
+        jl_channel p = {
+            .name = "node-ipmi/power", .provider = "ipmi", .kind = JL_KIND_POWER, .scope = JL_SCOPE_OTHER};
         r = jl_channels_add(channels, &e);
         if (r >= 0)
                 r = jl_channels_add(channels, &p);
@@ -198,9 +201,9 @@ static void ipmi_close(void *state)
 }
 
 const jl_provider_ops jl_provider_ipmi = {
-        .name = "ipmi",
-        .description = "node power from the BMC by IPMI DCMI (FreeIPMI, in band)",
-        .open = ipmi_open,
-        .read = ipmi_read,
-        .close = ipmi_close,
+    .name = "ipmi",
+    .description = "node power from the BMC by IPMI DCMI (FreeIPMI, in band)",
+    .open = ipmi_open,
+    .read = ipmi_read,
+    .close = ipmi_close,
 };

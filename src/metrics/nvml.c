@@ -61,10 +61,10 @@ typedef enum { CH_ENERGY, CH_POWER, CH_TEMPERATURE, CH_SM_CLOCK, CH_MEM_CLOCK } 
 
 typedef struct {
         nvml_device dev;
-        bool integrate;    /* energy from power readings: no total-energy counter */
-        bool need_power;   /* a power channel or integration */
+        bool integrate;  /* energy from power readings: no total-energy counter */
+        bool need_power; /* a power channel or integration */
         /* integration state */
-        double energy_uj;  /* since open */
+        double energy_uj; /* since open */
         unsigned last_mw;
         uint64_t last_ns;
         /* this read's power reading */
@@ -150,8 +150,9 @@ static int load_api(nvml_api *api, jl_notes *notes)
         load_sym(lib, "nvmlErrorString", &api->error_string);
         if (!api->init || !api->shutdown || !api->get_count || !api->get_handle) {
                 jl_notes_add(notes, "nvml", -ENOSYS,
-                             NVML_LIBRARY " lacks nvmlInit_v2/nvmlDeviceGetCount_v2: the NVIDIA driver is too "
-                                          "old (before R319); update it");
+                             NVML_LIBRARY
+                             " lacks nvmlInit_v2/nvmlDeviceGetCount_v2: the NVIDIA driver is too "
+                             "old (before R319); update it");
                 dlclose(lib);
                 return -ENOSYS;
         }
@@ -190,8 +191,8 @@ static void free_state(nvml_state *st)
         free(st);
 }
 
-static int add_chan(nvml_state *st, jl_channels *channels, unsigned gpu, channel_what what, const char *suffix,
-                    jl_kind kind, jl_scope scope)
+static int add_chan(nvml_state *st, jl_channels *channels, unsigned gpu, channel_what what,
+                    const char *suffix, jl_kind kind, jl_scope scope)
 {
         jl_channel ch = {.provider = "nvml", .kind = kind, .scope = scope};
         snprintf(ch.name, sizeof(ch.name), "gpu-%u%s", gpu, suffix);
@@ -229,10 +230,11 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
         if (er == NVML_SUCCESS || pr == NVML_SUCCESS) {
                 g->integrate = er != NVML_SUCCESS;
                 if (g->integrate) {
-                        jl_notes_add(notes, subject, nvml_errno(er),
-                                     "%s has no total-energy counter (%s): its energy is integrated from power "
-                                     "readings (trapezoid rule), which can miss short peaks",
-                                     name, nvml_str(api, er));
+                        jl_notes_add(
+                            notes, subject, nvml_errno(er),
+                            "%s has no total-energy counter (%s): its energy is integrated from power "
+                            "readings (trapezoid rule), which can miss short peaks",
+                            name, nvml_str(api, er));
                         g->last_mw = v;
                         g->last_ns = mono_ns();
                 }
@@ -241,15 +243,16 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                         return r;
         } else
                 jl_notes_add(notes, subject, nvml_errno(er),
-                             "%s reports neither a total-energy counter (%s) nor power (%s): no GPU energy", name,
-                             nvml_str(api, er), nvml_str(api, pr));
+                             "%s reports neither a total-energy counter (%s) nor power (%s): no GPU energy",
+                             name, nvml_str(api, er), nvml_str(api, pr));
 
         if (pr == NVML_SUCCESS) {
                 r = add_chan(st, channels, i, CH_POWER, "/power", JL_KIND_POWER, JL_SCOPE_OTHER);
                 if (r < 0)
                         return r;
         } else if (er == NVML_SUCCESS)
-                jl_notes_add(notes, subject, nvml_errno(pr), "%s: power reading: %s", name, nvml_str(api, pr));
+                jl_notes_add(notes, subject, nvml_errno(pr), "%s: power reading: %s", name,
+                             nvml_str(api, pr));
         g->need_power = pr == NVML_SUCCESS;
 
         nr = get_temperature(api, g->dev, &v);
@@ -257,7 +260,8 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                 r = add_chan(st, channels, i, CH_TEMPERATURE, "/temperature", JL_KIND_TEMPERATURE,
                              JL_SCOPE_OTHER);
         else
-                r = jl_notes_add(notes, subject, nvml_errno(nr), "%s: temperature: %s", name, nvml_str(api, nr));
+                r = jl_notes_add(notes, subject, nvml_errno(nr), "%s: temperature: %s", name,
+                                 nvml_str(api, nr));
         if (r < 0)
                 return r;
 
@@ -265,7 +269,8 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                 int type;
                 channel_what what;
                 const char *suffix;
-        } clocks[] = {{NVML_CLOCK_SM, CH_SM_CLOCK, "/sm-clock"}, {NVML_CLOCK_MEM, CH_MEM_CLOCK, "/mem-clock"}};
+        } clocks[] = {{NVML_CLOCK_SM, CH_SM_CLOCK, "/sm-clock"},
+                      {NVML_CLOCK_MEM, CH_MEM_CLOCK, "/mem-clock"}};
         for (size_t k = 0; k < ARRAY_SIZE(clocks); k++) {
                 nr = get_clock(api, g->dev, clocks[k].type, &v);
                 if (nr == NVML_SUCCESS)
@@ -294,11 +299,12 @@ static int nvml_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         nvml_return nr = st->api.init();
         if (nr != NVML_SUCCESS) {
                 jl_notes_add(notes, "nvml", -ENODEV, "nvmlInit failed: %s%s", nvml_str(&st->api, nr),
-                             nr == NVML_ERROR_DRIVER_NOT_LOADED ? " (the NVIDIA kernel driver is not loaded: "
-                                                                  "no GPU, or modprobe nvidia)"
+                             nr == NVML_ERROR_DRIVER_NOT_LOADED
+                                 ? " (the NVIDIA kernel driver is not loaded: "
+                                   "no GPU, or modprobe nvidia)"
                              : nr == NVML_ERROR_LIB_RM_VERSION_MISMATCH
-                                     ? " (the driver library and kernel module differ: reboot or reload "
-                                       "the module after a driver update)"
+                                 ? " (the driver library and kernel module differ: reboot or reload "
+                                   "the module after a driver update)"
                              : nr == NVML_ERROR_NO_PERMISSION ? " (no permission on /dev/nvidia*)"
                                                               : "");
                 dlclose(st->api.lib);
@@ -387,7 +393,8 @@ static int nvml_read(void *state, jl_value *values)
                         break;
                 case CH_SM_CLOCK:
                 case CH_MEM_CLOCK:
-                        nr = get_clock(api, g->dev, c->what == CH_SM_CLOCK ? NVML_CLOCK_SM : NVML_CLOCK_MEM, &x);
+                        nr = get_clock(api, g->dev, c->what == CH_SM_CLOCK ? NVML_CLOCK_SM : NVML_CLOCK_MEM,
+                                       &x);
                         v->err = nvml_errno(nr);
                         v->gauge = x * 1000.0; /* MHz -> kHz */
                         break;
@@ -402,9 +409,9 @@ static void nvml_close(void *state)
 }
 
 const jl_provider_ops jl_provider_nvml = {
-        .name = "nvml",
-        .description = "NVIDIA GPU energy, power, temperature and clocks through NVML (loaded at run time)",
-        .open = nvml_open,
-        .read = nvml_read,
-        .close = nvml_close,
+    .name = "nvml",
+    .description = "NVIDIA GPU energy, power, temperature and clocks through NVML (loaded at run time)",
+    .open = nvml_open,
+    .read = nvml_read,
+    .close = nvml_close,
 };

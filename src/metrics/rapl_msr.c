@@ -50,9 +50,9 @@ typedef struct {
 } msr_package;
 
 typedef struct {
-        size_t pkg;     /* index into packages[] */
-        uint32_t msr;   /* energy status register */
-        unsigned esu;   /* energy status unit */
+        size_t pkg;   /* index into packages[] */
+        uint32_t msr; /* energy status register */
+        unsigned esu; /* energy status unit */
 } msr_domain;
 
 typedef struct {
@@ -214,8 +214,8 @@ static int package_cpu_now(int id)
 static void note_open_error(jl_notes *notes, const char *subject, int cpu, int r)
 {
         if (r == -ENOENT)
-                jl_notes_add(notes, subject, r,
-                             "/dev/cpu/%d/msr missing: load the msr driver: modprobe msr", cpu);
+                jl_notes_add(notes, subject, r, "/dev/cpu/%d/msr missing: load the msr driver: modprobe msr",
+                             cpu);
         else if (r == -EACCES || r == -EPERM)
                 jl_notes_add(notes, subject, r,
                              "/dev/cpu/%d/msr: permission denied: reading MSRs needs root (CAP_SYS_RAWIO); "
@@ -233,15 +233,15 @@ typedef struct {
 } domain_def;
 
 static const domain_def intel_domains[] = {
-        {"package", MSR_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false},
-        {"core", MSR_PP0_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false},
-        {"uncore", MSR_PP1_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false},
-        {"dram", MSR_DRAM_ENERGY_STATUS, JL_SCOPE_DRAM, false},
-        {"psys", MSR_PLATFORM_ENERGY_STATUS, JL_SCOPE_NODE, true},
+    {"package", MSR_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false},
+    {"core", MSR_PP0_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false},
+    {"uncore", MSR_PP1_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false},
+    {"dram", MSR_DRAM_ENERGY_STATUS, JL_SCOPE_DRAM, false},
+    {"psys", MSR_PLATFORM_ENERGY_STATUS, JL_SCOPE_NODE, true},
 };
 
 static const domain_def amd_domains[] = {
-        {"package", MSR_AMD_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false},
+    {"package", MSR_AMD_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false},
 };
 
 static void close_packages(msr_state *st)
@@ -277,7 +277,8 @@ static int msr_open(const jl_provider_config *cfg, jl_channels *channels, jl_not
                 vend = VENDOR_AMD;
                 if (family < 0x17) {
                         jl_notes_add(notes, "rapl-msr", -ENODEV,
-                                     "%s CPU family %#" PRIx64 " has no RAPL MSRs (they start with family 17h, "
+                                     "%s CPU family %#" PRIx64
+                                     " has no RAPL MSRs (they start with family 17h, "
                                      "Zen)",
                                      vendor, family);
                         return -ENODEV;
@@ -324,7 +325,8 @@ static int msr_open(const jl_provider_config *cfg, jl_channels *channels, jl_not
                 r = msr_pread(pk->fd, unit_msr, &unit);
                 if (r < 0) {
                         jl_notes_add(notes, subject, r,
-                                     "cannot read the RAPL unit register %#x on CPU %d: %s", unit_msr, pk->cpu,
+                                     "cannot read the RAPL unit register %#x on CPU %d: %s", unit_msr,
+                                     pk->cpu,
                                      r == -EIO ? "this CPU model has no RAPL MSRs" : jl_errno_hint(r));
                         continue;
                 }
@@ -341,7 +343,8 @@ static int msr_open(const jl_provider_config *cfg, jl_channels *channels, jl_not
                         const domain_def *def = &defs[d];
                         if (def->once && psys_done)
                                 continue;
-                        jl_channel ch = {.provider = "rapl-msr", .kind = JL_KIND_ENERGY, .scope = def->scope};
+                        jl_channel ch = {
+                            .provider = "rapl-msr", .kind = JL_KIND_ENERGY, .scope = def->scope};
                         if (def->once)
                                 snprintf(ch.name, sizeof(ch.name), "%s", def->prefix);
                         else
@@ -436,9 +439,9 @@ static void msr_close(void *state)
 }
 
 const jl_provider_ops jl_provider_rapl_msr = {
-        .name = "rapl-msr",
-        .description = "RAPL energy counters read from the MSRs through /dev/cpu/N/msr (Intel, AMD)",
-        .open = msr_open,
-        .read = msr_read,
-        .close = msr_close,
+    .name = "rapl-msr",
+    .description = "RAPL energy counters read from the MSRs through /dev/cpu/N/msr (Intel, AMD)",
+    .open = msr_open,
+    .read = msr_read,
+    .close = msr_close,
 };

@@ -48,7 +48,8 @@ static bool has_note(const opened *o, const char *text)
 
 int main(void)
 {
-        bool private_dev = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+        bool private_dev = unshare(CLONE_NEWNS) == 0 &&
+                           mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
                            mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755") == 0;
         if (!private_dev && access("/dev/ipmi0", F_OK) == 0) {
                 printf("1..0 # SKIP this node has /dev/ipmi0 and a private /dev needs root\n");
@@ -71,7 +72,8 @@ int main(void)
                 printf("ok %d # SKIP a fake /dev/ipmi0 needs a private /dev (root)\n", ++tap_n);
                 return tap_done();
         }
-        /* Something that is not an IPMI device sits at /dev/ipmi0: an error with a reason, no crash, no hang */
+        /* Something that is not an IPMI device sits at /dev/ipmi0: an error with a reason, no crash, no hang
+         */
         int fd = open("/dev/ipmi0", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
         ok(fd >= 0, "a regular file at /dev/ipmi0");
         if (fd >= 0)
@@ -79,7 +81,8 @@ int main(void)
         do_open(&o);
         ok(o.r < 0, "not an IPMI device: unavailable (%d)", o.r);
         is_int(o.ch.n, 0, "not an IPMI device: no channel");
-        ok(o.notes.n >= 1 && strstr(o.notes.items[0].reason, "/dev/ipmi0"), "not an IPMI device: a note naming it");
+        ok(o.notes.n >= 1 && strstr(o.notes.items[0].reason, "/dev/ipmi0"),
+           "not an IPMI device: a note naming it");
         if (o.notes.n)
                 printf("#   %s\n", o.notes.items[0].reason);
         do_close(&o);

@@ -71,23 +71,25 @@ static double mono_s(void)
 
 static void test_two_gpus(void)
 {
-        write_conf("# an H100 with the energy counter, an older GPU without\n"
-                   "gpu power_w=300 temp_c=41 sm_mhz=1980 mem_mhz=2619 energy_mj=123456789 name=NVIDIA H100\n"
-                   "gpu power_w=250 energy=0 temp_c=55 sm_mhz=1410 mem_mhz=1215 name=Tesla V100\n");
+        write_conf(
+            "# an H100 with the energy counter, an older GPU without\n"
+            "gpu power_w=300 temp_c=41 sm_mhz=1980 mem_mhz=2619 energy_mj=123456789 name=NVIDIA H100\n"
+            "gpu power_w=250 energy=0 temp_c=55 sm_mhz=1410 mem_mhz=1215 name=Tesla V100\n");
         opened o;
         do_open(&o);
         is_int(o.r, 0, "two GPUs: opens");
-        static const char *const names[] = {"gpu-0", "gpu-0/power", "gpu-0/temperature", "gpu-0/sm-clock",
-                                            "gpu-0/mem-clock", "gpu-1", "gpu-1/power", "gpu-1/temperature",
-                                            "gpu-1/sm-clock", "gpu-1/mem-clock"};
-        static const jl_kind kinds[] = {JL_KIND_ENERGY, JL_KIND_POWER, JL_KIND_TEMPERATURE, JL_KIND_FREQUENCY,
-                                        JL_KIND_FREQUENCY};
+        static const char *const names[] = {
+            "gpu-0", "gpu-0/power", "gpu-0/temperature", "gpu-0/sm-clock", "gpu-0/mem-clock",
+            "gpu-1", "gpu-1/power", "gpu-1/temperature", "gpu-1/sm-clock", "gpu-1/mem-clock"};
+        static const jl_kind kinds[] = {JL_KIND_ENERGY, JL_KIND_POWER, JL_KIND_TEMPERATURE,
+                                        JL_KIND_FREQUENCY, JL_KIND_FREQUENCY};
         if (!is_int(o.ch.n, 10, "two GPUs: ten channels"))
                 return;
         for (size_t i = 0; i < 10; i++) {
                 is_str(o.ch.items[i].name, names[i], "channel %zu is %s", i, names[i]);
                 is_int(o.ch.items[i].kind, kinds[i % 5], "%s kind", names[i]);
-                is_int(o.ch.items[i].scope, i % 5 == 0 ? JL_SCOPE_GPU : JL_SCOPE_OTHER, "%s scope", names[i]);
+                is_int(o.ch.items[i].scope, i % 5 == 0 ? JL_SCOPE_GPU : JL_SCOPE_OTHER, "%s scope",
+                       names[i]);
                 is_str(o.ch.items[i].provider, "nvml", "%s provider", names[i]);
         }
         ok(o.ch.items[0].wrap_uj == 0 && o.ch.items[5].wrap_uj == 0, "GPU energy never wraps");

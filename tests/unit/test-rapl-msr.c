@@ -148,8 +148,8 @@ static void scenario_intel_2s(void)
         for (int c = 0; c < 4; c += 2) {
                 fx_msr(c, 0x606, INTEL_UNIT);
                 fx_msr(c, 0x611, 16384 * (uint64_t)(c + 1)); /* 1 J, 3 J */
-                fx_msr(c, 0x619, 65536);                       /* DRAM: fixed 2^-16 J on this model: 1 J */
-                fx_msr(c, 0x639, 0xDEADBEEF00000001ULL);       /* upper half reserved: ignored */
+                fx_msr(c, 0x619, 65536);                     /* DRAM: fixed 2^-16 J on this model: 1 J */
+                fx_msr(c, 0x639, 0xDEADBEEF00000001ULL);     /* upper half reserved: ignored */
         }
 }
 
@@ -161,7 +161,8 @@ static void test_intel_2s(void)
         is_int(o.r, 0, "intel 2s: opens");
         if (!is_int(o.ch.n, 6, "intel 2s: six channels"))
                 dump_notes(&o);
-        static const char *const names[] = {"package-0", "core-0", "dram-0", "package-1", "core-1", "dram-1"};
+        static const char *const names[] = {"package-0", "core-0", "dram-0",
+                                            "package-1", "core-1", "dram-1"};
         static const jl_scope scopes[] = {JL_SCOPE_PACKAGE, JL_SCOPE_SUBDOMAIN, JL_SCOPE_DRAM,
                                           JL_SCOPE_PACKAGE, JL_SCOPE_SUBDOMAIN, JL_SCOPE_DRAM};
         for (size_t i = 0; i < 6 && i < o.ch.n; i++) {

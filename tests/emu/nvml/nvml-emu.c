@@ -68,8 +68,12 @@ static double now_s(void)
 
 static void parse_gpu(char *s, struct emu_gpu *g)
 {
-        *g = (struct emu_gpu){.power_w = 100, .power_ok = true, .energy_ok = true, .temp_c = 40,
-                              .sm_mhz = 1500, .mem_mhz = 1200};
+        *g = (struct emu_gpu){.power_w = 100,
+                              .power_ok = true,
+                              .energy_ok = true,
+                              .temp_c = 40,
+                              .sm_mhz = 1500,
+                              .mem_mhz = 1200};
         snprintf(g->name, sizeof(g->name), "Emulated GPU");
         char *tok = s;
         while (tok && *tok) {
