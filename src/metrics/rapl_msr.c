@@ -145,6 +145,16 @@ static int read_cpuinfo(char *vendor, size_t vendor_size, uint64_t *ret_family, 
 
 /* Intel server models whose DRAM energy unit is fixed at 2^-16 J (as the kernel's intel_rapl driver knows
  * them): Haswell-X, Broadwell-X, Skylake-X, Ice Lake-X/D, Sapphire/Emerald Rapids, Xeon Phi. */
+/* Silvermont/Airmont Atoms encode the energy unit differently (2^ESU µJ, per model): not decoded here. */
+static bool intel_atom_other_unit(uint64_t model)
+{
+        static const uint8_t models[] = {0x37, 0x4A, 0x4C, 0x5A, 0x5D};
+        for (size_t i = 0; i < ARRAY_SIZE(models); i++)
+                if (model == models[i])
+                        return true;
+        return false;
+}
+
 static bool intel_dram_fixed_unit(uint64_t model)
 {
         static const uint8_t models[] = {0x3F, 0x4F, 0x55, 0x6A, 0x6C, 0x8F, 0xCF, 0x57, 0x85};
@@ -271,6 +281,14 @@ static int msr_open(const jl_provider_config *cfg, jl_channels *channels, jl_not
                                      "Intel CPU family %" PRIu64 " is not known to have RAPL MSRs; "
                                      "use the powercap provider (modprobe intel_rapl_msr)",
                                      family);
+                        return -ENODEV;
+                }
+                if (intel_atom_other_unit(model)) {
+                        jl_notes_add(notes, "rapl-msr", -ENODEV,
+                                     "Intel Atom model %#" PRIx64
+                                     " encodes its RAPL energy unit differently; "
+                                     "use the powercap provider (modprobe intel_rapl_msr)",
+                                     model);
                         return -ENODEV;
                 }
         } else if (strcmp(vendor, "AuthenticAMD") == 0 || strcmp(vendor, "HygonGenuine") == 0) {

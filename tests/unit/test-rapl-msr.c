@@ -357,6 +357,13 @@ static void test_unknown(void)
         ok(find_note(&o, "rapl-msr", "family 15"), "intel family 15: the note names it");
         do_close(&o);
 
+        amd_fixture("GenuineIntel", 6);
+        fx_cpuinfo("GenuineIntel", 6, 0x37, 2); /* Silvermont: another unit encoding */
+        do_open(&o);
+        is_int(o.r, -ENODEV, "Silvermont Atom: unavailable");
+        ok(find_note(&o, "rapl-msr", "Atom"), "Silvermont Atom: the note says why");
+        do_close(&o);
+
         fx_write("proc/cpuinfo", "processor\t: 0\nIsa\t\t: rv64imafdc\n\n");
         do_open(&o);
         ok(o.r < 0, "no vendor_id (not x86): unavailable");
