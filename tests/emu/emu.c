@@ -15,7 +15,8 @@
 static int usage(FILE *f)
 {
         fputs("Usage:\n"
-              "  joule-emu create --node MODEL --root DIR [--wrap-uj N] [--msr-esu N] [--ambient C]\n"
+              "  joule-emu create --node MODEL --root DIR [--wrap-uj N] [--msr-esu N] [--msr-wrap-in J]\n"
+              "                   [--ambient C]\n"
               "                   [--start-temp C] [--tau S]\n"
               "  joule-emu serve --root DIR [--tick-ms 10]\n"
               "  joule-emu ctl --root DIR [--wait S] CMD [ARGS...]\n"
@@ -40,7 +41,7 @@ static bool parse_num(const char *s, double lo, double hi, double *ret)
 static int cmd_create(int argc, char **argv)
 {
         const char *node = NULL, *root = NULL;
-        model_opts o = {.esu = -1, .ambient_c = NAN, .start_c = NAN, .tau_s = NAN};
+        model_opts o = {.esu = -1, .ambient_c = NAN, .start_c = NAN, .tau_s = NAN, .msr_wrap_in_j = NAN};
         double v;
         for (int i = 0; i < argc; i += 2) {
                 const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -53,6 +54,8 @@ static int cmd_create(int argc, char **argv)
                         okv = parse_num(val, 1000, 1e15, &v) && (o.wrap_uj = (uint64_t)v);
                 else if (strcmp(a, "--msr-esu") == 0)
                         okv = parse_num(val, 0, 31, &v) && ((o.esu = (int)v), true);
+                else if (strcmp(a, "--msr-wrap-in") == 0)
+                        okv = parse_num(val, 0, 1e9, &o.msr_wrap_in_j);
                 else if (strcmp(a, "--ambient") == 0)
                         okv = parse_num(val, -50, 150, &o.ambient_c);
                 else if (strcmp(a, "--start-temp") == 0)

@@ -47,6 +47,7 @@ typedef struct {
         fault fault;
         uint64_t range_uj; /* max_energy_range_uj: the counter runs modulo this */
         uint64_t offset_uj; /* the counter's value when the ground truth was 0 */
+        uint64_t msr_offset_uj; /* the same for the MSR counter (in µJ) */
         uint64_t back_uj;   /* `backwards`: how far the counter was set back (not energy) */
         uint64_t truth_uj;  /* ground truth: exactly the µJ added to the counter, never wraps */
         double carry_uj;    /* fraction of a µJ not yet added */
@@ -72,6 +73,7 @@ typedef struct {
         uint64_t range_uj;      /* max_energy_range_uj */
         int esu;                /* MSR energy status units: 1/2^esu J */
         double ambient_c, start_c, rth_k_per_w, tau_s; /* first-order thermal model */
+        double msr_wrap_in_j;   /* >= 0: MSR counters start this many J before their 32-bit wrap */
 } model;
 
 typedef struct {
@@ -80,6 +82,7 @@ typedef struct {
         double ambient_c;  /* NAN: the model's */
         double start_c;    /* NAN: = ambient */
         double tau_s;      /* NAN: the model's */
+        double msr_wrap_in_j; /* NAN: MSR counters start where the powercap ones do */
 } model_opts;
 
 /* model.c */

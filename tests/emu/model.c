@@ -110,8 +110,11 @@ int model_get(const char *name, const model_opts *o, model *ret)
                         if (!isnan(o->tau_s))
                                 m.tau_s = o->tau_s;
                         m.start_c = isnan(o->start_c) ? m.ambient_c : o->start_c;
-                } else
+                        m.msr_wrap_in_j = isnan(o->msr_wrap_in_j) ? -1 : o->msr_wrap_in_j;
+                } else {
                         m.start_c = m.ambient_c;
+                        m.msr_wrap_in_j = -1;
+                }
                 *ret = m;
                 return 0;
         }
@@ -170,6 +173,12 @@ int model_domains(const model *m, domain *dom, int max)
                         dom[i].fault = broken_faults[i];
                 /* Counters do not start at 0 on a real machine. */
                 dom[i].offset_uj = (dom[i].range_uj / 3 + 7919ULL * (uint64_t)i) % dom[i].range_uj;
+                /* 2^32 units of 1/2^esu J = 2^(32-esu) J */
+                double msr_range_uj = ldexp(1e6, 32 - m->esu);
+                if (m->msr_wrap_in_j >= 0 && m->msr_wrap_in_j * 1e6 < msr_range_uj)
+                        dom[i].msr_offset_uj = (uint64_t)(msr_range_uj - m->msr_wrap_in_j * 1e6) + 7919ULL * (uint64_t)i;
+                else
+                        dom[i].msr_offset_uj = dom[i].offset_uj;
         }
         return n;
 }
@@ -469,8 +478,11 @@ uint64_t msr_addr(const model *m, dom_type t)
  * units of 1/2^esu J, 32 bits, wrapping at 2^32 units. */
 uint64_t msr_raw(const model *m, const domain *d)
 {
-        unsigned __int128 uj = (unsigned __int128)(d->offset_uj + d->truth_uj);
-        return (uint64_t)((uj << m->esu) / 1000000u) & 0xffffffffULL;
+        unsigned __int128 uj = (unsigned __int128)(d->msr_offset_uj + d->truth_uj);
+        /* Intel server parts (the models here are Xeons, family 6 model 85) count DRAM in a fixed 2^-16 J,
+         * whatever the unit register says, as the kernel's intel_rapl driver knows. */
+        int esu = !m->amd && d->type == DOM_DRAM ? 16 : m->esu;
+        return (uint64_t)((uj << esu) / 1000000u) & 0xffffffffULL;
 }
 
 uint64_t msr_unit(const model *m)
@@ -648,8 +660,10 @@ int model_create(const model *m, const model_opts *o, const char *root)
         int r = mkdir_p(root);
         if (r < 0)
                 return r;
-        r = write_at(root, EMU_CONF, "model %s\nwrap_uj %llu\nesu %d\nambient_c %.3f\nstart_c %.3f\ntau_s %.3f\n",
-                     m->name, (unsigned long long)m->range_uj, m->esu, m->ambient_c, m->start_c, m->tau_s);
+        r = write_at(root, EMU_CONF, "model %s\nwrap_uj %llu\nesu %d\nambient_c %.3f\nstart_c %.3f\ntau_s %.3f\n"
+                     "msr_wrap_in_j %.6f\n",
+                     m->name, (unsigned long long)m->range_uj, m->esu, m->ambient_c, m->start_c, m->tau_s,
+                     m->msr_wrap_in_j);
         if (r < 0)
                 return r;
         (void)o;
@@ -673,9 +687,11 @@ int model_load_conf(const char *root, model *ret)
                 return r;
         unsigned long long wrap = 0;
         model_opts o = {.esu = -1, .ambient_c = NAN, .start_c = NAN, .tau_s = NAN};
-        if (sscanf(text, "model %31s\nwrap_uj %llu\nesu %d\nambient_c %lf\nstart_c %lf\ntau_s %lf", name, &wrap,
-                   &o.esu, &o.ambient_c, &o.start_c, &o.tau_s) != 6)
+        if (sscanf(text, "model %31s\nwrap_uj %llu\nesu %d\nambient_c %lf\nstart_c %lf\ntau_s %lf\nmsr_wrap_in_j %lf",
+                   name, &wrap, &o.esu, &o.ambient_c, &o.start_c, &o.tau_s, &o.msr_wrap_in_j) != 7)
                 return -EINVAL;
+        if (o.msr_wrap_in_j < 0)
+                o.msr_wrap_in_j = NAN;
         o.wrap_uj = wrap;
         return model_get(name, &o, ret);
 }

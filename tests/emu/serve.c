@@ -422,8 +422,13 @@ static void rm_tree(const char *path)
                         snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
                         if (de->d_type == DT_DIR)
                                 rm_tree(sub);
-                        else
+                        else {
+                                /* a reader that kept the file open now reads nothing, as from a device
+                                 * that went away, instead of a frozen value */
+                                if (de->d_type == DT_REG && truncate(sub, 0) < 0 && errno != ENOENT)
+                                        fprintf(stderr, "joule-emu: truncate %s: %s\n", sub, strerror(errno));
                                 unlink(sub);
+                        }
                 }
         closedir(d);
         rmdir(path);
