@@ -1,6 +1,7 @@
 /* hwmon.c - the "hwmon" provider: temperature, power and energy inputs of every hwmon chip through
- * libsensors, named as `sensors` prints them ("coretemp-isa-0000/Package id 0"), and jl_hwmon_read_temp()
- * (see hwmon.h). libsensors' one global init is shared by a reference count. */
+ * libsensors, named as `sensors` prints them ("coretemp-isa-0000/Package id 0"), plus the whole-node energy
+ * of an ACPI power meter integrated from its power ("power_meter-acpi-0/power1/energy"); and
+ * jl_hwmon_read_temp() (see hwmon.h). libsensors' one global init is shared by a reference count. */
 #include "hwmon.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <sensors/sensors.h>
 
 #include "macro.h"
+#include "timeutil.h"
 
 /* Plausible ranges; anything outside is a broken sensor, not a reading. */
 #define TEMP_C_MIN (-100.0)
@@ -135,6 +137,12 @@ typedef struct {
         const sensors_chip_name *chip; /* libsensors' own, valid until sensors_cleanup() */
         int subfeature;
         jl_kind kind;
+        /* The energy integrated from the power channel just before this one (a power meter's): the
+         * trapezoid rule between good readings; a failed reading keeps the baseline, so the next good one
+         * bridges the gap. */
+        bool integrate;
+        double last_w, energy_uj;
+        uint64_t last_ns;
 } hwmon_input;
 
 typedef struct {
@@ -178,6 +186,23 @@ static const sensors_subfeature *input_of(const sensors_chip_name *chip, const s
 }
 
 /* Add one feature as a channel, or leave a note saying why not. Returns 0 or -ENOMEM. */
+static int add_input(hwmon_state *st, const hwmon_input *in, const jl_channel *ch, jl_channels *channels)
+{
+        if (st->n == st->cap) {
+                size_t ncap = st->cap ? st->cap * 2 : 16;
+                hwmon_input *p = realloc(st->in, ncap * sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                st->in = p;
+                st->cap = ncap;
+        }
+        int r = jl_channels_add(channels, ch);
+        if (r < 0)
+                return r;
+        st->in[st->n++] = *in;
+        return 0;
+}
+
 static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const char *chip_name,
                        const sensors_subfeature *sf, jl_kind kind,
                        const char *name, jl_channels *channels, jl_notes *notes)
@@ -202,19 +227,21 @@ static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const cha
                 .wrap_uj = 0,
         };
         snprintf(ch.name, sizeof(ch.name), "%s", name);
-        if (st->n == st->cap) {
-                size_t ncap = st->cap ? st->cap * 2 : 16;
-                hwmon_input *p = realloc(st->in, ncap * sizeof(*p));
-                if (!p)
-                        return -ENOMEM;
-                st->in = p;
-                st->cap = ncap;
-        }
-        r = jl_channels_add(channels, &ch);
-        if (r < 0)
+        hwmon_input in = {.chip = chip, .subfeature = sf->number, .kind = kind};
+        r = add_input(st, &in, &ch, channels);
+        if (r < 0 || !(kind == JL_KIND_POWER && ch.scope == JL_SCOPE_NODE))
                 return r;
-        st->in[st->n++] = (hwmon_input){.chip = chip, .subfeature = sf->number, .kind = kind};
-        return 0;
+
+        /* A power meter has no energy counter: integrate its power into the node's energy. */
+        jl_channel e = ch;
+        e.kind = JL_KIND_ENERGY;
+        if (snprintf(e.name, sizeof(e.name), "%s/energy", name) >= (int)sizeof(e.name))
+                return jl_notes_add(notes, subject, -ENAMETOOLONG, "%s/energy: the name is too long", name);
+        in.kind = JL_KIND_ENERGY;
+        in.integrate = true;
+        in.last_w = v.gauge;
+        in.last_ns = mono_ns();
+        return add_input(st, &in, &e, channels);
 }
 
 static int hwmon_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
@@ -294,8 +321,23 @@ static int hwmon_read(void *state, jl_value *values)
 {
         hwmon_state *st = state;
         for (size_t i = 0; i < st->n; i++) {
-                const hwmon_input *in = &st->in[i];
-                values[i].err = read_channel(in->chip, in->subfeature, in->kind, &values[i]);
+                hwmon_input *in = &st->in[i];
+                if (!in->integrate) {
+                        values[i].err = read_channel(in->chip, in->subfeature, in->kind, &values[i]);
+                        continue;
+                }
+                /* The power channel just read (always the one before). */
+                if (values[i - 1].err < 0) {
+                        values[i].err = values[i - 1].err;
+                        continue;
+                }
+                uint64_t t = mono_ns();
+                double w = values[i - 1].gauge;
+                if (t > in->last_ns)
+                        in->energy_uj += (in->last_w + w) / 2 * (double)(t - in->last_ns) / 1e3; /* W·ns → µJ */
+                in->last_w = w;
+                in->last_ns = t;
+                values[i] = (jl_value){.counter = (uint64_t)in->energy_uj};
         }
         return 0;
 }

@@ -16,6 +16,7 @@
 #include "hwmon.h"
 #include "provider.h"
 #include "tap.h"
+#include "timeutil.h"
 
 static const char *fx;
 
@@ -160,14 +161,29 @@ static void test_basic(void)
         opened o;
         open_hwmon(&o, NULL);
         is_int(o.r, 0, "hwmon opens on hwmon-basic");
-        is_int(o.ch.n, 6, "6 channels: 3 temperatures, 2 powers, 1 energy (in0 and fan1 are not read)");
+        is_int(o.ch.n, 7, "7 channels: 3 temperatures, 2 powers, 1 energy, the power meter's energy (in0 and "
+                          "fan1 are not read)");
+        uint64_t t0 = mono_ns();
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        uint64_t t1 = mono_ns();
         is_int(read_hwmon(&o), 0, "read");
+        uint64_t t2 = mono_ns();
         check_channel(&o, "coretemp-isa-0000/Package id 0", JL_KIND_TEMPERATURE, JL_SCOPE_OTHER, 45.0);
         check_channel(&o, "coretemp-isa-0000/Core 0", JL_KIND_TEMPERATURE, JL_SCOPE_OTHER, 43.0);
         check_channel(&o, "coretemp-isa-0000/Core 1", JL_KIND_TEMPERATURE, JL_SCOPE_OTHER, 44.5);
         check_channel(&o, "power_meter-acpi-0/power1", JL_KIND_POWER, JL_SCOPE_NODE, 250.5);
         check_channel(&o, "fixture_energy-virtual-0/Package", JL_KIND_POWER, JL_SCOPE_SUBDOMAIN, 12.5);
         check_channel(&o, "fixture_energy-virtual-0/Ecore 0", JL_KIND_ENERGY, JL_SCOPE_SUBDOMAIN, 123456789);
+        /* The power meter's power integrated since open: 250.5 W × (0.1 s and a little). */
+        int k = find(&o, "power_meter-acpi-0/power1/energy");
+        ok(k >= 0 && o.ch.items[k].kind == JL_KIND_ENERGY && o.ch.items[k].scope == JL_SCOPE_NODE &&
+                   !o.ch.items[k].estimated && o.ch.items[k].wrap_uj == 0,
+           "power_meter-acpi-0/power1/energy: measured node energy");
+        double uj = k >= 0 ? (double)o.v[k].counter : 0;
+        ok(k >= 0 && o.v[k].err == 0 && uj >= 250.5 * (double)(t1 - t0) / 1e3 - 1 &&
+                   uj <= 250.5 * (double)(t2 - t0 + 50 * NSEC_PER_MSEC) / 1e3,
+           "the power meter's energy: %.0f µJ over about %.3f s", uj, (double)(t2 - t0) / 1e9);
 
         /* lm-sensors itself, in the same namespace, names and reads the same. */
         sensors_entry e[64];
@@ -175,6 +191,8 @@ static void test_basic(void)
         ok(ne >= 6, "sensors -j: %zu readings", ne);
         for (size_t i = 0; i < o.ch.n; i++) {
                 const jl_channel *c = &o.ch.items[i];
+                if (strstr(c->name, "/energy"))
+                        continue; /* joule's own integral, not a sensor */
                 const sensors_entry *x = find_entry(e, ne, c->name, "_input");
                 if (!x)
                         x = find_entry(e, ne, c->name, "_average");
@@ -192,6 +210,8 @@ static void test_basic(void)
         char p[512];
         fx_path(p, sizeof(p), "hwmon2/power1_input");
         unlink(p);
+        fx_write("hwmon1/power1_average", "garbage\n");
+        uint64_t before = k >= 0 ? o.v[k].counter : 0;
         is_int(read_hwmon(&o), 0, "read after changes");
         int i = find(&o, "coretemp-isa-0000/Package id 0");
         ok(i >= 0 && o.v[i].err == 0 && o.v[i].gauge == 46.5, "a new temperature is read: 46.5");
@@ -203,6 +223,15 @@ static void test_basic(void)
         ok(i >= 0 && o.v[i].err == -ERANGE, "999 °C: -ERANGE");
         i = find(&o, "fixture_energy-virtual-0/Package");
         ok(i >= 0 && o.v[i].err == -ENOENT, "a vanished file: -ENOENT");
+        ok(k >= 0 && o.v[k].err == -EINVAL, "the power meter unreadable: its energy too (%d)", k >= 0 ? o.v[k].err : 0);
+        fx_write("hwmon1/power1_average", "250500000\n");
+        nanosleep(&ts, NULL);
+        read_hwmon(&o);
+        uint64_t t4 = mono_ns();
+        double gap = k >= 0 ? (double)(o.v[k].counter - before) : 0;
+        ok(k >= 0 && o.v[k].err == 0 && gap >= 250.5 * (double)(t4 - t2) / 1e3 * 0.95 &&
+                   gap <= 250.5 * (double)(t4 - t1) / 1e3 * 1.05,
+           "the next good reading bridges the gap: %.0f µJ over %.3f s", gap, (double)(t4 - t2) / 1e9);
         fx_write("hwmon0/temp2_input", "43000\n");
         fx_write("hwmon0/temp3_input", "44500\n");
         fx_write("hwmon2/power1_input", "12500000\n");
@@ -254,7 +283,7 @@ static void test_basic(void)
                 bits |= find(&n, "coretemp-isa-0000/Core 1") < 0 ? 2 : 0;
                 const jl_note *note = find_note(&n, "hwmon/coretemp-isa-0000/Core 1");
                 bits |= note && note->err == -EACCES && strstr(note->reason, "permission") ? 4 : 0;
-                bits |= find(&n, "coretemp-isa-0000/Core 0") >= 0 && n.ch.n == 5 ? 8 : 0;
+                bits |= find(&n, "coretemp-isa-0000/Core 0") >= 0 && n.ch.n == 6 ? 8 : 0;
                 close_hwmon(&n);
                 double t;
                 bits |= jl_hwmon_read_temp("coretemp-*", "Core 1", &t) == -EACCES ? 16 : 0;
@@ -267,7 +296,7 @@ static void test_basic(void)
         ok(bits & 1, "as nobody: hwmon opens");
         ok(bits & 2, "as nobody: the root-only input is left out");
         ok(bits & 4, "as nobody: a note says permission denied (EACCES)");
-        ok(bits & 8, "as nobody: the other 5 inputs are there");
+        ok(bits & 8, "as nobody: the other inputs are there");
         ok(bits & 16, "as nobody: read_temp says -EACCES");
         chmod(p, 0644);
 }
