@@ -172,10 +172,10 @@ static void spin_cpu_ms(long ms)
         struct timespec ts;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (double)ms / 1e3;
-        volatile unsigned long x = 0;
+        static volatile unsigned long sink;
         do {
                 for (int i = 0; i < 100000; i++)
-                        x += (unsigned long)i;
+                        sink = sink + (unsigned long)i;
                 clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         } while ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 < end);
 }
