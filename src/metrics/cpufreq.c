@@ -1,6 +1,7 @@
 /* cpufreq.c - the "cpufreq" provider: the current frequency of every online CPU (kHz) from
- * /sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq (cpuinfo_cur_freq where that is missing), one pread()
- * per CPU on descriptors opened once. A CPU that goes offline mid-run reports an error on its channel. */
+ * /sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq (cpuinfo_cur_freq where that is missing), one
+ * pread() per CPU on descriptors opened once. A CPU that goes offline mid-run reports an error on its
+ * channel. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,8 @@ static int open_cpu(int cpu, jl_notes *notes, bool *ret_has_cpufreq)
         return fd;
 }
 
-static int cpufreq_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
+static int cpufreq_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes,
+                        void **ret_state)
 {
         (void)cfg;
         uint64_t mask[JL_CPU_MASK_WORDS];
@@ -111,9 +113,10 @@ static int cpufreq_open(const jl_provider_config *cfg, jl_channels *channels, jl
                 if (r < 0)
                         return r;
                 if (!any_cpufreq) {
-                        jl_notes_add(notes, "cpufreq", -ENOENT,
-                                     "no cpufreq: the kernel has no cpufreq driver for this CPU (a VM?), or load "
-                                     "acpi-cpufreq/intel_pstate");
+                        jl_notes_add(
+                            notes, "cpufreq", -ENOENT,
+                            "no cpufreq: the kernel has no cpufreq driver for this CPU (a VM?), or load "
+                            "acpi-cpufreq/intel_pstate");
                         return -ENOENT;
                 }
                 jl_notes_add(notes, "cpufreq", -ENODEV, "no readable CPU frequency (see the notes above)");
@@ -136,9 +139,9 @@ static int cpufreq_read(void *state, jl_value *values)
 }
 
 const jl_provider_ops jl_provider_cpufreq = {
-        .name = "cpufreq",
-        .description = "CPU frequencies through the cpufreq sysfs (scaling_cur_freq)",
-        .open = cpufreq_open,
-        .read = cpufreq_read,
-        .close = cpufreq_close,
+    .name = "cpufreq",
+    .description = "CPU frequencies through the cpufreq sysfs (scaling_cur_freq)",
+    .open = cpufreq_open,
+    .read = cpufreq_read,
+    .close = cpufreq_close,
 };

@@ -175,7 +175,8 @@ int jl_cpu_info_read(jl_cpu_info *ret)
                         info->n_packages++;
         }
 
-        /* Governors: the first CPU's, and whether all agree (unknown when any is unknown and none differ). */
+        /* Governors: the first CPU's, and whether all agree (unknown when any is unknown and none differ).
+         */
         const jl_cpu *first = &info->cpus[0];
         memcpy(info->governor, first->governor, sizeof(info->governor));
         bool any_unknown = false, differ = false;
@@ -231,10 +232,12 @@ int jl_cpufreq_set_limits(int cpu, uint64_t min_khz, uint64_t max_khz)
                 return r;
         /* Raising the window above the current maximum: maximum first; otherwise minimum first. */
         const bool max_first = min_khz > cur_max;
-        r = max_first ? write_u64(cpu, "scaling_max_freq", max_khz) : write_u64(cpu, "scaling_min_freq", min_khz);
+        r = max_first ? write_u64(cpu, "scaling_max_freq", max_khz)
+                      : write_u64(cpu, "scaling_min_freq", min_khz);
         if (r < 0)
                 return r;
-        return max_first ? write_u64(cpu, "scaling_min_freq", min_khz) : write_u64(cpu, "scaling_max_freq", max_khz);
+        return max_first ? write_u64(cpu, "scaling_min_freq", min_khz)
+                         : write_u64(cpu, "scaling_max_freq", max_khz);
 }
 
 int jl_cpufreq_set_governor(int cpu, const char *gov)

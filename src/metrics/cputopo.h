@@ -21,9 +21,9 @@ typedef enum {
 } jl_tristate;
 
 typedef struct {
-        int cpu;                  /* its number */
-        int package;              /* topology/physical_package_id; -1: unknown */
-        int core;                 /* topology/core_id; -1: unknown */
+        int cpu;     /* its number */
+        int package; /* topology/physical_package_id; -1: unknown */
+        int core;    /* topology/core_id; -1: unknown */
         /* kHz; 0: unknown (file missing, unreadable or garbage) */
         uint64_t cur_khz;         /* cpufreq/scaling_cur_freq */
         uint64_t min_khz;         /* cpufreq/scaling_min_freq */
@@ -34,24 +34,24 @@ typedef struct {
 } jl_cpu;
 
 typedef struct {
-        size_t n_cpus;   /* online CPUs, in cpus[0..n_cpus) in increasing order */
+        size_t n_cpus; /* online CPUs, in cpus[0..n_cpus) in increasing order */
         jl_cpu cpus[JL_CPU_MAX];
         uint64_t online[JL_CPU_MASK_WORDS]; /* bit c set: CPU c is online */
         bool online_known;                  /* false: the online file is missing; cpus[] lists every cpuN */
 
         int n_packages; /* distinct physical_package_id values; -1: unknown */
 
-        char governor[32];   /* cpu0's (the first online CPU's) governor; "": unknown */
+        char governor[32]; /* cpu0's (the first online CPU's) governor; "": unknown */
         jl_tristate governors_agree;
-        char driver[32];     /* cpufreq/scaling_driver of the first online CPU; "": unknown (no cpufreq) */
+        char driver[32]; /* cpufreq/scaling_driver of the first online CPU; "": unknown (no cpufreq) */
 
-        jl_tristate boost;       /* turbo/boost enabled */
+        jl_tristate boost;        /* turbo/boost enabled */
         const char *boost_source; /* "intel_pstate/no_turbo", "cpufreq/boost", or NULL when unknown */
 
-        char smt_control[24];    /* smt/control: "on", "off", "forceoff", "notsupported", "notimplemented" */
-        jl_tristate smt_active;  /* smt/active */
+        char smt_control[24];   /* smt/control: "on", "off", "forceoff", "notsupported", "notimplemented" */
+        jl_tristate smt_active; /* smt/active */
 
-        size_t n_idle_states;    /* cpuidle states of the first online CPU; 0 with idle_known false: none */
+        size_t n_idle_states; /* cpuidle states of the first online CPU; 0 with idle_known false: none */
         bool idle_known;
         struct {
                 char name[32];

@@ -59,7 +59,8 @@ static double freq_ratio(const estimate_state *st)
         return n ? sum / (double)n : 1.0;
 }
 
-static int estimate_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
+static int estimate_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes,
+                         void **ret_state)
 {
         jl_provider_config def;
         if (!cfg) {
@@ -69,8 +70,8 @@ static int estimate_open(const jl_provider_config *cfg, jl_channels *channels, j
         double idle = cfg->estimate_idle_w, max = cfg->estimate_max_w;
         if (!isfinite(idle) || !isfinite(max) || idle < 0 || max < idle || max > 1e5) {
                 jl_notes_add(notes, "estimate", -EINVAL,
-                             "estimate_idle_w %g W and estimate_max_w %g W: need 0 <= idle <= max <= 100000", idle,
-                             max);
+                             "estimate_idle_w %g W and estimate_max_w %g W: need 0 <= idle <= max <= 100000",
+                             idle, max);
                 return -EINVAL;
         }
 
@@ -113,12 +114,12 @@ static int estimate_open(const jl_provider_config *cfg, jl_channels *channels, j
         }
 
         jl_channel ch = {
-                .name = "node-estimate",
-                .provider = "estimate",
-                .kind = JL_KIND_ENERGY,
-                .scope = JL_SCOPE_NODE,
-                .estimated = true,
-                .wrap_uj = 0,
+            .name = "node-estimate",
+            .provider = "estimate",
+            .kind = JL_KIND_ENERGY,
+            .scope = JL_SCOPE_NODE,
+            .estimated = true,
+            .wrap_uj = 0,
         };
         r = jl_channels_add(channels, &ch);
         if (r < 0) {
@@ -137,7 +138,8 @@ static int estimate_read(void *state, jl_value *values)
         jl_cpu_times now;
         int r = jl_proc_stat_read(&st->stat, &now);
         if (r < 0) {
-                /* Keep the time baseline: the next good read integrates the whole gap with its utilization. */
+                /* Keep the time baseline: the next good read integrates the whole gap with its utilization.
+                 */
                 values[0].err = r;
                 return r;
         }
@@ -156,9 +158,9 @@ static int estimate_read(void *state, jl_value *values)
 }
 
 const jl_provider_ops jl_provider_estimate = {
-        .name = "estimate",
-        .description = "estimated node energy from CPU utilization and frequency (machines without sensors)",
-        .open = estimate_open,
-        .read = estimate_read,
-        .close = estimate_close,
+    .name = "estimate",
+    .description = "estimated node energy from CPU utilization and frequency (machines without sensors)",
+    .open = estimate_open,
+    .read = estimate_read,
+    .close = estimate_close,
 };

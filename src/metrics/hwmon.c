@@ -21,7 +21,7 @@
 /* Plausible ranges; anything outside is a broken sensor, not a reading. */
 #define TEMP_C_MIN (-100.0)
 #define TEMP_C_MAX 300.0
-#define POWER_W_MAX 1e5    /* 100 kW: more than any node */
+#define POWER_W_MAX 1e5     /* 100 kW: more than any node */
 #define ENERGY_J_MAX 1.8e13 /* µJ must fit in 64 bits */
 
 static pthread_mutex_t sensors_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -66,7 +66,7 @@ static void sensors_release(void)
         pthread_mutex_unlock(&sensors_lock);
 }
 
-/* Read a subfeature; libsensors' errors become errno values (fopen's and read's errno where there is one). */
+/* Read a subfeature; libsensors' errors become errno values (fopen's or read's errno where known). */
 static int get_value(const sensors_chip_name *chip, int nr, double *ret)
 {
         double v;
@@ -161,7 +161,8 @@ static void hwmon_close(void *state)
 }
 
 /* The input subfeature and kind of a feature joule reads; NULL for the others. */
-static const sensors_subfeature *input_of(const sensors_chip_name *chip, const sensors_feature *f, jl_kind *kind)
+static const sensors_subfeature *input_of(const sensors_chip_name *chip, const sensors_feature *f,
+                                          jl_kind *kind)
 {
         const sensors_subfeature *sf = NULL;
         switch (f->type) {
@@ -204,8 +205,8 @@ static int add_input(hwmon_state *st, const hwmon_input *in, const jl_channel *c
 }
 
 static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const char *chip_name,
-                       const sensors_subfeature *sf, jl_kind kind,
-                       const char *name, jl_channels *channels, jl_notes *notes)
+                       const sensors_subfeature *sf, jl_kind kind, const char *name, jl_channels *channels,
+                       jl_notes *notes)
 {
         char subject[JL_NAME_MAX + 8];
         snprintf(subject, sizeof(subject), "hwmon/%s", name);
@@ -214,17 +215,17 @@ static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const cha
         jl_value v;
         int r = read_channel(chip, sf->number, kind, &v);
         if (r < 0)
-                return jl_notes_add(notes, subject, r, "%s/%s: %s", chip->path ? chip->path : chip_name, sf->name,
-                                    jl_errno_hint(r));
+                return jl_notes_add(notes, subject, r, "%s/%s: %s", chip->path ? chip->path : chip_name,
+                                    sf->name, jl_errno_hint(r));
 
         jl_channel ch = {
-                .provider = "hwmon",
-                .kind = kind,
-                /* An ACPI power meter measures the whole node; other chips' power is a part of it. */
-                .scope = kind == JL_KIND_TEMPERATURE                   ? JL_SCOPE_OTHER
-                         : strcmp(chip->prefix, "power_meter") == 0 ? JL_SCOPE_NODE
-                                                                      : JL_SCOPE_SUBDOMAIN,
-                .wrap_uj = 0,
+            .provider = "hwmon",
+            .kind = kind,
+            /* An ACPI power meter measures the whole node; other chips' power is a part of it. */
+            .scope = kind == JL_KIND_TEMPERATURE                ? JL_SCOPE_OTHER
+                     : strcmp(chip->prefix, "power_meter") == 0 ? JL_SCOPE_NODE
+                                                                : JL_SCOPE_SUBDOMAIN,
+            .wrap_uj = 0,
         };
         snprintf(ch.name, sizeof(ch.name), "%s", name);
         hwmon_input in = {.chip = chip, .subfeature = sf->number, .kind = kind};
@@ -244,14 +245,15 @@ static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const cha
         return add_input(st, &in, &e, channels);
 }
 
-static int hwmon_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
+static int hwmon_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes,
+                      void **ret_state)
 {
         const char *const *patterns = cfg ? cfg->hwmon_sensors : NULL;
         char reason[256];
         int r = sensors_acquire(reason, sizeof(reason));
         if (r < 0) {
-                jl_notes_add(notes, "hwmon", -EIO, "libsensors cannot initialise: %s (check /etc/sensors3.conf)",
-                             reason);
+                jl_notes_add(notes, "hwmon", -EIO,
+                             "libsensors cannot initialise: %s (check /etc/sensors3.conf)", reason);
                 return -EIO;
         }
         hwmon_state *st = calloc(1, sizeof(*st));
@@ -296,21 +298,25 @@ static int hwmon_open(const jl_provider_config *cfg, jl_channels *channels, jl_n
                 if (r < 0)
                         return r;
                 if (nchips == 0)
-                        r = -ENOENT, jl_notes_add(notes, "hwmon", r,
-                                                  "no hwmon chips: load the sensor drivers (sensors-detect), or "
-                                                  "this is a VM without sensors");
+                        r = -ENOENT,
+                        jl_notes_add(notes, "hwmon", r,
+                                     "no hwmon chips: load the sensor drivers (sensors-detect), or "
+                                     "this is a VM without sensors");
                 else if (matched == 0 && patterns)
-                        r = -ENOENT, jl_notes_add(notes, "hwmon", r,
-                                                  "%zu hwmon chip(s), but no temperature, power or energy input "
-                                                  "matches the configured hwmon_sensors patterns (see `sensors`)",
-                                                  nchips);
+                        r = -ENOENT,
+                        jl_notes_add(notes, "hwmon", r,
+                                     "%zu hwmon chip(s), but no temperature, power or energy input "
+                                     "matches the configured hwmon_sensors patterns (see `sensors`)",
+                                     nchips);
                 else if (matched == 0)
-                        r = -ENOENT, jl_notes_add(notes, "hwmon", r,
-                                                  "%zu hwmon chip(s), none with a temperature, power or energy "
-                                                  "input",
-                                                  nchips);
+                        r = -ENOENT,
+                        jl_notes_add(notes, "hwmon", r,
+                                     "%zu hwmon chip(s), none with a temperature, power or energy "
+                                     "input",
+                                     nchips);
                 else
-                        r = -ENODEV, jl_notes_add(notes, "hwmon", r, "no readable hwmon input (see the notes above)");
+                        r = -ENODEV,
+                        jl_notes_add(notes, "hwmon", r, "no readable hwmon input (see the notes above)");
                 return r;
         }
         *ret_state = st;
@@ -334,7 +340,8 @@ static int hwmon_read(void *state, jl_value *values)
                 uint64_t t = mono_ns();
                 double w = values[i - 1].gauge;
                 if (t > in->last_ns)
-                        in->energy_uj += (in->last_w + w) / 2 * (double)(t - in->last_ns) / 1e3; /* W·ns → µJ */
+                        in->energy_uj +=
+                            (in->last_w + w) / 2 * (double)(t - in->last_ns) / 1e3; /* W·ns → µJ */
                 in->last_w = w;
                 in->last_ns = t;
                 values[i] = (jl_value){.counter = (uint64_t)in->energy_uj};
@@ -343,11 +350,11 @@ static int hwmon_read(void *state, jl_value *values)
 }
 
 const jl_provider_ops jl_provider_hwmon = {
-        .name = "hwmon",
-        .description = "temperature, power and energy inputs of hwmon chips through libsensors",
-        .open = hwmon_open,
-        .read = hwmon_read,
-        .close = hwmon_close,
+    .name = "hwmon",
+    .description = "temperature, power and energy inputs of hwmon chips through libsensors",
+    .open = hwmon_open,
+    .read = hwmon_read,
+    .close = hwmon_close,
 };
 
 int jl_hwmon_read_temp(const char *chip_pattern, const char *feature_label, double *ret_c)
@@ -374,7 +381,8 @@ int jl_hwmon_read_temp(const char *chip_pattern, const char *feature_label, doub
                         _cleanup_free_ char *label = sensors_get_label(chip, f);
                         if (!label || strcmp(label, feature_label) != 0)
                                 continue;
-                        const sensors_subfeature *sf = sensors_get_subfeature(chip, f, SENSORS_SUBFEATURE_TEMP_INPUT);
+                        const sensors_subfeature *sf =
+                            sensors_get_subfeature(chip, f, SENSORS_SUBFEATURE_TEMP_INPUT);
                         if (!sf)
                                 continue;
                         jl_value v;

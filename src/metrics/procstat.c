@@ -102,8 +102,16 @@ int jl_parse_proc_stat_cpu(const char *text, jl_cpu_times *ret)
         if (!have_total)
                 return -EINVAL;
         *ret = (jl_cpu_times){
-                .user = f[0], .nice = f[1], .system = f[2], .idle = f[3], .iowait = f[4],
-                .irq = f[5], .softirq = f[6], .steal = f[7], .guest = f[8], .guest_nice = f[9],
+            .user = f[0],
+            .nice = f[1],
+            .system = f[2],
+            .idle = f[3],
+            .iowait = f[4],
+            .irq = f[5],
+            .softirq = f[6],
+            .steal = f[7],
+            .guest = f[8],
+            .guest_nice = f[9],
         };
         return ncpu;
 }
@@ -113,7 +121,8 @@ static double tick_delta(uint64_t prev, uint64_t now)
         return now > prev ? (double)(now - prev) : 0.0;
 }
 
-int jl_cpu_times_delta(const jl_cpu_times *prev, const jl_cpu_times *now, double *ret_util, double *ret_steal)
+int jl_cpu_times_delta(const jl_cpu_times *prev, const jl_cpu_times *now, double *ret_util,
+                       double *ret_steal)
 {
         double busy = tick_delta(prev->user, now->user) + tick_delta(prev->nice, now->nice) +
                       tick_delta(prev->system, now->system) + tick_delta(prev->irq, now->irq) +
@@ -420,9 +429,9 @@ static int proc_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
                 st->pid = cfg->pid;
                 r = jl_proc_tree_ticks(st->pid, &st->prev_tree_ticks);
                 if (r < 0)
-                        jl_notes_add(notes, "proc/process-utilization", r,
-                                     "process %d: %s", (int)st->pid,
-                                     r == -ESRCH ? "no such process (it exited already?)" : jl_errno_hint(r));
+                        jl_notes_add(notes, "proc/process-utilization", r, "process %d: %s", (int)st->pid,
+                                     r == -ESRCH ? "no such process (it exited already?)"
+                                                 : jl_errno_hint(r));
                 else {
                         st->have_tree = true;
                         st->prev_tree_ns = mono_ns();
@@ -478,8 +487,8 @@ static int proc_read(void *state, jl_value *values)
                 return 0;
         }
         /* Members that vanished without a reaper in the tree take their ticks with them: never negative. */
-        double cpu_s = ticks > st->prev_tree_ticks ? (double)(ticks - st->prev_tree_ticks) / (double)st->clk_tck
-                                                   : 0.0;
+        double cpu_s =
+            ticks > st->prev_tree_ticks ? (double)(ticks - st->prev_tree_ticks) / (double)st->clk_tck : 0.0;
         double u = cpu_s / (wall_s * (double)cpus);
         values[2] = (jl_value){.gauge = u > 1.0 ? 1.0 : u};
         st->prev_tree_ticks = ticks;
@@ -488,9 +497,9 @@ static int proc_read(void *state, jl_value *values)
 }
 
 const jl_provider_ops jl_provider_proc = {
-        .name = "proc",
-        .description = "CPU utilization and steal (/proc/stat) and of the measured process tree (/proc/PID)",
-        .open = proc_open,
-        .read = proc_read,
-        .close = proc_close,
+    .name = "proc",
+    .description = "CPU utilization and steal (/proc/stat) and of the measured process tree (/proc/PID)",
+    .open = proc_open,
+    .read = proc_read,
+    .close = proc_close,
 };

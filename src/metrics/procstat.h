@@ -24,7 +24,8 @@ int jl_parse_proc_stat_cpu(const char *text, jl_cpu_times *ret);
  * (iowait does on some kernels) counts as 0. Returns 0, or -EAGAIN when no tick (1/USER_HZ s) passed in
  * between: the proc provider then reports -EAGAIN on its channels and keeps its baseline, so the next read
  * covers both intervals. */
-int jl_cpu_times_delta(const jl_cpu_times *prev, const jl_cpu_times *now, double *ret_util, double *ret_steal);
+int jl_cpu_times_delta(const jl_cpu_times *prev, const jl_cpu_times *now, double *ret_util,
+                       double *ret_steal);
 
 /* The fields of /proc/PID/stat that joule uses. Times are in USER_HZ ticks. */
 typedef struct {
@@ -50,7 +51,10 @@ typedef struct {
         size_t size;
 } jl_proc_stat_reader;
 
-#define JL_PROC_STAT_READER_INIT {.fd = -1}
+#define JL_PROC_STAT_READER_INIT                                                                            \
+        {                                                                                                   \
+                .fd = -1                                                                                    \
+        }
 
 /* Returns 0 or a negative errno (of open()). */
 int jl_proc_stat_open(jl_proc_stat_reader *r);

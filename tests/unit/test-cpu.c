@@ -91,10 +91,12 @@ static void test_info(void)
         ok(info->online_known && jl_cpu_mask_test(info->online, 3) && !jl_cpu_mask_test(info->online, 4),
            "online mask 0-3");
         is_int(info->n_packages, 2, "2 packages");
-        ok(info->cpus[2].cpu == 2 && info->cpus[2].package == 1 && info->cpus[2].core == 0, "cpu2: package 1 core 0");
+        ok(info->cpus[2].cpu == 2 && info->cpus[2].package == 1 && info->cpus[2].core == 0,
+           "cpu2: package 1 core 0");
         is_int(info->cpus[1].cur_khz, 1600000, "cpu1 scaling_cur_freq");
         ok(info->cpus[3].min_khz == 800000 && info->cpus[3].max_khz == 3000000, "scaling min/max");
-        ok(info->cpus[3].cpuinfo_min_khz == 800000 && info->cpus[3].cpuinfo_max_khz == 3200000, "cpuinfo min/max");
+        ok(info->cpus[3].cpuinfo_min_khz == 800000 && info->cpus[3].cpuinfo_max_khz == 3200000,
+           "cpuinfo min/max");
         is_str(info->governor, "powersave", "governor of cpu0");
         is_str(info->cpus[3].governor, "performance", "cpu3 governor");
         is_int(info->governors_agree, JL_TRI_NO, "governors do not agree");
@@ -105,9 +107,10 @@ static void test_info(void)
         is_int(info->smt_active, JL_TRI_YES, "smt active");
         ok(info->idle_known && info->n_idle_states == 4, "4 idle states");
         ok(strcmp(info->idle[0].name, "POLL") == 0 && strcmp(info->idle[2].name, "C1E") == 0 &&
-                   strcmp(info->idle[3].name, "C6") == 0,
+               strcmp(info->idle[3].name, "C6") == 0,
            "idle state names");
-        ok(info->idle[2].disabled == JL_TRI_YES && info->idle[1].disabled == JL_TRI_NO, "C1E disabled, C1 not");
+        ok(info->idle[2].disabled == JL_TRI_YES && info->idle[1].disabled == JL_TRI_NO,
+           "C1E disabled, C1 not");
 
         /* Unknowns: each missing or broken file leaves only its own field unknown. */
         fx_write(CPU "cpu3/cpufreq/scaling_governor", "powersave\n");
@@ -123,7 +126,8 @@ static void test_info(void)
         fx_write(CPU "cpu0/cpuidle/state3/disable", "");
         is_int(jl_cpu_info_read(info), 0, "cpu info with holes");
         is_int(info->governors_agree, JL_TRI_YES, "governors agree now");
-        ok(info->boost == JL_TRI_NO && info->boost_source && strcmp(info->boost_source, "cpufreq/boost") == 0,
+        ok(info->boost == JL_TRI_NO && info->boost_source &&
+               strcmp(info->boost_source, "cpufreq/boost") == 0,
            "boost off from cpufreq/boost");
         ok(info->smt_control[0] == '\0' && info->smt_active == JL_TRI_UNKNOWN, "smt unknown");
         ok(info->n_packages == -1 && info->cpus[2].package == -1, "packages unknown");
@@ -248,7 +252,8 @@ static void test_cpufreq(void)
                 char want[8];
                 snprintf(want, sizeof(want), "cpu%zu", i);
                 ok(strcmp(o.ch.items[i].name, want) == 0 && o.ch.items[i].kind == JL_KIND_FREQUENCY &&
-                           o.ch.items[i].scope == JL_SCOPE_OTHER && strcmp(o.ch.items[i].provider, "cpufreq") == 0,
+                       o.ch.items[i].scope == JL_SCOPE_OTHER &&
+                       strcmp(o.ch.items[i].provider, "cpufreq") == 0,
                    "channel %s: frequency, other", want);
         }
         is_int(pread_(&o, ops), 0, "read");
@@ -296,7 +301,8 @@ static void test_cpufreq(void)
                 popen_(&n, ops, NULL);
                 int bits = n.r == 0 && n.ch.n == 2 ? 1 : 0;
                 for (size_t i = 0; i < n.notes.n; i++)
-                        if (strcmp(n.notes.items[i].subject, "cpufreq/cpu1") == 0 && n.notes.items[i].err == -EACCES)
+                        if (strcmp(n.notes.items[i].subject, "cpufreq/cpu1") == 0 &&
+                            n.notes.items[i].err == -EACCES)
                                 bits |= 2;
                 pclose_(&n, ops);
                 _exit(bits);
@@ -356,7 +362,7 @@ static void test_estimate(void)
         is_int(o.r, 0, "estimate opens");
         ok(o.ch.n == 1 && strcmp(o.ch.items[0].name, "node-estimate") == 0, "one channel node-estimate");
         ok(o.ch.n == 1 && o.ch.items[0].kind == JL_KIND_ENERGY && o.ch.items[0].scope == JL_SCOPE_NODE &&
-                   o.ch.items[0].estimated && o.ch.items[0].wrap_uj == 0,
+               o.ch.items[0].estimated && o.ch.items[0].wrap_uj == 0,
            "energy, node, estimated, never wraps");
 
         /* u = 0.3, f/f_max = mean(1.2, 1.6, 2.0, 2.4)/3.2 = 0.5625: P = 10 + 90 × 0.3 × 0.5625 W. */
@@ -384,7 +390,8 @@ static void test_estimate(void)
         pread_(&o, ops);
         uint64_t t5 = mono_ns();
         double e2 = (double)o.v[0].counter - e;
-        ok(o.v[0].err == 0 && e2 >= 100 * (double)(t4 - t3) / 1e3 - 1 && e2 <= 100 * (double)(t5 - t2) / 1e3 + 1,
+        ok(o.v[0].err == 0 && e2 >= 100 * (double)(t4 - t3) / 1e3 - 1 &&
+               e2 <= 100 * (double)(t5 - t2) / 1e3 + 1,
            "100 W at full load and speed: %.0f µJ in %.3f s", e2, (double)(t4 - t3) / 1e9);
 
         /* /proc/stat breaks: an error, no energy lost: the next good read covers the gap. */
@@ -396,7 +403,8 @@ static void test_estimate(void)
         uint64_t t6 = mono_ns();
         pread_(&o, ops);
         double e3 = (double)o.v[0].counter - e - e2;
-        ok(o.v[0].err == 0 && e3 >= 10 * (double)(t6 - t5) / 1e3 - 1, "idle over the whole gap: %.0f µJ", e3);
+        ok(o.v[0].err == 0 && e3 >= 10 * (double)(t6 - t5) / 1e3 - 1, "idle over the whole gap: %.0f µJ",
+           e3);
         pclose_(&o, ops);
 
         /* Bad model parameters. */
@@ -449,7 +457,7 @@ static void test_no_cpufreq(void)
         if (info) {
                 is_int(jl_cpu_info_read(info), 0, "cpu info without cpufreq");
                 ok(info->n_cpus == 4 && info->driver[0] == '\0' && info->governor[0] == '\0' &&
-                           info->cpus[0].cur_khz == 0 && info->n_packages == 2,
+                       info->cpus[0].cur_khz == 0 && info->n_packages == 2,
                    "frequencies and driver unknown, topology known");
                 free(info);
         }
@@ -469,7 +477,8 @@ static void test_no_cpufreq(void)
         uint64_t t2 = mono_ns();
         pread_(&o, &jl_provider_estimate);
         double e = (double)o.v[0].counter;
-        ok(o.r == 0 && e >= 100 * (double)(t2 - t1) / 1e3 - 1, "no cpufreq: full power at full load: %.0f µJ", e);
+        ok(o.r == 0 && e >= 100 * (double)(t2 - t1) / 1e3 - 1,
+           "no cpufreq: full power at full load: %.0f µJ", e);
         pclose_(&o, &jl_provider_estimate);
 }
 

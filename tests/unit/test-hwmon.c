@@ -130,7 +130,8 @@ static size_t sensors_json(sensors_entry *out, size_t max)
         return n;
 }
 
-static const sensors_entry *find_entry(const sensors_entry *e, size_t n, const char *name, const char *suffix)
+static const sensors_entry *find_entry(const sensors_entry *e, size_t n, const char *name,
+                                       const char *suffix)
 {
         for (size_t i = 0; i < n; i++) {
                 size_t ls = strlen(e[i].sub), lx = strlen(suffix);
@@ -146,9 +147,10 @@ static void check_channel(const opened *o, const char *name, jl_kind kind, jl_sc
         if (!ok(i >= 0, "channel '%s'", name))
                 return;
         const jl_channel *c = &o->ch.items[i];
-        ok(c->kind == kind && c->scope == scope, "%s: %s, %s", name, jl_kind_name(c->kind), jl_scope_name(c->scope));
-        ok(strcmp(c->provider, "hwmon") == 0 && !c->estimated && c->wrap_uj == 0, "%s: provider hwmon, measured",
-           name);
+        ok(c->kind == kind && c->scope == scope, "%s: %s, %s", name, jl_kind_name(c->kind),
+           jl_scope_name(c->scope));
+        ok(strcmp(c->provider, "hwmon") == 0 && !c->estimated && c->wrap_uj == 0,
+           "%s: provider hwmon, measured", name);
         is_int(o->v[i].err, 0, "%s readable", name);
         if (kind == JL_KIND_ENERGY)
                 is_int(o->v[i].counter, (uint64_t)want, "%s = %.0f µJ", name, want);
@@ -161,8 +163,9 @@ static void test_basic(void)
         opened o;
         open_hwmon(&o, NULL);
         is_int(o.r, 0, "hwmon opens on hwmon-basic");
-        is_int(o.ch.n, 7, "7 channels: 3 temperatures, 2 powers, 1 energy, the power meter's energy (in0 and "
-                          "fan1 are not read)");
+        is_int(o.ch.n, 7,
+               "7 channels: 3 temperatures, 2 powers, 1 energy, the power meter's energy (in0 and "
+               "fan1 are not read)");
         uint64_t t0 = mono_ns();
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -178,11 +181,11 @@ static void test_basic(void)
         /* The power meter's power integrated since open: 250.5 W × (0.1 s and a little). */
         int k = find(&o, "power_meter-acpi-0/power1/energy");
         ok(k >= 0 && o.ch.items[k].kind == JL_KIND_ENERGY && o.ch.items[k].scope == JL_SCOPE_NODE &&
-                   !o.ch.items[k].estimated && o.ch.items[k].wrap_uj == 0,
+               !o.ch.items[k].estimated && o.ch.items[k].wrap_uj == 0,
            "power_meter-acpi-0/power1/energy: measured node energy");
         double uj = k >= 0 ? (double)o.v[k].counter : 0;
         ok(k >= 0 && o.v[k].err == 0 && uj >= 250.5 * (double)(t1 - t0) / 1e3 - 1 &&
-                   uj <= 250.5 * (double)(t2 - t0 + 50 * NSEC_PER_MSEC) / 1e3,
+               uj <= 250.5 * (double)(t2 - t0 + 50 * NSEC_PER_MSEC) / 1e3,
            "the power meter's energy: %.0f µJ over about %.3f s", uj, (double)(t2 - t0) / 1e9);
 
         /* lm-sensors itself, in the same namespace, names and reads the same. */
@@ -199,7 +202,8 @@ static void test_basic(void)
                 if (!ok(x != NULL, "sensors -j has '%s'", c->name))
                         continue;
                 double mine = c->kind == JL_KIND_ENERGY ? (double)o.v[i].counter / 1e6 : o.v[i].gauge;
-                is_near(mine, x->value, 0.0015, "'%s': joule %g, sensors %g (%s)", c->name, mine, x->value, x->sub);
+                is_near(mine, x->value, 0.0015, "'%s': joule %g, sensors %g (%s)", c->name, mine, x->value,
+                        x->sub);
         }
 
         /* Values change between reads; unreadable ones give a per-channel error. */
@@ -223,14 +227,15 @@ static void test_basic(void)
         ok(i >= 0 && o.v[i].err == -ERANGE, "999 °C: -ERANGE");
         i = find(&o, "fixture_energy-virtual-0/Package");
         ok(i >= 0 && o.v[i].err == -ENOENT, "a vanished file: -ENOENT");
-        ok(k >= 0 && o.v[k].err == -EINVAL, "the power meter unreadable: its energy too (%d)", k >= 0 ? o.v[k].err : 0);
+        ok(k >= 0 && o.v[k].err == -EINVAL, "the power meter unreadable: its energy too (%d)",
+           k >= 0 ? o.v[k].err : 0);
         fx_write("hwmon1/power1_average", "250500000\n");
         nanosleep(&ts, NULL);
         read_hwmon(&o);
         uint64_t t4 = mono_ns();
         double gap = k >= 0 ? (double)(o.v[k].counter - before) : 0;
         ok(k >= 0 && o.v[k].err == 0 && gap >= 250.5 * (double)(t4 - t2) / 1e3 * 0.95 &&
-                   gap <= 250.5 * (double)(t4 - t1) / 1e3 * 1.05,
+               gap <= 250.5 * (double)(t4 - t1) / 1e3 * 1.05,
            "the next good reading bridges the gap: %.0f µJ over %.3f s", gap, (double)(t4 - t2) / 1e9);
         fx_write("hwmon0/temp2_input", "43000\n");
         fx_write("hwmon0/temp3_input", "44500\n");
@@ -238,7 +243,8 @@ static void test_basic(void)
 
         /* The one-shot read shares libsensors with the open provider. */
         double c = 0;
-        is_int(jl_hwmon_read_temp("coretemp-*", "Package id 0", &c), 0, "read_temp while the provider is open");
+        is_int(jl_hwmon_read_temp("coretemp-*", "Package id 0", &c), 0,
+               "read_temp while the provider is open");
         is_near(c, 46.5, 1e-9, "46.5 °C");
         close_hwmon(&o);
 
@@ -257,15 +263,16 @@ static void test_basic(void)
         open_hwmon(&o, pat);
         is_int(o.r, 0, "open with patterns");
         is_int(o.ch.n, 2, "two channels match");
-        ok(find(&o, "coretemp-isa-0000/Package id 0") >= 0 && find(&o, "fixture_energy-virtual-0/Ecore 0") >= 0,
+        ok(find(&o, "coretemp-isa-0000/Package id 0") >= 0 &&
+               find(&o, "fixture_energy-virtual-0/Ecore 0") >= 0,
            "the matching ones");
         close_hwmon(&o);
         static const char *const none[] = {"nothing-*/*", NULL};
         open_hwmon(&o, none);
         is_int(o.r, -ENOENT, "no match: -ENOENT");
         is_int(o.ch.n, 0, "no channels added");
-        ok(o.notes.n == 1 && strstr(o.notes.items[0].reason, "hwmon_sensors"), "the note names hwmon_sensors: %s",
-           o.notes.n ? o.notes.items[0].reason : "");
+        ok(o.notes.n == 1 && strstr(o.notes.items[0].reason, "hwmon_sensors"),
+           "the note names hwmon_sensors: %s", o.notes.n ? o.notes.items[0].reason : "");
         close_hwmon(&o);
 
         /* Permission denied: a root-only file, read as nobody. */
@@ -312,9 +319,9 @@ static void test_broken(void)
                 const char *label;
                 int err;
         } bad[] = {
-                {"Garbage", -EINVAL},          {"Empty", -EINVAL},          {"Below absolute zero", -ERANGE},
-                {"Molten", -ERANGE},           {"NaN", -ERANGE},            {"Negative power", -ERANGE},
-                {"Huge energy", -ERANGE},
+            {"Garbage", -EINVAL},     {"Empty", -EINVAL}, {"Below absolute zero", -ERANGE},
+            {"Molten", -ERANGE},      {"NaN", -ERANGE},   {"Negative power", -ERANGE},
+            {"Huge energy", -ERANGE},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 char subject[128];
@@ -340,7 +347,8 @@ static void test_broken(void)
         close_hwmon(&o);
 
         double c = 7;
-        is_int(jl_hwmon_read_temp("broken-*", "Molten", &c), -ERANGE, "read_temp of an absurd value: -ERANGE");
+        is_int(jl_hwmon_read_temp("broken-*", "Molten", &c), -ERANGE,
+               "read_temp of an absurd value: -ERANGE");
         is_int(jl_hwmon_read_temp("broken-*", "Garbage", &c), -EINVAL, "read_temp of garbage: -EINVAL");
         is_near(c, 7, 0, "untouched");
 

@@ -22,13 +22,15 @@ static void test_proc_stat(void)
                            "cpu1 500 10 150 4000 50 5 10 25 2 1\n"
                            "intr 12345 0 0 0\nctxt 999\nbtime 1700000000\n";
         is_int(jl_parse_proc_stat_cpu(full, &t), 2, "full /proc/stat: two cpuN lines");
-        ok(t.user == 1000 && t.nice == 20 && t.system == 300 && t.idle == 8000 && t.iowait == 100 && t.irq == 10 &&
-                   t.softirq == 20 && t.steal == 50 && t.guest == 5 && t.guest_nice == 1,
+        ok(t.user == 1000 && t.nice == 20 && t.system == 300 && t.idle == 8000 && t.iowait == 100 &&
+               t.irq == 10 && t.softirq == 20 && t.steal == 50 && t.guest == 5 && t.guest_nice == 1,
            "all ten fields");
 
-        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8\n", &t), 0, "8 fields (no guest), no cpuN lines");
+        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8\n", &t), 0,
+               "8 fields (no guest), no cpuN lines");
         ok(t.user == 1 && t.steal == 8 && t.guest == 0 && t.guest_nice == 0, "guest fields default to 0");
-        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8 9 10 11 12", &t), 0, "future extra fields ignored");
+        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8 9 10 11 12", &t), 0,
+               "future extra fields ignored");
         is_int(jl_parse_proc_stat_cpu("cpu  18446744073709551615 0 0 0 0 0 0 0 0 0\n", &t), 0, "u64 max");
         ok(t.user == UINT64_MAX, "u64 max value");
 
@@ -43,16 +45,20 @@ static void test_proc_stat(void)
         is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8 9 +10\n", &t), -EINVAL, "plus sign");
         is_int(jl_parse_proc_stat_cpu("cpu  99999999999999999999 2 3 4 5 6 7 8 9 10\n", &t), -ERANGE,
                "value above 2^64-1");
-        is_int(jl_parse_proc_stat_cpu("cpu  123456789012345678901234567890123456789 2 3 4 5 6 7 8\n", &t), -ERANGE,
-               "40-digit value");
-        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8x 9 10\n", &t), -EINVAL, "trailing garbage in a field");
-        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8 9 10 abc\n", &t), -EINVAL, "garbage field at the end");
+        is_int(jl_parse_proc_stat_cpu("cpu  123456789012345678901234567890123456789 2 3 4 5 6 7 8\n", &t),
+               -ERANGE, "40-digit value");
+        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8x 9 10\n", &t), -EINVAL,
+               "trailing garbage in a field");
+        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8 9 10 abc\n", &t), -EINVAL,
+               "garbage field at the end");
         is_int(jl_parse_proc_stat_cpu("cpu  1.5 2 3 4 5 6 7 8\n", &t), -EINVAL, "fraction");
-        is_int(jl_parse_proc_stat_cpu("cpu0 1 2 3 4 5 6 7 8\nintr 1\n", &t), -EINVAL, "missing aggregate line");
+        is_int(jl_parse_proc_stat_cpu("cpu0 1 2 3 4 5 6 7 8\nintr 1\n", &t), -EINVAL,
+               "missing aggregate line");
         is_int(jl_parse_proc_stat_cpu("intr 1 2 3\nctxt 5\n", &t), -EINVAL, "no cpu line at all");
         is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8\ncpu  1 2 3 4 5 6 7 8\n", &t), -EINVAL,
                "repeated aggregate line");
-        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8\ncpu0 1 2 3\n", &t), -EINVAL, "truncated cpu0 line");
+        is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8\ncpu0 1 2 3\n", &t), -EINVAL,
+               "truncated cpu0 line");
         is_int(jl_parse_proc_stat_cpu("cpu  1 2 3 4 5 6 7 8\ncpuX 1 2 3 4 5 6 7 8\n", &t), -EINVAL,
                "cpuX label");
         is_int(jl_parse_proc_stat_cpu("cpu\n", &t), -EINVAL, "label without fields");
@@ -69,7 +75,13 @@ static void test_proc_stat(void)
 
 static void test_delta(void)
 {
-        jl_cpu_times a = {.user = 100, .nice = 0, .system = 50, .idle = 800, .iowait = 50, .irq = 0, .softirq = 0,
+        jl_cpu_times a = {.user = 100,
+                          .nice = 0,
+                          .system = 50,
+                          .idle = 800,
+                          .iowait = 50,
+                          .irq = 0,
+                          .softirq = 0,
                           .steal = 0};
         jl_cpu_times b = a;
         b.user += 200;
@@ -100,21 +112,23 @@ static void test_delta(void)
 static void test_pid_stat(void)
 {
         jl_pid_stat st = {.pid = 77};
-        const char *plain = "6168 (cat) R 6161 6161 3491 0 -1 4194304 97 0 0 0 12 34 5 6 20 0 1 0 125839 3133440 366 "
-                            "18446744073709551615 94911552958464 94911552978345 140730698979120 0 0 0 0 0 0 0 0 0 "
-                            "17 0 0 0 0 0 0\n";
+        const char *plain =
+            "6168 (cat) R 6161 6161 3491 0 -1 4194304 97 0 0 0 12 34 5 6 20 0 1 0 125839 3133440 366 "
+            "18446744073709551615 94911552958464 94911552978345 140730698979120 0 0 0 0 0 0 0 0 0 "
+            "17 0 0 0 0 0 0\n";
         is_int(jl_parse_pid_stat(plain, &st), 0, "plain stat");
         ok(st.pid == 6168 && st.ppid == 6161 && st.state == 'R', "pid, ppid, state");
         is_str(st.comm, "cat", "comm");
-        ok(st.utime == 12 && st.stime == 34 && st.cutime == 5 && st.cstime == 6, "utime stime cutime cstime");
+        ok(st.utime == 12 && st.stime == 34 && st.cutime == 5 && st.cstime == 6,
+           "utime stime cutime cstime");
         ok(st.num_threads == 1 && st.starttime == 125839, "threads, starttime");
 
         is_int(jl_parse_pid_stat("42 (my prog) S 1 42 42 0 -1 0 0 0 0 0 7 8 0 0 20 0 1 0 99 0 0\n", &st), 0,
                "comm with a space");
         is_str(st.comm, "my prog", "comm 'my prog'");
         ok(st.utime == 7 && st.stime == 8, "fields after a spaced comm");
-        is_int(jl_parse_pid_stat("43 (a) b) (c ) S 1 1 1 0 -1 0 0 0 0 0 9 10 11 12 20 0 3 0 100 0 0\n", &st), 0,
-               "comm with ')' and '(' inside");
+        is_int(jl_parse_pid_stat("43 (a) b) (c ) S 1 1 1 0 -1 0 0 0 0 0 9 10 11 12 20 0 3 0 100 0 0\n", &st),
+               0, "comm with ')' and '(' inside");
         is_str(st.comm, "a) b) (c ", "comm up to the last ')'");
         ok(st.utime == 9 && st.cstime == 12 && st.num_threads == 3, "fields after a tricky comm");
         is_int(jl_parse_pid_stat("44 () Z 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100\n", &st), 0,
@@ -127,8 +141,10 @@ static void test_pid_stat(void)
         is_int(jl_parse_pid_stat("", &st), -EINVAL, "empty");
         is_int(jl_parse_pid_stat(NULL, &st), -EINVAL, "NULL");
         is_int(jl_parse_pid_stat("garbage", &st), -EINVAL, "garbage");
-        is_int(jl_parse_pid_stat("46 (x S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st), -EINVAL, "no ')'");
-        is_int(jl_parse_pid_stat("(x) S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st), -EINVAL, "no pid");
+        is_int(jl_parse_pid_stat("46 (x S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st), -EINVAL,
+               "no ')'");
+        is_int(jl_parse_pid_stat("(x) S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st), -EINVAL,
+               "no pid");
         is_int(jl_parse_pid_stat("-4 (x) S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st), -EINVAL,
                "negative pid");
         is_int(jl_parse_pid_stat("47 (x) S 1 1 1 0 -1 0 0 0 0 0 1 2 3\n", &st), -EINVAL, "truncated");
@@ -136,7 +152,8 @@ static void test_pid_stat(void)
                "negative utime");
         is_int(jl_parse_pid_stat("49 (x) S 1 1 1 0 -1 0 0 0 0 0 1 2 -3 4 20 0 1 0 100\n", &st), -EINVAL,
                "negative cutime");
-        is_int(jl_parse_pid_stat("50 (x) S 1 1 1 0 -1 0 0 0 0 0 99999999999999999999 2 3 4 20 0 1 0 100\n", &st),
+        is_int(jl_parse_pid_stat("50 (x) S 1 1 1 0 -1 0 0 0 0 0 99999999999999999999 2 3 4 20 0 1 0 100\n",
+                                 &st),
                -ERANGE, "utime above 2^64-1");
         is_int(jl_parse_pid_stat("51 (x) S 1 1 1 0 -1 0 0 0 0 0 1x 2 3 4 20 0 1 0 100\n", &st), -EINVAL,
                "garbage field");
@@ -144,8 +161,8 @@ static void test_pid_stat(void)
                "two-letter state");
         is_int(jl_parse_pid_stat("53 (x)S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st), -EINVAL,
                "no space after ')'");
-        is_int(jl_parse_pid_stat("99999999999 (x) S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st), -ERANGE,
-               "pid beyond int");
+        is_int(jl_parse_pid_stat("99999999999 (x) S 1 1 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 100\n", &st),
+               -ERANGE, "pid beyond int");
         is_int(st.pid, 77, "failed parses leave the output untouched");
 }
 
