@@ -85,7 +85,7 @@ int read_line_path(const char *path, char *buf, size_t size)
 
 int write_text_path(const char *path, const char *text)
 {
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
         size_t len = strlen(text);

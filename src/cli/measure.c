@@ -568,9 +568,13 @@ int verb_measure(cli_context *ctx, int argc, char **argv)
                 struct signalfd_siginfo si;
                 while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                         if (si.ssi_signo == SIGCHLD) {
-                                pid_t w = waitpid(pid, &status, WNOHANG);
-                                if (w == pid) {
+                                /* Detect the exit without reaping: the zombie's /proc entry still holds the
+                                 * process tree's CPU time for the last sample. */
+                                siginfo_t info = {0};
+                                if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                                    info.si_pid == pid) {
                                         jl_sampler_sample(s); /* exactly at the end */
+                                        waitpid(pid, &status, 0);
                                         done = true;
                                 }
                                 continue;

@@ -47,7 +47,8 @@ typedef struct {
 typedef struct {
         uint64_t counter; /* JL_KIND_ENERGY */
         double gauge;     /* every other kind */
-        int err;          /* 0, or a negative errno: not readable this time (offline CPU, vanished file) */
+        int err;          /* 0, or a negative errno: not readable this time (offline CPU, vanished file);
+                             -EAGAIN: no value yet (not counted as a failure) */
 } jl_value;
 
 /* A growable list of channels; providers append with jl_channels_add(). */

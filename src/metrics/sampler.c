@@ -173,6 +173,8 @@ void jl_sampler_account(jl_sampler *s, const jl_value *values, uint64_t t_ns, ui
         for (size_t i = 0; i < s->channels.n; i++) {
                 jl_track *t = &s->tracks[i];
                 const jl_value *v = &values[i];
+                if (v->err == -EAGAIN)
+                        continue; /* no value yet (e.g. a rate over less than a clock tick): not a failure */
                 if (v->err < 0) {
                         t->errors++;
                         t->last_err = v->err;
