@@ -6,6 +6,8 @@ pkgs=(
         # build
         gcc clang meson ninja-build pkg-config git
         libsensors-dev libyaml-dev libfreeipmi-dev libmunge-dev munge
+        # the store: SQLite (embedded) and PostgreSQL (client library; the server for the tests)
+        libsqlite3-dev libpq-dev postgresql
         # tests: sanitizers' and libFuzzer's runtime, valgrind, python for JSON checks
         libclang-rt-14-dev valgrind python3 util-linux procps
         # real peers and oracles: powercap-info, sensors, node_exporter; stress-ng as a workload
