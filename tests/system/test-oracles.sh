@@ -6,9 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 t_setup
 t_need_joule
-for tool in prometheus-node-exporter powercap-info sensors curl; do
+for tool in prometheus-node-exporter powercap-info sensors; do
         if ! command -v "$tool" >/dev/null; then
-                echo "1..0 # SKIP $tool is not installed (apt-get install prometheus-node-exporter powercap-utils lm-sensors curl)"
+                echo "1..0 # SKIP $tool is not installed (apt-get install prometheus-node-exporter powercap-utils lm-sensors)"
                 exit 0
         fi
 done
@@ -25,7 +25,7 @@ compare_rapl() {
         T_PIDS+=($ne)
         local metrics=""
         for _ in $(seq 50); do
-                metrics=$(curl -sf "http://127.0.0.1:$port/metrics") && break
+                metrics=$("$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "http://127.0.0.1:$port/metrics" 2>/dev/null) && break
                 sleep 0.1
         done
         kill $ne 2>/dev/null
