@@ -13,6 +13,7 @@ typedef struct {
 
 int verb_measure(cli_context *ctx, int argc, char **argv);
 int verb_info(cli_context *ctx, int argc, char **argv);
+int verb_db(cli_context *ctx, int argc, char **argv);
 
 /* Map the config onto provider settings. */
 void cli_provider_config(const cli_context *ctx, jl_provider_config *ret);

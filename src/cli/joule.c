@@ -17,6 +17,7 @@ static const struct {
 } verbs[] = {
         {"measure", verb_measure, "run a command and report the energy it took"},
         {"info", verb_info, "list every provider and domain, whether it works, and why not"},
+        {"db", verb_db, "create the database, apply migrations, check the schema"},
 };
 
 static void usage(FILE *f)

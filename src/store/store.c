@@ -16,13 +16,18 @@ int store_error(jl_store *s, int r, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(s->error, sizeof(s->error), fmt, ap);
         va_end(ap);
-        /* one line: backends' messages may end in (or contain) newlines */
-        for (char *p = s->error; *p; p++)
-                if (*p == '\n' || *p == '\r')
-                        *p = ' ';
-        size_t n = strlen(s->error);
-        while (n > 0 && s->error[n - 1] == ' ')
-                s->error[--n] = '\0';
+        /* one line: backends' messages may contain newlines and tabs; runs of white space become one space
+         */
+        char *o = s->error;
+        for (const char *p = s->error; *p; p++) {
+                bool space = *p == ' ' || *p == '\n' || *p == '\r' || *p == '\t';
+                if (space && (o == s->error || o[-1] == ' '))
+                        continue;
+                *o++ = space ? ' ' : *p;
+        }
+        while (o > s->error && o[-1] == ' ')
+                o--;
+        *o = '\0';
         return r;
 }
 
