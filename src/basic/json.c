@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 
 void json_init(json_writer *w, FILE *f)
 {
@@ -108,8 +109,16 @@ void json_double(json_writer *w, double v)
                 fputs("null", w->f);
         else if (v == 0)
                 fputs("0", w->f);
-        else
-                fprintf(w->f, "%.9g", v);
+        else {
+                /* The shortest form that reads back as the same double: energies keep every µJ. */
+                char buf[32];
+                for (int prec = 15; prec <= 17; prec++) {
+                        snprintf(buf, sizeof(buf), "%.*g", prec, v);
+                        if (strtod(buf, NULL) == v)
+                                break;
+                }
+                fputs(buf, w->f);
+        }
 }
 
 void json_int(json_writer *w, int64_t v)
