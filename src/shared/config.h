@@ -24,6 +24,9 @@ typedef struct {
                 char *partition;
                 char *island;
                 char *spool;      /* spool file for records while the dbd is unreachable */
+                double sample_ms; /* jouled's sampling interval (live counters, shm page) */
+                char *state_dir;  /* jouled's persistent state: sequence number, open job steps */
+                char *munge_socket; /* munged's socket for the control port; NULL: MUNGE's default */
         } node;
         struct {
                 char *listen;
