@@ -20,13 +20,16 @@ typedef struct {
         jl_store base;
         PGconn *conn;
         uint64_t next_stmt;
-        char **dealloc; /* names of finalised statements still to DEALLOCATE */
+        uint64_t generation; /* incremented by each reconnect: statements prepared before are re-prepared */
+        char **dealloc;      /* names of finalised statements still to DEALLOCATE */
         size_t ndealloc, dealloc_cap;
 } pg_store;
 
 typedef struct {
         jl_stmt base;
         char name[32];
+        char *sql;
+        uint64_t generation;
         int nparams;
         char **values; /* text of each parameter, NULL for NULL */
         PGresult *desc, *res;
@@ -180,6 +183,27 @@ static void pg_close(jl_store *s)
         free(PG(s)->dealloc);
 }
 
+static void forget_deallocs(pg_store *p)
+{
+        for (size_t i = 0; i < p->ndealloc; i++)
+                free(p->dealloc[i]);
+        p->ndealloc = 0;
+}
+
+static int pg_reconnect(jl_store *s)
+{
+        PQreset(CONN(s));
+        /* the old session's prepared statements died with it */
+        PG(s)->generation++;
+        forget_deallocs(PG(s));
+        if (PQstatus(CONN(s)) != CONNECTION_OK) {
+                const char *msg = PQerrorMessage(CONN(s));
+                return store_error(s, connect_errno(msg), "cannot reconnect: %s", msg);
+        }
+        PQsetNoticeProcessor(CONN(s), quiet_notices, NULL);
+        return 0;
+}
+
 static bool pg_txn_aborted(const jl_store *s)
 {
         return PQtransactionStatus(CONN(s)) == PQTRANS_INERROR;
@@ -208,9 +232,7 @@ static void flush_deallocs(jl_store *s)
                 o += (size_t)snprintf(sql + o, size - o, "DEALLOCATE %s;", p->dealloc[i]);
         PGresult *res = PQexec(p->conn, sql);
         PQclear(res);
-        for (size_t i = 0; i < p->ndealloc; i++)
-                free(p->dealloc[i]);
-        p->ndealloc = 0;
+        forget_deallocs(p);
 }
 
 /* ---- statements ---- */
@@ -222,6 +244,10 @@ static int pg_prepare(jl_stmt *jst, const char *sql)
 
         flush_deallocs(s);
         st->row = -1;
+        st->generation = PG(s)->generation;
+        st->sql = strdup(sql);
+        if (!st->sql)
+                return store_error(s, -ENOMEM, "out of memory");
         snprintf(st->name, sizeof(st->name), "jl_%" PRIu64, ++PG(s)->next_stmt);
         PGresult *res = PQprepare(CONN(s), st->name, sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -262,7 +288,8 @@ static void pg_finalize(jl_stmt *jst)
         for (int i = 0; i < st->nparams && st->values; i++)
                 free(st->values[i]);
         free(st->values);
-        if (st->name[0] && PQstatus(p->conn) == CONNECTION_OK) {
+        free(st->sql);
+        if (st->name[0] && st->generation == p->generation && PQstatus(p->conn) == CONNECTION_OK) {
                 /* deallocated lazily (no round trip here; possible even inside an aborted transaction) */
                 if (p->ndealloc == p->dealloc_cap) {
                         size_t cap = p->dealloc_cap ? p->dealloc_cap * 2 : 16;
@@ -343,6 +370,17 @@ static int pg_step(jl_stmt *jst)
         pg_stmt *st = (pg_stmt *)jst;
         jl_store *s = jst->store;
 
+        if (!st->executed && st->generation != PG(s)->generation) {
+                /* prepared on a connection since lost: prepare it on this one */
+                PGresult *res = PQprepare(CONN(s), st->name, st->sql, 0, NULL);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        int r = fail(s, res, "prepare");
+                        PQclear(res);
+                        return r;
+                }
+                PQclear(res);
+                st->generation = PG(s)->generation;
+        }
         if (!st->executed) {
                 st->executed = true;
                 jst->changes = 0;
@@ -644,39 +682,40 @@ static void pg_bulk_release(jl_bulk *jb)
 }
 
 const jl_store_ops jl_store_postgres_ops = {
-    .name = "postgresql",
-    .backend = JL_STORE_POSTGRES,
-    .dialect =
-        &(const jl_store_dialect){
-            .id_column = "BIGSERIAL PRIMARY KEY",
-            .begin_immediate = "BEGIN",
-            .skip_locked = " FOR UPDATE SKIP LOCKED",
-            .table_exists = "SELECT 1 WHERE to_regclass($1) IS NOT NULL",
-            /* one migrator at a time per database; released at commit/rollback */
-            .migrate_lock = "SELECT pg_advisory_xact_lock(7418204481926401)",
-        },
-    .store_size = sizeof(pg_store),
-    .stmt_size = sizeof(pg_stmt),
-    .bulk_size = sizeof(pg_bulk),
-    .open = pg_open,
-    .close = pg_close,
-    .exec = pg_exec,
-    .txn_aborted = pg_txn_aborted,
-    .prepare = pg_prepare,
-    .finalize = pg_finalize,
-    .bind = pg_bind,
-    .clear_bindings = pg_clear_bindings,
-    .step = pg_step,
-    .reset = pg_reset,
-    .column_count = pg_column_count,
-    .column_name = pg_column_name,
-    .column_is_null = pg_column_is_null,
-    .column_int64 = pg_column_int64,
-    .column_double = pg_column_double,
-    .column_text = pg_column_text,
-    .bulk_begin = pg_bulk_begin,
-    .bulk_value = pg_bulk_value,
-    .bulk_row_end = pg_bulk_row_end,
-    .bulk_finish = pg_bulk_finish,
-    .bulk_release = pg_bulk_release,
+        .name = "postgresql",
+        .backend = JL_STORE_POSTGRES,
+        .dialect =
+                &(const jl_store_dialect){
+                        .id_column = "BIGSERIAL PRIMARY KEY",
+                        .begin_immediate = "BEGIN",
+                        .skip_locked = " FOR UPDATE SKIP LOCKED",
+                        .table_exists = "SELECT 1 WHERE to_regclass($1) IS NOT NULL",
+                        /* one migrator at a time per database; released at commit/rollback */
+                        .migrate_lock = "SELECT pg_advisory_xact_lock(7418204481926401)",
+                },
+        .store_size = sizeof(pg_store),
+        .stmt_size = sizeof(pg_stmt),
+        .bulk_size = sizeof(pg_bulk),
+        .open = pg_open,
+        .close = pg_close,
+        .reconnect = pg_reconnect,
+        .exec = pg_exec,
+        .txn_aborted = pg_txn_aborted,
+        .prepare = pg_prepare,
+        .finalize = pg_finalize,
+        .bind = pg_bind,
+        .clear_bindings = pg_clear_bindings,
+        .step = pg_step,
+        .reset = pg_reset,
+        .column_count = pg_column_count,
+        .column_name = pg_column_name,
+        .column_is_null = pg_column_is_null,
+        .column_int64 = pg_column_int64,
+        .column_double = pg_column_double,
+        .column_text = pg_column_text,
+        .bulk_begin = pg_bulk_begin,
+        .bulk_value = pg_bulk_value,
+        .bulk_row_end = pg_bulk_row_end,
+        .bulk_finish = pg_bulk_finish,
+        .bulk_release = pg_bulk_release,
 };

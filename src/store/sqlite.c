@@ -138,6 +138,11 @@ static void sq_close(jl_store *s)
         DB(s) = NULL;
 }
 
+static int sq_reconnect(jl_store *s)
+{
+        return 0;
+}
+
 static bool sq_txn_aborted(const jl_store *s)
 {
         return false;
@@ -364,38 +369,39 @@ static void sq_bulk_release(jl_bulk *jb)
 }
 
 const jl_store_ops jl_store_sqlite_ops = {
-    .name = "sqlite",
-    .backend = JL_STORE_SQLITE,
-    .dialect =
-        &(const jl_store_dialect){
-            .id_column = "INTEGER PRIMARY KEY",
-            .begin_immediate = "BEGIN IMMEDIATE",
-            .skip_locked = "",
-            .table_exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
-            .migrate_lock = NULL,
-        },
-    .store_size = sizeof(sqlite_store),
-    .stmt_size = sizeof(sqlite_stmt),
-    .bulk_size = sizeof(sqlite_bulk),
-    .open = sq_open,
-    .close = sq_close,
-    .exec = sq_exec,
-    .txn_aborted = sq_txn_aborted,
-    .prepare = sq_prepare,
-    .finalize = sq_finalize,
-    .bind = sq_bind,
-    .clear_bindings = sq_clear_bindings,
-    .step = sq_step,
-    .reset = sq_reset,
-    .column_count = sq_column_count,
-    .column_name = sq_column_name,
-    .column_is_null = sq_column_is_null,
-    .column_int64 = sq_column_int64,
-    .column_double = sq_column_double,
-    .column_text = sq_column_text,
-    .bulk_begin = sq_bulk_begin,
-    .bulk_value = sq_bulk_value,
-    .bulk_row_end = sq_bulk_row_end,
-    .bulk_finish = sq_bulk_finish,
-    .bulk_release = sq_bulk_release,
+        .name = "sqlite",
+        .backend = JL_STORE_SQLITE,
+        .dialect =
+                &(const jl_store_dialect){
+                        .id_column = "INTEGER PRIMARY KEY",
+                        .begin_immediate = "BEGIN IMMEDIATE",
+                        .skip_locked = "",
+                        .table_exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
+                        .migrate_lock = NULL,
+                },
+        .store_size = sizeof(sqlite_store),
+        .stmt_size = sizeof(sqlite_stmt),
+        .bulk_size = sizeof(sqlite_bulk),
+        .open = sq_open,
+        .close = sq_close,
+        .reconnect = sq_reconnect,
+        .exec = sq_exec,
+        .txn_aborted = sq_txn_aborted,
+        .prepare = sq_prepare,
+        .finalize = sq_finalize,
+        .bind = sq_bind,
+        .clear_bindings = sq_clear_bindings,
+        .step = sq_step,
+        .reset = sq_reset,
+        .column_count = sq_column_count,
+        .column_name = sq_column_name,
+        .column_is_null = sq_column_is_null,
+        .column_int64 = sq_column_int64,
+        .column_double = sq_column_double,
+        .column_text = sq_column_text,
+        .bulk_begin = sq_bulk_begin,
+        .bulk_value = sq_bulk_value,
+        .bulk_row_end = sq_bulk_row_end,
+        .bulk_finish = sq_bulk_finish,
+        .bulk_release = sq_bulk_release,
 };

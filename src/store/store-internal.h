@@ -42,6 +42,7 @@ typedef struct jl_store_ops {
         /* path: the SQLite file (NULL for PostgreSQL); url: the full URL. Sets the error on failure. */
         int (*open)(jl_store *s, const char *url, const char *path, unsigned flags);
         void (*close)(jl_store *s);
+        int (*reconnect)(jl_store *s);
         int (*exec)(jl_store *s, const char *sql);
         /* True when the open transaction has failed and can only be rolled back (PostgreSQL). */
         bool (*txn_aborted)(const jl_store *s);

@@ -208,6 +208,13 @@ void jl_store_close(jl_store *s)
         free(s);
 }
 
+int jl_store_reconnect(jl_store *s)
+{
+        store_clear_error(s);
+        s->in_txn = false;
+        return s->ops->reconnect(s);
+}
+
 jl_store_backend jl_store_get_backend(const jl_store *s)
 {
         return s->ops->backend;

@@ -57,6 +57,11 @@ char *jl_store_url_redact(const char *url, char *buf, size_t size);
 /* Parse a URL: *ret_backend, and for SQLite the file path (a pointer into url). -EINVAL/-EPROTONOSUPPORT. */
 int jl_store_url_parse(const char *url, jl_store_backend *ret_backend, const char **ret_path);
 
+/* After -ECONNRESET (the server went away): connect again with the same URL. Statements prepared before
+ * stay valid (they are prepared again on first use); an open transaction was lost and is forgotten.
+ * SQLite: a no-op. */
+int jl_store_reconnect(jl_store *s);
+
 /* Run one or more statements without parameters or results (DDL, SET, …). */
 int jl_store_exec(jl_store *s, const char *sql);
 

@@ -462,6 +462,39 @@ static void test_errors(jl_store *s)
         is_int(jl_store_exec(s, "DELETE FROM machines WHERE id = 900"), 0, "cleanup");
 }
 
+static void test_reconnect(jl_store *s, jl_store *s2)
+{
+        if (jl_store_get_backend(s) != JL_STORE_POSTGRES) {
+                is_int(jl_store_reconnect(s), 0, "reconnect is a no-op on SQLite");
+                return;
+        }
+        _cleanup_stmt_ jl_stmt *st = NULL;
+        int r = jl_store_prepare(s, "SELECT COUNT(*) FROM changelog WHERE time_us >= $1", &st);
+        if (r < 0) {
+                ok(false, "prepare: %s", jl_store_error(s));
+                return;
+        }
+        jl_stmt_bind_int64(st, 1, 0);
+        is_int(jl_stmt_step(st), JL_STORE_ROW, "a statement works");
+        jl_stmt_reset(st);
+
+        /* the server ends this connection's session, as a restart or an administrator would */
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%" PRId64 ", 5000)",
+                 query_int(s, "SELECT pg_backend_pid()"));
+        is_int(query_int(s2, sql), 1, "the server terminates the session");
+        is_int(jl_stmt_step(st), -ECONNRESET, "the next step reports -ECONNRESET");
+        ok(strstr(jl_store_error(s), "connection") != NULL, "… with a message: %s", jl_store_error(s));
+        is_int(jl_store_exec(s, "SELECT 1"), -ECONNRESET, "exec too, no crash");
+        is_int(jl_store_reconnect(s), 0, "reconnect");
+        jl_stmt_reset(st);
+        is_int(jl_stmt_step(st), JL_STORE_ROW, "the statement prepared before works again");
+        ok(jl_stmt_column_int64(st, 0) > 0, "… with the data");
+        _cleanup_stmt_ jl_stmt *fresh = NULL;
+        ok(jl_store_prepare(s, "SELECT 1", &fresh) == 0 && jl_stmt_step(fresh) == JL_STORE_ROW,
+           "new statements work after reconnecting");
+}
+
 /* ---- the claim: two connections, each in its own thread ---- */
 
 #define CLAIM_JOBS 60
@@ -639,6 +672,7 @@ int main(int argc, char **argv)
         test_bulk(s);
         test_transactions(s, s2);
         test_errors(s);
+        test_reconnect(s, s2);
         test_claim(s);
 
         jl_store_close(TAKE_PTR(s2));
