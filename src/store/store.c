@@ -467,7 +467,9 @@ int jl_store_bulk_begin(jl_store *s, const char *table, const char *const *colum
         b->ncolumns = ncolumns;
         int r = 0;
         if (!s->in_txn) {
-                r = jl_store_begin(s);
+                /* a write transaction from the start: SQLite waits for the lock here (busy timeout) instead
+                 * of failing on the first row when another writer holds it */
+                r = jl_store_begin_immediate(s);
                 if (r < 0) {
                         free(b);
                         return r;
