@@ -12,6 +12,7 @@ tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 passed=0
 failed=0
 out=${JOULE_TEST_OUT:-build-test}
+rm -rf "$out"
 mkdir -p "$out"
 
 count() { # count meson's results from a testlog.json
@@ -26,7 +27,7 @@ count() { # count meson's results from a testlog.json
 step() { echo; echo "=== $*"; }
 
 step "gcc + ASan + UBSan: all tests"
-if CC=gcc meson setup --wipe "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null &&
+if CC=gcc meson setup "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null &&
         ninja -C "$out/asan"; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 meson test -C "$out/asan" --print-errorlogs --num-processes 2 || true
@@ -36,7 +37,7 @@ else
 fi
 
 step "clang + ASan + UBSan + fuzzing instrumentation: build and unit tests"
-if CC=clang meson setup --wipe "$out/clang" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null && ninja -C "$out/clang"; then
+if CC=clang meson setup "$out/clang" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null && ninja -C "$out/clang"; then
         meson test -C "$out/clang" --suite unit --print-errorlogs || true
         count "$out/clang/meson-logs/testlog.json"
 else
@@ -44,7 +45,7 @@ else
 fi
 
 step "valgrind: unit tests"
-if CC=gcc meson setup --wipe "$out/plain" >/dev/null && ninja -C "$out/plain"; then
+if CC=gcc meson setup "$out/plain" >/dev/null && ninja -C "$out/plain"; then
         meson test -C "$out/plain" --suite unit --print-errorlogs \
                 --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes --trace-children-skip=/usr/*,/bin/*,/sbin/*' ||
                 true
