@@ -51,10 +51,10 @@ static stats stats_of(uint64_t *ns, size_t n)
         if (p99 >= n)
                 p99 = n - 1;
         return (stats){
-                .median_us = (double)ns[n / 2] / 1e3,
-                .p99_us = (double)ns[p99] / 1e3,
-                .mean_us = sum / (double)n / 1e3,
-                .min_us = (double)ns[0] / 1e3,
+            .median_us = (double)ns[n / 2] / 1e3,
+            .p99_us = (double)ns[p99] / 1e3,
+            .mean_us = sum / (double)n / 1e3,
+            .min_us = (double)ns[0] / 1e3,
         };
 }
 
@@ -74,8 +74,8 @@ static uint64_t raw_read_all(const int *fds, size_t n)
 }
 
 /* Median µs of one jl_sampler_sample() with these providers (NULL: all, as joule measure opens them). */
-static int provider_cost(const jl_provider_config *cfg, const char *name, long iters, long warmup, long gap_ms,
-                         uint64_t *t)
+static int provider_cost(const jl_provider_config *cfg, const char *name, long iters, long warmup,
+                         long gap_ms, uint64_t *t)
 {
         jl_sampler *s = NULL;
         int r = jl_sampler_open(cfg, name ? (const char *const[]){name, NULL} : NULL, &s);
@@ -97,10 +97,10 @@ static int provider_cost(const jl_provider_config *cfg, const char *name, long i
         }
         jl_sampler_free(s);
         stats st = stats_of(t, (size_t)iters);
-        fprintf(stderr, "  %-22s %9.3f %9.3f %9.3f %9.3f  (%zu channels)\n", name ? name : "all (joule measure)",
-                st.median_us, st.p99_us, st.mean_us, st.min_us, nch);
-        printf("provider=%s gap_ms=%ld channels=%zu median_us=%.3f p99_us=%.3f\n", name ? name : "all", gap_ms, nch,
-               st.median_us, st.p99_us);
+        fprintf(stderr, "  %-22s %9.3f %9.3f %9.3f %9.3f  (%zu channels)\n",
+                name ? name : "all (joule measure)", st.median_us, st.p99_us, st.mean_us, st.min_us, nch);
+        printf("provider=%s gap_ms=%ld channels=%zu median_us=%.3f p99_us=%.3f\n", name ? name : "all",
+               gap_ms, nch, st.median_us, st.p99_us);
         return 0;
 }
 
@@ -185,8 +185,8 @@ int main(int argc, char **argv)
               se = stats_of(t_empty, (size_t)iters);
         double ratio = ss.median_us / sr.median_us;
 
-        fprintf(stderr, "one sample of %zu RAPL domains, %ld iterations after %ld warm-up (µs)\n", nch, iters,
-                warmup);
+        fprintf(stderr, "one sample of %zu RAPL domains, %ld iterations after %ld warm-up (µs)\n", nch,
+                iters, warmup);
         fprintf(stderr, "  %-22s %9s %9s %9s %9s\n", "", "median", "p99", "mean", "min");
         fprintf(stderr, "  %-22s %9.3f %9.3f %9.3f %9.3f\n", "jl_sampler_sample()", ss.median_us, ss.p99_us,
                 ss.mean_us, ss.min_us);
@@ -210,13 +210,16 @@ int main(int argc, char **argv)
         if (child > 0)
                 cfg.pid = child;
         long piters = iters / 10 > 100 ? iters / 10 : 100;
-        fprintf(stderr, "one jl_sampler_sample() per provider, hot: back to back, %ld iterations (µs)\n", piters);
+        fprintf(stderr, "one jl_sampler_sample() per provider, hot: back to back, %ld iterations (µs)\n",
+                piters);
         fprintf(stderr, "  %-22s %9s %9s %9s %9s\n", "", "median", "p99", "mean", "min");
         for (const jl_provider_ops *const *p = jl_providers; *p; p++)
                 provider_cost(&cfg, (*p)->name, piters, piters / 10, 0, t_sampler);
         provider_cost(&cfg, NULL, piters, piters / 10, 0, t_sampler);
         /* As joule measure runs them: after a 10 ms sleep, with caches cooled by whatever ran meanwhile. */
-        fprintf(stderr, "one jl_sampler_sample() per provider, cold: 10 ms sleep before each, 100 iterations (µs)\n");
+        fprintf(
+            stderr,
+            "one jl_sampler_sample() per provider, cold: 10 ms sleep before each, 100 iterations (µs)\n");
         fprintf(stderr, "  %-22s %9s %9s %9s %9s\n", "", "median", "p99", "mean", "min");
         for (const jl_provider_ops *const *p = jl_providers; *p; p++)
                 provider_cost(&cfg, (*p)->name, 100, 5, 10, t_sampler);

@@ -71,9 +71,10 @@ static int read_stat(pid_t pid, long long t[4], long *nthreads)
         /* after ')': field 3 (state) onwards */
         char state;
         long long skip;
-        int k = sscanf(p + 1, " %c %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %ld",
-                       &state, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &t[0], &t[1],
-                       &t[2], &t[3], &skip, &skip, nthreads);
+        int k = sscanf(
+            p + 1, " %c %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %ld",
+            &state, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &t[0], &t[1],
+            &t[2], &t[3], &skip, &skip, nthreads);
         return k == 18 ? 0 : -EINVAL;
 }
 
@@ -128,7 +129,8 @@ int main(int argc, char **argv)
                 if (read_stat(pid, t, &nthreads) == 0 && nthreads > nthreads_max)
                         nthreads_max = nthreads;
                 if (!killed && now_s() - t0 > timeout_s) {
-                        fprintf(stderr, "proc-cost: timeout after %.0f s, killing %d\n", timeout_s, (int)pid);
+                        fprintf(stderr, "proc-cost: timeout after %.0f s, killing %d\n", timeout_s,
+                                (int)pid);
                         kill(pid, SIGKILL);
                         killed = true;
                 }
@@ -155,12 +157,13 @@ int main(int argc, char **argv)
         }
         double tree_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
                          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-        fprintf(out, "wall_s=%.3f own_cpu_ms=%.3f own_stat_ms=%.0f children_stat_ms=%.0f tree_cpu_ms=%.3f "
-               "tree_maxrss_kib=%ld hwm_kib=%ld threads=%ld exit=%d\n",
-               wall, own_ns >= 0 ? (double)own_ns / 1e6 : -1.0,
-               t[0] >= 0 ? (double)(t[0] + t[1]) * 1e3 / (double)tck : -1.0,
-               t[2] >= 0 ? (double)(t[2] + t[3]) * 1e3 / (double)tck : -1.0, tree_ms, ru.ru_maxrss, hwm,
-               nthreads_max, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        fprintf(out,
+                "wall_s=%.3f own_cpu_ms=%.3f own_stat_ms=%.0f children_stat_ms=%.0f tree_cpu_ms=%.3f "
+                "tree_maxrss_kib=%ld hwm_kib=%ld threads=%ld exit=%d\n",
+                wall, own_ns >= 0 ? (double)own_ns / 1e6 : -1.0,
+                t[0] >= 0 ? (double)(t[0] + t[1]) * 1e3 / (double)tck : -1.0,
+                t[2] >= 0 ? (double)(t[2] + t[3]) * 1e3 / (double)tck : -1.0, tree_ms, ru.ru_maxrss, hwm,
+                nthreads_max, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
         if (out != stdout)
                 fclose(out);
         else
