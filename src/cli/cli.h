@@ -2,8 +2,11 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
+#include "msg.h"
+#include "store.h"
 #include "provider.h"
 
 typedef struct {
@@ -14,6 +17,25 @@ typedef struct {
 int verb_measure(cli_context *ctx, int argc, char **argv);
 int verb_info(cli_context *ctx, int argc, char **argv);
 int verb_db(cli_context *ctx, int argc, char **argv);
+int verb_job(cli_context *ctx, int argc, char **argv);
+int verb_control(cli_context *ctx, int argc, char **argv);
+int verb_acct(cli_context *ctx, int argc, char **argv);
+int verb_report(cli_context *ctx, int argc, char **argv);
+int verb_status(cli_context *ctx, int argc, char **argv);
+
+/* Put a CPU list ("0-3,8") into a request's CPU mask (CPU i: bit i % 8 of byte i / 8); -EINVAL, -ERANGE. */
+int cli_cpus_to_mask(const char *s, jl_msg_request *req);
+
+/* The store-reading verbs (acct, report, status): open url (NULL: database.url) and check that it holds
+ * joule's schema; logs why not. */
+int cli_open_store(cli_context *ctx, const char *url, jl_store **ret);
+/* A time on the command line: ISO 8601 UTC (a date that exists), "now", or "-DURATION" before now (-90s,
+ * -2h, -7d); µs since the epoch. -EINVAL on garbage. */
+int cli_parse_time(const char *s, uint64_t now_us, uint64_t *ret_us);
+/* --from/--to (either may be NULL: the epoch, now); logs and returns -EINVAL on garbage or from >= to. */
+int cli_parse_range(const char *from, const char *to, uint64_t now_us, uint64_t *ret_from_us,
+                    uint64_t *ret_to_us);
+uint64_t cli_now_us(void);
 
 /* Map the config onto provider settings. */
 void cli_provider_config(const cli_context *ctx, jl_provider_config *ret);

@@ -18,6 +18,11 @@ static const struct {
         {"measure", verb_measure, "run a command and report the energy it took"},
         {"info", verb_info, "list every provider and domain, whether it works, and why not"},
         {"db", verb_db, "create the database, apply migrations, check the schema"},
+        {"job", verb_job, "mark a job step's begin or end on this node (to jouled)"},
+        {"control", verb_control, "query or command a node's jouled over its control port (MUNGE)"},
+        {"acct", verb_acct, "energy, time and power per job step from the database"},
+        {"report", verb_report, "energy per node, partition or cluster over a time range"},
+        {"status", verb_status, "every node the database heard from, its last record's age, its health"},
 };
 
 static void usage(FILE *f)
