@@ -24,7 +24,9 @@ static int usage(FILE *f)
               "  -s, --step N      the step id (default $SLURM_STEP_ID, else 0)\n"
               "  -u, --user U      the job's user (default: the caller)\n"
               "      --cpus LIST   begin: the step's CPUs, e.g. 0-3,8 (default: every CPU)\n"
-              "      --json        print jouled's reply as one JSON object\n",
+              "      --json        print jouled's account of the step as one JSON object ({event, node,\n"
+              "                    job_id, step_id, user, start[, end, time_s, energy_j, avg_power_w,\n"
+              "                    complete]})\n",
               f);
         return f == stdout ? 0 : 2;
 }
@@ -148,10 +150,11 @@ int verb_job(cli_context *ctx, int argc, char **argv)
                 return 1;
         }
         if (json) {
-                printf("{\"job_id\": \"%s\", \"step_id\": %" PRId64 ", \"event\": \"%s\", \"energy_j\": %.6f, "
-                       "\"time_s\": %.3f}\n",
-                       req.job_id, req.step_id, end ? "end" : "begin", (double)rep.energy_uj / 1e6,
-                       (double)rep.time_ms / 1e3);
+                if (rep.text) /* jouled's own account of the step */
+                        printf("%s\n", rep.text);
+                else
+                        printf("{\"job_id\": \"%s\", \"step_id\": %" PRId64 ", \"event\": \"%s\"}\n", req.job_id,
+                               req.step_id, end ? "end" : "begin");
         } else if (end) {
                 printf("job %s step %" PRId64 " ended: %.3f J in %.3f s", req.job_id, req.step_id,
                        (double)rep.energy_uj / 1e6, (double)rep.time_ms / 1e3);
