@@ -1,0 +1,179 @@
+/* jouled.h - the node daemon's shared state and the interfaces between its services: the monitor (sampling,
+ * shared-memory page, periodic records), the request handlers (local socket and control port), the job
+ * steps, the persistent state, the /metrics endpoint and the sink that records go to. One mutex (lock)
+ * guards everything mutable here; every critical section is short and does no blocking I/O except the
+ * monitor's sysfs reads. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "cputopo.h"
+#include "msg.h"
+#include "sampler.h"
+#include "shm.h"
+
+#define JD_STEPS_MAX 64
+#define JD_TEMPS_MAX 64
+#define JD_FREQS_MAX 256
+
+typedef struct {
+        char name[JL_SHM_NAME_MAX];
+        const char *provider; /* static string */
+        uint64_t energy_uj;   /* since jouled started */
+        double power_w;       /* latest interval */
+        jl_scope scope;
+        bool estimated;
+        bool counted; /* part of the node energy */
+} jd_domain;
+
+/* What the latest sample said: copied out under the lock by readers (query, /metrics). */
+typedef struct {
+        uint64_t t_ns; /* CLOCK_MONOTONIC of the sample */
+        uint64_t samples;
+        uint64_t node_energy_uj;
+        double node_power_w;
+        const char *node_source; /* "node", "domains", "estimate", "none" */
+        bool node_estimated;
+        size_t ndomains;
+        jd_domain domains[JL_SHM_DOMAINS_MAX];
+        size_t ntemps;
+        struct {
+                char name[JL_NAME_MAX];
+                double c;
+        } temps[JD_TEMPS_MAX];
+        size_t nfreqs;
+        struct {
+                char cpu[16];
+                double khz;
+        } freqs[JD_FREQS_MAX];
+} jd_snapshot;
+
+typedef struct {
+        char job_id[JL_MSG_NAME_MAX];
+        int64_t step_id;
+        char user[JL_MSG_NAME_MAX];
+        uid_t uid;
+        uint64_t cpumask[JL_CPU_MASK_WORDS]; /* the step's CPUs (every CPU when the begin named none) */
+        uint64_t begin_us;                   /* realtime µs */
+        uint64_t begin_energy_uj;            /* node energy of this jouled instance at begin (or at restart) */
+        uint64_t carried_uj;                 /* energy accounted by an earlier instance before a restart */
+        bool complete;                       /* false: recovered after a restart, a gap is not measured */
+} jd_step;
+
+typedef struct jd_sink jd_sink;
+typedef struct jd_metrics jd_metrics;
+
+typedef struct jouled {
+        /* set once at start */
+        const char *config_path; /* -c FILE; NULL: $JOULE_CONFIG or the default */
+        int64_t rt_offset_ns;    /* realtime = monotonic + offset */
+        uint64_t start_mono_ns;
+        int stop_fd; /* eventfd: readable once the daemon stops */
+
+        pthread_mutex_t lock; /* guards everything below */
+        joule_config cfg;     /* the current configuration (reloadable keys change under the lock) */
+        uint64_t period_ns, sample_ns;
+        jl_sampler *sampler;
+        jd_snapshot snap;
+        jl_shm_page *shm;
+        int shm_fd;    /* read-write memfd */
+        int shm_ro_fd; /* the read-only descriptor handed to clients */
+
+        /* the periodic record being accumulated */
+        bool rec_open;
+        uint64_t rec_start_ns;
+        uint64_t rec_start_node_uj;
+        uint64_t rec_start_dom_uj[JL_SHM_DOMAINS_MAX];
+        double rec_temp_max;
+        double rec_freq_sum;
+        uint64_t rec_freq_n;
+        uint64_t records_sent;
+
+        /* persistent state (state.c) */
+        uint64_t next_seq;
+        uint64_t seq_reserved; /* every seq below it may have been used: persisted before use */
+        jd_step steps[JD_STEPS_MAX];
+        size_t nsteps;
+
+        uid_t admin_uids[64]; /* node.admins resolved at start and at each reload */
+        size_t nadmins;
+
+        jd_sink *sink;
+        jd_metrics *metrics;
+} jouled;
+
+/* Copy a string into a fixed buffer, cut to fit (names from providers and the wire are bounded anyway). */
+static inline void jd_copy(char *dst, size_t size, const char *src)
+{
+        size_t n = strnlen(src, size - 1);
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+}
+
+static inline uint64_t jd_realtime_us(const jouled *d, uint64_t mono_ns)
+{
+        return (uint64_t)((int64_t)mono_ns + d->rt_offset_ns) / 1000;
+}
+
+/* monitor.c */
+int jd_monitor_open(jouled *d, char *err, size_t errlen);
+void jd_monitor_close(jouled *d);
+void *jd_monitor_thread(void *userdata);
+/* Take a sample now (lock held): publishes the shm page and the snapshot. */
+void jd_sample_locked(jouled *d);
+
+/* state.c: the state directory (node.state_dir). All called with the lock held (or before threads run). */
+int jd_state_load(jouled *d, char *err, size_t errlen);
+/* Take the next sequence number, reserving a new block on disk first when needed. */
+int jd_state_next_seq(jouled *d, uint64_t *ret_seq);
+/* Rewrite the open steps file (atomic rename). */
+int jd_state_save_steps(jouled *d);
+
+/* ops.c: request handling, shared by the local socket and the control port. */
+typedef struct {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;     /* 0 when unknown (control port) */
+        bool remote;   /* control port (MUNGE-authenticated) */
+        char desc[96]; /* "pid 123 uid 1000" / "127.0.0.1:5555 uid 0": for the log */
+} jd_peer;
+
+/* Handle one request. Fills rep (rep->text points into *ret_text, malloc'd, caller frees); sets
+ * *ret_send_fd to a descriptor to pass with the reply (GET_SHM) or -1. Never fails: errors go in rep->err. */
+void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
+                       char **ret_text, int *ret_send_fd);
+/* The node status as JSON (QUERY); malloc'd. */
+char *jd_query_json(jouled *d);
+bool jd_user_is_admin(jouled *d, uid_t uid);
+
+/* server.c: the epoll loops of the local socket and the control port. */
+typedef struct jd_server jd_server;
+int jd_server_open_local(jouled *d, const char *path, jd_server **ret, char *err, size_t errlen);
+int jd_server_open_control(jouled *d, const char *listen, jd_server **ret, char *err, size_t errlen);
+void *jd_server_thread(void *userdata);
+void jd_server_free(jd_server *s);
+
+/* sink.c: where records and job messages go, in sequence order, without ever blocking the caller: a queue
+ * drained by the sink's own thread into the store (database.url; node.dbd absent) or into the reporter
+ * (node.dbd set). */
+int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errlen);
+int jd_sink_record(jd_sink *s, const jl_msg_record *m);
+int jd_sink_job(jd_sink *s, const jl_msg_job *m);
+/* For the status: messages waiting, messages delivered, the last error ("" when none; copied). */
+void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen);
+const char *jd_sink_kind(const jd_sink *s); /* "store" or "dbd" */
+/* Stop: deliver what is queued for at most timeout_ms, then free. */
+void jd_sink_close(jd_sink *s, unsigned timeout_ms);
+
+/* metrics.c: /metrics (libmicrohttpd, its own thread). */
+int jd_metrics_start(jouled *d, const char *listen, jd_metrics **ret, char *err, size_t errlen);
+void jd_metrics_stop(jd_metrics *m);
+
+/* Parse "host:port" (IPv4 dotted, "[v6]" or a name resolved now) into a socket address. */
+int jd_parse_listen(const char *s, void *ret_sockaddr, unsigned *ret_len, char *err, size_t errlen);

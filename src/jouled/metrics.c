@@ -1,0 +1,209 @@
+/* metrics.c - jouled's Prometheus endpoint (/metrics, libmicrohttpd with its own thread): the text format
+ * with joule_ names in base units, built from a copy of the monitor's snapshot taken under the lock, so
+ * that a scrape never waits on or delays the monitor. */
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "config-joule.h"
+#include "jouled.h"
+#include "macro.h"
+#include "timeutil.h"
+
+struct jd_metrics {
+        jouled *d;
+        struct MHD_Daemon *mhd;
+};
+
+/* A label value with \, " and newline escaped. */
+static void label(FILE *f, const char *s)
+{
+        fputc('"', f);
+        for (; *s; s++) {
+                if (*s == '\\' || *s == '"')
+                        fputc('\\', f);
+                if (*s == '\n') {
+                        fputs("\\n", f);
+                        continue;
+                }
+                fputc(*s, f);
+        }
+        fputc('"', f);
+}
+
+static char *render(jouled *d, size_t *ret_len)
+{
+        _cleanup_free_ jd_snapshot *s = malloc(sizeof(*s));
+        if (!s)
+                return NULL;
+        jd_step steps[JD_STEPS_MAX];
+        pthread_mutex_lock(&d->lock);
+        *s = d->snap;
+        size_t nsteps = d->nsteps;
+        memcpy(steps, d->steps, nsteps * sizeof(jd_step));
+        uint64_t records = d->records_sent;
+        pthread_mutex_unlock(&d->lock);
+        const char *node = d->cfg.node.name;
+
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        fputs("# HELP joule_energy_joules_total Energy since jouled started, per domain; domain=\"node\" is the "
+              "node's energy (a whole-node domain, else packages+DRAM+GPUs).\n"
+              "# TYPE joule_energy_joules_total counter\n", f);
+        fputs("joule_energy_joules_total{node=", f);
+        label(f, node);
+        fprintf(f, ",domain=\"node\"} %.6f\n", (double)s->node_energy_uj / 1e6);
+        for (size_t i = 0; i < s->ndomains; i++) {
+                fputs("joule_energy_joules_total{node=", f);
+                label(f, node);
+                fputs(",domain=", f);
+                label(f, s->domains[i].name);
+                fprintf(f, "} %.6f\n", (double)s->domains[i].energy_uj / 1e6);
+        }
+        fputs("# HELP joule_power_watts Power over the latest sampling interval, per domain.\n"
+              "# TYPE joule_power_watts gauge\n", f);
+        fputs("joule_power_watts{node=", f);
+        label(f, node);
+        fprintf(f, ",domain=\"node\"} %.3f\n", s->node_power_w);
+        for (size_t i = 0; i < s->ndomains; i++) {
+                fputs("joule_power_watts{node=", f);
+                label(f, node);
+                fputs(",domain=", f);
+                label(f, s->domains[i].name);
+                fprintf(f, "} %.3f\n", s->domains[i].power_w);
+        }
+        if (s->ntemps) {
+                fputs("# HELP joule_temperature_celsius Temperature per sensor (chip/feature).\n"
+                      "# TYPE joule_temperature_celsius gauge\n", f);
+                for (size_t i = 0; i < s->ntemps; i++) {
+                        fputs("joule_temperature_celsius{node=", f);
+                        label(f, node);
+                        fputs(",sensor=", f);
+                        label(f, s->temps[i].name);
+                        fprintf(f, "} %.3f\n", s->temps[i].c);
+                }
+        }
+        if (s->nfreqs) {
+                fputs("# HELP joule_cpu_frequency_hertz Current frequency per CPU (cpufreq).\n"
+                      "# TYPE joule_cpu_frequency_hertz gauge\n", f);
+                for (size_t i = 0; i < s->nfreqs; i++) {
+                        fputs("joule_cpu_frequency_hertz{node=", f);
+                        label(f, node);
+                        fputs(",cpu=", f);
+                        label(f, s->freqs[i].cpu);
+                        fprintf(f, "} %.0f\n", s->freqs[i].khz * 1e3);
+                }
+        }
+        fputs("# HELP joule_job_info Job steps running on this node.\n# TYPE joule_job_info gauge\n", f);
+        for (size_t i = 0; i < nsteps; i++) {
+                fputs("joule_job_info{node=", f);
+                label(f, node);
+                fputs(",job=", f);
+                label(f, steps[i].job_id);
+                fprintf(f, ",step=\"%" PRId64 "\",user=", steps[i].step_id);
+                label(f, steps[i].user);
+                fputs("} 1\n", f);
+        }
+        fputs("# HELP joule_job_energy_joules_total Node energy since the step began.\n"
+              "# TYPE joule_job_energy_joules_total counter\n", f);
+        for (size_t i = 0; i < nsteps; i++) {
+                fputs("joule_job_energy_joules_total{node=", f);
+                label(f, node);
+                fputs(",job=", f);
+                label(f, steps[i].job_id);
+                fprintf(f, ",step=\"%" PRId64 "\"} %.6f\n", steps[i].step_id,
+                        (double)(steps[i].carried_uj + (s->node_energy_uj - steps[i].begin_energy_uj)) / 1e6);
+        }
+        fputs("# HELP joule_samples_total Samples taken by the monitor.\n# TYPE joule_samples_total counter\n", f);
+        fputs("joule_samples_total{node=", f);
+        label(f, node);
+        fprintf(f, "} %" PRIu64 "\n", s->samples);
+        fputs("# HELP joule_records_total Periodic records emitted.\n# TYPE joule_records_total counter\n", f);
+        fputs("joule_records_total{node=", f);
+        label(f, node);
+        fprintf(f, "} %" PRIu64 "\n", records);
+        fputs("# HELP joule_energy_estimated Whether the node energy is a model's estimate (1) or measured (0).\n"
+              "# TYPE joule_energy_estimated gauge\n", f);
+        fputs("joule_energy_estimated{node=", f);
+        label(f, node);
+        fprintf(f, "} %d\n", s->node_estimated ? 1 : 0);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        *ret_len = size;
+        return buf;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls)
+{
+        jd_metrics *m = cls;
+        struct MHD_Response *resp;
+        unsigned status = MHD_HTTP_OK;
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+                static const char msg[] = "only GET\n";
+                resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+                status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        } else if (strcmp(url, "/metrics") != 0) {
+                static const char msg[] = "jouled: see /metrics\n";
+                resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+                status = MHD_HTTP_NOT_FOUND;
+        } else {
+                size_t len = 0;
+                char *text = render(m->d, &len);
+                if (!text)
+                        return MHD_NO;
+                resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+                if (resp)
+                        MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        }
+        if (!resp)
+                return MHD_NO;
+        enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+int jd_metrics_start(jouled *d, const char *listen_addr, jd_metrics **ret, char *err, size_t errlen)
+{
+        struct sockaddr_storage ss;
+        unsigned len;
+        int r = jd_parse_listen(listen_addr, &ss, &len, err, errlen);
+        if (r < 0)
+                return r;
+        jd_metrics *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->d = d;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+        if (ss.ss_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
+                                  (unsigned)10, MHD_OPTION_END);
+        if (!m->mhd) {
+                snprintf(err, errlen, "node.metrics_listen %s: cannot listen (address in use or not local?)",
+                         listen_addr);
+                free(m);
+                return -EADDRNOTAVAIL;
+        }
+        *ret = m;
+        return 0;
+}
+
+void jd_metrics_stop(jd_metrics *m)
+{
+        if (!m)
+                return;
+        MHD_stop_daemon(m->mhd);
+        free(m);
+}

@@ -1,0 +1,522 @@
+/* ops.c - jouled's operations, shared by the local socket and the control port: who may do what (local:
+ * SO_PEERCRED; remote: the MUNGE credential's uid), reading energy and status, setting CPU frequencies and
+ * power limits, and job step accounting (begin/end with the node energy taken by a sample at that
+ * instant). */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config-joule.h"
+#include "json.h"
+#include "jouled.h"
+#include "log.h"
+#include "macro.h"
+#include "parse.h"
+#include "powercap_limit.h"
+#include "timeutil.h"
+
+#define FAIL(...)                                                                                            \
+        do {                                                                                                 \
+                reply_err(__VA_ARGS__);                                                                      \
+                return;                                                                                      \
+        } while (0)
+
+static void reply_err(jl_msg_reply *rep, int err, const char *fmt, ...) _printf_(3, 4);
+static void reply_err(jl_msg_reply *rep, int err, const char *fmt, ...)
+{
+        va_list ap;
+        rep->err = err;
+        va_start(ap, fmt);
+        vsnprintf(rep->message, sizeof(rep->message), fmt, ap);
+        va_end(ap);
+}
+
+bool jd_user_is_admin(jouled *d, uid_t uid)
+{
+        if (uid == 0)
+                return true;
+        bool ok = false;
+        pthread_mutex_lock(&d->lock);
+        for (size_t i = 0; i < d->nadmins; i++)
+                ok = ok || d->admin_uids[i] == uid;
+        pthread_mutex_unlock(&d->lock);
+        return ok;
+}
+
+/* CPU n is bit n % 8 of byte n / 8 (cpu_set_t's layout on little-endian machines). */
+static void mask_from_request(const jl_msg_request *req, uint64_t *mask)
+{
+        memset(mask, 0, JL_CPU_MASK_WORDS * sizeof(uint64_t));
+        for (size_t b = 0; b < req->cpumask_len; b++)
+                for (int i = 0; i < 8; i++)
+                        if (req->cpumask[b] >> i & 1) {
+                                size_t c = b * 8 + (size_t)i;
+                                mask[c / 64] |= UINT64_C(1) << (c % 64);
+                        }
+}
+
+static int user_of_uid(uid_t uid, char *buf, size_t size)
+{
+        struct passwd pw, *res = NULL;
+        char tmp[4096];
+        if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) != 0 || !res) {
+                snprintf(buf, size, "%u", (unsigned)uid);
+                return 0;
+        }
+        snprintf(buf, size, "%s", pw.pw_name);
+        return 0;
+}
+
+static int uid_of_user(const char *name, uid_t *ret)
+{
+        struct passwd pw, *res = NULL;
+        char tmp[4096];
+        if (getpwnam_r(name, &pw, tmp, sizeof(tmp), &res) != 0 || !res)
+                return -ESRCH;
+        *ret = pw.pw_uid;
+        return 0;
+}
+
+static bool valid_job_id(const char *s)
+{
+        uint64_t v;
+        return s[0] != '\0' && strlen(s) < 24 && parse_u64(s, &v) == 0 && strspn(s, "0123456789") == strlen(s);
+}
+
+static int find_step(jouled *d, const char *job, int64_t step)
+{
+        for (size_t i = 0; i < d->nsteps; i++)
+                if (strcmp(d->steps[i].job_id, job) == 0 && d->steps[i].step_id == step)
+                        return (int)i;
+        return -1;
+}
+
+static char *step_json(jouled *d, const jd_step *st, const char *event, uint64_t end_us, uint64_t energy_uj)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        json_writer w;
+        char iso[64];
+        json_init(&w, f);
+        json_object_begin(&w);
+        json_key(&w, "event");
+        json_string(&w, event);
+        json_key(&w, "node");
+        json_string(&w, d->cfg.node.name);
+        json_key(&w, "job_id");
+        json_string(&w, st->job_id);
+        json_key(&w, "step_id");
+        json_int(&w, st->step_id);
+        json_key(&w, "user");
+        json_string(&w, st->user);
+        json_key(&w, "start");
+        json_string(&w, format_iso8601(st->begin_us * 1000, iso, sizeof(iso)));
+        if (end_us) {
+                double t = end_us > st->begin_us ? (double)(end_us - st->begin_us) / 1e6 : 0;
+                json_key(&w, "end");
+                json_string(&w, format_iso8601(end_us * 1000, iso, sizeof(iso)));
+                json_key(&w, "time_s");
+                json_double(&w, t);
+                json_key(&w, "energy_j");
+                json_double(&w, (double)energy_uj / 1e6);
+                json_key(&w, "avg_power_w");
+                json_double(&w, t > 0 ? (double)energy_uj / 1e6 / t : 0);
+                json_key(&w, "complete");
+                json_bool(&w, st->complete);
+        }
+        json_object_end(&w);
+        fclose(f);
+        return buf;
+}
+
+static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
+                         char **ret_text)
+{
+        if (!valid_job_id(req->job_id))
+                FAIL(rep, -EINVAL, "job id '%s' is not a number (as Slurm's job ids are)", req->job_id);
+        if (req->step_id < -1)
+                FAIL(rep, -EINVAL, "step id %" PRId64 " is negative", req->step_id);
+        jd_step st = {.step_id = req->step_id, .complete = true};
+        jd_copy(st.job_id, sizeof(st.job_id), req->job_id);
+        if (req->user[0]) {
+                if (uid_of_user(req->user, &st.uid) < 0)
+                        FAIL(rep, -ESRCH, "unknown user '%s'", req->user);
+                jd_copy(st.user, sizeof(st.user), req->user);
+        } else {
+                st.uid = peer->uid;
+                user_of_uid(peer->uid, st.user, sizeof(st.user));
+        }
+        if (strpbrk(st.user, " \t\n"))
+                FAIL(rep, -EINVAL, "user name '%s' has white space", st.user);
+        bool privileged = peer->uid == 0 || (peer->remote && jd_user_is_admin(d, peer->uid));
+        if (!privileged && peer->uid != st.uid)
+                FAIL(rep, -EPERM, "only root or user '%s' may begin this job's steps", st.user);
+        if (req->cpumask_len > 0)
+                mask_from_request(req, st.cpumask);
+        else
+                memset(st.cpumask, 0xff, sizeof(st.cpumask));
+
+        jl_msg_job msg = {.end = false, .step_id = st.step_id};
+        pthread_mutex_lock(&d->lock);
+        if (find_step(d, st.job_id, st.step_id) >= 0) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -EEXIST, "job %s step %" PRId64 " is already running on this node", st.job_id,
+                                 st.step_id);
+        }
+        if (d->nsteps >= JD_STEPS_MAX) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -ENOSPC, "%d job steps are open on this node already", JD_STEPS_MAX);
+        }
+        int r = jd_state_next_seq(d, &msg.seq);
+        if (r < 0) {
+                pthread_mutex_unlock(&d->lock);
+                log_error(r, "job begin: cannot persist the next sequence number: %s", strerror(-r));
+                FAIL(rep, r, "jouled cannot write its state directory");
+        }
+        jd_sample_locked(d);
+        st.begin_us = jd_realtime_us(d, d->snap.t_ns);
+        st.begin_energy_uj = d->snap.node_energy_uj;
+        d->steps[d->nsteps++] = st;
+        (void)jd_state_save_steps(d);
+        rep->energy_uj = d->snap.node_energy_uj;
+        rep->time_ms = d->snap.t_ns / NSEC_PER_MSEC;
+        jd_copy(msg.node, sizeof(msg.node), d->cfg.node.name);
+        jd_copy(msg.job_id, sizeof(msg.job_id), st.job_id);
+        jd_copy(msg.user, sizeof(msg.user), st.user);
+        msg.time_us = st.begin_us;
+        msg.complete = true;
+        r = jd_sink_job(d->sink, &msg); /* under the lock: the sink sees sequence numbers in order */
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0)
+                log_error(r, "job %s step %" PRId64 ": begin not queued for the database: %s", st.job_id, st.step_id,
+                          strerror(-r));
+        log_info("job %s step %" PRId64 " of %s began (%s)", st.job_id, st.step_id, st.user, peer->desc);
+        *ret_text = step_json(d, &st, "begin", 0, 0);
+}
+
+static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
+                       char **ret_text)
+{
+        bool privileged = peer->uid == 0 || (peer->remote && jd_user_is_admin(d, peer->uid));
+        jl_msg_job msg = {.end = true, .step_id = req->step_id};
+        pthread_mutex_lock(&d->lock);
+        int i = find_step(d, req->job_id, req->step_id);
+        if (i < 0) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -ENOENT, "job %s step %" PRId64 " is not running on this node", req->job_id,
+                                 req->step_id);
+        }
+        jd_step st = d->steps[i];
+        if (!privileged && peer->uid != st.uid) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -EPERM, "only root or user '%s' may end this step", st.user);
+        }
+        int r = jd_state_next_seq(d, &msg.seq);
+        if (r < 0) {
+                pthread_mutex_unlock(&d->lock);
+                log_error(r, "job end: cannot persist the next sequence number: %s", strerror(-r));
+                FAIL(rep, r, "jouled cannot write its state directory");
+        }
+        jd_sample_locked(d);
+        uint64_t end_us = jd_realtime_us(d, d->snap.t_ns);
+        uint64_t energy = st.carried_uj + (d->snap.node_energy_uj - st.begin_energy_uj);
+        memmove(&d->steps[i], &d->steps[i + 1], (d->nsteps - (size_t)i - 1) * sizeof(jd_step));
+        d->nsteps--;
+        (void)jd_state_save_steps(d);
+        rep->energy_uj = energy;
+        rep->time_ms = end_us > st.begin_us ? (end_us - st.begin_us) / 1000 : 0;
+        jd_copy(msg.node, sizeof(msg.node), d->cfg.node.name);
+        jd_copy(msg.job_id, sizeof(msg.job_id), st.job_id);
+        jd_copy(msg.user, sizeof(msg.user), st.user);
+        msg.time_us = end_us;
+        msg.energy_uj = energy;
+        msg.complete = st.complete;
+        r = jd_sink_job(d->sink, &msg); /* under the lock: in sequence order */
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0)
+                log_error(r, "job %s step %" PRId64 ": end not queued for the database: %s", st.job_id, st.step_id,
+                          strerror(-r));
+        log_info("job %s step %" PRId64 " ended: %.3f J in %.3f s%s (%s)", st.job_id, st.step_id,
+                 (double)energy / 1e6, (double)rep->time_ms / 1e3, st.complete ? "" : ", incomplete", peer->desc);
+        *ret_text = step_json(d, &st, "end", end_us, energy);
+}
+
+/* Every CPU of mask must belong to a step of uid. Lock held. */
+static bool owns_cpus(jouled *d, uid_t uid, const uint64_t *mask)
+{
+        for (int c = 0; c < JL_CPU_MAX; c++) {
+                if (!jl_cpu_mask_test(mask, c))
+                        continue;
+                bool owned = false;
+                for (size_t i = 0; i < d->nsteps && !owned; i++)
+                        owned = d->steps[i].uid == uid && jl_cpu_mask_test(d->steps[i].cpumask, c);
+                if (!owned)
+                        return false;
+        }
+        return true;
+}
+
+static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
+{
+        uint64_t mask[JL_CPU_MASK_WORDS];
+        mask_from_request(req, mask);
+        bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
+        if (!allowed && !peer->remote) {
+                pthread_mutex_lock(&d->lock);
+                allowed = owns_cpus(d, peer->uid, mask);
+                pthread_mutex_unlock(&d->lock);
+        }
+        if (!allowed)
+                FAIL(rep, -EPERM,
+                                 peer->remote ? "only root and node.admins may set CPU frequencies"
+                                              : "only root and the owner of the job running on these CPUs may set "
+                                                "their frequency");
+        _cleanup_free_ jl_cpu_info *info = malloc(sizeof(*info));
+        if (!info)
+                FAIL(rep, -ENOMEM, "out of memory");
+        int r = jl_cpu_info_read(info);
+        if (r < 0)
+                FAIL(rep, r, "cannot read the CPUs' cpufreq state: %s", strerror(-r));
+        unsigned n = 0;
+        for (size_t i = 0; i < info->n_cpus; i++) {
+                const jl_cpu *c = &info->cpus[i];
+                if (!jl_cpu_mask_test(mask, c->cpu))
+                        continue;
+                uint64_t lo = c->cpuinfo_min_khz, hi = c->cpuinfo_max_khz;
+                if (req->khz > 0) {
+                        if ((lo && req->khz < lo) || (hi && req->khz > hi))
+                                FAIL(rep, -EINVAL, "%" PRIu64 " kHz is outside cpu%d's range %" PRIu64
+                                                 "..%" PRIu64 " kHz", req->khz, c->cpu, lo, hi);
+                        lo = hi = req->khz;
+                } else if (!lo || !hi)
+                        FAIL(rep, -ENOENT, "cpu%d does not tell its frequency range", c->cpu);
+                r = jl_cpufreq_set_limits(c->cpu, lo, hi);
+                if (r < 0)
+                        FAIL(rep, r, "cpu%d: setting %" PRIu64 "..%" PRIu64 " kHz: %s (%u CPUs set before)",
+                                         c->cpu, lo, hi, strerror(-r), n);
+                if (req->khz > 0 && strcmp(c->governor, "userspace") == 0)
+                        (void)jl_cpufreq_set_speed(c->cpu, req->khz);
+                n++;
+        }
+        for (int c = 0; c < JL_CPU_MAX; c++) /* a CPU asked for that is not online */
+                if (jl_cpu_mask_test(mask, c) && !(info->online_known ? jl_cpu_mask_test(info->online, c) : true) &&
+                    c < (int)(info->n_cpus ? info->cpus[info->n_cpus - 1].cpu + 1 : 0))
+                        FAIL(rep, -ENODEV, "cpu%d is not online (%u CPUs set)", c, n);
+        if (n == 0)
+                FAIL(rep, -ENODEV, "no online CPU in the mask");
+        log_info("CPU frequency of %u CPUs set to %s%" PRIu64 " kHz (%s)", n, req->khz ? "" : "the default range, ",
+                 req->khz, peer->desc);
+        snprintf(rep->message, sizeof(rep->message), "%u CPUs set", n);
+}
+
+static void op_set_powercap(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
+{
+        bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
+        if (!allowed)
+                FAIL(rep, -EPERM, "only root%s may set a power limit", peer->remote ? " and node.admins" : "");
+        int r = jl_powercap_set_node_limit(req->watts);
+        if (r == -ENODEV)
+                FAIL(rep, r, "this node has no RAPL package zone with a power limit");
+        if (r == -ERANGE)
+                FAIL(rep, r, "%g W is above the packages' maximum", req->watts);
+        if (r < 0)
+                FAIL(rep, r, "setting the power limit: %s", strerror(-r));
+        log_notice("power limit %s%g W over %d packages (%s)", req->watts > 0 ? "" : "removed, was ", req->watts, r,
+                   peer->desc);
+        snprintf(rep->message, sizeof(rep->message), "%d packages set", r);
+}
+
+void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
+                       char **ret_text, int *ret_send_fd)
+{
+        *rep = (jl_msg_reply){0};
+        *ret_text = NULL;
+        *ret_send_fd = -1;
+        bool privileged = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
+        switch (req->op) {
+        case JL_OP_GET_SHM:
+                if (peer->remote)
+                        FAIL(rep, -EOPNOTSUPP, "the shared-memory page is only for local clients");
+                *ret_send_fd = d->shm_ro_fd;
+                rep->time_ms = sizeof(jl_shm_page);
+                return;
+        case JL_OP_ENERGY:
+                pthread_mutex_lock(&d->lock);
+                rep->energy_uj = d->snap.node_energy_uj;
+                rep->time_ms = d->snap.t_ns / NSEC_PER_MSEC;
+                pthread_mutex_unlock(&d->lock);
+                return;
+        case JL_OP_QUERY:
+                *ret_text = jd_query_json(d);
+                if (!*ret_text)
+                        reply_err(rep, -ENOMEM, "out of memory");
+                return;
+        case JL_OP_SET_CPUFREQ:
+                { op_set_cpufreq(d, peer, req, rep); return; }
+        case JL_OP_SET_GPUFREQ:
+        case JL_OP_SET_GPUFREQ_LIST: {
+                bool has_job = false;
+                pthread_mutex_lock(&d->lock);
+                for (size_t i = 0; i < d->nsteps; i++)
+                        has_job = has_job || d->steps[i].uid == peer->uid;
+                pthread_mutex_unlock(&d->lock);
+                if (!privileged && (peer->remote || !has_job))
+                        FAIL(rep, -EPERM, "only root and the owner of a running job may set GPU clocks");
+                FAIL(rep, -EOPNOTSUPP, "GPU clock control is not available on this node");
+        }
+        case JL_OP_JOB_BEGIN:
+                { op_job_begin(d, peer, req, rep, ret_text); return; }
+        case JL_OP_JOB_END:
+                { op_job_end(d, peer, req, rep, ret_text); return; }
+        case JL_OP_SET_POWERCAP:
+                { op_set_powercap(d, peer, req, rep); return; }
+        case JL_OP_RELOAD:
+                if (!privileged)
+                        FAIL(rep, -EPERM, "only root%s may reload jouled",
+                                         peer->remote ? " and node.admins" : "");
+                log_notice("reload requested (%s)", peer->desc);
+                kill(getpid(), SIGHUP);
+                snprintf(rep->message, sizeof(rep->message), "reloading");
+                return;
+        default:
+                FAIL(rep, -EOPNOTSUPP, "operation %u is not known", req->op);
+        }
+}
+
+char *jd_query_json(jouled *d)
+{
+        _cleanup_free_ jd_snapshot *s = malloc(sizeof(*s));
+        if (!s)
+                return NULL;
+        jd_step steps[JD_STEPS_MAX];
+        size_t nsteps;
+        pthread_mutex_lock(&d->lock);
+        *s = d->snap;
+        nsteps = d->nsteps;
+        memcpy(steps, d->steps, nsteps * sizeof(jd_step));
+        uint64_t next_seq = d->next_seq, records = d->records_sent;
+        double period_s = (double)d->period_ns / 1e9, sample_ms = (double)d->sample_ns / 1e6;
+        pthread_mutex_unlock(&d->lock);
+
+        uint64_t queued = 0, delivered = 0;
+        char sink_err[256];
+        jd_sink_status(d->sink, &queued, &delivered, sink_err, sizeof(sink_err));
+
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        json_writer w;
+        char iso[64];
+        json_init(&w, f);
+        json_object_begin(&w);
+        json_key(&w, "node");
+        json_string(&w, d->cfg.node.name);
+        json_key(&w, "version");
+        json_string(&w, JOULE_VERSION);
+        json_key(&w, "pid");
+        json_int(&w, getpid());
+        json_key(&w, "time");
+        json_string(&w, format_iso8601((uint64_t)((int64_t)mono_ns() + d->rt_offset_ns), iso, sizeof(iso)));
+        json_key(&w, "uptime_s");
+        json_double(&w, (double)(mono_ns() - d->start_mono_ns) / 1e9);
+        json_key(&w, "period_s");
+        json_double(&w, period_s);
+        json_key(&w, "sample_ms");
+        json_double(&w, sample_ms);
+        json_key(&w, "samples");
+        json_uint(&w, s->samples);
+        json_key(&w, "energy_j");
+        json_double(&w, (double)s->node_energy_uj / 1e6);
+        json_key(&w, "power_w");
+        json_double(&w, s->node_power_w);
+        json_key(&w, "energy_source");
+        json_string(&w, s->node_source ? s->node_source : "none");
+        json_key(&w, "estimated");
+        json_bool(&w, s->node_estimated);
+        json_key(&w, "domains");
+        json_array_begin(&w);
+        for (size_t i = 0; i < s->ndomains; i++) {
+                const jd_domain *dom = &s->domains[i];
+                json_object_begin(&w);
+                json_key(&w, "name");
+                json_string(&w, dom->name);
+                json_key(&w, "provider");
+                json_string(&w, dom->provider);
+                json_key(&w, "scope");
+                json_string(&w, jl_scope_name(dom->scope));
+                json_key(&w, "energy_j");
+                json_double(&w, (double)dom->energy_uj / 1e6);
+                json_key(&w, "power_w");
+                json_double(&w, dom->power_w);
+                json_key(&w, "estimated");
+                json_bool(&w, dom->estimated);
+                json_key(&w, "counted");
+                json_bool(&w, dom->counted);
+                json_object_end(&w);
+        }
+        json_array_end(&w);
+        double tmax = NAN, fsum = 0;
+        for (size_t i = 0; i < s->ntemps; i++)
+                tmax = isnan(tmax) || s->temps[i].c > tmax ? s->temps[i].c : tmax;
+        for (size_t i = 0; i < s->nfreqs; i++)
+                fsum += s->freqs[i].khz;
+        json_key(&w, "temperature_c");
+        json_object_begin(&w);
+        json_key(&w, "max");
+        json_double(&w, tmax);
+        json_object_end(&w);
+        json_key(&w, "frequency_khz");
+        json_object_begin(&w);
+        json_key(&w, "avg");
+        json_double(&w, s->nfreqs ? fsum / (double)s->nfreqs : NAN);
+        json_object_end(&w);
+        json_key(&w, "jobs");
+        json_array_begin(&w);
+        for (size_t i = 0; i < nsteps; i++) {
+                json_object_begin(&w);
+                json_key(&w, "job_id");
+                json_string(&w, steps[i].job_id);
+                json_key(&w, "step_id");
+                json_int(&w, steps[i].step_id);
+                json_key(&w, "user");
+                json_string(&w, steps[i].user);
+                json_key(&w, "start");
+                json_string(&w, format_iso8601(steps[i].begin_us * 1000, iso, sizeof(iso)));
+                json_key(&w, "energy_j");
+                json_double(&w, (double)(steps[i].carried_uj + (s->node_energy_uj - steps[i].begin_energy_uj)) / 1e6);
+                json_key(&w, "complete");
+                json_bool(&w, steps[i].complete);
+                json_object_end(&w);
+        }
+        json_array_end(&w);
+        json_key(&w, "records");
+        json_object_begin(&w);
+        json_key(&w, "sent");
+        json_uint(&w, records);
+        json_key(&w, "next_seq");
+        json_uint(&w, next_seq);
+        json_key(&w, "sink");
+        json_string(&w, jd_sink_kind(d->sink));
+        json_key(&w, "queued");
+        json_uint(&w, queued);
+        json_key(&w, "delivered");
+        json_uint(&w, delivered);
+        json_key(&w, "last_error");
+        json_string(&w, sink_err);
+        json_object_end(&w);
+        json_object_end(&w);
+        fclose(f);
+        return buf;
+}

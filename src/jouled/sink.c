@@ -1,0 +1,452 @@
+/* sink.c - where jouled's records and job messages go. Producers (the monitor, the request handlers)
+ * append to an in-memory queue in sequence order and never wait; the sink's own thread delivers the queue
+ * head first. Without node.dbd it writes straight into the store at database.url (single machine: SQLite,
+ * created and migrated on first use): periodic_metrics, steps, jobs and this node's row in nodes, each
+ * batch in one transaction, idempotent by (node, seq) and (job, step, node) so that a retried batch is
+ * harmless; a failed batch stays queued and is retried with a back-off. With node.dbd set the messages go
+ * to the reporter (src/jouled/reporter.h, which spools and replays). */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config-joule.h"
+#include "json.h"
+#include "jouled.h"
+#include "log.h"
+#include "macro.h"
+#include "parse.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define QUEUE_MAX 20000 /* ~55 h of records at the default period */
+#define BATCH_MAX 256
+
+typedef struct item item;
+struct item {
+        item *next;
+        bool is_job;
+        union {
+                jl_msg_record rec;
+                jl_msg_job job;
+        };
+};
+
+struct jd_sink {
+        pthread_t thread;
+        bool thread_started;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        item *head, *tail;
+        uint64_t queued, delivered, dropped;
+        bool stop;
+        uint64_t stop_deadline_ns;
+        char err[256];
+        bool dbd;
+        char *url, *node, *partition, *island;
+        jl_store *store; /* sink thread only */
+};
+
+static int push(jd_sink *s, item *it)
+{
+        pthread_mutex_lock(&s->mu);
+        if (s->queued >= QUEUE_MAX) {
+                /* the store has been unreachable for days: keep the newest */
+                item *old = s->head;
+                s->head = old->next;
+                if (!s->head)
+                        s->tail = NULL;
+                s->queued--;
+                s->dropped++;
+                free(old);
+                snprintf(s->err, sizeof(s->err), "queue full: %" PRIu64 " oldest messages dropped", s->dropped);
+        }
+        if (s->tail)
+                s->tail->next = it;
+        else
+                s->head = it;
+        s->tail = it;
+        s->queued++;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+}
+
+int jd_sink_record(jd_sink *s, const jl_msg_record *m)
+{
+        item *it = calloc(1, sizeof(*it));
+        if (!it)
+                return -ENOMEM;
+        it->rec = *m;
+        return push(s, it);
+}
+
+int jd_sink_job(jd_sink *s, const jl_msg_job *m)
+{
+        item *it = calloc(1, sizeof(*it));
+        if (!it)
+                return -ENOMEM;
+        it->is_job = true;
+        it->job = *m;
+        return push(s, it);
+}
+
+void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen)
+{
+        pthread_mutex_lock(&s->mu);
+        *ret_queued = s->queued;
+        *ret_delivered = s->delivered;
+        snprintf(err, errlen, "%s", s->err);
+        pthread_mutex_unlock(&s->mu);
+}
+
+const char *jd_sink_kind(const jd_sink *s)
+{
+        return s->dbd ? "dbd" : "store";
+}
+
+static int job_number(const char *job_id, int64_t *ret)
+{
+        return parse_i64(job_id, ret);
+}
+
+static int exec_stmt(jl_store *st, const char *sql, int (*bind)(jl_stmt *, const void *), const void *arg)
+{
+        _cleanup_stmt_ jl_stmt *stmt = NULL;
+        int r = jl_store_prepare(st, sql, &stmt);
+        if (r < 0)
+                return r;
+        r = bind(stmt, arg);
+        if (r < 0)
+                return r;
+        r = jl_stmt_step(stmt);
+        return r < 0 ? r : 0;
+}
+
+typedef struct {
+        const jd_sink *s;
+        const jl_msg_record *m;
+        const char *domains_json;
+} rec_args;
+
+static int bind_record(jl_stmt *st, const void *p)
+{
+        const rec_args *a = p;
+        const jl_msg_record *m = a->m;
+        int64_t job;
+        int r = 0;
+        r |= jl_stmt_bind_text(st, 1, m->node);
+        r |= jl_stmt_bind_int64(st, 2, (int64_t)m->seq);
+        r |= jl_stmt_bind_int64(st, 3, (int64_t)m->start_us);
+        r |= jl_stmt_bind_int64(st, 4, (int64_t)m->end_us);
+        r |= jl_stmt_bind_int64(st, 5, (int64_t)m->energy_uj);
+        r |= jl_stmt_bind_double(st, 6, m->avg_power_w);
+        r |= jl_stmt_bind_text(st, 7, a->domains_json);
+        r |= isnan(m->temp_max_c) ? jl_stmt_bind_null(st, 8) : jl_stmt_bind_double(st, 8, m->temp_max_c);
+        r |= isnan(m->freq_avg_khz) ? jl_stmt_bind_null(st, 9) : jl_stmt_bind_int64(st, 9, llround(m->freq_avg_khz));
+        if (m->job_id[0] && job_number(m->job_id, &job) == 0) {
+                r |= jl_stmt_bind_int64(st, 10, job);
+                r |= jl_stmt_bind_int64(st, 11, m->step_id);
+        } else {
+                r |= jl_stmt_bind_null(st, 10);
+                r |= jl_stmt_bind_null(st, 11);
+        }
+        return r ? -EINVAL : 0;
+}
+
+static int bind_node(jl_stmt *st, const void *p)
+{
+        const rec_args *a = p;
+        int r = 0;
+        r |= jl_stmt_bind_text(st, 1, a->s->node);
+        r |= jl_stmt_bind_text(st, 2, a->s->partition);
+        r |= jl_stmt_bind_text(st, 3, a->s->island);
+        r |= jl_stmt_bind_int64(st, 4, (int64_t)a->m->end_us);
+        r |= jl_stmt_bind_int64(st, 5, (int64_t)a->m->seq);
+        r |= jl_stmt_bind_text(st, 6, JOULE_VERSION);
+        return r ? -EINVAL : 0;
+}
+
+static int write_record(jd_sink *s, const jl_msg_record *m)
+{
+        _cleanup_free_ char *dj = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&dj, &size);
+        if (!f)
+                return -ENOMEM;
+        json_writer w;
+        json_init(&w, f);
+        json_object_begin(&w);
+        for (size_t i = 0; i < m->ndomains; i++) {
+                json_key(&w, m->domains[i].name);
+                json_uint(&w, m->domains[i].energy_uj);
+        }
+        json_object_end(&w);
+        fclose(f);
+        rec_args a = {.s = s, .m = m, .domains_json = dj};
+        int r = exec_stmt(s->store,
+                          "INSERT INTO periodic_metrics (node, seq, start_us, end_us, energy_uj, avg_power_w, "
+                          "domains_json, max_temp_c, avg_freq_khz, job_id, step_id) "
+                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (node, seq) DO NOTHING",
+                          bind_record, &a);
+        if (r < 0)
+                return r;
+        return exec_stmt(s->store,
+                         "INSERT INTO nodes (name, partition_name, island, first_seen_us, last_seen_us, last_seq, "
+                         "status, daemon_version) VALUES ($1, $2, $3, $4, $4, $5, 'up', $6) "
+                         "ON CONFLICT (name) DO UPDATE SET last_seen_us = excluded.last_seen_us, "
+                         "last_seq = CASE WHEN nodes.last_seq IS NULL OR excluded.last_seq > nodes.last_seq "
+                         "THEN excluded.last_seq ELSE nodes.last_seq END, status = 'up', "
+                         "partition_name = excluded.partition_name, island = excluded.island, "
+                         "daemon_version = excluded.daemon_version",
+                         bind_node, &a);
+}
+
+typedef struct {
+        const jl_msg_job *m;
+        int64_t job;
+} job_args;
+
+static int bind_job(jl_stmt *st, const void *p)
+{
+        const job_args *a = p;
+        const jl_msg_job *m = a->m;
+        int r = 0;
+        r |= jl_stmt_bind_int64(st, 1, a->job);
+        r |= jl_stmt_bind_int64(st, 2, m->step_id);
+        r |= jl_stmt_bind_text(st, 3, m->node);
+        r |= jl_stmt_bind_text(st, 4, m->user[0] ? m->user : NULL);
+        r |= jl_stmt_bind_int64(st, 5, (int64_t)m->time_us);
+        if (m->end) {
+                r |= jl_stmt_bind_int64(st, 6, (int64_t)m->energy_uj);
+                r |= jl_stmt_bind_int64(st, 7, m->complete ? 1 : 0);
+        }
+        return r ? -EINVAL : 0;
+}
+
+static int write_job(jd_sink *s, const jl_msg_job *m)
+{
+        job_args a = {.m = m};
+        if (job_number(m->job_id, &a.job) < 0)
+                return 0; /* jouled accepts numeric job ids only; nothing else can reach here */
+        int r;
+        if (!m->end) {
+                r = exec_stmt(s->store,
+                              "INSERT INTO steps (job_id, step_id, node, user_name, start_us, complete) "
+                              "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (job_id, step_id, node) DO NOTHING",
+                              bind_job, &a);
+                if (r == 0)
+                        r = exec_stmt(s->store,
+                                      "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, start_us, "
+                                      "complete) VALUES ($1, $2, $4, $3, 1, $5, 0) "
+                                      "ON CONFLICT (job_id, step_id) DO NOTHING",
+                                      bind_job, &a);
+                return r;
+        }
+        r = exec_stmt(s->store,
+                      "INSERT INTO steps (job_id, step_id, node, user_name, end_us, energy_uj, complete) "
+                      "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
+                      "end_us = excluded.end_us, energy_uj = excluded.energy_uj, complete = excluded.complete, "
+                      "avg_power_w = CASE WHEN steps.start_us IS NOT NULL AND excluded.end_us > steps.start_us "
+                      "THEN CAST(excluded.energy_uj AS DOUBLE PRECISION) / (excluded.end_us - steps.start_us) "
+                      "ELSE NULL END",
+                      bind_job, &a);
+        if (r == 0)
+                r = exec_stmt(s->store,
+                              "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, end_us, energy_uj, "
+                              "complete) VALUES ($1, $2, $4, $3, 1, $5, $6, $7) ON CONFLICT (job_id, step_id) DO "
+                              "UPDATE SET end_us = excluded.end_us, energy_uj = excluded.energy_uj, "
+                              "complete = excluded.complete, avg_power_w = CASE WHEN jobs.start_us IS NOT NULL "
+                              "AND excluded.end_us > jobs.start_us THEN CAST(excluded.energy_uj AS DOUBLE "
+                              "PRECISION) / (excluded.end_us - jobs.start_us) ELSE NULL END",
+                              bind_job, &a);
+        return r;
+}
+
+static int store_connect(jd_sink *s)
+{
+        if (s->store)
+                return 0;
+        char err[512];
+        int r = jl_store_open(s->url, JL_STORE_OPEN_CREATE, &s->store, err, sizeof(err));
+        if (r < 0) {
+                pthread_mutex_lock(&s->mu);
+                jd_copy(s->err, sizeof(s->err), err);
+                pthread_mutex_unlock(&s->mu);
+                return r;
+        }
+        r = jl_store_migrate(s->store);
+        if (r < 0) {
+                pthread_mutex_lock(&s->mu);
+                snprintf(s->err, sizeof(s->err), "migrating the database: %s", jl_store_error(s->store));
+                pthread_mutex_unlock(&s->mu);
+                jl_store_close(s->store);
+                s->store = NULL;
+                return r;
+        }
+        return 0;
+}
+
+/* Deliver up to BATCH_MAX items from the head (still queued) in one transaction. */
+static int deliver_batch(jd_sink *s, item *first, size_t n)
+{
+        int r = store_connect(s);
+        if (r < 0)
+                return r;
+        r = jl_store_begin(s->store);
+        item *it = first;
+        for (size_t i = 0; r == 0 && i < n; i++, it = it->next)
+                r = it->is_job ? write_job(s, &it->job) : write_record(s, &it->rec);
+        if (r == 0)
+                r = jl_store_commit(s->store);
+        if (r < 0) {
+                pthread_mutex_lock(&s->mu);
+                jd_copy(s->err, sizeof(s->err), jl_store_error(s->store));
+                pthread_mutex_unlock(&s->mu);
+                (void)jl_store_rollback(s->store);
+                jl_store_close(s->store); /* reconnect on the next try */
+                s->store = NULL;
+        }
+        return r;
+}
+
+static void *sink_thread(void *userdata)
+{
+        jd_sink *s = userdata;
+        unsigned backoff_ms = 0;
+        bool logged = false;
+        for (;;) {
+                pthread_mutex_lock(&s->mu);
+                while (!s->head && !s->stop)
+                        pthread_cond_wait(&s->cv, &s->mu);
+                if (backoff_ms && !(s->stop && mono_ns() >= s->stop_deadline_ns)) {
+                        struct timespec ts;
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        uint64_t until = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec +
+                                         backoff_ms * NSEC_PER_MSEC;
+                        if (s->stop && until > s->stop_deadline_ns)
+                                until = s->stop_deadline_ns;
+                        ts = ns_to_timespec(until);
+                        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+                }
+                if (!s->head || (s->stop && mono_ns() >= s->stop_deadline_ns)) {
+                        bool done = s->stop;
+                        pthread_mutex_unlock(&s->mu);
+                        if (done)
+                                break;
+                        continue;
+                }
+                item *first = s->head;
+                size_t n = 0;
+                for (item *it = first; it && n < BATCH_MAX; it = it->next)
+                        n++;
+                pthread_mutex_unlock(&s->mu);
+
+                int r = s->dbd ? -EOPNOTSUPP : deliver_batch(s, first, n);
+                if (r < 0) {
+                        char err[256];
+                        pthread_mutex_lock(&s->mu);
+                        if (s->dbd)
+                                snprintf(s->err, sizeof(s->err), "node.dbd is set but this jouled has no reporter");
+                        jd_copy(err, sizeof(err), s->err);
+                        pthread_mutex_unlock(&s->mu);
+                        if (!logged)
+                                log_error(r, "records not stored yet (%s); kept in memory and retried", err);
+                        logged = true;
+                        backoff_ms = backoff_ms ? MIN(backoff_ms * 2, 10000u) : 250;
+                        continue;
+                }
+                if (logged)
+                        log_notice("records are stored again");
+                logged = false;
+                backoff_ms = 0;
+                pthread_mutex_lock(&s->mu);
+                for (size_t i = 0; i < n && s->head; i++) {
+                        item *it = s->head;
+                        s->head = it->next;
+                        free(it);
+                        s->queued--;
+                        s->delivered++;
+                }
+                if (!s->head)
+                        s->tail = NULL;
+                s->err[0] = '\0';
+                pthread_mutex_unlock(&s->mu);
+        }
+        return NULL;
+}
+
+int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errlen)
+{
+        jd_sink *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        s->dbd = cfg->node.dbd != NULL;
+        s->url = strdup(cfg->database.url);
+        s->node = strdup(cfg->node.name);
+        s->partition = cfg->node.partition ? strdup(cfg->node.partition) : NULL;
+        s->island = cfg->node.island ? strdup(cfg->node.island) : NULL;
+        if (!s->url || !s->node) {
+                jd_sink_close(s, 0);
+                return -ENOMEM;
+        }
+        if (!s->dbd) {
+                /* open now, so that a wrong database.url is reported at start */
+                int r = store_connect(s);
+                if (r < 0) {
+                        char red[512];
+                        snprintf(err, errlen, "database %s: %s", jl_store_url_redact(s->url, red, sizeof(red)), s->err);
+                        jd_sink_close(s, 0);
+                        return r;
+                }
+        }
+        int r = pthread_create(&s->thread, NULL, sink_thread, s);
+        if (r != 0) {
+                snprintf(err, errlen, "starting the sink thread: %s", strerror(r));
+                jd_sink_close(s, 0);
+                return -r;
+        }
+        s->thread_started = true;
+        *ret = s;
+        return 0;
+}
+
+void jd_sink_close(jd_sink *s, unsigned timeout_ms)
+{
+        if (!s)
+                return;
+        if (s->thread_started) {
+                pthread_mutex_lock(&s->mu);
+                s->stop = true;
+                s->stop_deadline_ns = mono_ns() + timeout_ms * NSEC_PER_MSEC;
+                pthread_cond_signal(&s->cv);
+                pthread_mutex_unlock(&s->mu);
+                pthread_join(s->thread, NULL);
+        }
+        if (s->queued)
+                log_warning(0, "%" PRIu64 " records and job messages were not stored before exit", s->queued);
+        while (s->head) {
+                item *it = s->head;
+                s->head = it->next;
+                free(it);
+        }
+        if (s->store)
+                jl_store_close(s->store);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        free(s->url);
+        free(s->node);
+        free(s->partition);
+        free(s->island);
+        free(s);
+}

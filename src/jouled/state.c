@@ -1,0 +1,232 @@
+/* state.c - jouled's persistent state under node.state_dir: the record sequence number (reserved in blocks,
+ * each reservation written and fsync'd before any number of it is used, so that numbers never repeat
+ * across restarts or power loss) and the open job steps (rewritten atomically at each begin, end and
+ * period, so that a step begun before a crash is still closed, marked incomplete, when its end arrives). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jouled.h"
+#include "log.h"
+#include "macro.h"
+#include "parse.h"
+
+#define SEQ_BLOCK 1024
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+        char buf[4096];
+        if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+                return -ENAMETOOLONG;
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                                return negative_errno();
+                        *p = '/';
+                }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+/* Write a file atomically: NAME.tmp, (fsync), rename over NAME, (fsync the directory). */
+static int write_atomic(const char *dir, const char *name, const char *data, size_t len, bool sync)
+{
+        char path[4096], tmp[4096];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+            snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+                return -ENAMETOOLONG;
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return negative_errno();
+        size_t off = 0;
+        while (off < len) {
+                ssize_t n = write(fd, data + off, len - off);
+                if (n < 0) {
+                        int r = negative_errno();
+                        unlink(tmp);
+                        return r;
+                }
+                off += (size_t)n;
+        }
+        if (sync && fsync(fd) < 0) {
+                int r = negative_errno();
+                unlink(tmp);
+                return r;
+        }
+        if (rename(tmp, path) < 0) {
+                int r = negative_errno();
+                unlink(tmp);
+                return r;
+        }
+        if (sync) {
+                _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0)
+                        (void)fsync(dfd);
+        }
+        return 0;
+}
+
+static int reserve_seq(jouled *d)
+{
+        char text[32];
+        uint64_t upto = d->next_seq + SEQ_BLOCK;
+        int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", upto);
+        int r = write_atomic(d->cfg.node.state_dir, "seq", text, (size_t)n, true);
+        if (r < 0)
+                return r;
+        d->seq_reserved = upto;
+        return 0;
+}
+
+int jd_state_next_seq(jouled *d, uint64_t *ret_seq)
+{
+        if (d->next_seq >= d->seq_reserved) {
+                int r = reserve_seq(d);
+                if (r < 0)
+                        return r;
+        }
+        *ret_seq = d->next_seq++;
+        return 0;
+}
+
+/* A CPU mask as a list "0-3,8"; "" for an empty mask. */
+static void format_cpu_list(const uint64_t *mask, char *buf, size_t size)
+{
+        size_t len = 0;
+        buf[0] = '\0';
+        for (int c = 0; c < JL_CPU_MAX; c++) {
+                if (!jl_cpu_mask_test(mask, c))
+                        continue;
+                int e = c;
+                while (e + 1 < JL_CPU_MAX && jl_cpu_mask_test(mask, e + 1))
+                        e++;
+                int n = e > c ? snprintf(buf + len, size - len, "%s%d-%d", len ? "," : "", c, e)
+                              : snprintf(buf + len, size - len, "%s%d", len ? "," : "", c);
+                if (n < 0 || (size_t)n >= size - len)
+                        break;
+                len += (size_t)n;
+                c = e;
+        }
+}
+
+int jd_state_save_steps(jouled *d)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("# jouled open job steps: job step uid begin_us energy_so_far_uj complete cpus user\n", f);
+        for (size_t i = 0; i < d->nsteps; i++) {
+                const jd_step *st = &d->steps[i];
+                char cpus[4096];
+                format_cpu_list(st->cpumask, cpus, sizeof(cpus));
+                uint64_t so_far = st->carried_uj + (d->snap.node_energy_uj - st->begin_energy_uj);
+                fprintf(f, "%s %" PRId64 " %u %" PRIu64 " %" PRIu64 " %d %s %s\n", st->job_id, st->step_id,
+                        (unsigned)st->uid, st->begin_us, so_far, st->complete ? 1 : 0, *cpus ? cpus : "-",
+                        st->user);
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        int r = write_atomic(d->cfg.node.state_dir, "steps", buf, size, false);
+        free(buf);
+        if (r < 0)
+                log_warning(r, "cannot save the open job steps in %s: %s", d->cfg.node.state_dir, strerror(-r));
+        return r;
+}
+
+static int parse_step_line(char *line, jd_step *st)
+{
+        char *save = NULL, *tok[8];
+        for (int i = 0; i < 8; i++) {
+                tok[i] = strtok_r(i ? NULL : line, " \t\n", &save);
+                if (!tok[i])
+                        return -EINVAL;
+        }
+        uint64_t uid, begin, so_far, complete, job;
+        int64_t step;
+        *st = (jd_step){0};
+        if (parse_u64(tok[0], &job) < 0 || strlen(tok[0]) >= sizeof(st->job_id) || parse_i64(tok[1], &step) < 0 ||
+            parse_u64(tok[2], &uid) < 0 || uid > UINT32_MAX - 1 || parse_u64(tok[3], &begin) < 0 ||
+            parse_u64(tok[4], &so_far) < 0 || parse_u64(tok[5], &complete) < 0 || complete > 1 ||
+            strlen(tok[7]) >= sizeof(st->user))
+                return -EINVAL;
+        if (strcmp(tok[6], "-") != 0 && parse_cpu_list(tok[6], st->cpumask, JL_CPU_MAX) < 0)
+                return -EINVAL;
+        jd_copy(st->job_id, sizeof(st->job_id), tok[0]);
+        st->step_id = step;
+        st->uid = (uid_t)uid;
+        st->begin_us = begin;
+        st->carried_uj = so_far;
+        st->begin_energy_uj = 0; /* this instance's energy starts at 0 at its first sample */
+        st->complete = false;    /* the time between the crash and this start was not measured */
+        jd_copy(st->user, sizeof(st->user), tok[7]);
+        return 0;
+}
+
+int jd_state_load(jouled *d, char *err, size_t errlen)
+{
+        const char *dir = d->cfg.node.state_dir;
+        int r = mkdir_p(dir, 0755);
+        if (r < 0) {
+                snprintf(err, errlen, "state directory %s: %s", dir, strerror(-r));
+                return r;
+        }
+        char path[4096], text[64];
+        snprintf(path, sizeof(path), "%s/seq", dir);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        d->next_seq = 1;
+        if (f) {
+                uint64_t v;
+                if (!fgets(text, sizeof(text), f) || parse_u64(text, &v) < 0 || v == 0) {
+                        snprintf(err, errlen, "%s: not a sequence number; remove it only if this node's records "
+                                 "in the database may be overwritten", path);
+                        return -EINVAL;
+                }
+                d->next_seq = v;
+        } else if (errno != ENOENT) {
+                r = negative_errno();
+                snprintf(err, errlen, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        r = reserve_seq(d);
+        if (r < 0) {
+                snprintf(err, errlen, "%s/seq: cannot write: %s", dir, strerror(-r));
+                return r;
+        }
+
+        snprintf(path, sizeof(path), "%s/steps", dir);
+        _cleanup_fclose_ FILE *sf = fopen(path, "re");
+        if (!sf)
+                return 0;
+        char line[8192];
+        unsigned lineno = 0;
+        while (fgets(line, sizeof(line), sf)) {
+                lineno++;
+                if (line[0] == '#' || line[0] == '\n')
+                        continue;
+                jd_step st;
+                if (parse_step_line(line, &st) < 0) {
+                        log_warning(0, "%s:%u: not an open job step, ignored", path, lineno);
+                        continue;
+                }
+                if (d->nsteps >= JD_STEPS_MAX) {
+                        log_warning(0, "%s:%u: more than %d open steps, the rest is ignored", path, lineno,
+                                    JD_STEPS_MAX);
+                        break;
+                }
+                d->steps[d->nsteps++] = st;
+                log_notice("job %s step %" PRId64 " was open when jouled stopped: it will be closed as incomplete",
+                           st.job_id, st.step_id);
+        }
+        return 0;
+}
