@@ -4,6 +4,7 @@
 #include "macro.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +40,8 @@ enum {
         A_WATTS = 26,
         A_TEXT = 27,
         A_TIME_MS = 28,
+        A_PARTITION = 29, /* hello */
+        A_ISLAND = 30,    /* hello */
         A_MAX = 32,
 };
 
@@ -66,7 +69,7 @@ static const char *attr_name(uint16_t t)
                 [A_MESSAGE] = "message", [A_NEXT_SEQ] = "next_seq", [A_OP] = "op",
                 [A_CPUMASK] = "cpumask", [A_KHZ] = "khz",          [A_GPU] = "gpu",
                 [A_GPU_KHZ] = "gpu_khz", [A_WATTS] = "watts",      [A_TEXT] = "text",
-                [A_TIME_MS] = "time_ms",
+                [A_TIME_MS] = "time_ms", [A_PARTITION] = "partition", [A_ISLAND] = "island",
         };
         return t < A_MAX && names[t] ? names[t] : "?";
 }
@@ -148,6 +151,10 @@ int jl_msg_hello_encode(const jl_msg_hello *m, uint32_t id, jl_wbuf *w)
         jl_wbuf_init(w, JL_MSG_HELLO, 0, id);
         jl_wbuf_put_str(w, A_NODE, m->node);
         jl_wbuf_put_u64(w, A_NEXT_SEQ, m->next_seq);
+        if (m->partition[0])
+                jl_wbuf_put_str(w, A_PARTITION, m->partition);
+        if (m->island[0])
+                jl_wbuf_put_str(w, A_ISLAND, m->island);
         if (m->cred_len)
                 jl_wbuf_put_bytes(w, A_CRED, m->cred, m->cred_len);
         return finish(w);
@@ -161,6 +168,10 @@ static int hello_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                 return get_str(a, m->node, sizeof(m->node), why, whylen);
         case A_NEXT_SEQ:
                 return get_u64(a, &m->next_seq, why, whylen);
+        case A_PARTITION:
+                return get_str(a, m->partition, sizeof(m->partition), why, whylen);
+        case A_ISLAND:
+                return get_str(a, m->island, sizeof(m->island), why, whylen);
         case A_CRED:
                 m->cred = a->value;
                 m->cred_len = a->len;
@@ -558,4 +569,81 @@ int jl_msg_reply_decode(const uint8_t *payload, size_t len, jl_msg_reply *ret, c
         if (r == 0)
                 *ret = m;
         return r;
+}
+
+/* Semantic checks shared by the reporter and joule-dbd */
+
+bool jl_msg_name_valid(const char *s)
+{
+        if (!s || !*s)
+                return false;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+                if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\'' || *p == '\\' || *p == ',')
+                        return false;
+        return true;
+}
+
+int jl_msg_job_id_parse(const char *s, int64_t *ret)
+{
+        uint64_t v = 0;
+        if (!s || !*s || strlen(s) > 19)
+                return -EINVAL;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (uint64_t)(*p - '0');
+        }
+        if (v > INT64_MAX)
+                return -EINVAL;
+        if (ret)
+                *ret = (int64_t)v;
+        return 0;
+}
+
+static int invalid(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int invalid(char *why, size_t whylen, const char *fmt, ...)
+{
+        if (why && whylen) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(why, whylen, fmt, ap);
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+int jl_msg_record_validate(const jl_msg_record *m, char *why, size_t whylen)
+{
+        if (!jl_msg_name_valid(m->node))
+                return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
+        if (m->seq > INT64_MAX || m->start_us > INT64_MAX || m->end_us > INT64_MAX || m->energy_uj > INT64_MAX)
+                return invalid(why, whylen, "record %" PRIu64 ": a value is beyond 2^63", m->seq);
+        if (m->job_id[0] && jl_msg_job_id_parse(m->job_id, NULL) < 0)
+                return invalid(why, whylen, "record %" PRIu64 ": job id '%s' is not a decimal number", m->seq,
+                               m->job_id);
+        if (m->ndomains > JL_MSG_DOMAINS_MAX)
+                return invalid(why, whylen, "record %" PRIu64 ": too many domains", m->seq);
+        for (size_t i = 0; i < m->ndomains; i++) {
+                if (!jl_msg_name_valid(m->domains[i].name))
+                        return invalid(why, whylen, "record %" PRIu64 ": domain name '%s' is not printable",
+                                       m->seq, m->domains[i].name);
+                if (m->domains[i].energy_uj > INT64_MAX)
+                        return invalid(why, whylen, "record %" PRIu64 ": domain energy beyond 2^63", m->seq);
+        }
+        return 0;
+}
+
+int jl_msg_job_validate(const jl_msg_job *m, char *why, size_t whylen)
+{
+        if (!jl_msg_name_valid(m->node))
+                return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
+        if (m->seq > INT64_MAX || m->time_us > INT64_MAX || m->energy_uj > INT64_MAX)
+                return invalid(why, whylen, "job message %" PRIu64 ": a value is beyond 2^63", m->seq);
+        if (jl_msg_job_id_parse(m->job_id, NULL) < 0)
+                return invalid(why, whylen, "job message %" PRIu64 ": job id '%s' is not a decimal number",
+                               m->seq, m->job_id);
+        if (m->user[0] && !jl_msg_name_valid(m->user))
+                return invalid(why, whylen, "job message %" PRIu64 ": user name '%s' is not printable", m->seq,
+                               m->user);
+        return 0;
 }

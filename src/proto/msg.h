@@ -47,6 +47,8 @@ enum {
 typedef struct {
         char node[JL_MSG_NAME_MAX];
         uint64_t next_seq; /* the next sequence number the node will send */
+        char partition[JL_MSG_NAME_MAX]; /* "" when none (node.partition) */
+        char island[JL_MSG_NAME_MAX];    /* "" when none (node.island) */
         size_t cred_len;
         const uint8_t *cred; /* points into the decoded payload */
 } jl_msg_hello;
@@ -122,6 +124,16 @@ int jl_msg_error_encode(const jl_msg_error *m, uint32_t id, jl_wbuf *w);
 
 int jl_msg_request_encode(const jl_msg_request *m, uint32_t id, jl_wbuf *w);
 int jl_msg_reply_encode(const jl_msg_reply *m, uint32_t id, jl_wbuf *w);
+
+/* What joule-dbd stores, beyond what the decoders check: node, user and domain names of printable ASCII
+ * without spaces or quotes (users may be empty), job ids of decimal digits below 2^63 ("" = idle in a
+ * record), every integer below 2^63 (they become BIGINT columns). 0, or -EINVAL with a reason in why. The
+ * reporter checks before spooling, the dbd after decoding. */
+int jl_msg_record_validate(const jl_msg_record *m, char *why, size_t whylen);
+int jl_msg_job_validate(const jl_msg_job *m, char *why, size_t whylen);
+bool jl_msg_name_valid(const char *s);
+/* A decimal job id below 2^63: 0 and *ret (ret may be NULL), or -EINVAL. */
+int jl_msg_job_id_parse(const char *s, int64_t *ret);
 
 /* Decoders of a frame's payload: 0, or -EBADMSG with a reason in why (what was wrong, for the log). */
 int jl_msg_hello_decode(const uint8_t *payload, size_t len, jl_msg_hello *ret, char *why, size_t whylen);

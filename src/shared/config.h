@@ -34,6 +34,7 @@ typedef struct {
                 uint64_t batch_ms;
                 double aggregation_period_s;
                 uint64_t max_memory_mb;
+                char **node_users; /* users besides root whose MUNGE credential may speak for a node */
         } dbd;
         struct {
                 double sampling_rate_ms; /* measure/runner sampling interval */
@@ -51,6 +52,7 @@ typedef struct {
                 char *control_workload;
                 char *cleanup_script;
                 uint64_t temperature_max_tries;
+                char *system_checks; /* warn | fail: what a breach of machine.profile does to a run */
         } runner;
         struct {
                 int64_t id;

@@ -111,6 +111,27 @@ int main(void)
         is_int(jl_msg_ack_decode(data + 16, len - 16, &ack, why, sizeof(why)), -EBADMSG, "wrong-size integer");
         jl_wbuf_free(&w);
 
+        {
+                /* HELLO with partition and island (joule-dbd's aggregations), and without */
+                jl_msg_hello hl = {.next_seq = 77, .cred = (const uint8_t *)"cred", .cred_len = 4}, hd;
+                strcpy(hl.node, "n017");
+                strcpy(hl.partition, "gpu");
+                strcpy(hl.island, "island-2");
+                is_int(jl_msg_hello_encode(&hl, 1, &w), 0, "hello with partition encodes");
+                jl_wbuf_finish(&w, &data, &len);
+                is_int(jl_msg_hello_decode(data + 16, len - 16, &hd, why, sizeof(why)), 0, "hello decodes");
+                ok(strcmp(hd.node, "n017") == 0 && hd.next_seq == 77 && strcmp(hd.partition, "gpu") == 0 &&
+                       strcmp(hd.island, "island-2") == 0 && hd.cred_len == 4 && memcmp(hd.cred, "cred", 4) == 0,
+                   "hello round trip: node, next_seq, partition, island, credential");
+                jl_wbuf_free(&w);
+                hl.partition[0] = hl.island[0] = '\0';
+                jl_msg_hello_encode(&hl, 1, &w);
+                jl_wbuf_finish(&w, &data, &len);
+                is_int(jl_msg_hello_decode(data + 16, len - 16, &hd, why, sizeof(why)), 0, "hello without partition");
+                ok(hd.partition[0] == '\0' && hd.island[0] == '\0', "no partition, no island");
+                jl_wbuf_free(&w);
+        }
+
         jl_wbuf_init(&w, JL_MSG_HELLO, 0, 1);
         jl_wbuf_put_bytes(&w, 1, "n\0de", 4);
         jl_wbuf_put_u64(&w, 20, 1);
