@@ -87,7 +87,7 @@ cat "$TMP/bs.$best.txt" >&2
 s_med=$(kv "$TMP/bs1.$best" sampler_median_us) s_p99=$(kv "$TMP/bs1.$best" sampler_p99_us)
 r_med=$(kv "$TMP/bs1.$best" raw_median_us) r_p99=$(kv "$TMP/bs1.$best" raw_p99_us)
 s_ratio=$(kv "$TMP/bs1.$best" ratio) s_ch=$(kv "$TMP/bs1.$best" channels)
-s_ratios=$(for i in $(seq "$REPEAT"); do kv "$TMP/bs1.$i" ratio; done | sort -g | tr '\n' ' ')
+s_ratios=$(for i in $(seq "$REPEAT"); do kv "$TMP/bs1.$i" ratio; done | sort -g | paste -sd ' ')
 prov_line() { grep "^provider=$1 gap_ms=${2:-0} " "$TMP/bs.$best" | tr ' ' '\n' | sed -n 's/^median_us=//p'; }
 
 # ---- 2 and 3. joule measure on the live node ----
@@ -162,7 +162,7 @@ if command -v perf >/dev/null; then
         if run_cost "$TMP/perf" perf stat -a -e power/energy-pkg/ sleep "$DURATION" >"$TMP/perf.out" 2>&1; then
                 perf_res="works: perf's own CPU $(kv "$TMP/perf" own_cpu_ms) ms (one reading at the end, not per tick)"
         else
-                perf_res="not supported, it said: $(grep -iE 'pmu|not supported|error|cannot' "$TMP/perf.out" | head -2 | tr -s ' \n' ' ')"
+                perf_res="not supported, it said: $(grep -iE 'pmu|not supported|error|cannot' "$TMP/perf.out" | head -2 | tr -s ' \n' ' ' | sed 's/ *$//')"
         fi
 fi
 
@@ -185,7 +185,7 @@ kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true; serve_pid=
 pct() { calc "$1 / ($DURATION * 1000) * 100" 3; }
 for iv in 100 10; do
         declare "cpu$iv=$(for i in $(seq "$REPEAT"); do kv "$TMP/j$iv.$i" own_cpu_ms; done | median)"
-        declare "cpus$iv=$(for i in $(seq "$REPEAT"); do kv "$TMP/j$iv.$i" own_cpu_ms; done | sort -g | tr '\n' ' ')"
+        declare "cpus$iv=$(for i in $(seq "$REPEAT"); do kv "$TMP/j$iv.$i" own_cpu_ms; done | sort -g | paste -sd ' ')"
         declare "tree$iv=$(for i in $(seq "$REPEAT"); do kv "$TMP/j$iv.$i" tree_cpu_ms; done | median)"
         declare "samples$iv=$(sed -n 's/.*"samples":\([0-9]*\).*/\1/p' "$TMP/j$iv.1.json")"
         declare "floor$iv=$(kv "$TMP/f$iv" own_cpu_ms)"
@@ -227,7 +227,7 @@ echo "Per-provider cost of one jl_sampler_sample() (hot loop, median µs): rapl 
         "hwmon $(prov_line hwmon), cpufreq $(prov_line cpufreq), proc $(prov_line proc)," \
         "all as joule measure opens them $(prov_line all); cold, after a 10 ms sleep: rapl $(prov_line rapl 10)," \
         "hwmon $(prov_line hwmon 10), cpufreq $(prov_line cpufreq 10), proc $(prov_line proc 10), all $(prov_line all 10)."
-echo "Per tick, joule measure costs $(calc "$cpu100 * 1000 / $samples100" 0) µs at 100 ms and" \
+echo "CPU per sample, start-up included: joule measure $(calc "$cpu100 * 1000 / $samples100" 0) µs at 100 ms and" \
         "$(calc "$cpu10 * 1000 / $samples10" 0) µs at 10 ms; the floor $(calc "$floor100 * 1000 / ($DURATION * 10)" 0) µs" \
         "and $(calc "$floor10 * 1000 / ($DURATION * 100)" 0) µs."
 echo "Cross-check of the CPU method: joule + sleep (wait4 rusage) minus a bare sleep ($sleep_cpu ms) =" \
