@@ -8,6 +8,7 @@
 #   FIXTURE/dev/cpu                -> /dev/cpu              (msr)
 #   FIXTURE/proc/cpuinfo, stat     -> /proc/cpuinfo, /proc/stat
 # Nothing outside the namespace changes. Needs root (or run under `unshare -r`).
+# $JOULE_TEST_WRAPPER, when set (tools/valgrind-wrap.sh), is put in front of CMD.
 set -euo pipefail
 fx=$1
 shift
@@ -25,5 +26,5 @@ exec unshare -m --propagation private bash -c '
         for f in cpuinfo stat; do
                 [ -e "$fx/proc/$f" ] && mount --bind "$fx/proc/$f" "/proc/$f"
         done
-        exec "$@"
+        exec ${JOULE_TEST_WRAPPER:-} "$@"
 ' ns-run "$fx" "$@"

@@ -18,6 +18,6 @@ runuser -u munge -- /usr/sbin/munged --socket="$dir/munge.sock" --pid-file="$dir
 for _ in $(seq 50); do [ -S "$dir/munge.sock" ] && break; sleep 0.1; done
 export JOULE_MUNGE_SOCKET="$dir/munge.sock"
 set +e
-"$@"
+${JOULE_TEST_WRAPPER:-} "$@"
 rc=$?
 exit $rc

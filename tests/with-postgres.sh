@@ -73,7 +73,7 @@ export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=joule_test
 export JOULE_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/joule_test"
 
 set +e
-"$@"
+${JOULE_TEST_WRAPPER:-} "$@"
 status=$?
 set -e
 exit "$status"

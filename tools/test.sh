@@ -47,7 +47,7 @@ fi
 step "valgrind: unit tests"
 if CC=gcc meson setup "$out/plain" >/dev/null && ninja -C "$out/plain"; then
         meson test -C "$out/plain" --suite unit --print-errorlogs \
-                --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes --trace-children-skip=/usr/*,/bin/*,/sbin/*' ||
+                --wrapper "$PWD/tools/valgrind-wrap.sh" ||
                 true
         count "$out/plain/meson-logs/testlog.json"
 else

@@ -12,7 +12,7 @@
 int main(void)
 {
         jl_auth_opts o = {.socket = getenv("JOULE_MUNGE_SOCKET")};
-        char why[256];
+        char why[256] = "";
         char *cred = NULL;
         uid_t uid;
         gid_t gid;

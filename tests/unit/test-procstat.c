@@ -208,6 +208,7 @@ static void test_tree(void)
         int go[2];
         if (pipe(go) < 0)
                 return;
+        fflush(stdout); /* children must not inherit (and print again) buffered TAP lines */
         pid_t child = fork();
         if (child == 0) {
                 pid_t gc = fork();
