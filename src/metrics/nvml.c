@@ -1,17 +1,18 @@
-/* nvml.c - NVIDIA GPUs through NVML, loaded with dlopen("libnvidia-ml.so.1") at open: no build dependency
- * and no NVML header; the few types and entry points used are declared here after the NVML ABI. Per GPU i:
+/* nvml.c - NVIDIA GPUs through NVML, loaded with dlopen("libnvidia-ml.so.1") at open (once per process,
+ * through dlopen-util.h): no build dependency and no NVML header; the few types and entry points used are
+ * declared here after the NVML ABI. Per GPU i:
  * "gpu-i" energy (the driver's total-energy counter in mJ since it loaded; where that counter is not
  * supported, the provider integrates the power readings itself, trapezoid rule, and says so in a note),
  * "gpu-i/power" (W), "gpu-i/temperature" (°C), "gpu-i/sm-clock" and "gpu-i/mem-clock" (kHz).
  *
  * The total-energy counter is preferred: on A100/H100 the power reading is sampled over only part of each
  * second, so integrating it misses energy. The provider only reads; it never changes a GPU setting. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlopen-util.h"
 #include "macro.h"
 #include "provider.h"
 #include "timeutil.h"
@@ -44,7 +45,6 @@ enum { NVML_CLOCK_GRAPHICS = 0, NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };
 #define NVML_DEVICE_NAME_BUFFER_SIZE 96
 
 typedef struct {
-        void *lib;
         nvml_return (*init)(void);
         nvml_return (*shutdown)(void);
         nvml_return (*get_count)(unsigned *count);
@@ -79,6 +79,7 @@ typedef struct {
 
 typedef struct {
         nvml_api api;
+        bool initialised; /* nvmlInit succeeded: nvmlShutdown at close */
         unsigned n_gpus;
         nvml_gpu *gpus;
         size_t n_chans;
@@ -121,41 +122,41 @@ static const char *nvml_str(const nvml_api *api, nvml_return r)
         return s ? s : "unknown NVML error";
 }
 
-/* dlsym() into a function pointer without the object/function pointer conversion. */
-static void load_sym(void *lib, const char *name, void *ret_fn_ptr)
-{
-        void *p = dlsym(lib, name);
-        memcpy(ret_fn_ptr, &p, sizeof(p));
-}
+/* Resolved once per process (dlopen-util.h); the library stays loaded. */
+static nvml_api nvml_syms;
+static const jl_dlsym nvml_sym_list[] = {
+    {"nvmlInit_v2", &nvml_syms.init, false},
+    {"nvmlShutdown", &nvml_syms.shutdown, false},
+    {"nvmlDeviceGetCount_v2", &nvml_syms.get_count, false},
+    {"nvmlDeviceGetHandleByIndex_v2", &nvml_syms.get_handle, false},
+    {"nvmlDeviceGetName", &nvml_syms.get_name, true},
+    {"nvmlDeviceGetTotalEnergyConsumption", &nvml_syms.get_energy, true},
+    {"nvmlDeviceGetPowerUsage", &nvml_syms.get_power, true},
+    {"nvmlDeviceGetTemperature", &nvml_syms.get_temperature, true},
+    {"nvmlDeviceGetClockInfo", &nvml_syms.get_clock, true},
+    {"nvmlErrorString", &nvml_syms.error_string, true},
+};
+static jl_dlib nvml_lib = JL_DLIB_INIT(NVML_LIBRARY, nvml_sym_list);
 
 static int load_api(nvml_api *api, jl_notes *notes)
 {
-        void *lib = dlopen(NVML_LIBRARY, RTLD_NOW | RTLD_LOCAL);
-        if (!lib) {
+        char why[256];
+        int r = jl_dlib_load(&nvml_lib, why, sizeof(why));
+        if (r == -ENOSYS) {
+                jl_notes_add(notes, "nvml", -ENOSYS,
+                             NVML_LIBRARY
+                             " lacks nvmlInit_v2/nvmlDeviceGetCount_v2: the NVIDIA driver is too "
+                             "old (before R319); update it (%s)",
+                             why);
+                return -ENOSYS;
+        }
+        if (r < 0) {
                 jl_notes_add(notes, "nvml", -ENOENT,
                              "no NVIDIA driver library " NVML_LIBRARY
                              ": no NVIDIA GPU driver installed on this node (or not in the loader's path)");
                 return -ENOENT;
         }
-        *api = (nvml_api){.lib = lib};
-        load_sym(lib, "nvmlInit_v2", &api->init);
-        load_sym(lib, "nvmlShutdown", &api->shutdown);
-        load_sym(lib, "nvmlDeviceGetCount_v2", &api->get_count);
-        load_sym(lib, "nvmlDeviceGetHandleByIndex_v2", &api->get_handle);
-        load_sym(lib, "nvmlDeviceGetName", &api->get_name);
-        load_sym(lib, "nvmlDeviceGetTotalEnergyConsumption", &api->get_energy);
-        load_sym(lib, "nvmlDeviceGetPowerUsage", &api->get_power);
-        load_sym(lib, "nvmlDeviceGetTemperature", &api->get_temperature);
-        load_sym(lib, "nvmlDeviceGetClockInfo", &api->get_clock);
-        load_sym(lib, "nvmlErrorString", &api->error_string);
-        if (!api->init || !api->shutdown || !api->get_count || !api->get_handle) {
-                jl_notes_add(notes, "nvml", -ENOSYS,
-                             NVML_LIBRARY
-                             " lacks nvmlInit_v2/nvmlDeviceGetCount_v2: the NVIDIA driver is too "
-                             "old (before R319); update it");
-                dlclose(lib);
-                return -ENOSYS;
-        }
+        *api = nvml_syms;
         return 0;
 }
 
@@ -182,10 +183,8 @@ static void free_state(nvml_state *st)
 {
         if (!st)
                 return;
-        if (st->api.lib) {
+        if (st->initialised)
                 st->api.shutdown();
-                dlclose(st->api.lib);
-        }
         free(st->gpus);
         free(st->chans);
         free(st);
@@ -307,10 +306,10 @@ static int nvml_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
                                    "the module after a driver update)"
                              : nr == NVML_ERROR_NO_PERMISSION ? " (no permission on /dev/nvidia*)"
                                                               : "");
-                dlclose(st->api.lib);
                 free(st);
                 return -ENODEV;
         }
+        st->initialised = true;
         nr = st->api.get_count(&st->n_gpus);
         if (nr != NVML_SUCCESS || st->n_gpus == 0) {
                 if (nr != NVML_SUCCESS)
