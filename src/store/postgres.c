@@ -1,6 +1,7 @@
-/* postgres.c - the PostgreSQL backend of the store (libpq): named server-side prepared statements with
- * text parameters, errors mapped from SQLSTATE to errno, and bulk insert by COPY FROM STDIN in text
- * format (through a temporary table and INSERT … ON CONFLICT DO NOTHING when duplicates are dropped). */
+/* postgres.c - the PostgreSQL backend of the store (libpq, loaded with dlopen when a postgresql:// URL is
+ * opened): named server-side prepared statements with text parameters, errors mapped from SQLSTATE to
+ * errno, and bulk insert by COPY FROM STDIN in text format (through a temporary table and INSERT … ON
+ * CONFLICT DO NOTHING when duplicates are dropped). */
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -9,8 +10,84 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlopen-util.h"
 #include "parse.h"
 #include "store-internal.h"
+
+/* libpq is loaded on demand, when a postgresql:// URL is opened (dlopen-util.h): `joule measure` and the
+ * SQLite store never map it (nor the TLS, Kerberos and LDAP libraries it brings). <libpq-fe.h> gives the
+ * types and prototypes; every entry point used is resolved into a sym_ pointer, and the macros below make
+ * the calls in this file go through those pointers. A libpq function used here must be listed. */
+#define PQ_LIBRARY "libpq.so.5"
+
+#define PQ_SYMBOLS(X)                                                                                       \
+        X(PQclear)                                                                                          \
+        X(PQcmdStatus)                                                                                      \
+        X(PQcmdTuples)                                                                                      \
+        X(PQconnectdbParams)                                                                                \
+        X(PQconsumeInput)                                                                                   \
+        X(PQdescribePrepared)                                                                               \
+        X(PQerrorMessage)                                                                                   \
+        X(PQexec)                                                                                           \
+        X(PQexecParams)                                                                                     \
+        X(PQexecPrepared)                                                                                   \
+        X(PQfinish)                                                                                         \
+        X(PQfname)                                                                                          \
+        X(PQfreemem)                                                                                        \
+        X(PQgetResult)                                                                                      \
+        X(PQgetisnull)                                                                                      \
+        X(PQgetvalue)                                                                                       \
+        X(PQnfields)                                                                                        \
+        X(PQnotifies)                                                                                       \
+        X(PQnparams)                                                                                        \
+        X(PQntuples)                                                                                        \
+        X(PQprepare)                                                                                        \
+        X(PQputCopyData)                                                                                    \
+        X(PQputCopyEnd)                                                                                     \
+        X(PQreset)                                                                                          \
+        X(PQresultErrorField)                                                                               \
+        X(PQresultStatus)                                                                                   \
+        X(PQsetNoticeProcessor)                                                                             \
+        X(PQsocket)                                                                                         \
+        X(PQstatus)                                                                                         \
+        X(PQtransactionStatus)
+
+#define PQ_DECLARE(f) static __typeof__(f) *sym_##f;
+PQ_SYMBOLS(PQ_DECLARE)
+#define PQ_ENTRY(f) {#f, &sym_##f, false},
+static const jl_dlsym pq_syms[] = {PQ_SYMBOLS(PQ_ENTRY)};
+static jl_dlib pq_lib = JL_DLIB_INIT(PQ_LIBRARY, pq_syms);
+
+#define PQclear sym_PQclear
+#define PQcmdStatus sym_PQcmdStatus
+#define PQcmdTuples sym_PQcmdTuples
+#define PQconnectdbParams sym_PQconnectdbParams
+#define PQconsumeInput sym_PQconsumeInput
+#define PQdescribePrepared sym_PQdescribePrepared
+#define PQerrorMessage sym_PQerrorMessage
+#define PQexec sym_PQexec
+#define PQexecParams sym_PQexecParams
+#define PQexecPrepared sym_PQexecPrepared
+#define PQfinish sym_PQfinish
+#define PQfname sym_PQfname
+#define PQfreemem sym_PQfreemem
+#define PQgetResult sym_PQgetResult
+#define PQgetisnull sym_PQgetisnull
+#define PQgetvalue sym_PQgetvalue
+#define PQnfields sym_PQnfields
+#define PQnotifies sym_PQnotifies
+#define PQnparams sym_PQnparams
+#define PQntuples sym_PQntuples
+#define PQprepare sym_PQprepare
+#define PQputCopyData sym_PQputCopyData
+#define PQputCopyEnd sym_PQputCopyEnd
+#define PQreset sym_PQreset
+#define PQresultErrorField sym_PQresultErrorField
+#define PQresultStatus sym_PQresultStatus
+#define PQsetNoticeProcessor sym_PQsetNoticeProcessor
+#define PQsocket sym_PQsocket
+#define PQstatus sym_PQstatus
+#define PQtransactionStatus sym_PQtransactionStatus
 
 #define PG_CONNECT_TIMEOUT_S "10"
 #define PG_COPY_FLUSH_BYTES (256 * 1024)
@@ -163,6 +240,15 @@ static int pg_open(jl_store *s, const char *url, const char *path, unsigned flag
                                     "dbname", NULL};
         const char *const values[] = {PG_CONNECT_TIMEOUT_S, "joule", "UTF8", url, NULL};
 
+        char why[256];
+        int r = jl_dlib_load(&pq_lib, why, sizeof(why));
+        if (r == -ENOSYS)
+                return store_error(s, r, "PostgreSQL client library " PQ_LIBRARY " is too old: %s", why);
+        if (r < 0)
+                return store_error(s, r,
+                                   "PostgreSQL client library " PQ_LIBRARY
+                                   " not found: apt-get install libpq5 (%s)",
+                                   why);
         CONN(s) = PQconnectdbParams(keys, values, 1);
         if (!CONN(s))
                 return store_error(s, -ENOMEM, "out of memory");
@@ -176,7 +262,8 @@ static int pg_open(jl_store *s, const char *url, const char *path, unsigned flag
 
 static void pg_close(jl_store *s)
 {
-        PQfinish(CONN(s));
+        if (CONN(s)) /* NULL when the open failed, libpq perhaps not loaded */
+                PQfinish(CONN(s));
         CONN(s) = NULL;
         for (size_t i = 0; i < PG(s)->ndealloc; i++)
                 free(PG(s)->dealloc[i]);
