@@ -6,7 +6,8 @@
  * DCMI reads are slow (a round trip to the BMC, tens of milliseconds and more) and BMCs refresh the reading
  * about once a second: the BMC is asked at most once per second, and reads in between reuse its last answer.
  * Only the OpenIPMI device is used: FreeIPMI's auto-probing of KCS/SSIF pokes I/O ports and can stall for
- * seconds on a node without a BMC, so no device means unavailable, at once. */
+ * seconds on a node without a BMC, so no device means unavailable, at once. libfreeipmi itself is loaded
+ * with dlopen only once such a device exists. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,50 @@
 
 #include <freeipmi/freeipmi.h>
 
+#include "dlopen-util.h"
 #include "macro.h"
 #include "provider.h"
 #include "timeutil.h"
+
+/* libfreeipmi is loaded on demand (dlopen-util.h), once a /dev/ipmi* device has been found: a node without a
+ * BMC device, the common case, never maps it (its relocations alone are about 2 MiB of RSS). The header
+ * gives the types and prototypes; the entry points used, and the one template (data), are resolved into sym_
+ * pointers and the macros below send the calls of this file through them. */
+#define FREEIPMI_LIBRARY "libfreeipmi.so.17"
+
+#define IPMI_SYMBOLS(X)                                                                                     \
+        X(FIID_OBJ_GET)                                                                                     \
+        X(fiid_obj_create)                                                                                  \
+        X(fiid_obj_destroy)                                                                                 \
+        X(ipmi_cmd_dcmi_get_power_reading)                                                                  \
+        X(ipmi_ctx_close)                                                                                   \
+        X(ipmi_ctx_create)                                                                                  \
+        X(ipmi_ctx_destroy)                                                                                 \
+        X(ipmi_ctx_errnum)                                                                                  \
+        X(ipmi_ctx_errormsg)                                                                                \
+        X(ipmi_ctx_open_inband)
+
+#define IPMI_DECLARE(f) static __typeof__(f) *sym_##f;
+IPMI_SYMBOLS(IPMI_DECLARE)
+static fiid_field_t *sym_tmpl_cmd_dcmi_get_power_reading_rs;
+#define IPMI_ENTRY(f) {#f, &sym_##f, false},
+/* the template (data) first, then the functions */
+static const jl_dlsym ipmi_syms[] = {
+    {"tmpl_cmd_dcmi_get_power_reading_rs", &sym_tmpl_cmd_dcmi_get_power_reading_rs, false},
+    IPMI_SYMBOLS(IPMI_ENTRY)};
+static jl_dlib ipmi_lib = JL_DLIB_INIT(FREEIPMI_LIBRARY, ipmi_syms);
+
+#define FIID_OBJ_GET sym_FIID_OBJ_GET
+#define fiid_obj_create sym_fiid_obj_create
+#define fiid_obj_destroy sym_fiid_obj_destroy
+#define ipmi_cmd_dcmi_get_power_reading sym_ipmi_cmd_dcmi_get_power_reading
+#define ipmi_ctx_close sym_ipmi_ctx_close
+#define ipmi_ctx_create sym_ipmi_ctx_create
+#define ipmi_ctx_destroy sym_ipmi_ctx_destroy
+#define ipmi_ctx_errnum sym_ipmi_ctx_errnum
+#define ipmi_ctx_errormsg sym_ipmi_ctx_errormsg
+#define ipmi_ctx_open_inband sym_ipmi_ctx_open_inband
+#define tmpl_cmd_dcmi_get_power_reading_rs sym_tmpl_cmd_dcmi_get_power_reading_rs
 
 #define BMC_MIN_INTERVAL_NS NSEC_PER_SEC
 
@@ -109,6 +151,19 @@ static int ipmi_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
                 return -ENOENT;
         }
 
+        char why[256];
+        int r = jl_dlib_load(&ipmi_lib, why, sizeof(why));
+        if (r < 0) {
+                jl_notes_add(notes, "ipmi", r,
+                             r == -ENOSYS ? "%s exists, but " FREEIPMI_LIBRARY
+                                            " is not the FreeIPMI joule was "
+                                            "built for: %s"
+                                          : "%s exists, but the FreeIPMI library " FREEIPMI_LIBRARY
+                                            " is not found (apt-get install libfreeipmi17): %s",
+                             dev, why);
+                return r;
+        }
+
         ipmi_state *st = calloc(1, sizeof(*st));
         if (!st)
                 return -ENOMEM;
@@ -119,7 +174,7 @@ static int ipmi_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
                 return -ENOMEM;
         }
         if (ipmi_ctx_open_inband(st->ctx, IPMI_DEVICE_OPENIPMI, 0, 0, 0, dev, 0, IPMI_FLAGS_DEFAULT) < 0) {
-                int r = ipmi_errno(ipmi_ctx_errnum(st->ctx));
+                r = ipmi_errno(ipmi_ctx_errnum(st->ctx));
                 if (r == -EACCES)
                         jl_notes_add(notes, "ipmi", r,
                                      "%s: permission denied: talking to the BMC needs root", dev);
@@ -133,7 +188,7 @@ static int ipmi_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         }
 
         double w;
-        int r = dcmi_power(st, &w);
+        r = dcmi_power(st, &w);
         if (r < 0) {
                 if (r == -EOPNOTSUPP)
                         jl_notes_add(
