@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "dlopen-util.h"
 #include "parse.h"
 #include "store-internal.h"
+#include "timeutil.h"
 
 /* libpq is loaded on demand, when a postgresql:// URL is opened (dlopen-util.h): `joule measure` and the
  * SQLite store never map it (nor the TLS, Kerberos and LDAP libraries it brings). <libpq-fe.h> gives the
@@ -100,6 +102,8 @@ typedef struct {
         uint64_t generation; /* incremented by each reconnect: statements prepared before are re-prepared */
         char **dealloc;      /* names of finalised statements still to DEALLOCATE */
         size_t ndealloc, dealloc_cap;
+        char **channels; /* LISTENed to: listened to again after a reconnect */
+        size_t nchannels;
 } pg_store;
 
 typedef struct {
@@ -268,6 +272,9 @@ static void pg_close(jl_store *s)
         for (size_t i = 0; i < PG(s)->ndealloc; i++)
                 free(PG(s)->dealloc[i]);
         free(PG(s)->dealloc);
+        for (size_t i = 0; i < PG(s)->nchannels; i++)
+                free(PG(s)->channels[i]);
+        free(PG(s)->channels);
 }
 
 static void forget_deallocs(pg_store *p)
@@ -288,6 +295,13 @@ static int pg_reconnect(jl_store *s)
                 return store_error(s, connect_errno(msg), "cannot reconnect: %s", msg);
         }
         PQsetNoticeProcessor(CONN(s), quiet_notices, NULL);
+        for (size_t i = 0; i < PG(s)->nchannels; i++) {
+                char sql[128];
+                snprintf(sql, sizeof(sql), "LISTEN %s", PG(s)->channels[i]);
+                int r = run(s, sql, "listen again after reconnecting", NULL);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -768,6 +782,89 @@ static void pg_bulk_release(jl_bulk *jb)
         b->insert_sql = NULL;
 }
 
+/* ---- LISTEN/NOTIFY ---- */
+
+static int pg_notify(jl_store *s, const char *channel, const char *payload)
+{
+        const char *const values[] = {channel, payload};
+        PGresult *res = PQexecParams(CONN(s), "SELECT pg_notify($1, $2)", 2, NULL, values, NULL, NULL, 0);
+        int r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : fail(s, res, "notify");
+        PQclear(res);
+        return r;
+}
+
+static int pg_listen(jl_store *s, const char *channel)
+{
+        pg_store *p = PG(s);
+        char sql[128];
+        if (strlen(channel) > 63)
+                return store_error(s, -EINVAL, "listen: channel name longer than 63 bytes");
+        snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+        int r = run(s, sql, "listen", NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->nchannels; i++)
+                if (strcmp(p->channels[i], channel) == 0)
+                        return 0;
+        char **v = realloc(p->channels, (p->nchannels + 1) * sizeof(char *));
+        if (!v)
+                return store_error(s, -ENOMEM, "out of memory");
+        p->channels = v;
+        if (!(v[p->nchannels] = strdup(channel)))
+                return store_error(s, -ENOMEM, "out of memory");
+        p->nchannels++;
+        return 0;
+}
+
+static int pg_notify_fd(jl_store *s)
+{
+        int fd = PQsocket(CONN(s));
+        if (fd < 0)
+                return store_error(s, -ECONNRESET, "no connection to the server");
+        return fd;
+}
+
+static void copy_out(char *buf, size_t size, const char *v)
+{
+        if (buf && size)
+                snprintf(buf, size, "%s", v ? v : "");
+}
+
+static int pg_wait_notify(jl_store *s, int timeout_ms, char *channel, size_t channel_size, char *payload,
+                          size_t payload_size)
+{
+        PGconn *c = CONN(s);
+        uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * NSEC_PER_MSEC;
+        /* Each pass either returns or waits on the socket until data comes or the deadline passes: bounded
+         * by the deadline (a pass with data consumes it). */
+        for (;;) {
+                if (!PQconsumeInput(c))
+                        return store_error(s, -ECONNRESET, "wait for a notification: connection lost: %s",
+                                           PQerrorMessage(c));
+                PGnotify *n = PQnotifies(c);
+                if (n) {
+                        copy_out(channel, channel_size, n->relname);
+                        copy_out(payload, payload_size, n->extra);
+                        PQfreemem(n);
+                        return 1;
+                }
+                uint64_t now = mono_ns();
+                if (now >= deadline)
+                        return 0;
+                int fd = PQsocket(c);
+                if (fd < 0)
+                        return store_error(s, -ECONNRESET, "wait for a notification: no connection");
+                uint64_t left_ms = (deadline - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC;
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                int k = poll(&pfd, 1, (int)MIN(left_ms, (uint64_t)INT32_MAX));
+                if (k < 0 && errno == EINTR)
+                        return store_error(s, -EINTR, "wait for a notification: interrupted");
+                if (k < 0)
+                        return store_error(s, negative_errno(), "wait for a notification: poll: %s",
+                                           strerror(errno));
+        }
+}
+
 const jl_store_ops jl_store_postgres_ops = {
         .name = "postgresql",
         .backend = JL_STORE_POSTGRES,
@@ -805,4 +902,8 @@ const jl_store_ops jl_store_postgres_ops = {
         .bulk_row_end = pg_bulk_row_end,
         .bulk_finish = pg_bulk_finish,
         .bulk_release = pg_bulk_release,
+        .notify = pg_notify,
+        .listen = pg_listen,
+        .notify_fd = pg_notify_fd,
+        .wait_notify = pg_wait_notify,
 };

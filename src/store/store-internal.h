@@ -67,6 +67,13 @@ typedef struct jl_store_ops {
         int (*bulk_row_end)(jl_bulk *b);
         int (*bulk_finish)(jl_bulk *b, uint64_t *ret_rows);
         void (*bulk_release)(jl_bulk *b);
+
+        /* LISTEN/NOTIFY (NULL where the backend has none: the front end answers -EOPNOTSUPP). */
+        int (*notify)(jl_store *s, const char *channel, const char *payload);
+        int (*listen)(jl_store *s, const char *channel);
+        int (*notify_fd)(jl_store *s);
+        int (*wait_notify)(jl_store *s, int timeout_ms, char *channel, size_t channel_size, char *payload,
+                           size_t payload_size);
 } jl_store_ops;
 
 struct jl_store {

@@ -652,3 +652,44 @@ fail:;
         memcpy(s->error, saved, sizeof(saved));
         return r;
 }
+
+/* ---- notifications ---- */
+
+int jl_store_notify(jl_store *s, const char *channel, const char *payload)
+{
+        store_clear_error(s);
+        if (!channel || !store_identifier_ok(channel))
+                return store_error(s, -EINVAL, "notify: '%s' is not a plain identifier", channel ? channel : "");
+        if (!s->ops->notify)
+                return store_error(s, -EOPNOTSUPP, "notify: %s has no notifications", s->ops->name);
+        return s->ops->notify(s, channel, payload ? payload : "");
+}
+
+int jl_store_listen(jl_store *s, const char *channel)
+{
+        store_clear_error(s);
+        if (!channel || !store_identifier_ok(channel))
+                return store_error(s, -EINVAL, "listen: '%s' is not a plain identifier", channel ? channel : "");
+        if (!s->ops->listen)
+                return store_error(s, -EOPNOTSUPP, "listen: %s has no notifications", s->ops->name);
+        return s->ops->listen(s, channel);
+}
+
+int jl_store_notify_fd(jl_store *s)
+{
+        store_clear_error(s);
+        if (!s->ops->notify_fd)
+                return store_error(s, -EOPNOTSUPP, "%s has no notifications", s->ops->name);
+        return s->ops->notify_fd(s);
+}
+
+int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size, char *ret_payload,
+                         size_t payload_size)
+{
+        store_clear_error(s);
+        if (timeout_ms < 0)
+                return store_error(s, -EINVAL, "wait for a notification: negative timeout");
+        if (!s->ops->wait_notify)
+                return store_error(s, -EOPNOTSUPP, "%s has no notifications", s->ops->name);
+        return s->ops->wait_notify(s, timeout_ms, ret_channel, channel_size, ret_payload, payload_size);
+}

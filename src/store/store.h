@@ -164,3 +164,22 @@ int jl_store_migrate(jl_store *s);
  * called outside a transaction. */
 int jl_store_claim_job(jl_store *s, int64_t machine_id, bool random_order, int64_t now_us,
                        int64_t *ret_job_id);
+
+/* ---- notifications (PostgreSQL LISTEN/NOTIFY; `joule submit` wakes an idle runner) ---- */
+
+/* Send `payload` (may be NULL: empty) on `channel` (a plain identifier): delivered to every listener when
+ * the current transaction commits, or at once outside one. SQLite: -EOPNOTSUPP (the runner polls). */
+int jl_store_notify(jl_store *s, const char *channel, const char *payload);
+/* Start listening on `channel` (a plain identifier) on this connection. Channels listened to are listened
+ * to again after jl_store_reconnect(). SQLite: -EOPNOTSUPP. */
+int jl_store_listen(jl_store *s, const char *channel);
+/* The connection's socket, to poll() for POLLIN together with other descriptors before calling
+ * jl_store_wait_notify() with timeout 0; changes after jl_store_reconnect(). SQLite: -EOPNOTSUPP. */
+int jl_store_notify_fd(jl_store *s);
+/* Wait up to timeout_ms (0: do not wait) for a notification on a channel listened to. Returns 1 with the
+ * channel and payload copied (truncated to fit; either buffer may be NULL) when one is there, 0 when the
+ * time ran out, -EINTR when a signal interrupted the wait, -ECONNRESET when the connection was lost.
+ * Notifications that arrived while other statements ran are kept and returned first. SQLite:
+ * -EOPNOTSUPP. */
+int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size, char *ret_payload,
+                         size_t payload_size);
