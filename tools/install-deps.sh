@@ -12,6 +12,8 @@ pkgs=(
         libclang-rt-14-dev valgrind python3 util-linux procps
         # real peers and oracles: powercap-info, sensors, node_exporter; stress-ng as a workload
         powercap-utils lm-sensors prometheus-node-exporter stress-ng
+        # e-mail of the measurement cluster: SMTP through libcurl; a real SMTP server for its tests
+        libcurl4-openssl-dev python3-aiosmtpd
 )
 missing=()
 for p in "${pkgs[@]}"; do

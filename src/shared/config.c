@@ -77,6 +77,10 @@ static const key_desc keys[] = {
         K("smtp", "password", T_STR, smtp.password, NULL),
         K("smtp", "sender", T_STR, smtp.sender, "joule@localhost"),
         K("smtp", "starttls", T_BOOL, smtp.starttls, "true"),
+        K("smtp", "retry_base", T_DOUBLE, smtp.retry_base_s, "60", .min = 0.001, .max = 86400),
+        K("smtp", "retry_max", T_DOUBLE, smtp.retry_max_s, "3600", .min = 0.001, .max = 604800),
+        K("smtp", "timeout", T_DOUBLE, smtp.timeout_s, "30", .min = 0.1, .max = 3600),
+        K("smtp", "ca_file", T_STR, smtp.ca_file, NULL),
         K("admin", "notification_email", T_STR, admin.notification_email, NULL),
 };
 

@@ -68,6 +68,10 @@ typedef struct {
                 char *password;
                 char *sender;
                 bool starttls;
+                double retry_base_s; /* backoff after a failed send; doubled per further failure */
+                double retry_max_s;  /* the backoff's ceiling */
+                double timeout_s;    /* one SMTP conversation */
+                char *ca_file;       /* CA bundle for the server's certificate; NULL: the system's */
         } smtp;
         struct {
                 char *notification_email;
