@@ -6,6 +6,8 @@ pkgs=(
         # build
         gcc clang meson ninja-build pkg-config git
         libsensors-dev libyaml-dev libfreeipmi-dev libmunge-dev munge
+        # jouled: /metrics over HTTP, sd_notify
+        libmicrohttpd-dev libsystemd-dev
         # the store: SQLite (embedded) and PostgreSQL (client library; the server for the tests)
         libsqlite3-dev libpq-dev postgresql
         # tests: sanitizers' and libFuzzer's runtime, valgrind, python for JSON checks

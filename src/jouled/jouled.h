@@ -168,6 +168,8 @@ int jd_sink_job(jd_sink *s, const jl_msg_job *m);
 /* For the status: messages waiting, messages delivered, the last error ("" when none; copied). */
 void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen);
 const char *jd_sink_kind(const jd_sink *s); /* "store" or "dbd" */
+/* The highest sequence number already handed over in an earlier run (the reporter's spool); 0: none. */
+uint64_t jd_sink_last_seq(jd_sink *s);
 /* Stop: deliver what is queued for at most timeout_ms, then free. */
 void jd_sink_close(jd_sink *s, unsigned timeout_ms);
 

@@ -273,6 +273,14 @@ int main(int argc, char **argv)
                 log_error(r, "%s", err);
                 goto out_monitor;
         }
+        uint64_t spooled = jd_sink_last_seq(d->sink);
+        if (spooled >= d->next_seq) {
+                /* a state directory older than the spool (restored, or lost): continue after the spool */
+                log_warning(0, "the spool holds sequence numbers up to %" PRIu64 ", beyond %s/seq: continuing after it",
+                            spooled, d->cfg.node.state_dir);
+                d->next_seq = spooled + 1;
+                d->seq_reserved = d->next_seq; /* reserve a new block before the next use */
+        }
         /* 5. local socket, control port, /metrics */
         r = jd_server_open_local(d, d->cfg.node.socket, &local, err, sizeof(err));
         if (r < 0) {

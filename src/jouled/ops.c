@@ -308,12 +308,8 @@ static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
                         (void)jl_cpufreq_set_speed(c->cpu, req->khz);
                 n++;
         }
-        for (int c = 0; c < JL_CPU_MAX; c++) /* a CPU asked for that is not online */
-                if (jl_cpu_mask_test(mask, c) && !(info->online_known ? jl_cpu_mask_test(info->online, c) : true) &&
-                    c < (int)(info->n_cpus ? info->cpus[info->n_cpus - 1].cpu + 1 : 0))
-                        FAIL(rep, -ENODEV, "cpu%d is not online (%u CPUs set)", c, n);
         if (n == 0)
-                FAIL(rep, -ENODEV, "no online CPU in the mask");
+                FAIL(rep, -ENODEV, "no online CPU in the mask (offline CPUs are skipped)");
         log_info("CPU frequency of %u CPUs set to %s%" PRIu64 " kHz (%s)", n, req->khz ? "" : "the default range, ",
                  req->khz, peer->desc);
         snprintf(rep->message, sizeof(rep->message), "%u CPUs set", n);
@@ -348,7 +344,10 @@ void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req
                 if (peer->remote)
                         FAIL(rep, -EOPNOTSUPP, "the shared-memory page is only for local clients");
                 *ret_send_fd = d->shm_ro_fd;
-                rep->time_ms = sizeof(jl_shm_page);
+                pthread_mutex_lock(&d->lock);
+                rep->energy_uj = d->snap.node_energy_uj;
+                rep->time_ms = d->snap.t_ns / NSEC_PER_MSEC;
+                pthread_mutex_unlock(&d->lock);
                 return;
         case JL_OP_ENERGY:
                 pthread_mutex_lock(&d->lock);

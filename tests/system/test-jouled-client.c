@@ -6,7 +6,7 @@
  *   test-jouled-client (--socket PATH | --tcp HOST:PORT) OP [ARGS...]
  *     OP: energy | query | shm | reload | begin JOB STEP [USER] [CPUS] | end JOB STEP | cpufreq CPUS KHZ |
  *         gpufreq GPU KHZ | powercap WATTS | raw-random N | raw-truncated | raw-oversized | raw-version |
- *         forged | plain
+ *         forged | plain | replay (control port: one credential sent twice)
  * Exit: 0 a reply came (whatever its err), 3 the daemon closed the connection without one, 2 usage, 1 error. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -183,6 +183,36 @@ int main(int argc, char **argv)
         char why[256] = "";
 
         /* bad input */
+        if (strcmp(op, "replay") == 0 && tcp) {
+                /* the same credential twice: the second must be refused */
+                jl_msg_request req = {.op = JL_OP_QUERY, .step_id = -1, .gpu = -1};
+                jl_wbuf w, aw;
+                const uint8_t *data, *adata;
+                size_t len, alen;
+                if (jl_msg_request_encode(&req, 7, &w) < 0 || jl_wbuf_finish(&w, &data, &len) < 0 ||
+                    jl_auth_wrap_frame(&auth, data, len, 7, &aw, why, sizeof(why)) < 0 ||
+                    jl_wbuf_finish(&aw, &adata, &alen) < 0)
+                        return 1;
+                for (int k = 0; k < 2; k++) {
+                        int cfd = k == 0 ? fd : connect_to(NULL, tcp);
+                        if (cfd < 0)
+                                return 1;
+                        send_all(cfd, adata, alen);
+                        jl_framer fr;
+                        jl_framer_init(&fr, 1u << 20);
+                        jl_frame_header h;
+                        const uint8_t *payload;
+                        int r = read_frame(cfd, &fr, &h, &payload, NULL);
+                        jl_msg_reply rep;
+                        if (r == 1 && jl_msg_reply_decode(payload, h.length, &rep, why, sizeof(why)) == 0)
+                                printf("{\"try\": %d, \"err\": %d}\n", k, rep.err);
+                        else
+                                printf("{\"try\": %d, \"closed\": true}\n", k);
+                        jl_framer_free(&fr);
+                        close(cfd);
+                }
+                return 0;
+        }
         if (strcmp(op, "raw-random") == 0) {
                 uint8_t junk[4096];
                 size_t n = nargs > 0 ? (size_t)atoi(a[0]) : 100;
