@@ -1,0 +1,802 @@
+/* writer.c - joule-dbd's database thread: takes chunks from the cache and stores each in one transaction
+ * (nodes seen, records by the store's bulk path with duplicates by (node, seq) dropped, job steps and the
+ * jobs they add up to), retrying with backoff while the database is down or slow (a chunk is never
+ * dropped: the event loop stops reading meanwhile); then recomputes the energy aggregations of the windows
+ * that chunk touched, from the table itself, so that replays and several dbds sharing one database give
+ * the same exact sums. Logs what it retries and what it gives up (it is part of the daemon). */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dbd.h"
+#include "log.h"
+#include "macro.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define ADVISORY_KEY "74200001" /* pg_advisory_xact_lock key serialising derived-table updates */
+#define SEEN_INTERVAL_US (10 * 1000000LL)
+#define NODES_PER_UPDATE 100
+
+typedef struct {
+        char *name;
+        int64_t updated_us;
+} seen_slot;
+
+struct dbd_writer {
+        pthread_t thread;
+        dbd_queue *q;
+        char *url;
+        int64_t period_us, grace_us, lookback_us;
+
+        jl_store *db;
+        bool outage; /* a failure was logged; log the recovery */
+        jl_stmt *st_hello, *st_bye, *st_begin, *st_end, *st_fix, *st_steps, *st_job, *st_agg[3];
+
+        int64_t *dirty; /* aggregation windows to recompute (start_us), unordered, unique */
+        size_t ndirty, dirty_cap;
+        uint64_t last_agg_ns;
+
+        seen_slot *seen; /* node -> when its nodes row was last updated (open addressing) */
+        size_t seen_cap, seen_n;
+};
+
+static int64_t now_us(void)
+{
+        return (int64_t)(now_ns(CLOCK_REALTIME) / NSEC_PER_USEC);
+}
+
+static bool transient(int r)
+{
+        return !(r == -EINVAL || r == -ERANGE || r == -EEXIST || r == -E2BIG || r == -EPROTO ||
+                 r == -EOPNOTSUPP || r == -EBADMSG);
+}
+
+/* ---- statements ---- */
+
+static void finalize_all(dbd_writer *w)
+{
+        jl_stmt **all[] = {&w->st_hello, &w->st_bye, &w->st_begin,  &w->st_end,    &w->st_fix,
+                           &w->st_steps, &w->st_job, &w->st_agg[0], &w->st_agg[1], &w->st_agg[2]};
+        for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+                if (*all[i]) {
+                        jl_stmt_finalize(*all[i]);
+                        *all[i] = NULL;
+                }
+}
+
+static void db_close(dbd_writer *w)
+{
+        finalize_all(w);
+        if (w->db)
+                jl_store_close(w->db);
+        w->db = NULL;
+}
+
+static int db_ensure(dbd_writer *w, char *err, size_t errlen)
+{
+        if (w->db)
+                return 0;
+        jl_store *s;
+        int r = jl_store_open(w->url, JL_STORE_OPEN_CREATE, &s, err, errlen);
+        if (r < 0)
+                return r;
+        r = jl_store_migrate(s);
+        if (r < 0) {
+                snprintf(err, errlen, "migrations: %s", jl_store_error(s));
+                jl_store_close(s);
+                return r;
+        }
+        w->db = s;
+        return 0;
+}
+
+static int prep(dbd_writer *w, jl_stmt **st, const char *sql)
+{
+        return *st ? jl_stmt_reset(*st) : jl_store_prepare(w->db, sql, st);
+}
+
+static int step_done(jl_stmt *st)
+{
+        int r = jl_stmt_step(st);
+        return r < 0 ? r : 0;
+}
+
+/* ---- the seen map ---- */
+
+static uint64_t hash_str(const char *s)
+{
+        uint64_t h = 1469598103934665603ull;
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 1099511628211ull;
+        return h;
+}
+
+static seen_slot *seen_find(dbd_writer *w, const char *name)
+{
+        if (w->seen_n * 2 >= w->seen_cap) {
+                size_t cap = w->seen_cap ? w->seen_cap * 2 : 1024;
+                seen_slot *n = calloc(cap, sizeof(seen_slot));
+                if (!n)
+                        return NULL;
+                for (size_t i = 0; i < w->seen_cap; i++)
+                        if (w->seen[i].name) {
+                                size_t j = hash_str(w->seen[i].name) & (cap - 1);
+                                while (n[j].name)
+                                        j = (j + 1) & (cap - 1);
+                                n[j] = w->seen[i];
+                        }
+                free(w->seen);
+                w->seen = n;
+                w->seen_cap = cap;
+        }
+        size_t j = hash_str(name) & (w->seen_cap - 1);
+        while (w->seen[j].name && strcmp(w->seen[j].name, name) != 0)
+                j = (j + 1) & (w->seen_cap - 1);
+        if (!w->seen[j].name) {
+                if (!(w->seen[j].name = strdup(name)))
+                        return NULL;
+                w->seen[j].updated_us = INT64_MIN;
+                w->seen_n++;
+        }
+        return &w->seen[j];
+}
+
+/* ---- one chunk ---- */
+
+static const char *const record_columns[] = {"node",         "seq",         "start_us",     "end_us",
+                                             "energy_uj",    "avg_power_w", "domains_json", "max_temp_c",
+                                             "avg_freq_khz", "job_id",      "step_id"};
+
+static int insert_records(dbd_writer *w, const dbd_item *items, size_t n)
+{
+        size_t nrec = 0;
+        for (size_t i = 0; i < n; i++)
+                nrec += items[i].kind == DBD_ITEM_RECORD;
+        if (nrec == 0)
+                return 0;
+        jl_bulk *b;
+        int r = jl_store_bulk_begin(w->db, "periodic_metrics", record_columns, ARRAY_SIZE(record_columns),
+                                    JL_BULK_IGNORE_CONFLICTS, &b);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                const dbd_item *it = &items[i];
+                if (it->kind != DBD_ITEM_RECORD)
+                        continue;
+                if ((r = jl_bulk_text(b, it->node)) < 0 || (r = jl_bulk_int64(b, (int64_t)it->seq)) < 0 ||
+                    (r = jl_bulk_int64(b, it->rec.start_us)) < 0 ||
+                    (r = jl_bulk_int64(b, it->rec.end_us)) < 0 ||
+                    (r = jl_bulk_int64(b, it->rec.energy_uj)) < 0 ||
+                    (r = jl_bulk_double(b, it->rec.power_w)) < 0 ||
+                    (r = jl_bulk_text(b, it->rec.domains_json)) < 0)
+                        break;
+                r = isfinite(it->rec.temp_c) ? jl_bulk_double(b, it->rec.temp_c) : jl_bulk_null(b);
+                if (r >= 0)
+                        r = isfinite(it->rec.freq_khz) && fabs(it->rec.freq_khz) < 9e18
+                                ? jl_bulk_int64(b, (int64_t)llround(it->rec.freq_khz))
+                                : jl_bulk_null(b);
+                if (r >= 0)
+                        r = it->rec.has_job ? jl_bulk_int64(b, it->rec.job_id) : jl_bulk_null(b);
+                if (r >= 0)
+                        r = it->rec.has_job ? jl_bulk_int64(b, it->rec.step_id) : jl_bulk_null(b);
+                if (r >= 0)
+                        r = jl_bulk_row_end(b);
+        }
+        if (r < 0) {
+                jl_bulk_abort(b);
+                return r;
+        }
+        return jl_bulk_finish(b, NULL);
+}
+
+static int node_hello(dbd_writer *w, const dbd_item *it)
+{
+        int r = prep(w, &w->st_hello,
+                     "INSERT INTO nodes (name, partition_name, island, first_seen_us, last_seen_us, status) "
+                     "VALUES ($1, $2, $3, $4, $4, 'connected') ON CONFLICT (name) DO UPDATE SET "
+                     "partition_name = excluded.partition_name, island = excluded.island, "
+                     "last_seen_us = CASE WHEN nodes.last_seen_us IS NULL OR nodes.last_seen_us < "
+                     "excluded.last_seen_us THEN excluded.last_seen_us ELSE nodes.last_seen_us END, "
+                     "status = 'connected'");
+        if (r < 0 || (r = jl_stmt_bind_text(w->st_hello, 1, it->node)) < 0 ||
+            (r = jl_stmt_bind_text(w->st_hello, 2, it->hello.partition[0] ? it->hello.partition : NULL)) <
+                0 ||
+            (r = jl_stmt_bind_text(w->st_hello, 3, it->hello.island[0] ? it->hello.island : NULL)) < 0 ||
+            (r = jl_stmt_bind_int64(w->st_hello, 4, it->hello.time_us)) < 0)
+                return r;
+        return step_done(w->st_hello);
+}
+
+static int node_bye(dbd_writer *w, const dbd_item *it)
+{
+        /* only when no later HELLO (here or at another dbd) has been recorded */
+        int r = prep(w, &w->st_bye,
+                     "UPDATE nodes SET status = 'disconnected', last_seen_us = $2 WHERE name = $1 AND "
+                     "(last_seen_us IS NULL OR last_seen_us <= $2)");
+        if (r < 0 || (r = jl_stmt_bind_text(w->st_bye, 1, it->node)) < 0 ||
+            (r = jl_stmt_bind_int64(w->st_bye, 2, it->hello.time_us)) < 0)
+                return r;
+        return step_done(w->st_bye);
+}
+
+typedef struct {
+        int64_t job_id, step_id;
+} job_key;
+
+static int job_message(dbd_writer *w, const dbd_item *it)
+{
+        jl_stmt *st;
+        int r;
+        const char *user = it->job.user[0] ? it->job.user : NULL;
+        if (!it->job.end) {
+                r = prep(w, &w->st_begin,
+                         "INSERT INTO steps (job_id, step_id, node, user_name, start_us, complete) "
+                         "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
+                         "start_us = excluded.start_us, user_name = COALESCE(excluded.user_name, "
+                         "steps.user_name)");
+                st = w->st_begin;
+                if (r < 0 || (r = jl_stmt_bind_text(st, 4, user)) < 0 ||
+                    (r = jl_stmt_bind_int64(st, 5, it->job.time_us)) < 0)
+                        return r;
+        } else {
+                /* an end without its begin is kept, marked incomplete (no start: no average power) */
+                r = prep(
+                    w, &w->st_end,
+                    "INSERT INTO steps (job_id, step_id, node, user_name, end_us, energy_uj, complete) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, 0) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
+                    "end_us = excluded.end_us, energy_uj = excluded.energy_uj, "
+                    "user_name = COALESCE(steps.user_name, excluded.user_name), "
+                    "complete = CASE WHEN steps.start_us IS NULL THEN 0 ELSE $7 END");
+                st = w->st_end;
+                if (r < 0 || (r = jl_stmt_bind_text(st, 4, user)) < 0 ||
+                    (r = jl_stmt_bind_int64(st, 5, it->job.time_us)) < 0 ||
+                    (r = jl_stmt_bind_int64(st, 6, it->job.energy_uj)) < 0 ||
+                    (r = jl_stmt_bind_int64(st, 7, it->job.complete ? 1 : 0)) < 0)
+                        return r;
+        }
+        if ((r = jl_stmt_bind_int64(st, 1, it->job.job_id)) < 0 ||
+            (r = jl_stmt_bind_int64(st, 2, it->job.step_id)) < 0 ||
+            (r = jl_stmt_bind_text(st, 3, it->node)) < 0 || (r = step_done(st)) < 0)
+                return r;
+        r = prep(w, &w->st_fix,
+                 "UPDATE steps SET avg_power_w = CASE WHEN start_us IS NOT NULL AND end_us IS NOT NULL AND "
+                 "end_us > start_us AND energy_uj IS NOT NULL THEN CAST(energy_uj AS DOUBLE PRECISION) / "
+                 "(end_us - start_us) ELSE NULL END WHERE job_id = $1 AND step_id = $2 AND node = $3");
+        if (r < 0 || (r = jl_stmt_bind_int64(w->st_fix, 1, it->job.job_id)) < 0 ||
+            (r = jl_stmt_bind_int64(w->st_fix, 2, it->job.step_id)) < 0 ||
+            (r = jl_stmt_bind_text(w->st_fix, 3, it->node)) < 0)
+                return r;
+        return step_done(w->st_fix);
+}
+
+/* The jobs row of one job step: the sum over its nodes' steps rows. */
+static int job_recompute(dbd_writer *w, job_key k)
+{
+        int r = prep(w, &w->st_steps,
+                     "SELECT node, user_name, start_us, end_us, energy_uj, complete FROM steps "
+                     "WHERE job_id = $1 AND step_id = $2 ORDER BY node");
+        if (r < 0 || (r = jl_stmt_bind_int64(w->st_steps, 1, k.job_id)) < 0 ||
+            (r = jl_stmt_bind_int64(w->st_steps, 2, k.step_id)) < 0)
+                return r;
+        char *nodes = NULL, user[JL_MSG_NAME_MAX] = "";
+        size_t nodes_len = 0;
+        FILE *f = open_memstream(&nodes, &nodes_len);
+        if (!f)
+                return -ENOMEM;
+        int64_t count = 0, start = INT64_MAX, end = INT64_MIN, energy = 0;
+        bool all_ended = true, complete = true, any_start = false;
+        while ((r = jl_stmt_step(w->st_steps)) == JL_STORE_ROW) {
+                fprintf(f, "%s%s", count ? "," : "", jl_stmt_column_text(w->st_steps, 0));
+                if (!user[0] && !jl_stmt_column_is_null(w->st_steps, 1))
+                        snprintf(user, sizeof(user), "%s", jl_stmt_column_text(w->st_steps, 1));
+                if (!jl_stmt_column_is_null(w->st_steps, 2)) {
+                        any_start = true;
+                        start = MIN(start, jl_stmt_column_int64(w->st_steps, 2));
+                }
+                if (jl_stmt_column_is_null(w->st_steps, 3))
+                        all_ended = false;
+                else
+                        end = MAX(end, jl_stmt_column_int64(w->st_steps, 3));
+                energy += jl_stmt_column_int64(w->st_steps, 4);
+                complete = complete && jl_stmt_column_int64(w->st_steps, 5) == 1;
+                count++;
+        }
+        fclose(f);
+        _cleanup_free_ char *nodes_owned = nodes;
+        if (r < 0)
+                return r;
+        if (count == 0)
+                return 0;
+        if (!w->st_job &&
+            (r = jl_store_prepare(
+                 w->db,
+                 "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, start_us, end_us, "
+                 "energy_uj, avg_power_w, complete) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                 "ON CONFLICT (job_id, step_id) DO UPDATE SET user_name = excluded.user_name, "
+                 "nodes = excluded.nodes, node_count = excluded.node_count, "
+                 "start_us = excluded.start_us, end_us = excluded.end_us, "
+                 "energy_uj = excluded.energy_uj, avg_power_w = excluded.avg_power_w, "
+                 "complete = excluded.complete",
+                 &w->st_job)) < 0)
+                return r;
+        jl_stmt *st = w->st_job;
+        bool ended = all_ended && end != INT64_MIN;
+        if ((r = jl_stmt_reset(st)) < 0 || (r = jl_stmt_bind_int64(st, 1, k.job_id)) < 0 ||
+            (r = jl_stmt_bind_int64(st, 2, k.step_id)) < 0 ||
+            (r = jl_stmt_bind_text(st, 3, user[0] ? user : NULL)) < 0 ||
+            (r = jl_stmt_bind_text(st, 4, nodes)) < 0 || (r = jl_stmt_bind_int64(st, 5, count)) < 0 ||
+            (r = any_start ? jl_stmt_bind_int64(st, 6, start) : jl_stmt_bind_null(st, 6)) < 0 ||
+            (r = ended ? jl_stmt_bind_int64(st, 7, end) : jl_stmt_bind_null(st, 7)) < 0 ||
+            (r = ended ? jl_stmt_bind_int64(st, 8, energy) : jl_stmt_bind_null(st, 8)) < 0 ||
+            (r = ended && any_start && end > start
+                     ? jl_stmt_bind_double(st, 9, (double)energy / (double)(end - start))
+                     : jl_stmt_bind_null(st, 9)) < 0 ||
+            (r = jl_stmt_bind_int64(st, 10, ended && any_start && complete ? 1 : 0)) < 0)
+                return r;
+        return step_done(st);
+}
+
+/* last_seen_us and last_seq of the nodes in a chunk, at most every SEEN_INTERVAL_US per node. */
+static int nodes_seen(dbd_writer *w, const dbd_item *items, size_t n, int64_t now, char ***ret_due,
+                      size_t *ret_ndue)
+{
+        _cleanup_free_ char **due = NULL;
+        _cleanup_free_ uint64_t *seqs = NULL;
+        size_t ndue = 0;
+        int r = 0;
+        /* newest seq per node: walk backwards, first hit wins */
+        for (size_t i = n; i-- > 0;) {
+                const dbd_item *it = &items[i];
+                if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB)
+                        continue;
+                seen_slot *s = seen_find(w, it->node);
+                if (!s)
+                        return -ENOMEM;
+                if (s->updated_us != INT64_MIN && now - s->updated_us < SEEN_INTERVAL_US)
+                        continue;
+                bool dup = false;
+                for (size_t j = 0; j < ndue && !dup; j++)
+                        dup = due[j] == s->name;
+                if (dup)
+                        continue;
+                if (ndue % 64 == 0) {
+                        char **d = realloc(due, (ndue + 64) * sizeof(char *));
+                        uint64_t *q = d ? realloc(seqs, (ndue + 64) * sizeof(uint64_t)) : NULL;
+                        if (d)
+                                due = d;
+                        if (!d || !q)
+                                return -ENOMEM;
+                        seqs = q;
+                }
+                due[ndue] = s->name;
+                seqs[ndue++] = it->seq;
+        }
+        for (size_t off = 0; off < ndue && r >= 0; off += NODES_PER_UPDATE) {
+                size_t k = MIN((size_t)NODES_PER_UPDATE, ndue - off);
+                _cleanup_free_ char *sql = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&sql, &len);
+                if (!f)
+                        return -ENOMEM;
+                fputs("UPDATE nodes SET last_seen_us = CASE WHEN nodes.last_seen_us IS NULL OR "
+                      "nodes.last_seen_us < v.column2 THEN v.column2 ELSE nodes.last_seen_us END, "
+                      "last_seq = CASE WHEN nodes.last_seq IS NULL OR nodes.last_seq < v.column3 THEN "
+                      "v.column3 "
+                      "ELSE nodes.last_seq END FROM (VALUES ",
+                      f);
+                for (size_t j = 0; j < k; j++)
+                        fprintf(f, "%s($%zu, CAST($%zu AS BIGINT), CAST($%zu AS BIGINT))", j ? ", " : "",
+                                3 * j + 1, 3 * j + 2, 3 * j + 3);
+                fputs(") AS v WHERE nodes.name = v.column1", f);
+                fclose(f);
+                _cleanup_stmt_ jl_stmt *st = NULL;
+                r = jl_store_prepare(w->db, sql, &st);
+                for (size_t j = 0; j < k && r >= 0; j++) {
+                        r = jl_stmt_bind_text(st, (int)(3 * j + 1), due[off + j]);
+                        if (r >= 0)
+                                r = jl_stmt_bind_int64(st, (int)(3 * j + 2), now);
+                        if (r >= 0)
+                                r = jl_stmt_bind_int64(st, (int)(3 * j + 3), (int64_t)seqs[off + j]);
+                }
+                if (r >= 0)
+                        r = step_done(st);
+        }
+        if (r < 0)
+                return r;
+        *ret_due = TAKE_PTR(due);
+        *ret_ndue = ndue;
+        return 0;
+}
+
+static int add_dirty(dbd_writer *w, int64_t start)
+{
+        for (size_t i = 0; i < w->ndirty; i++)
+                if (w->dirty[i] == start)
+                        return 0;
+        if (w->ndirty == w->dirty_cap) {
+                size_t cap = w->dirty_cap ? w->dirty_cap * 2 : 16;
+                int64_t *d = realloc(w->dirty, cap * sizeof(int64_t));
+                if (!d)
+                        return -ENOMEM;
+                w->dirty = d;
+                w->dirty_cap = cap;
+        }
+        w->dirty[w->ndirty++] = start;
+        return 0;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+        int64_t q = a / b;
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
+{
+        int64_t now = now_us();
+        _cleanup_free_ job_key *jobs = NULL;
+        size_t njobs = 0;
+        _cleanup_free_ char **due = NULL;
+        size_t ndue = 0;
+        int r = jl_store_begin_immediate(w->db);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (items[i].kind == DBD_ITEM_HELLO)
+                        r = node_hello(w, &items[i]);
+                else if (items[i].kind == DBD_ITEM_BYE)
+                        r = node_bye(w, &items[i]);
+        }
+        if (r >= 0)
+                r = insert_records(w, items, n);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (items[i].kind != DBD_ITEM_JOB)
+                        continue;
+                r = job_message(w, &items[i]);
+                job_key k = {items[i].job.job_id, items[i].job.step_id};
+                bool seen = false;
+                for (size_t j = 0; j < njobs && !seen; j++)
+                        seen = jobs[j].job_id == k.job_id && jobs[j].step_id == k.step_id;
+                if (!seen && r >= 0) {
+                        job_key *nj = realloc(jobs, (njobs + 1) * sizeof(job_key));
+                        if (!nj)
+                                r = -ENOMEM;
+                        else {
+                                jobs = nj;
+                                jobs[njobs++] = k;
+                        }
+                }
+        }
+        if (r >= 0 && njobs > 0 && jl_store_get_backend(w->db) == JL_STORE_POSTGRES)
+                r = jl_store_exec(w->db, "SELECT pg_advisory_xact_lock(" ADVISORY_KEY ")");
+        for (size_t j = 0; j < njobs && r >= 0; j++)
+                r = job_recompute(w, jobs[j]);
+        if (r >= 0)
+                r = nodes_seen(w, items, n, now, &due, &ndue);
+        if (r >= 0)
+                r = jl_store_commit(w->db);
+        if (r < 0) {
+                char saved[512];
+                snprintf(saved, sizeof(saved), "%s", jl_store_error(w->db));
+                (void)jl_store_rollback(w->db);
+                /* keep the first error's words for the log */
+                (void)saved;
+                return r;
+        }
+        for (size_t j = 0; j < ndue; j++) {
+                seen_slot *s = seen_find(w, due[j]);
+                if (s)
+                        s->updated_us = now;
+        }
+        /* the aggregation windows these records fall into */
+        for (size_t i = 0; i < n; i++) {
+                const dbd_item *it = &items[i];
+                if (it->kind != DBD_ITEM_RECORD)
+                        continue;
+                int64_t len = it->rec.end_us - it->rec.start_us;
+                if (len > w->lookback_us)
+                        w->lookback_us = len;
+                int64_t a = floor_div(it->rec.start_us, w->period_us);
+                int64_t b = len > 0 ? floor_div(it->rec.end_us - 1, w->period_us) : a;
+                for (int64_t k = a; k <= b && k - a < 1000; k++)
+                        (void)add_dirty(w, k * w->period_us);
+        }
+        return 0;
+}
+
+/* ---- aggregations ---- */
+
+#define AGG_ENERGY                                                                                          \
+        "CASE WHEN m.end_us <= m.start_us THEN CAST(m.energy_uj AS DOUBLE PRECISION) "                      \
+        "ELSE CAST(m.energy_uj AS DOUBLE PRECISION) * ((CASE WHEN m.end_us < $2 THEN m.end_us ELSE $2 "     \
+        "END) - "                                                                                           \
+        "(CASE WHEN m.start_us > $1 THEN m.start_us ELSE $1 END)) / (m.end_us - m.start_us) END"
+#define AGG_WHERE                                                                                           \
+        " m.start_us < $2 AND m.start_us >= $4 AND (m.end_us > $1 OR (m.end_us = m.start_us AND "           \
+        "m.start_us >= $1))"
+#define AGG_UPSERT                                                                                          \
+        " ON CONFLICT (scope, scope_key, start_us) DO UPDATE SET end_us = excluded.end_us, "                \
+        "energy_uj = excluded.energy_uj, avg_power_w = excluded.avg_power_w, node_count = "                 \
+        "excluded.node_count, "                                                                             \
+        "records = excluded.records"
+#define AGG_INSERT                                                                                          \
+        "INSERT INTO periodic_aggregations (start_us, end_us, scope, scope_key, energy_uj, avg_power_w, "   \
+        "node_count, records) "
+
+static const char *const agg_sql[3] = {
+    AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'cluster', 'cluster', "
+               "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
+               "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT m.node AS node, " AGG_ENERGY " AS e "
+               "FROM periodic_metrics m WHERE" AGG_WHERE ") x HAVING COUNT(*) > 0" AGG_UPSERT,
+    AGG_INSERT
+    "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'partition', x.k, "
+    "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
+    "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT n.partition_name AS k, m.node AS node, " AGG_ENERGY
+    " AS e FROM periodic_metrics m JOIN nodes n ON n.name = m.node WHERE" AGG_WHERE
+    " AND n.partition_name IS NOT NULL) x GROUP BY x.k HAVING COUNT(*) > 0" AGG_UPSERT,
+    AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'island', x.k, "
+               "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
+               "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT n.island AS k, m.node AS node, " AGG_ENERGY
+               " AS e FROM periodic_metrics m JOIN nodes n ON n.name = m.node WHERE" AGG_WHERE
+               " AND n.island IS NOT NULL) x GROUP BY x.k HAVING COUNT(*) > 0" AGG_UPSERT,
+};
+
+static int aggregate_window(dbd_writer *w, int64_t start)
+{
+        int r = jl_store_begin_immediate(w->db);
+        if (r < 0)
+                return r;
+        if (jl_store_get_backend(w->db) == JL_STORE_POSTGRES)
+                r = jl_store_exec(w->db, "SELECT pg_advisory_xact_lock(" ADVISORY_KEY ")");
+        for (int i = 0; i < 3 && r >= 0; i++) {
+                r = prep(w, &w->st_agg[i], agg_sql[i]);
+                jl_stmt *st = w->st_agg[i];
+                if (r >= 0 && (r = jl_stmt_bind_int64(st, 1, start)) >= 0 &&
+                    (r = jl_stmt_bind_int64(st, 2, start + w->period_us)) >= 0 &&
+                    (r = jl_stmt_bind_int64(st, 3, w->period_us)) >= 0 &&
+                    (r = jl_stmt_bind_int64(st, 4, start - w->lookback_us)) >= 0)
+                        r = step_done(st);
+        }
+        if (r >= 0)
+                r = jl_store_commit(w->db);
+        if (r < 0)
+                (void)jl_store_rollback(w->db);
+        return r;
+}
+
+/* Recompute the dirty windows that have ended (all of them when all is set). */
+static int aggregate(dbd_writer *w, bool all)
+{
+        if (w->ndirty == 0)
+                return 0;
+        char err[512];
+        int r = db_ensure(w, err, sizeof(err));
+        if (r < 0)
+                return r;
+        int64_t now = now_us();
+        for (size_t i = 0; i < w->ndirty;) {
+                int64_t start = w->dirty[i];
+                if (!all && start + w->period_us + w->grace_us > now) {
+                        i++;
+                        continue;
+                }
+                r = aggregate_window(w, start);
+                if (r < 0) {
+                        log_warning(r, "aggregation of the window at %" PRId64 " µs: %s (will retry)", start,
+                                    jl_store_error(w->db));
+                        if (r == -ECONNRESET)
+                                db_close(w);
+                        return r;
+                }
+                w->dirty[i] = w->dirty[--w->ndirty];
+        }
+        return 0;
+}
+
+/* ---- the thread ---- */
+
+static void sleep_interruptible(dbd_writer *w, unsigned ms)
+{
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)ms * NSEC_PER_MSEC;
+        until.tv_sec += (time_t)(ns / NSEC_PER_SEC);
+        until.tv_nsec = (long)(ns % NSEC_PER_SEC);
+        pthread_mutex_lock(&w->q->lock);
+        if (!w->q->abort)
+                pthread_cond_timedwait(&w->q->cond, &w->q->lock, &until);
+        pthread_mutex_unlock(&w->q->lock);
+}
+
+static bool aborted(dbd_writer *w)
+{
+        pthread_mutex_lock(&w->q->lock);
+        bool a = w->q->abort;
+        pthread_mutex_unlock(&w->q->lock);
+        return a;
+}
+
+static void set_db_ok(dbd_writer *w, bool ok)
+{
+        pthread_mutex_lock(&w->q->lock);
+        w->q->db_ok = ok;
+        pthread_mutex_unlock(&w->q->lock);
+}
+
+/* A chunk that fails for a reason other than the database's availability: item by item, each in its own
+ * transaction; what still fails is logged (and kept in events where possible), so that one bad item cannot
+ * hold up the others forever. */
+static void isolate(dbd_writer *w, dbd_chunk *c)
+{
+        for (size_t i = 0; i < c->n; i++) {
+                char err[512];
+                int r = db_ensure(w, err, sizeof(err));
+                if (r == 0)
+                        r = write_items(w, &c->items[i], 1);
+                if (r == 0)
+                        continue;
+                const dbd_item *it = &c->items[i];
+                log_error(r, "node %s: message seq %" PRIu64 " cannot be stored and is dropped: %s",
+                          it->node, it->seq, w->db ? jl_store_error(w->db) : err);
+                if (!w->db)
+                        continue;
+                _cleanup_stmt_ jl_stmt *st = NULL;
+                char msg[600];
+                snprintf(msg, sizeof(msg), "joule-dbd could not store message seq %" PRIu64 ": %s", it->seq,
+                         jl_store_error(w->db));
+                if (jl_store_prepare(w->db,
+                                     "INSERT INTO events (time_us, node, kind, message) VALUES ($1, $2, "
+                                     "'dbd_dropped', $3)",
+                                     &st) == 0 &&
+                    jl_stmt_bind_int64(st, 1, now_us()) == 0 && jl_stmt_bind_text(st, 2, it->node) == 0 &&
+                    jl_stmt_bind_text(st, 3, msg) == 0)
+                        (void)jl_stmt_step(st);
+        }
+}
+
+static void write_chunk(dbd_writer *w, dbd_chunk *c)
+{
+        unsigned backoff = 100, hard = 0;
+        for (;;) {
+                char err[512] = "";
+                int r = db_ensure(w, err, sizeof(err));
+                if (r == 0) {
+                        r = write_items(w, c->items, c->n);
+                        if (r < 0)
+                                snprintf(err, sizeof(err), "%s", jl_store_error(w->db));
+                }
+                if (r == 0) {
+                        if (w->outage)
+                                log_notice("database reachable again: storing the cached records");
+                        w->outage = false;
+                        set_db_ok(w, true);
+                        c->stored = true;
+                        return;
+                }
+                if (!transient(r) && ++hard >= 3) {
+                        log_error(r, "a batch of %zu messages fails: %s; storing it message by message",
+                                  c->n, err);
+                        isolate(w, c);
+                        c->stored = true;
+                        return;
+                }
+                if (!w->outage)
+                        log_warning(r,
+                                    "cannot store a batch of %zu messages: %s; retrying (the nodes keep "
+                                    "their records meanwhile)",
+                                    c->n, err);
+                else
+                        log_debug("still cannot store: %s", err);
+                w->outage = true;
+                set_db_ok(w, false);
+                if (r == -ECONNRESET || r == -ECONNREFUSED || r == -ETIMEDOUT || !w->db)
+                        db_close(w);
+                if (aborted(w))
+                        return;
+                sleep_interruptible(w, backoff);
+                backoff = MIN(backoff * 2, 5000u);
+        }
+}
+
+static void *writer_main(void *arg)
+{
+        dbd_writer *w = arg;
+        dbd_queue *q = w->q;
+        pthread_mutex_lock(&q->lock);
+        for (;;) {
+                if (q->abort)
+                        break;
+                dbd_chunk *c = q->head;
+                uint64_t now = mono_ns();
+                bool ready = c && (c->n >= q->batch_records || q->flush_all ||
+                                   now - c->first_ns >= q->batch_ms * NSEC_PER_MSEC);
+                if (ready) {
+                        q->head = c->next;
+                        if (!q->head)
+                                q->tail = NULL;
+                        c->next = NULL;
+                        pthread_mutex_unlock(&q->lock);
+                        write_chunk(w, c);
+                        if (c->stored && now_ns(CLOCK_MONOTONIC) - w->last_agg_ns >= NSEC_PER_SEC) {
+                                (void)aggregate(w, false);
+                                w->last_agg_ns = mono_ns();
+                        }
+                        pthread_mutex_lock(&q->lock);
+                        c->next = q->done;
+                        q->done = c;
+                        uint64_t one = 1;
+                        ssize_t k = write(q->done_fd, &one, sizeof(one));
+                        (void)k;
+                        continue;
+                }
+                if (q->stop && !c)
+                        break;
+                /* idle: the aggregation of ended windows, then wait for a chunk to be due */
+                if (now - w->last_agg_ns >= NSEC_PER_SEC && w->ndirty > 0) {
+                        pthread_mutex_unlock(&q->lock);
+                        (void)aggregate(w, false);
+                        w->last_agg_ns = mono_ns();
+                        pthread_mutex_lock(&q->lock);
+                        continue;
+                }
+                uint64_t wait_ns = c ? c->first_ns + q->batch_ms * NSEC_PER_MSEC : now + NSEC_PER_SEC;
+                struct timespec until = ns_to_timespec(wait_ns);
+                pthread_cond_timedwait(&q->cond, &q->lock, &until);
+        }
+        bool abort = q->abort;
+        pthread_mutex_unlock(&q->lock);
+        if (!abort && aggregate(w, true) < 0)
+                log_warning(0,
+                            "%zu aggregation windows were not recomputed (the next run or another dbd will)",
+                            w->ndirty);
+        return NULL;
+}
+
+int dbd_writer_start(const dbd_writer_opts *o, dbd_writer **ret)
+{
+        dbd_writer *w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->q = o->queue;
+        w->url = strdup(o->url);
+        if (!w->url) {
+                free(w);
+                return -ENOMEM;
+        }
+        w->period_us = (int64_t)llround(o->aggregation_period_s * 1e6);
+        if (w->period_us < 1000000)
+                w->period_us = 1000000;
+        w->grace_us = MIN(w->period_us, 5 * 1000000LL);
+        w->lookback_us = w->period_us;
+        w->last_agg_ns = mono_ns();
+        int r = -pthread_create(&w->thread, NULL, writer_main, w);
+        if (r < 0) {
+                free(w->url);
+                free(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}
+
+void dbd_writer_join(dbd_writer *w)
+{
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->q->lock);
+        pthread_cond_broadcast(&w->q->cond);
+        pthread_mutex_unlock(&w->q->lock);
+        pthread_join(w->thread, NULL);
+        db_close(w);
+        for (size_t i = 0; i < w->seen_cap; i++)
+                free(w->seen[i].name);
+        free(w->seen);
+        free(w->dirty);
+        free(w->url);
+        free(w);
+}
