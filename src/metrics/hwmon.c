@@ -1,7 +1,18 @@
 /* hwmon.c - the "hwmon" provider: temperature, power and energy inputs of every hwmon chip through
  * libsensors, named as `sensors` prints them ("coretemp-isa-0000/Package id 0"), plus the whole-node energy
  * of an ACPI power meter integrated from its power ("power_meter-acpi-0/power1/energy"); and
- * jl_hwmon_read_temp() (see hwmon.h). libsensors' one global init is shared by a reference count. */
+ * jl_hwmon_read_temp() (see hwmon.h). libsensors' one global init is shared by a reference count.
+ *
+ * libsensors finds the chips and their inputs, names and labels them and applies sensors.conf (ignore,
+ * label, compute). Reading goes around it: sensors_get_value() opens, stats, reads and closes the sysfs file
+ * on every call, so at open each input's file (the chip's path + the subfeature's name, e.g. temp1_input)
+ * is opened once and each read is one pread() and a strict parse, scaled as libsensors scales it (m°C → °C,
+ * µW → W, µJ → J). A compute statement cannot be asked of libsensors' API, so it is detected: at open the
+ * value of sensors_get_value() is compared with the file's own value scaled; an input where they differ
+ * (or whose file reads 0, where a compute that only scales cannot be told apart) keeps being read through
+ * sensors_get_value(), as before. A read that fails on the kept descriptor (a removed attribute fails reads,
+ * or reads empty) opens the path again once, so that errors are those of a fresh open: -ENOENT once the
+ * file is gone, and the reading resumes when it comes back. */
 #include "hwmon.h"
 
 #include <errno.h>
@@ -11,11 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <sensors/error.h>
 #include <sensors/sensors.h>
 
+#include "fileio.h"
 #include "macro.h"
+#include "parse.h"
 #include "timeutil.h"
 
 /* Plausible ranges; anything outside is a broken sensor, not a reading. */
@@ -108,12 +123,10 @@ static int check_value(jl_kind kind, double v)
         }
 }
 
-static int read_channel(const sensors_chip_name *chip, int nr, jl_kind kind, jl_value *ret)
+/* A value in °C, W or J, checked, into the channel's slot. */
+static int store_value(jl_kind kind, double v, jl_value *ret)
 {
-        double v;
-        int r = get_value(chip, nr, &v);
-        if (r == 0)
-                r = check_value(kind, v);
+        int r = check_value(kind, v);
         if (r < 0)
                 return r;
         if (kind == JL_KIND_ENERGY)
@@ -121,6 +134,13 @@ static int read_channel(const sensors_chip_name *chip, int nr, jl_kind kind, jl_
         else
                 ret->gauge = v;
         return 0;
+}
+
+static int read_channel(const sensors_chip_name *chip, int nr, jl_kind kind, jl_value *ret)
+{
+        double v;
+        int r = get_value(chip, nr, &v);
+        return r < 0 ? r : store_value(kind, v, ret);
 }
 
 static bool wanted(const char *const *patterns, const char *name)
@@ -137,6 +157,9 @@ typedef struct {
         const sensors_chip_name *chip; /* libsensors' own, valid until sensors_cleanup() */
         int subfeature;
         jl_kind kind;
+        int fd;     /* the input's sysfs file, kept open; -1: read through sensors_get_value() */
+        char *path; /* that file, to open again after a failed read */
+        double scale;
         /* The energy integrated from the power channel just before this one (a power meter's): the
          * trapezoid rule between good readings; a failed reading keeps the baseline, so the next good one
          * bridges the gap. */
@@ -150,11 +173,83 @@ typedef struct {
         hwmon_input *in;
 } hwmon_state;
 
+/* libsensors' divisor for the input subfeatures joule reads (temp*_input: m°C; power*_input,
+ * power*_average: µW; energy*_input: µJ). */
+static double kind_scale(jl_kind kind)
+{
+        return kind == JL_KIND_TEMPERATURE ? 1e3 : 1e6;
+}
+
+/* "nan", "inf", "-infinity", ...: a number, but not a finite one (fscanf("%lf") in libsensors reads them).
+ */
+static bool non_finite_text(const char *t)
+{
+        t += strspn(t, " \t");
+        if (*t == '-' || *t == '+')
+                t++;
+        size_t n = strcspn(t, " \t\n");
+        return (n == 3 && (strncasecmp(t, "nan", 3) == 0 || strncasecmp(t, "inf", 3) == 0)) ||
+               (n == 8 && strncasecmp(t, "infinity", 8) == 0) || (n > 4 && strncasecmp(t, "nan(", 4) == 0);
+}
+
+/* One pread() of the kept descriptor and a strict parse: the raw value in the file's unit. -ENODATA when
+ * the file is empty, the read's own error, or the parse's: -EINVAL for garbage (too long included), -ERANGE
+ * for a number out of range or not finite. */
+static int pread_raw(int fd, double *ret)
+{
+        char buf[64];
+        int n = read_text_fd(fd, buf, sizeof(buf));
+        if (n == -EFBIG)
+                return -EINVAL;
+        if (n < 0)
+                return n;
+        int r = parse_double(buf, ret);
+        if (r == -EINVAL && non_finite_text(buf))
+                return -ERANGE;
+        return r;
+}
+
+/* The value of an input read on its kept descriptor, in °C, W or J. */
+static int read_direct(hwmon_input *in, double *ret)
+{
+        double raw;
+        int r = pread_raw(in->fd, &raw);
+        if (r < 0 && r != -EINVAL && r != -ERANGE) {
+                /* The read failed or found nothing: open the path again, as each libsensors read did. */
+                int fd = open_ro(in->path);
+                if (fd < 0)
+                        return fd;
+                close(in->fd);
+                in->fd = fd;
+                r = pread_raw(in->fd, &raw);
+        }
+        if (r == -ENODATA)
+                return -EINVAL; /* empty: libsensors' SENSORS_ERR_ACCESS_R, as before */
+        if (r < 0)
+                return r;
+        *ret = raw / in->scale;
+        return 0;
+}
+
+static int read_input(hwmon_input *in, jl_value *ret)
+{
+        if (in->fd < 0)
+                return read_channel(in->chip, in->subfeature, in->kind, ret);
+        double v;
+        int r = read_direct(in, &v);
+        return r < 0 ? r : store_value(in->kind, v, ret);
+}
+
 static void hwmon_close(void *state)
 {
         hwmon_state *st = state;
         if (!st)
                 return;
+        for (size_t i = 0; i < st->n; i++) {
+                if (st->in[i].fd >= 0)
+                        close(st->in[i].fd);
+                free(st->in[i].path);
+        }
         free(st->in);
         free(st);
         sensors_release();
@@ -184,6 +279,40 @@ static const sensors_subfeature *input_of(const sensors_chip_name *chip, const s
                 break;
         }
         return sf;
+}
+
+/* Set the input up to be read on its own descriptor when that reads what sensors_get_value() reads; else
+ * (no path, cannot open, a compute statement, or no way to tell) leave it on libsensors. Returns 0 or
+ * -ENOMEM. */
+static int open_direct(hwmon_input *in, const sensors_chip_name *chip, const sensors_subfeature *sf)
+{
+        if (!chip->path)
+                return 0;
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/%s", chip->path, sf->name) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open_ro(path);
+        if (fd < 0)
+                return 0;
+        double scale = kind_scale(in->kind);
+        /* The file's value before and after libsensors' must agree, or the value moved in between: try
+         * again. A compute statement shows as libsensors' value differing from the file's value scaled;
+         * at 0 a compute that only multiplies does not show, so 0 stays on libsensors. */
+        for (int attempt = 0; attempt < 3; attempt++) {
+                double before, after, lib;
+                if (pread_raw(fd, &before) < 0 || get_value(chip, sf->number, &lib) < 0 ||
+                    pread_raw(fd, &after) < 0)
+                        return 0;
+                if (before != after)
+                        continue;
+                if (before == 0 || lib != before / scale)
+                        return 0;
+                in->fd = TAKE_FD(fd);
+                in->path = TAKE_PTR(path);
+                in->scale = scale;
+                return 0;
+        }
+        return 0;
 }
 
 /* Add one feature as a channel, or leave a note saying why not. Returns 0 or -ENOMEM. */
@@ -228,10 +357,18 @@ static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const cha
             .wrap_uj = 0,
         };
         snprintf(ch.name, sizeof(ch.name), "%s", name);
-        hwmon_input in = {.chip = chip, .subfeature = sf->number, .kind = kind};
-        r = add_input(st, &in, &ch, channels);
-        if (r < 0 || !(kind == JL_KIND_POWER && ch.scope == JL_SCOPE_NODE))
+        hwmon_input in = {.chip = chip, .subfeature = sf->number, .kind = kind, .fd = -1};
+        r = open_direct(&in, chip, sf);
+        if (r >= 0)
+                r = add_input(st, &in, &ch, channels);
+        if (r < 0) {
+                if (in.fd >= 0)
+                        close(in.fd);
+                free(in.path);
                 return r;
+        }
+        if (!(kind == JL_KIND_POWER && ch.scope == JL_SCOPE_NODE))
+                return 0;
 
         /* A power meter has no energy counter: integrate its power into the node's energy. */
         jl_channel e = ch;
@@ -239,6 +376,8 @@ static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const cha
         if (snprintf(e.name, sizeof(e.name), "%s/energy", name) >= (int)sizeof(e.name))
                 return jl_notes_add(notes, subject, -ENAMETOOLONG, "%s/energy: the name is too long", name);
         in.kind = JL_KIND_ENERGY;
+        in.fd = -1; /* reads nothing itself: the power channel's descriptor stays with it */
+        in.path = NULL;
         in.integrate = true;
         in.last_w = v.gauge;
         in.last_ns = mono_ns();
@@ -329,7 +468,7 @@ static int hwmon_read(void *state, jl_value *values)
         for (size_t i = 0; i < st->n; i++) {
                 hwmon_input *in = &st->in[i];
                 if (!in->integrate) {
-                        values[i].err = read_channel(in->chip, in->subfeature, in->kind, &values[i]);
+                        values[i].err = read_input(in, &values[i]);
                         continue;
                 }
                 /* The power channel just read (always the one before). */
