@@ -22,6 +22,8 @@ int verb_control(cli_context *ctx, int argc, char **argv);
 int verb_acct(cli_context *ctx, int argc, char **argv);
 int verb_report(cli_context *ctx, int argc, char **argv);
 int verb_status(cli_context *ctx, int argc, char **argv);
+int verb_run(cli_context *ctx, int argc, char **argv);
+int verb_calibrate(cli_context *ctx, int argc, char **argv);
 
 /* Put a CPU list ("0-3,8") into a request's CPU mask (CPU i: bit i % 8 of byte i / 8); -EINVAL, -ERANGE. */
 int cli_cpus_to_mask(const char *s, jl_msg_request *req);

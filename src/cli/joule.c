@@ -22,6 +22,8 @@ static const struct {
         {"control", verb_control, "query or command a node's jouled over its control port (MUNGE)"},
         {"acct", verb_acct, "energy, time and power per job step from the database"},
         {"report", verb_report, "energy per node, partition or cluster over a time range"},
+        {"run", verb_run, "run a scenario under measurement here: baseline, phases, system checks"},
+        {"calibrate", verb_calibrate, "idle baseline, sampling overhead, load and cool-down; recommend settings"},
         {"status", verb_status, "every node the database heard from, its last record's age, its health"},
 };
 

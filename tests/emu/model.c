@@ -566,6 +566,15 @@ static int create_cpus(const model *m, const char *root)
                         snprintf(list, sizeof(list), "%d", c);
                 r |= CPU("topology/thread_siblings_list", "%s\n", list);
                 r |= CPU("topology/core_cpus_list", "%s\n", list);
+                /* cpuidle as intel_idle / acpi_idle lay it out: every state enabled (the system checks) */
+                static const char *const idle_names[] = {"POLL", "C1", "C6"};
+                for (int i = 0; i < 3; i++) {
+                        char st[64];
+                        snprintf(st, sizeof(st), "cpuidle/state%d/name", i);
+                        r |= CPU(st, "%s\n", i == 2 && m->amd ? "C2" : idle_names[i]);
+                        snprintf(st, sizeof(st), "cpuidle/state%d/disable", i);
+                        r |= CPU(st, "0\n");
+                }
 #undef CPU
                 /* The policy is a real directory; cpuN/cpufreq links to it, as the kernel lays it out. */
 #define POL(file, ...) (snprintf(f, sizeof(f), "cpufreq/policy%d/%s", c, file), C(f, __VA_ARGS__))

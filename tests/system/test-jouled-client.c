@@ -153,6 +153,9 @@ static void print_shm(int shm_fd)
         json_object_end(&jw);
         json_object_end(&jw);
         putchar('\n');
+        munmap(p, sizeof(jl_shm_page));
+        if (writable)
+                munmap(w, sizeof(jl_shm_page));
 }
 
 int main(int argc, char **argv)
@@ -211,6 +214,8 @@ int main(int argc, char **argv)
                         jl_framer_free(&fr);
                         close(cfd);
                 }
+                jl_wbuf_free(&w);
+                jl_wbuf_free(&aw);
                 return 0;
         }
         if (strcmp(op, "raw-random") == 0) {
@@ -315,11 +320,13 @@ int main(int argc, char **argv)
         int r = read_frame(fd, &fr, &h, &payload, &shm_fd);
         if (r <= 0) {
                 printf("{\"closed\": true}\n");
+                jl_framer_free(&fr);
                 return r == 0 ? 3 : 1;
         }
         jl_msg_reply rep;
         if (h.type != JL_MSG_REPLY || jl_msg_reply_decode(payload, h.length, &rep, why, sizeof(why)) < 0) {
                 fprintf(stderr, "bad reply: %s\n", why);
+                jl_framer_free(&fr);
                 return 1;
         }
         if (strcmp(op, "shm") == 0 && rep.err == 0) {
@@ -328,6 +335,9 @@ int main(int argc, char **argv)
                         return 1;
                 }
                 print_shm(shm_fd);
+                close(shm_fd);
+                jl_framer_free(&fr);
+                close(fd);
                 return 0;
         }
         json_writer jw;
