@@ -61,9 +61,9 @@ typedef struct {
         uid_t uid;
         uint64_t cpumask[JL_CPU_MASK_WORDS]; /* the step's CPUs (every CPU when the begin named none) */
         uint64_t begin_us;                   /* realtime µs */
-        uint64_t begin_energy_uj;            /* node energy of this jouled instance at begin (or at restart) */
-        uint64_t carried_uj;                 /* energy accounted by an earlier instance before a restart */
-        bool complete;                       /* false: recovered after a restart, a gap is not measured */
+        uint64_t begin_energy_uj; /* node energy of this jouled instance at begin (or at restart) */
+        uint64_t carried_uj;      /* energy accounted by an earlier instance before a restart */
+        bool complete;            /* false: recovered after a restart, a gap is not measured */
 } jd_step;
 
 typedef struct jd_sink jd_sink;
@@ -94,6 +94,7 @@ typedef struct jouled {
         double rec_freq_sum;
         uint64_t rec_freq_n;
         uint64_t records_sent;
+        bool wrap_warned;
 
         /* persistent state (state.c) */
         uint64_t next_seq;
@@ -145,7 +146,8 @@ typedef struct {
 } jd_peer;
 
 /* Handle one request. Fills rep (rep->text points into *ret_text, malloc'd, caller frees); sets
- * *ret_send_fd to a descriptor to pass with the reply (GET_SHM) or -1. Never fails: errors go in rep->err. */
+ * *ret_send_fd to a descriptor to pass with the reply (GET_SHM) or -1. Never fails: errors go in rep->err.
+ */
 void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
                        char **ret_text, int *ret_send_fd);
 /* The node status as JSON (QUERY); malloc'd. */

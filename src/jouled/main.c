@@ -25,7 +25,8 @@ static void usage(FILE *f)
         fputs("Usage: jouled [-c FILE]\n\n"
               "joule's node daemon: power monitoring, the local API socket and shared-memory page, the\n"
               "remote control port, job step accounting and /metrics. See docs/jouled.md.\n\n"
-              "  -c, --config FILE   configuration file (default $JOULE_CONFIG, else " JOULE_CONFIG_DEFAULT_PATH ")\n"
+              "  -c, --config FILE   configuration file (default $JOULE_CONFIG, "
+              "else " JOULE_CONFIG_DEFAULT_PATH ")\n"
               "  -h, --help          this help\n"
               "      --version       print the version\n",
               f);
@@ -65,8 +66,9 @@ static void set_intervals(jouled *d)
         d->period_ns = (uint64_t)(d->cfg.node.period_s * 1e9);
         d->sample_ns = (uint64_t)(d->cfg.node.sample_ms * 1e6);
         if (d->sample_ns > d->period_ns) {
-                log_warning(0, "node.sample_ms (%g ms) is longer than node.period (%g s): sampling every period",
-                            d->cfg.node.sample_ms, d->cfg.node.period_s);
+                log_warning(
+                    0, "node.sample_ms (%g ms) is longer than node.period (%g s): sampling every period",
+                    d->cfg.node.sample_ms, d->cfg.node.period_s);
                 d->sample_ns = d->period_ns;
         }
 }
@@ -91,23 +93,25 @@ static void reload(jouled *d)
                 const char *key;
                 bool changed;
         } fixed[] = {
-                {"database.url", str_differs(n.database.url, d->cfg.database.url)},
-                {"node.name", str_differs(n.node.name, d->cfg.node.name)},
-                {"node.dbd", str_differs(n.node.dbd, d->cfg.node.dbd)},
-                {"node.socket", str_differs(n.node.socket, d->cfg.node.socket)},
-                {"node.control_listen", str_differs(n.node.control_listen, d->cfg.node.control_listen)},
-                {"node.spool", str_differs(n.node.spool, d->cfg.node.spool)},
-                {"node.state_dir", str_differs(n.node.state_dir, d->cfg.node.state_dir)},
-                {"node.munge_socket", str_differs(n.node.munge_socket, d->cfg.node.munge_socket)},
-                {"node.partition", str_differs(n.node.partition, d->cfg.node.partition)},
-                {"node.island", str_differs(n.node.island, d->cfg.node.island)},
-                {"measurement.hwmon_sensors", strv_differs(n.measurement.hwmon_sensors, d->cfg.measurement.hwmon_sensors)},
-                {"estimate.idle_w", n.estimate.idle_w != d->cfg.estimate.idle_w},
-                {"estimate.max_w", n.estimate.max_w != d->cfg.estimate.max_w},
+            {"database.url", str_differs(n.database.url, d->cfg.database.url)},
+            {"node.name", str_differs(n.node.name, d->cfg.node.name)},
+            {"node.dbd", str_differs(n.node.dbd, d->cfg.node.dbd)},
+            {"node.socket", str_differs(n.node.socket, d->cfg.node.socket)},
+            {"node.control_listen", str_differs(n.node.control_listen, d->cfg.node.control_listen)},
+            {"node.spool", str_differs(n.node.spool, d->cfg.node.spool)},
+            {"node.state_dir", str_differs(n.node.state_dir, d->cfg.node.state_dir)},
+            {"node.munge_socket", str_differs(n.node.munge_socket, d->cfg.node.munge_socket)},
+            {"node.partition", str_differs(n.node.partition, d->cfg.node.partition)},
+            {"node.island", str_differs(n.node.island, d->cfg.node.island)},
+            {"measurement.hwmon_sensors",
+             strv_differs(n.measurement.hwmon_sensors, d->cfg.measurement.hwmon_sensors)},
+            {"estimate.idle_w", n.estimate.idle_w != d->cfg.estimate.idle_w},
+            {"estimate.max_w", n.estimate.max_w != d->cfg.estimate.max_w},
         };
         for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
                 if (fixed[i].changed)
-                        log_notice("reload: %s changed; it takes effect at the next restart of jouled", fixed[i].key);
+                        log_notice("reload: %s changed; it takes effect at the next restart of jouled",
+                                   fixed[i].key);
 
         bool metrics_changed = str_differs(n.node.metrics_listen, d->cfg.node.metrics_listen);
         pthread_mutex_lock(&d->lock);
@@ -159,16 +163,20 @@ static void final_record(jouled *d)
                         m.start_us = jd_realtime_us(d, d->rec_start_ns);
                         m.end_us = jd_realtime_us(d, s->t_ns);
                         m.energy_uj = s->node_energy_uj - d->rec_start_node_uj;
-                        m.avg_power_w = (double)m.energy_uj / 1e6 / ((double)(s->t_ns - d->rec_start_ns) / 1e9);
+                        m.avg_power_w =
+                            (double)m.energy_uj / 1e6 / ((double)(s->t_ns - d->rec_start_ns) / 1e9);
                         m.temp_max_c = d->rec_temp_max;
-                        m.freq_avg_khz = d->rec_freq_n ? d->rec_freq_sum / (double)d->rec_freq_n : __builtin_nan("");
+                        m.freq_avg_khz =
+                            d->rec_freq_n ? d->rec_freq_sum / (double)d->rec_freq_n : __builtin_nan("");
                         if (d->nsteps) {
                                 jd_copy(m.job_id, sizeof(m.job_id), d->steps[0].job_id);
                                 m.step_id = d->steps[0].step_id;
                         }
                         for (size_t i = 0; i < s->ndomains && m.ndomains < JL_MSG_DOMAINS_MAX; i++) {
-                                jd_copy(m.domains[m.ndomains].name, sizeof(m.domains[0].name), s->domains[i].name);
-                                m.domains[m.ndomains++].energy_uj = s->domains[i].energy_uj - d->rec_start_dom_uj[i];
+                                jd_copy(m.domains[m.ndomains].name, sizeof(m.domains[0].name),
+                                        s->domains[i].name);
+                                m.domains[m.ndomains++].energy_uj =
+                                    s->domains[i].energy_uj - d->rec_start_dom_uj[i];
                         }
                         (void)jd_sink_record(d->sink, &m);
                         d->records_sent++;
@@ -183,10 +191,10 @@ static void final_record(jouled *d)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"config", required_argument, NULL, 'c'},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},
-                {},
+            {"config", required_argument, NULL, 'c'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {},
         };
         static jouled daemon = {.stop_fd = -1, .shm_fd = -1, .shm_ro_fd = -1};
         jouled *d = &daemon;
@@ -276,7 +284,9 @@ int main(int argc, char **argv)
         uint64_t spooled = jd_sink_last_seq(d->sink);
         if (spooled >= d->next_seq) {
                 /* a state directory older than the spool (restored, or lost): continue after the spool */
-                log_warning(0, "the spool holds sequence numbers up to %" PRIu64 ", beyond %s/seq: continuing after it",
+                log_warning(0,
+                            "the spool holds sequence numbers up to %" PRIu64
+                            ", beyond %s/seq: continuing after it",
                             spooled, d->cfg.node.state_dir);
                 d->next_seq = spooled + 1;
                 d->seq_reserved = d->next_seq; /* reserve a new block before the next use */
@@ -322,11 +332,11 @@ int main(int argc, char **argv)
 
         log_notice("jouled %s on %s: %zu channels, node energy from %s, period %g s, sampling every %g ms, "
                    "socket %s%s%s%s%s, records to %s, next seq %" PRIu64,
-                   JOULE_VERSION, d->cfg.node.name, d->sampler->channels.n, d->snap.node_source, d->cfg.node.period_s,
-                   d->cfg.node.sample_ms, d->cfg.node.socket, control ? ", control port " : "",
-                   control ? d->cfg.node.control_listen : "", d->metrics ? ", /metrics on " : "",
-                   d->metrics ? d->cfg.node.metrics_listen : "", d->cfg.node.dbd ? d->cfg.node.dbd : d->cfg.database.url,
-                   d->next_seq);
+                   JOULE_VERSION, d->cfg.node.name, d->sampler->channels.n, d->snap.node_source,
+                   d->cfg.node.period_s, d->cfg.node.sample_ms, d->cfg.node.socket,
+                   control ? ", control port " : "", control ? d->cfg.node.control_listen : "",
+                   d->metrics ? ", /metrics on " : "", d->metrics ? d->cfg.node.metrics_listen : "",
+                   d->cfg.node.dbd ? d->cfg.node.dbd : d->cfg.database.url, d->next_seq);
         sd_notify(0, "READY=1\nSTATUS=Running");
 
         for (;;) {

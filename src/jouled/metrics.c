@@ -54,9 +54,11 @@ static char *render(jouled *d, size_t *ret_len)
         FILE *f = open_memstream(&buf, &size);
         if (!f)
                 return NULL;
-        fputs("# HELP joule_energy_joules_total Energy since jouled started, per domain; domain=\"node\" is the "
+        fputs("# HELP joule_energy_joules_total Energy since jouled started, per domain; domain=\"node\" is "
+              "the "
               "node's energy (a whole-node domain, else packages+DRAM+GPUs).\n"
-              "# TYPE joule_energy_joules_total counter\n", f);
+              "# TYPE joule_energy_joules_total counter\n",
+              f);
         fputs("joule_energy_joules_total{node=", f);
         label(f, node);
         fprintf(f, ",domain=\"node\"} %.6f\n", (double)s->node_energy_uj / 1e6);
@@ -68,7 +70,8 @@ static char *render(jouled *d, size_t *ret_len)
                 fprintf(f, "} %.6f\n", (double)s->domains[i].energy_uj / 1e6);
         }
         fputs("# HELP joule_power_watts Power over the latest sampling interval, per domain.\n"
-              "# TYPE joule_power_watts gauge\n", f);
+              "# TYPE joule_power_watts gauge\n",
+              f);
         fputs("joule_power_watts{node=", f);
         label(f, node);
         fprintf(f, ",domain=\"node\"} %.3f\n", s->node_power_w);
@@ -81,7 +84,8 @@ static char *render(jouled *d, size_t *ret_len)
         }
         if (s->ntemps) {
                 fputs("# HELP joule_temperature_celsius Temperature per sensor (chip/feature).\n"
-                      "# TYPE joule_temperature_celsius gauge\n", f);
+                      "# TYPE joule_temperature_celsius gauge\n",
+                      f);
                 for (size_t i = 0; i < s->ntemps; i++) {
                         fputs("joule_temperature_celsius{node=", f);
                         label(f, node);
@@ -92,7 +96,8 @@ static char *render(jouled *d, size_t *ret_len)
         }
         if (s->nfreqs) {
                 fputs("# HELP joule_cpu_frequency_hertz Current frequency per CPU (cpufreq).\n"
-                      "# TYPE joule_cpu_frequency_hertz gauge\n", f);
+                      "# TYPE joule_cpu_frequency_hertz gauge\n",
+                      f);
                 for (size_t i = 0; i < s->nfreqs; i++) {
                         fputs("joule_cpu_frequency_hertz{node=", f);
                         label(f, node);
@@ -112,25 +117,32 @@ static char *render(jouled *d, size_t *ret_len)
                 fputs("} 1\n", f);
         }
         fputs("# HELP joule_job_energy_joules_total Node energy since the step began.\n"
-              "# TYPE joule_job_energy_joules_total counter\n", f);
+              "# TYPE joule_job_energy_joules_total counter\n",
+              f);
         for (size_t i = 0; i < nsteps; i++) {
                 fputs("joule_job_energy_joules_total{node=", f);
                 label(f, node);
                 fputs(",job=", f);
                 label(f, steps[i].job_id);
                 fprintf(f, ",step=\"%" PRId64 "\"} %.6f\n", steps[i].step_id,
-                        (double)(steps[i].carried_uj + (s->node_energy_uj - steps[i].begin_energy_uj)) / 1e6);
+                        (double)(steps[i].carried_uj + (s->node_energy_uj - steps[i].begin_energy_uj)) /
+                            1e6);
         }
-        fputs("# HELP joule_samples_total Samples taken by the monitor.\n# TYPE joule_samples_total counter\n", f);
+        fputs(
+            "# HELP joule_samples_total Samples taken by the monitor.\n# TYPE joule_samples_total counter\n",
+            f);
         fputs("joule_samples_total{node=", f);
         label(f, node);
         fprintf(f, "} %" PRIu64 "\n", s->samples);
-        fputs("# HELP joule_records_total Periodic records emitted.\n# TYPE joule_records_total counter\n", f);
+        fputs("# HELP joule_records_total Periodic records emitted.\n# TYPE joule_records_total counter\n",
+              f);
         fputs("joule_records_total{node=", f);
         label(f, node);
         fprintf(f, "} %" PRIu64 "\n", records);
-        fputs("# HELP joule_energy_estimated Whether the node energy is a model's estimate (1) or measured (0).\n"
-              "# TYPE joule_energy_estimated gauge\n", f);
+        fputs("# HELP joule_energy_estimated Whether the node energy is a model's estimate (1) or measured "
+              "(0).\n"
+              "# TYPE joule_energy_estimated gauge\n",
+              f);
         fputs("joule_energy_estimated{node=", f);
         label(f, node);
         fprintf(f, "} %d\n", s->node_estimated ? 1 : 0);
@@ -164,7 +176,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                         return MHD_NO;
                 resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
                 if (resp)
-                        MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+                        MHD_add_response_header(resp, "Content-Type",
+                                                "text/plain; version=0.0.4; charset=utf-8");
         }
         if (!resp)
                 return MHD_NO;
@@ -187,9 +200,9 @@ int jd_metrics_start(jouled *d, const char *listen_addr, jd_metrics **ret, char 
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
-                                  (unsigned)10, MHD_OPTION_END);
+        m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR,
+                                  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
         if (!m->mhd) {
                 snprintf(err, errlen, "node.metrics_listen %s: cannot listen (address in use or not local?)",
                          listen_addr);

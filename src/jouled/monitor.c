@@ -94,7 +94,8 @@ int jd_monitor_open(jouled *d, char *err, size_t errlen)
         if (nenergy == 0)
                 log_warning(0, "no energy counter on this node: records will carry 0 J (see `joule info`)");
         if (nenergy > JL_SHM_DOMAINS_MAX)
-                log_warning(0, "%zu energy domains; the first %d are published", nenergy, JL_SHM_DOMAINS_MAX);
+                log_warning(0, "%zu energy domains; the first %d are published", nenergy,
+                            JL_SHM_DOMAINS_MAX);
         r = shm_open_page(d, err, errlen);
         if (r < 0) {
                 jl_sampler_free(d->sampler);
@@ -176,6 +177,17 @@ void jd_sample_locked(jouled *d)
                         dom->scope = c->scope;
                         dom->estimated = c->estimated;
                         dom->counted = false;
+                        /* fewer than 4 samples per wrap: a wrap could pass unseen */
+                        if (c->wrap_uj && !d->wrap_warned && sm->nsamples >= 2 &&
+                            t->power_w * ((double)d->sample_ns / 1e9) * 4 > (double)c->wrap_uj / 1e6) {
+                                d->wrap_warned = true;
+                                log_warning(
+                                    0,
+                                    "%s wraps every %.0f s at %.0f W: node.sample_ms (%.0f ms) must be "
+                                    "at most a quarter of that",
+                                    c->name, (double)c->wrap_uj / 1e6 / t->power_w, t->power_w,
+                                    (double)d->sample_ns / 1e6);
+                        }
                         if (c->estimated) {
                                 if (c->scope == JL_SCOPE_NODE && est_idx < 0)
                                         est_idx = (int)s->ndomains;
@@ -194,8 +206,8 @@ void jd_sample_locked(jouled *d)
                         }
                         if (!d->rec_open || isnan(d->rec_temp_max) || t->value > d->rec_temp_max)
                                 d->rec_temp_max = t->value;
-                } else if (c->kind == JL_KIND_FREQUENCY && strcmp(c->provider, "cpufreq") == 0 && t->have_value &&
-                           sm->values[i].err == 0) {
+                } else if (c->kind == JL_KIND_FREQUENCY && strcmp(c->provider, "cpufreq") == 0 &&
+                           t->have_value && sm->values[i].err == 0) {
                         if (s->nfreqs < JD_FREQS_MAX) {
                                 jd_copy(s->freqs[s->nfreqs].cpu, sizeof(s->freqs[0].cpu), c->name);
                                 s->freqs[s->nfreqs++].khz = t->value;
@@ -214,7 +226,8 @@ void jd_sample_locked(jouled *d)
         } else if (have_summed) {
                 s->node_energy_uj = summed;
                 for (size_t i = 0; i < s->ndomains; i++)
-                        s->domains[i].counted = !s->domains[i].estimated && jl_scope_summed(s->domains[i].scope);
+                        s->domains[i].counted =
+                            !s->domains[i].estimated && jl_scope_summed(s->domains[i].scope);
                 s->node_source = "domains";
                 s->node_estimated = false;
         } else if (est_idx >= 0) {
@@ -228,7 +241,8 @@ void jd_sample_locked(jouled *d)
                 s->node_estimated = false;
         }
         if (had && s->t_ns > prev_t && s->node_energy_uj >= prev_energy)
-                s->node_power_w = (double)(s->node_energy_uj - prev_energy) / 1e6 / ((double)(s->t_ns - prev_t) / 1e9);
+                s->node_power_w =
+                    (double)(s->node_energy_uj - prev_energy) / 1e6 / ((double)(s->t_ns - prev_t) / 1e9);
         if (nfreq > 0) {
                 d->rec_freq_sum += freq_sum / (double)nfreq;
                 d->rec_freq_n++;
@@ -321,7 +335,8 @@ void *jd_monitor_thread(void *userdata)
                 else if (d->snap.t_ns - d->rec_start_ns + d->sample_ns / 2 >= d->period_ns) {
                         int r = record_build(d, &rec);
                         if (r < 0)
-                                log_error(r, "monitor: cannot persist the next sequence number in %s: %s; "
+                                log_error(r,
+                                          "monitor: cannot persist the next sequence number in %s: %s; "
                                           "this period's record is kept open",
                                           d->cfg.node.state_dir, strerror(-r));
                         else {

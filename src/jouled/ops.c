@@ -22,10 +22,10 @@
 #include "powercap_limit.h"
 #include "timeutil.h"
 
-#define FAIL(...)                                                                                            \
-        do {                                                                                                 \
-                reply_err(__VA_ARGS__);                                                                      \
-                return;                                                                                      \
+#define FAIL(...)                                                                                           \
+        do {                                                                                                \
+                reply_err(__VA_ARGS__);                                                                     \
+                return;                                                                                     \
         } while (0)
 
 static void reply_err(jl_msg_reply *rep, int err, const char *fmt, ...) _printf_(3, 4);
@@ -87,7 +87,8 @@ static int uid_of_user(const char *name, uid_t *ret)
 static bool valid_job_id(const char *s)
 {
         uint64_t v;
-        return s[0] != '\0' && strlen(s) < 24 && parse_u64(s, &v) == 0 && strspn(s, "0123456789") == strlen(s);
+        return s[0] != '\0' && strlen(s) < 24 && parse_u64(s, &v) == 0 &&
+               strspn(s, "0123456789") == strlen(s);
 }
 
 static int find_step(jouled *d, const char *job, int64_t step)
@@ -171,7 +172,7 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         if (find_step(d, st.job_id, st.step_id) >= 0) {
                 pthread_mutex_unlock(&d->lock);
                 FAIL(rep, -EEXIST, "job %s step %" PRId64 " is already running on this node", st.job_id,
-                                 st.step_id);
+                     st.step_id);
         }
         if (d->nsteps >= JD_STEPS_MAX) {
                 pthread_mutex_unlock(&d->lock);
@@ -198,8 +199,8 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         r = jd_sink_job(d->sink, &msg); /* under the lock: the sink sees sequence numbers in order */
         pthread_mutex_unlock(&d->lock);
         if (r < 0)
-                log_error(r, "job %s step %" PRId64 ": begin not queued for the database: %s", st.job_id, st.step_id,
-                          strerror(-r));
+                log_error(r, "job %s step %" PRId64 ": begin not queued for the database: %s", st.job_id,
+                          st.step_id, strerror(-r));
         log_info("job %s step %" PRId64 " of %s began (%s)", st.job_id, st.step_id, st.user, peer->desc);
         *ret_text = step_json(d, &st, "begin", 0, 0);
 }
@@ -214,7 +215,7 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
         if (i < 0) {
                 pthread_mutex_unlock(&d->lock);
                 FAIL(rep, -ENOENT, "job %s step %" PRId64 " is not running on this node", req->job_id,
-                                 req->step_id);
+                     req->step_id);
         }
         jd_step st = d->steps[i];
         if (!privileged && peer->uid != st.uid) {
@@ -244,10 +245,11 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
         r = jd_sink_job(d->sink, &msg); /* under the lock: in sequence order */
         pthread_mutex_unlock(&d->lock);
         if (r < 0)
-                log_error(r, "job %s step %" PRId64 ": end not queued for the database: %s", st.job_id, st.step_id,
-                          strerror(-r));
+                log_error(r, "job %s step %" PRId64 ": end not queued for the database: %s", st.job_id,
+                          st.step_id, strerror(-r));
         log_info("job %s step %" PRId64 " ended: %.3f J in %.3f s%s (%s)", st.job_id, st.step_id,
-                 (double)energy / 1e6, (double)rep->time_ms / 1e3, st.complete ? "" : ", incomplete", peer->desc);
+                 (double)energy / 1e6, (double)rep->time_ms / 1e3, st.complete ? "" : ", incomplete",
+                 peer->desc);
         *ret_text = step_json(d, &st, "end", end_us, energy);
 }
 
@@ -278,9 +280,9 @@ static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
         }
         if (!allowed)
                 FAIL(rep, -EPERM,
-                                 peer->remote ? "only root and node.admins may set CPU frequencies"
-                                              : "only root and the owner of the job running on these CPUs may set "
-                                                "their frequency");
+                     peer->remote ? "only root and node.admins may set CPU frequencies"
+                                  : "only root and the owner of the job running on these CPUs may set "
+                                    "their frequency");
         _cleanup_free_ jl_cpu_info *info = malloc(sizeof(*info));
         if (!info)
                 FAIL(rep, -ENOMEM, "out of memory");
@@ -295,23 +297,24 @@ static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
                 uint64_t lo = c->cpuinfo_min_khz, hi = c->cpuinfo_max_khz;
                 if (req->khz > 0) {
                         if ((lo && req->khz < lo) || (hi && req->khz > hi))
-                                FAIL(rep, -EINVAL, "%" PRIu64 " kHz is outside cpu%d's range %" PRIu64
-                                                 "..%" PRIu64 " kHz", req->khz, c->cpu, lo, hi);
+                                FAIL(rep, -EINVAL,
+                                     "%" PRIu64 " kHz is outside cpu%d's range %" PRIu64 "..%" PRIu64 " kHz",
+                                     req->khz, c->cpu, lo, hi);
                         lo = hi = req->khz;
                 } else if (!lo || !hi)
                         FAIL(rep, -ENOENT, "cpu%d does not tell its frequency range", c->cpu);
                 r = jl_cpufreq_set_limits(c->cpu, lo, hi);
                 if (r < 0)
                         FAIL(rep, r, "cpu%d: setting %" PRIu64 "..%" PRIu64 " kHz: %s (%u CPUs set before)",
-                                         c->cpu, lo, hi, strerror(-r), n);
+                             c->cpu, lo, hi, strerror(-r), n);
                 if (req->khz > 0 && strcmp(c->governor, "userspace") == 0)
                         (void)jl_cpufreq_set_speed(c->cpu, req->khz);
                 n++;
         }
         if (n == 0)
                 FAIL(rep, -ENODEV, "no online CPU in the mask (offline CPUs are skipped)");
-        log_info("CPU frequency of %u CPUs set to %s%" PRIu64 " kHz (%s)", n, req->khz ? "" : "the default range, ",
-                 req->khz, peer->desc);
+        log_info("CPU frequency of %u CPUs set to %s%" PRIu64 " kHz (%s)", n,
+                 req->khz ? "" : "the default range, ", req->khz, peer->desc);
         snprintf(rep->message, sizeof(rep->message), "%u CPUs set", n);
 }
 
@@ -319,7 +322,8 @@ static void op_set_powercap(jouled *d, const jd_peer *peer, const jl_msg_request
 {
         bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
         if (!allowed)
-                FAIL(rep, -EPERM, "only root%s may set a power limit", peer->remote ? " and node.admins" : "");
+                FAIL(rep, -EPERM, "only root%s may set a power limit",
+                     peer->remote ? " and node.admins" : "");
         int r = jl_powercap_set_node_limit(req->watts);
         if (r == -ENODEV)
                 FAIL(rep, r, "this node has no RAPL package zone with a power limit");
@@ -327,8 +331,8 @@ static void op_set_powercap(jouled *d, const jd_peer *peer, const jl_msg_request
                 FAIL(rep, r, "%g W is above the packages' maximum", req->watts);
         if (r < 0)
                 FAIL(rep, r, "setting the power limit: %s", strerror(-r));
-        log_notice("power limit %s%g W over %d packages (%s)", req->watts > 0 ? "" : "removed, was ", req->watts, r,
-                   peer->desc);
+        log_notice("power limit %s%g W over %d packages (%s)", req->watts > 0 ? "" : "removed, was ",
+                   req->watts, r, peer->desc);
         snprintf(rep->message, sizeof(rep->message), "%d packages set", r);
 }
 
@@ -360,8 +364,10 @@ void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req
                 if (!*ret_text)
                         reply_err(rep, -ENOMEM, "out of memory");
                 return;
-        case JL_OP_SET_CPUFREQ:
-                { op_set_cpufreq(d, peer, req, rep); return; }
+        case JL_OP_SET_CPUFREQ: {
+                op_set_cpufreq(d, peer, req, rep);
+                return;
+        }
         case JL_OP_SET_GPUFREQ:
         case JL_OP_SET_GPUFREQ_LIST: {
                 bool has_job = false;
@@ -373,16 +379,22 @@ void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req
                         FAIL(rep, -EPERM, "only root and the owner of a running job may set GPU clocks");
                 FAIL(rep, -EOPNOTSUPP, "GPU clock control is not available on this node");
         }
-        case JL_OP_JOB_BEGIN:
-                { op_job_begin(d, peer, req, rep, ret_text); return; }
-        case JL_OP_JOB_END:
-                { op_job_end(d, peer, req, rep, ret_text); return; }
-        case JL_OP_SET_POWERCAP:
-                { op_set_powercap(d, peer, req, rep); return; }
+        case JL_OP_JOB_BEGIN: {
+                op_job_begin(d, peer, req, rep, ret_text);
+                return;
+        }
+        case JL_OP_JOB_END: {
+                op_job_end(d, peer, req, rep, ret_text);
+                return;
+        }
+        case JL_OP_SET_POWERCAP: {
+                op_set_powercap(d, peer, req, rep);
+                return;
+        }
         case JL_OP_RELOAD:
                 if (!privileged)
                         FAIL(rep, -EPERM, "only root%s may reload jouled",
-                                         peer->remote ? " and node.admins" : "");
+                             peer->remote ? " and node.admins" : "");
                 log_notice("reload requested (%s)", peer->desc);
                 kill(getpid(), SIGHUP);
                 snprintf(rep->message, sizeof(rep->message), "reloading");
@@ -494,7 +506,9 @@ char *jd_query_json(jouled *d)
                 json_key(&w, "start");
                 json_string(&w, format_iso8601(steps[i].begin_us * 1000, iso, sizeof(iso)));
                 json_key(&w, "energy_j");
-                json_double(&w, (double)(steps[i].carried_uj + (s->node_energy_uj - steps[i].begin_energy_uj)) / 1e6);
+                json_double(&w,
+                            (double)(steps[i].carried_uj + (s->node_energy_uj - steps[i].begin_energy_uj)) /
+                                1e6);
                 json_key(&w, "complete");
                 json_bool(&w, steps[i].complete);
                 json_object_end(&w);

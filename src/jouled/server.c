@@ -71,8 +71,8 @@ int jd_parse_listen(const char *s, void *ret_sockaddr, unsigned *ret_len, char *
                 memmove(host, host + 1, strlen(host));
                 host[strlen(host) - 1] = '\0';
         }
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        struct addrinfo hints = {
+            .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
         struct addrinfo *res = NULL;
         int g = getaddrinfo(host, colon + 1, &hints, &res);
         if (g != 0 || !res) {
@@ -130,7 +130,8 @@ int jd_server_open_local(jouled *d, const char *path, jd_server **ret, char *err
 {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (strlen(path) >= sizeof(sa.sun_path)) {
-                snprintf(err, errlen, "node.socket '%s' is longer than %zu bytes", path, sizeof(sa.sun_path) - 1);
+                snprintf(err, errlen, "node.socket '%s' is longer than %zu bytes", path,
+                         sizeof(sa.sun_path) - 1);
                 return -ENAMETOOLONG;
         }
         jd_copy(sa.sun_path, sizeof(sa.sun_path), path);
@@ -159,7 +160,8 @@ int jd_server_open_local(jouled *d, const char *path, jd_server **ret, char *err
                 }
                 unlink(path);
         }
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
+            listen(fd, 128) < 0) {
                 r = negative_errno();
                 snprintf(err, errlen, "listening on %s: %s", path, strerror(-r));
                 return r;
@@ -302,7 +304,8 @@ static int send_with_fd(conn *c, const uint8_t *data, size_t len, int fd)
         } u;
         memset(&u, 0, sizeof(u));
         struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
         cm->cmsg_level = SOL_SOCKET;
         cm->cmsg_type = SCM_RIGHTS;
@@ -366,8 +369,8 @@ static void serve_request(jd_server *s, conn *c, const jl_frame_header *h, const
                 return;
         }
         if (s->remote && rep.err == -EPERM) {
-                log_warning(0, "control port: operation %u refused to uid %u: %s (%s); connection dropped", req.op,
-                            (unsigned)c->peer.uid, rep.message, c->peer.desc);
+                log_warning(0, "control port: operation %u refused to uid %u: %s (%s); connection dropped",
+                            req.op, (unsigned)c->peer.uid, rep.message, c->peer.desc);
                 c->closing = true;
         } else if (rep.err == -EPERM)
                 log_info("socket: operation %u refused: %s (%s)", req.op, rep.message, c->peer.desc);
@@ -380,18 +383,20 @@ static void serve_authed(jd_server *s, conn *c, const jl_frame_header *h, const 
         gid_t gid;
         _cleanup_free_ uint8_t *inner = NULL;
         size_t ilen;
-        int r = jl_auth_unwrap_frame(&s->auth, payload, h->length, MAX_REQUEST_PAYLOAD, &uid, &gid, &inner, &ilen,
-                                     why, sizeof(why));
+        int r = jl_auth_unwrap_frame(&s->auth, payload, h->length, MAX_REQUEST_PAYLOAD, &uid, &gid, &inner,
+                                     &ilen, why, sizeof(why));
         if (r < 0) {
-                log_warning(0, "control port: credential rejected: %s (%s); connection dropped", why, c->peer.desc);
+                log_warning(0, "control port: credential rejected: %s (%s); connection dropped", why,
+                            c->peer.desc);
                 reject(s, c, h->id, r == -ECONNREFUSED ? -ECONNREFUSED : -EACCES, why);
                 return;
         }
         jl_frame_header ih;
         r = jl_frame_header_decode(inner, MAX_REQUEST_PAYLOAD, &ih);
         if (r < 0 || ih.type != JL_MSG_REQUEST) {
-                log_warning(0, "control port: the credential of uid %u wraps no request (%s); connection dropped",
-                            (unsigned)uid, c->peer.desc);
+                log_warning(
+                    0, "control port: the credential of uid %u wraps no request (%s); connection dropped",
+                    (unsigned)uid, c->peer.desc);
                 reject(s, c, h->id, -EBADMSG, "the credential must wrap one REQUEST frame");
                 return;
         }
@@ -432,8 +437,9 @@ static void conn_read(jd_server *s, conn *c)
                         continue; /* discard what follows a rejected frame */
                 int r = jl_framer_feed(&c->fr, buf, (size_t)n);
                 if (r < 0) {
-                        conn_drop(s, c, "%s", r == -ENOBUFS ? "the client sends faster than it reads replies"
-                                                             : strerror(-r));
+                        conn_drop(s, c, "%s",
+                                  r == -ENOBUFS ? "the client sends faster than it reads replies"
+                                                : strerror(-r));
                         return;
                 }
                 jl_frame_header h;
@@ -444,9 +450,12 @@ static void conn_read(jd_server *s, conn *c)
                         else if (s->remote && h.type == JL_MSG_AUTHED)
                                 serve_authed(s, c, &h, payload);
                         else if (s->remote && h.type == JL_MSG_REQUEST) {
-                                log_warning(0, "control port: a request without a MUNGE credential (%s); "
-                                            "connection dropped", c->peer.desc);
-                                reject(s, c, h.id, -EACCES, "every request to the control port must be AUTHED");
+                                log_warning(0,
+                                            "control port: a request without a MUNGE credential (%s); "
+                                            "connection dropped",
+                                            c->peer.desc);
+                                reject(s, c, h.id, -EACCES,
+                                       "every request to the control port must be AUTHED");
                         } else {
                                 conn_drop(s, c, "unexpected message type %u", h.type);
                                 return;
@@ -479,8 +488,8 @@ static void accept_all(jd_server *s)
                         return;
                 }
                 if (s->nconns >= MAX_CONNS) {
-                        log_warning(0, "%s: %d connections open, refusing another", s->remote ? "control port" : "socket",
-                                    MAX_CONNS);
+                        log_warning(0, "%s: %d connections open, refusing another",
+                                    s->remote ? "control port" : "socket", MAX_CONNS);
                         close(fd);
                         continue;
                 }
@@ -499,7 +508,8 @@ static void accept_all(jd_server *s)
                         struct ucred cr;
                         socklen_t cl = sizeof(cr);
                         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
-                                log_warning(errno, "socket: SO_PEERCRED: %s; connection refused", strerror(errno));
+                                log_warning(errno, "socket: SO_PEERCRED: %s; connection refused",
+                                            strerror(errno));
                                 jl_framer_free(&c->fr);
                                 free(c);
                                 close(fd);
@@ -508,7 +518,8 @@ static void accept_all(jd_server *s)
                         c->peer.uid = cr.uid;
                         c->peer.gid = cr.gid;
                         c->peer.pid = cr.pid;
-                        snprintf(c->peer.desc, sizeof(c->peer.desc), "pid %d uid %u", (int)cr.pid, (unsigned)cr.uid);
+                        snprintf(c->peer.desc, sizeof(c->peer.desc), "pid %d uid %u", (int)cr.pid,
+                                 (unsigned)cr.uid);
                 } else {
                         char host[INET6_ADDRSTRLEN] = "?";
                         unsigned port = 0;
@@ -544,7 +555,8 @@ static void reap_stalled(jd_server *s)
         for (conn *c = s->conns, *next; c; c = next) {
                 next = c->next;
                 if ((c->fr.len > 0 || c->closing) && now - c->last_rx_ns > PARTIAL_FRAME_TIMEOUT_NS)
-                        conn_drop(s, c, "an incomplete frame for %llu s", (unsigned long long)(PARTIAL_FRAME_TIMEOUT_NS / NSEC_PER_SEC));
+                        conn_drop(s, c, "an incomplete frame for %llu s",
+                                  (unsigned long long)(PARTIAL_FRAME_TIMEOUT_NS / NSEC_PER_SEC));
         }
 }
 
@@ -558,7 +570,8 @@ void *jd_server_thread(void *userdata)
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        log_error(errno, "%s: epoll_wait: %s", s->remote ? "control port" : "socket", strerror(errno));
+                        log_error(errno, "%s: epoll_wait: %s", s->remote ? "control port" : "socket",
+                                  strerror(errno));
                         break;
                 }
                 bool stop = false;

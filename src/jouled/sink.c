@@ -69,7 +69,8 @@ static int push(jd_sink *s, item *it)
                 s->queued--;
                 s->dropped++;
                 free(old);
-                snprintf(s->err, sizeof(s->err), "queue full: %" PRIu64 " oldest messages dropped", s->dropped);
+                snprintf(s->err, sizeof(s->err), "queue full: %" PRIu64 " oldest messages dropped",
+                         s->dropped);
         }
         if (s->tail)
                 s->tail->next = it;
@@ -171,7 +172,8 @@ static int bind_record(jl_stmt *st, const void *p)
         r |= jl_stmt_bind_double(st, 6, m->avg_power_w);
         r |= jl_stmt_bind_text(st, 7, a->domains_json);
         r |= isnan(m->temp_max_c) ? jl_stmt_bind_null(st, 8) : jl_stmt_bind_double(st, 8, m->temp_max_c);
-        r |= isnan(m->freq_avg_khz) ? jl_stmt_bind_null(st, 9) : jl_stmt_bind_int64(st, 9, llround(m->freq_avg_khz));
+        r |= isnan(m->freq_avg_khz) ? jl_stmt_bind_null(st, 9)
+                                    : jl_stmt_bind_int64(st, 9, llround(m->freq_avg_khz));
         if (m->job_id[0] && job_number(m->job_id, &job) == 0) {
                 r |= jl_stmt_bind_int64(st, 10, job);
                 r |= jl_stmt_bind_int64(st, 11, m->step_id);
@@ -212,22 +214,24 @@ static int write_record(jd_sink *s, const jl_msg_record *m)
         json_object_end(&w);
         fclose(f);
         rec_args a = {.s = s, .m = m, .domains_json = dj};
-        int r = exec_stmt(s->store,
-                          "INSERT INTO periodic_metrics (node, seq, start_us, end_us, energy_uj, avg_power_w, "
-                          "domains_json, max_temp_c, avg_freq_khz, job_id, step_id) "
-                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (node, seq) DO NOTHING",
-                          bind_record, &a);
+        int r = exec_stmt(
+            s->store,
+            "INSERT INTO periodic_metrics (node, seq, start_us, end_us, energy_uj, avg_power_w, "
+            "domains_json, max_temp_c, avg_freq_khz, job_id, step_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (node, seq) DO NOTHING",
+            bind_record, &a);
         if (r < 0)
                 return r;
-        return exec_stmt(s->store,
-                         "INSERT INTO nodes (name, partition_name, island, first_seen_us, last_seen_us, last_seq, "
-                         "status, daemon_version) VALUES ($1, $2, $3, $4, $4, $5, 'up', $6) "
-                         "ON CONFLICT (name) DO UPDATE SET last_seen_us = excluded.last_seen_us, "
-                         "last_seq = CASE WHEN nodes.last_seq IS NULL OR excluded.last_seq > nodes.last_seq "
-                         "THEN excluded.last_seq ELSE nodes.last_seq END, status = 'up', "
-                         "partition_name = excluded.partition_name, island = excluded.island, "
-                         "daemon_version = excluded.daemon_version",
-                         bind_node, &a);
+        return exec_stmt(
+            s->store,
+            "INSERT INTO nodes (name, partition_name, island, first_seen_us, last_seen_us, last_seq, "
+            "status, daemon_version) VALUES ($1, $2, $3, $4, $4, $5, 'up', $6) "
+            "ON CONFLICT (name) DO UPDATE SET last_seen_us = excluded.last_seen_us, "
+            "last_seq = CASE WHEN nodes.last_seq IS NULL OR excluded.last_seq > nodes.last_seq "
+            "THEN excluded.last_seq ELSE nodes.last_seq END, status = 'up', "
+            "partition_name = excluded.partition_name, island = excluded.island, "
+            "daemon_version = excluded.daemon_version",
+            bind_node, &a);
 }
 
 typedef struct {
@@ -259,35 +263,39 @@ static int write_job(jd_sink *s, const jl_msg_job *m)
                 return 0; /* jouled accepts numeric job ids only; nothing else can reach here */
         int r;
         if (!m->end) {
-                r = exec_stmt(s->store,
-                              "INSERT INTO steps (job_id, step_id, node, user_name, start_us, complete) "
-                              "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (job_id, step_id, node) DO NOTHING",
-                              bind_job, &a);
+                r = exec_stmt(
+                    s->store,
+                    "INSERT INTO steps (job_id, step_id, node, user_name, start_us, complete) "
+                    "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (job_id, step_id, node) DO NOTHING",
+                    bind_job, &a);
                 if (r == 0)
-                        r = exec_stmt(s->store,
-                                      "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, start_us, "
-                                      "complete) VALUES ($1, $2, $4, $3, 1, $5, 0) "
-                                      "ON CONFLICT (job_id, step_id) DO NOTHING",
-                                      bind_job, &a);
+                        r = exec_stmt(
+                            s->store,
+                            "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, start_us, "
+                            "complete) VALUES ($1, $2, $4, $3, 1, $5, 0) "
+                            "ON CONFLICT (job_id, step_id) DO NOTHING",
+                            bind_job, &a);
                 return r;
         }
-        r = exec_stmt(s->store,
-                      "INSERT INTO steps (job_id, step_id, node, user_name, end_us, energy_uj, complete) "
-                      "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
-                      "end_us = excluded.end_us, energy_uj = excluded.energy_uj, complete = excluded.complete, "
-                      "avg_power_w = CASE WHEN steps.start_us IS NOT NULL AND excluded.end_us > steps.start_us "
-                      "THEN CAST(excluded.energy_uj AS DOUBLE PRECISION) / (excluded.end_us - steps.start_us) "
-                      "ELSE NULL END",
-                      bind_job, &a);
+        r = exec_stmt(
+            s->store,
+            "INSERT INTO steps (job_id, step_id, node, user_name, end_us, energy_uj, complete) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
+            "end_us = excluded.end_us, energy_uj = excluded.energy_uj, complete = excluded.complete, "
+            "avg_power_w = CASE WHEN steps.start_us IS NOT NULL AND excluded.end_us > steps.start_us "
+            "THEN CAST(excluded.energy_uj AS DOUBLE PRECISION) / (excluded.end_us - steps.start_us) "
+            "ELSE NULL END",
+            bind_job, &a);
         if (r == 0)
-                r = exec_stmt(s->store,
-                              "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, end_us, energy_uj, "
-                              "complete) VALUES ($1, $2, $4, $3, 1, $5, $6, $7) ON CONFLICT (job_id, step_id) DO "
-                              "UPDATE SET end_us = excluded.end_us, energy_uj = excluded.energy_uj, "
-                              "complete = excluded.complete, avg_power_w = CASE WHEN jobs.start_us IS NOT NULL "
-                              "AND excluded.end_us > jobs.start_us THEN CAST(excluded.energy_uj AS DOUBLE "
-                              "PRECISION) / (excluded.end_us - jobs.start_us) ELSE NULL END",
-                              bind_job, &a);
+                r = exec_stmt(
+                    s->store,
+                    "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, end_us, energy_uj, "
+                    "complete) VALUES ($1, $2, $4, $3, 1, $5, $6, $7) ON CONFLICT (job_id, step_id) DO "
+                    "UPDATE SET end_us = excluded.end_us, energy_uj = excluded.energy_uj, "
+                    "complete = excluded.complete, avg_power_w = CASE WHEN jobs.start_us IS NOT NULL "
+                    "AND excluded.end_us > jobs.start_us THEN CAST(excluded.energy_uj AS DOUBLE "
+                    "PRECISION) / (excluded.end_us - jobs.start_us) ELSE NULL END",
+                    bind_job, &a);
         return r;
 }
 
@@ -375,7 +383,8 @@ static void *sink_thread(void *userdata)
                         char err[256];
                         pthread_mutex_lock(&s->mu);
                         if (s->dbd)
-                                snprintf(s->err, sizeof(s->err), "node.dbd is set but this jouled has no reporter");
+                                snprintf(s->err, sizeof(s->err),
+                                         "node.dbd is set but this jouled has no reporter");
                         jd_copy(err, sizeof(err), s->err);
                         pthread_mutex_unlock(&s->mu);
                         if (!logged)
@@ -426,8 +435,11 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
         }
 #if JD_HAVE_REPORTER
         if (s->dbd) {
-                jl_reporter_opts o = {.node = cfg->node.name, .dbd = cfg->node.dbd, .spool = cfg->node.spool,
-                                      .partition = cfg->node.partition, .island = cfg->node.island,
+                jl_reporter_opts o = {.node = cfg->node.name,
+                                      .dbd = cfg->node.dbd,
+                                      .spool = cfg->node.spool,
+                                      .partition = cfg->node.partition,
+                                      .island = cfg->node.island,
                                       .auth = {.socket = cfg->node.munge_socket}};
                 int r = jl_reporter_new(&o, &s->reporter, err, errlen);
                 if (r < 0) {
@@ -443,7 +455,8 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
                 int r = store_connect(s);
                 if (r < 0) {
                         char red[512];
-                        snprintf(err, errlen, "database %s: %s", jl_store_url_redact(s->url, red, sizeof(red)), s->err);
+                        snprintf(err, errlen, "database %s: %s",
+                                 jl_store_url_redact(s->url, red, sizeof(red)), s->err);
                         jd_sink_close(s, 0);
                         return r;
                 }
@@ -488,7 +501,8 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms)
                 pthread_join(s->thread, NULL);
         }
         if (s->queued)
-                log_warning(0, "%" PRIu64 " records and job messages were not stored before exit", s->queued);
+                log_warning(0, "%" PRIu64 " records and job messages were not stored before exit",
+                            s->queued);
         while (s->head) {
                 item *it = s->head;
                 s->head = it->next;

@@ -140,7 +140,8 @@ int jd_state_save_steps(jouled *d)
         int r = write_atomic(d->cfg.node.state_dir, "steps", buf, size, false);
         free(buf);
         if (r < 0)
-                log_warning(r, "cannot save the open job steps in %s: %s", d->cfg.node.state_dir, strerror(-r));
+                log_warning(r, "cannot save the open job steps in %s: %s", d->cfg.node.state_dir,
+                            strerror(-r));
         return r;
 }
 
@@ -155,10 +156,10 @@ static int parse_step_line(char *line, jd_step *st)
         uint64_t uid, begin, so_far, complete, job;
         int64_t step;
         *st = (jd_step){0};
-        if (parse_u64(tok[0], &job) < 0 || strlen(tok[0]) >= sizeof(st->job_id) || parse_i64(tok[1], &step) < 0 ||
-            parse_u64(tok[2], &uid) < 0 || uid > UINT32_MAX - 1 || parse_u64(tok[3], &begin) < 0 ||
-            parse_u64(tok[4], &so_far) < 0 || parse_u64(tok[5], &complete) < 0 || complete > 1 ||
-            strlen(tok[7]) >= sizeof(st->user))
+        if (parse_u64(tok[0], &job) < 0 || strlen(tok[0]) >= sizeof(st->job_id) ||
+            parse_i64(tok[1], &step) < 0 || parse_u64(tok[2], &uid) < 0 || uid > UINT32_MAX - 1 ||
+            parse_u64(tok[3], &begin) < 0 || parse_u64(tok[4], &so_far) < 0 ||
+            parse_u64(tok[5], &complete) < 0 || complete > 1 || strlen(tok[7]) >= sizeof(st->user))
                 return -EINVAL;
         if (strcmp(tok[6], "-") != 0 && parse_cpu_list(tok[6], st->cpumask, JL_CPU_MAX) < 0)
                 return -EINVAL;
@@ -188,8 +189,10 @@ int jd_state_load(jouled *d, char *err, size_t errlen)
         if (f) {
                 uint64_t v;
                 if (!fgets(text, sizeof(text), f) || parse_u64(text, &v) < 0 || v == 0) {
-                        snprintf(err, errlen, "%s: not a sequence number; remove it only if this node's records "
-                                 "in the database may be overwritten", path);
+                        snprintf(err, errlen,
+                                 "%s: not a sequence number; remove it only if this node's records "
+                                 "in the database may be overwritten",
+                                 path);
                         return -EINVAL;
                 }
                 d->next_seq = v;
@@ -225,7 +228,8 @@ int jd_state_load(jouled *d, char *err, size_t errlen)
                         break;
                 }
                 d->steps[d->nsteps++] = st;
-                log_notice("job %s step %" PRId64 " was open when jouled stopped: it will be closed as incomplete",
+                log_notice("job %s step %" PRId64
+                           " was open when jouled stopped: it will be closed as incomplete",
                            st.job_id, st.step_id);
         }
         return 0;

@@ -42,7 +42,8 @@ static int read_zone(int idx, jl_powercap_zone *z)
 {
         char path[256];
         *z = (jl_powercap_zone){.index = idx};
-        if (zone_path(path, sizeof(path), idx, "name") < 0 || read_line_path(path, z->name, sizeof(z->name)) < 0)
+        if (zone_path(path, sizeof(path), idx, "name") < 0 ||
+            read_line_path(path, z->name, sizeof(z->name)) < 0)
                 return -ENOENT;
         for (int k = 0; k < JL_POWERCAP_CONSTRAINTS_MAX; k++) {
                 jl_powercap_constraint *c = &z->constraints[z->nconstraints];
@@ -56,7 +57,8 @@ static int read_zone(int idx, jl_powercap_zone *z)
                 if (zone_path(path, sizeof(path), idx, file) == 0 && read_u64_path(path, &v) == 0)
                         c->max_uw = v;
                 snprintf(file, sizeof(file), "constraint_%d_name", k);
-                if (zone_path(path, sizeof(path), idx, file) < 0 || read_line_path(path, c->name, sizeof(c->name)) < 0)
+                if (zone_path(path, sizeof(path), idx, file) < 0 ||
+                    read_line_path(path, c->name, sizeof(c->name)) < 0)
                         c->name[0] = '\0';
                 z->nconstraints++;
         }
@@ -134,7 +136,8 @@ int jl_powercap_set_node_limit(double watts)
                 const jl_powercap_zone *z = &zones[i];
                 if (strncmp(z->name, "package-", 8) != 0 || z->nconstraints == 0)
                         continue;
-                int r = jl_powercap_zone_set_limit(z->index, 0, watts > 0 ? share_uw : z->constraints[0].max_uw);
+                int r =
+                    jl_powercap_zone_set_limit(z->index, 0, watts > 0 ? share_uw : z->constraints[0].max_uw);
                 if (r < 0)
                         return r;
                 set++;

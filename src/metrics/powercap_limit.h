@@ -11,14 +11,14 @@
 #define JL_POWERCAP_CONSTRAINTS_MAX 4
 
 typedef struct {
-        char name[32];       /* constraint_K_name: "long_term", "short_term"; "" when unnamed */
-        uint64_t limit_uw;   /* constraint_K_power_limit_uw */
-        uint64_t max_uw;     /* constraint_K_max_power_uw; 0: unknown */
+        char name[32];     /* constraint_K_name: "long_term", "short_term"; "" when unnamed */
+        uint64_t limit_uw; /* constraint_K_power_limit_uw */
+        uint64_t max_uw;   /* constraint_K_max_power_uw; 0: unknown */
 } jl_powercap_constraint;
 
 typedef struct {
-        int index;      /* N of intel-rapl:N */
-        char name[32];  /* the zone's name: "package-0", "psys" */
+        int index;     /* N of intel-rapl:N */
+        char name[32]; /* the zone's name: "package-0", "psys" */
         size_t nconstraints;
         jl_powercap_constraint constraints[JL_POWERCAP_CONSTRAINTS_MAX];
 } jl_powercap_zone;

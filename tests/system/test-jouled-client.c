@@ -7,7 +7,8 @@
  *     OP: energy | query | shm | reload | begin JOB STEP [USER] [CPUS] | end JOB STEP | cpufreq CPUS KHZ |
  *         gpufreq GPU KHZ | powercap WATTS | raw-random N | raw-truncated | raw-oversized | raw-version |
  *         forged | plain | replay (control port: one credential sent twice)
- * Exit: 0 a reply came (whatever its err), 3 the daemon closed the connection without one, 2 usage, 1 error. */
+ * Exit: 0 a reply came (whatever its err), 3 the daemon closed the connection without one, 2 usage, 1 error.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -85,7 +86,8 @@ static int read_frame(int fd, jl_framer *fr, jl_frame_header *h, const uint8_t *
                         struct cmsghdr align;
                 } u;
                 struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-                struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.c, .msg_controllen = sizeof(u.c)};
+                struct msghdr mh = {
+                    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.c, .msg_controllen = sizeof(u.c)};
                 ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
                 if (n < 0)
                         return errno == ECONNRESET ? 0 : -errno;
@@ -251,7 +253,8 @@ int main(int argc, char **argv)
         } else if (strcmp(op, "forged") == 0) {
                 jl_wbuf w;
                 jl_wbuf_init(&w, JL_MSG_AUTHED, 0, 1);
-                jl_wbuf_put_str(&w, 13 /* the credential attribute of auth.c */, "MUNGE:AwQFAAD9YnNvbWVvbmVmb3JnZWR0aGlzY3JlZGVudGlhbDo=:");
+                jl_wbuf_put_str(&w, 13 /* the credential attribute of auth.c */,
+                                "MUNGE:AwQFAAD9YnNvbWVvbmVmb3JnZWR0aGlzY3JlZGVudGlhbDo=:");
                 const uint8_t *data;
                 size_t len;
                 if (jl_wbuf_finish(&w, &data, &len) < 0)
