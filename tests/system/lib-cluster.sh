@@ -59,7 +59,7 @@ cl_munge_start() {
 cl_port() {
         local p
         for _ in $(seq 50); do
-                p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+                p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
                 (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
         done
         return 1
@@ -129,7 +129,7 @@ cl_dbd_start() { # CONFIG [LOG]
         "$JOULE_DBD" -c "$1" >>"$CL_DBD_LOG" 2>&1 &
         CL_DBD_PID=$!
         for _ in $(seq 100); do
-                [ "$(grep -c "listening on" "$CL_DBD_LOG" 2>/dev/null)" -gt "$before" ] && return 0
+                [ "$(grep -c "listening on" "$CL_DBD_LOG" 2>/dev/null || true)" -gt "$before" ] 2>/dev/null && return 0
                 kill -0 "$CL_DBD_PID" 2>/dev/null || return 1
                 sleep 0.05
         done
