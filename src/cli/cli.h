@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "json.h"
 #include "msg.h"
 #include "store.h"
 #include "provider.h"
@@ -22,6 +23,9 @@ int verb_control(cli_context *ctx, int argc, char **argv);
 int verb_acct(cli_context *ctx, int argc, char **argv);
 int verb_report(cli_context *ctx, int argc, char **argv);
 int verb_status(cli_context *ctx, int argc, char **argv);
+int verb_machines(cli_context *ctx, int argc, char **argv);
+int verb_submit(cli_context *ctx, int argc, char **argv);
+int verb_jobs(cli_context *ctx, int argc, char **argv);
 int verb_run(cli_context *ctx, int argc, char **argv);
 int verb_calibrate(cli_context *ctx, int argc, char **argv);
 
@@ -44,3 +48,11 @@ void cli_provider_config(const cli_context *ctx, jl_provider_config *ret);
 /* Split "a,b,c" into a NULL-terminated vector (for --providers); returns NULL on ENOMEM. */
 char **cli_split_list(const char *s);
 void cli_strv_free(char **v);
+
+/* The job queue's verbs (machines.c): a positive id from the command line (logs "WHAT 'S' is not …"); a
+ * printable non-empty text of at most max bytes; whether machine id exists (1/0, or logs and returns a
+ * negative errno); a µs timestamp column as ISO 8601 UTC or null. */
+int cli_parse_id(const char *what, const char *s, int64_t *ret);
+bool cli_text_ok(const char *s, size_t max);
+int cli_machine_exists(jl_store *s, int64_t id);
+void cli_json_time(json_writer *w, jl_stmt *st, int col);

@@ -24,6 +24,9 @@ static const struct {
         {"report", verb_report, "energy per node, partition or cluster over a time range"},
         {"run", verb_run, "run a scenario under measurement here: baseline, phases, system checks"},
         {"calibrate", verb_calibrate, "idle baseline, sampling overhead, load and cool-down; recommend settings"},
+        {"machines", verb_machines, "add or list the measurement machines that take benchmark jobs"},
+        {"submit", verb_submit, "queue a benchmark job (a scenario or a git repository) for one machine"},
+        {"jobs", verb_jobs, "list, show or cancel benchmark jobs; send the queued e-mails"},
         {"status", verb_status, "every node the database heard from, its last record's age, its health"},
 };
 

@@ -1,0 +1,255 @@
+/* machines.c - `joule machines add | list`: the measurement machines of the cluster (the `machines` table;
+ * `id` and `description` unique), and the helpers the queue's verbs share (ids on the command line, "does
+ * this machine exist", ISO 8601 or null in JSON). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "json.h"
+#include "log.h"
+#include "macro.h"
+#include "parse.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define DESCRIPTION_MAX 256
+
+int cli_parse_id(const char *what, const char *s, int64_t *ret)
+{
+        int64_t v;
+        if (!s || parse_i64(s, &v) < 0 || v < 1)
+                return log_error(EINVAL, "%s '%s' is not a positive integer", what, s ? s : "");
+        *ret = v;
+        return 0;
+}
+
+bool cli_text_ok(const char *s, size_t max)
+{
+        if (!s || !*s || strlen(s) > max)
+                return false;
+        for (; *s; s++)
+                if ((unsigned char)*s < ' ' || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+int cli_machine_exists(jl_store *s, int64_t id)
+{
+        _cleanup_stmt_ jl_stmt *st = NULL;
+        int r = jl_store_prepare(s, "SELECT 1 FROM machines WHERE id = $1", &st);
+        if (r >= 0 && (r = jl_stmt_bind_int64(st, 1, id)) >= 0)
+                r = jl_stmt_step(st);
+        if (r < 0)
+                return log_error(r, "cannot read the machines: %s", jl_store_error(s));
+        return r == JL_STORE_ROW;
+}
+
+void cli_json_time(json_writer *w, jl_stmt *st, int col)
+{
+        char buf[64];
+        if (jl_stmt_column_is_null(st, col))
+                json_null(w);
+        else
+                json_string(w, format_iso8601((uint64_t)jl_stmt_column_int64(st, col) * NSEC_PER_USEC, buf,
+                                              sizeof(buf)));
+}
+
+static int usage(FILE *f)
+{
+        fputs("Usage: joule machines add --id N --description TEXT [--url URL]\n"
+              "       joule machines list [--json] [--url URL]\n\n"
+              "The measurement machines that take benchmark jobs (machine.id in each runner's "
+              "configuration).\n"
+              "Both the id and the description must be unique.\n\n"
+              "  -i, --id N             the machine's id (a positive integer)\n"
+              "  -d, --description TEXT what the machine is (printable, at most 256 bytes)\n"
+              "  -j, --json             list: one JSON array of {id, description, status, temperature_c,\n"
+              "                         jobs_processed, jobs_waiting, needs_validation, updated}\n"
+              "  -u, --url URL          the database (default: database.url)\n",
+              f);
+        return f == stdout ? 0 : 2;
+}
+
+static int do_add(jl_store *s, int64_t id, const char *description)
+{
+        int64_t now = (int64_t)cli_now_us();
+        _cleanup_stmt_ jl_stmt *ins = NULL, *who = NULL, *log = NULL;
+        int r = jl_store_prepare(s,
+                                 "INSERT INTO machines (id, description, jobs_processed, needs_validation, "
+                                 "created_us, updated_us) VALUES ($1, $2, 0, 0, $3, $3)",
+                                 &ins);
+        if (r >= 0 && (r = jl_stmt_bind_int64(ins, 1, id)) >= 0 &&
+            (r = jl_stmt_bind_text(ins, 2, description)) >= 0 && (r = jl_stmt_bind_int64(ins, 3, now)) >= 0)
+                r = jl_stmt_step(ins);
+        if (r == -EEXIST) {
+                /* which of the two is taken? */
+                r = jl_store_prepare(
+                    s,
+                    "SELECT id, description FROM machines WHERE id = $1 OR description = $2 "
+                    "ORDER BY id = $1 DESC",
+                    &who);
+                if (r >= 0 && (r = jl_stmt_bind_int64(who, 1, id)) >= 0 &&
+                    (r = jl_stmt_bind_text(who, 2, description)) >= 0)
+                        r = jl_stmt_step(who);
+                if (r == JL_STORE_ROW && jl_stmt_column_int64(who, 0) == id)
+                        return log_error(EEXIST, "machine %" PRId64 " already exists ('%s')", id,
+                                         jl_stmt_column_text(who, 1));
+                if (r == JL_STORE_ROW)
+                        return log_error(EEXIST, "the description '%s' is already used by machine %" PRId64,
+                                         description, jl_stmt_column_int64(who, 0));
+                return log_error(EEXIST, "machine %" PRId64 " or its description already exists", id);
+        }
+        if (r < 0)
+                return log_error(r, "cannot add machine %" PRId64 ": %s", id, jl_store_error(s));
+        /* the changelog keeps who the cluster had when */
+        if (jl_store_prepare(s, "INSERT INTO changelog (time_us, machine_id, message) VALUES ($1, $2, $3)",
+                             &log) >= 0) {
+                char msg[DESCRIPTION_MAX + 64];
+                snprintf(msg, sizeof(msg), "machine added: %s", description);
+                jl_stmt_bind_int64(log, 1, now);
+                jl_stmt_bind_int64(log, 2, id);
+                jl_stmt_bind_text(log, 3, msg);
+                if (jl_stmt_step(log) < 0)
+                        log_warning(0, "machine %" PRId64 " added, but not to the changelog: %s", id,
+                                    jl_store_error(s));
+        }
+        printf("machine %" PRId64 " added: %s\n", id, description);
+        return 0;
+}
+
+static int do_list(jl_store *s, bool json)
+{
+        _cleanup_stmt_ jl_stmt *st = NULL;
+        int r = jl_store_prepare(
+            s,
+            "SELECT m.id, m.description, m.status, m.current_temperature_c, m.jobs_processed, "
+            "m.needs_validation, m.updated_us, (SELECT COUNT(*) FROM bench_jobs j WHERE "
+            "j.machine_id = m.id AND j.state = 'WAITING') FROM machines m ORDER BY m.id",
+            &st);
+        if (r < 0)
+                return log_error(r, "cannot read the machines: %s", jl_store_error(s));
+        json_writer w;
+        if (json) {
+                json_init(&w, stdout);
+                json_array_begin(&w);
+        } else
+                printf("%6s  %-32s %-14s %8s %8s %8s  %s\n", "ID", "DESCRIPTION", "STATUS", "TEMP_C", "JOBS",
+                       "WAITING", "UPDATED");
+        while ((r = jl_stmt_step(st)) == JL_STORE_ROW) {
+                double temp = jl_stmt_column_double(st, 3);
+                if (json) {
+                        json_object_begin(&w);
+                        json_key(&w, "id");
+                        json_int(&w, jl_stmt_column_int64(st, 0));
+                        json_key(&w, "description");
+                        json_string(&w, jl_stmt_column_text(st, 1));
+                        json_key(&w, "status");
+                        if (jl_stmt_column_is_null(st, 2))
+                                json_null(&w);
+                        else
+                                json_string(&w, jl_stmt_column_text(st, 2));
+                        json_key(&w, "temperature_c");
+                        json_double(&w, temp);
+                        json_key(&w, "jobs_processed");
+                        json_int(&w, jl_stmt_column_int64(st, 4));
+                        json_key(&w, "jobs_waiting");
+                        json_int(&w, jl_stmt_column_int64(st, 7));
+                        json_key(&w, "needs_validation");
+                        json_bool(&w, jl_stmt_column_int64(st, 5) != 0);
+                        json_key(&w, "updated");
+                        cli_json_time(&w, st, 6);
+                        json_object_end(&w);
+                } else {
+                        char tbuf[32] = "-", ubuf[64] = "-";
+                        if (!isnan(temp))
+                                snprintf(tbuf, sizeof(tbuf), "%.1f", temp);
+                        if (!jl_stmt_column_is_null(st, 6))
+                                format_iso8601((uint64_t)jl_stmt_column_int64(st, 6) * NSEC_PER_USEC, ubuf,
+                                               sizeof(ubuf));
+                        const char *status = jl_stmt_column_text(st, 2);
+                        printf("%6" PRId64 "  %-32s %-14s %8s %8" PRId64 " %8" PRId64 "  %s%s\n",
+                               jl_stmt_column_int64(st, 0), jl_stmt_column_text(st, 1),
+                               status ? status : "-", tbuf, jl_stmt_column_int64(st, 4),
+                               jl_stmt_column_int64(st, 7), ubuf,
+                               jl_stmt_column_int64(st, 5) ? "  (needs validation)" : "");
+                }
+        }
+        if (json) {
+                json_array_end(&w);
+                fputc('\n', stdout);
+        }
+        if (r < 0)
+                return log_error(r, "cannot read the machines: %s", jl_store_error(s));
+        return 0;
+}
+
+int verb_machines(cli_context *ctx, int argc, char **argv)
+{
+        static const struct option opts[] = {
+            {"id", required_argument, NULL, 'i'}, {"description", required_argument, NULL, 'd'},
+            {"json", no_argument, NULL, 'j'},     {"url", required_argument, NULL, 'u'},
+            {"help", no_argument, NULL, 'h'},     {0},
+        };
+        const char *id_s = NULL, *description = NULL, *url = NULL;
+        bool json = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "i:d:ju:h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'i':
+                        id_s = optarg;
+                        break;
+                case 'd':
+                        description = optarg;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case 'u':
+                        url = optarg;
+                        break;
+                case 'h':
+                        return usage(stdout);
+                default:
+                        return usage(stderr);
+                }
+        }
+        if (optind != argc - 1) {
+                usage(stderr);
+                log_error(EINVAL, optind >= argc ? "machines: no command given (add or list)"
+                                                 : "machines: too many arguments");
+                return 2;
+        }
+        const char *cmd = argv[optind];
+        bool add = strcmp(cmd, "add") == 0;
+        if (!add && strcmp(cmd, "list") != 0) {
+                usage(stderr);
+                log_error(EINVAL, "machines: unknown command '%s'", cmd);
+                return 2;
+        }
+        int64_t id = 0;
+        if (add) {
+                if (!id_s || !description) {
+                        log_error(EINVAL, "machines add: --id and --description are both required");
+                        return 2;
+                }
+                if (cli_parse_id("machines add: the id", id_s, &id) < 0)
+                        return 2;
+                if (!cli_text_ok(description, DESCRIPTION_MAX)) {
+                        log_error(EINVAL, "machines add: the description must be 1 to %d printable bytes",
+                                  DESCRIPTION_MAX);
+                        return 2;
+                }
+        } else if (id_s || description) {
+                log_error(EINVAL, "machines list takes no --id or --description");
+                return 2;
+        }
+        _cleanup_store_ jl_store *s = NULL;
+        if (cli_open_store(ctx, url, &s) < 0)
+                return 1;
+        return (add ? do_add(s, id, description) : do_list(s, json)) < 0 ? 1 : 0;
+}
