@@ -172,6 +172,8 @@ void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, c
 const char *jd_sink_kind(const jd_sink *s); /* "store" or "dbd" */
 /* The highest sequence number already handed over in an earlier run (the reporter's spool); 0: none. */
 uint64_t jd_sink_last_seq(jd_sink *s);
+/* Log the reporter's connection changes once each (monitor thread, outside the lock). */
+void jd_sink_log_changes(jd_sink *s);
 /* Stop: deliver what is queued for at most timeout_ms, then free. */
 void jd_sink_close(jd_sink *s, unsigned timeout_ms);
 

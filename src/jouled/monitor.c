@@ -351,6 +351,8 @@ void *jd_monitor_thread(void *userdata)
                 int qr = emit ? jd_sink_record(d->sink, &rec) : 0;
                 uint64_t want_ns = d->sample_ns;
                 pthread_mutex_unlock(&d->lock);
+                if (emit)
+                        jd_sink_log_changes(d->sink);
                 if (qr < 0)
                         log_error(qr, "monitor: record %llu not queued: %s", (unsigned long long)rec.seq,
                                   strerror(-qr));

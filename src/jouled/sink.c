@@ -54,6 +54,8 @@ struct jd_sink {
         jl_store *store; /* sink thread only */
 #if JD_HAVE_REPORTER
         jl_reporter *reporter; /* node.dbd set: the messages go there, the queue stays empty */
+        bool was_connected;    /* jd_sink_log_changes() (monitor thread only) */
+        char logged_err[256];
 #endif
 };
 
@@ -470,6 +472,30 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
         s->thread_started = true;
         *ret = s;
         return 0;
+}
+
+void jd_sink_log_changes(jd_sink *s)
+{
+#if JD_HAVE_REPORTER
+        if (!s->reporter)
+                return;
+        jl_reporter_status st;
+        jl_reporter_get_status(s->reporter, &st);
+        if (st.connected != s->was_connected ||
+            (!st.connected && strcmp(st.last_error, s->logged_err) != 0)) {
+                if (st.connected)
+                        log_notice("joule-dbd: connected; %" PRIu64 " messages pending", st.pending);
+                else
+                        log_warning(0,
+                                    "joule-dbd: not connected (%s); messages are kept in the spool (%" PRIu64
+                                    " pending)",
+                                    st.last_error[0] ? st.last_error : "connecting", st.pending);
+                s->was_connected = st.connected;
+                jd_copy(s->logged_err, sizeof(s->logged_err), st.last_error);
+        }
+#else
+        (void)s;
+#endif
 }
 
 uint64_t jd_sink_last_seq(jd_sink *s)
