@@ -79,7 +79,8 @@ typedef struct {
  * On failure: tries + 1, last_error, next_try_us = now + backoff. When the server as a whole is down the
  * pass stops after the first failure (the rest are deferred). Returns 0 with the counts in *ret_stats (may
  * be NULL) when the pass ran (failed mails are not an error of the pass; err then holds the last failed
- * send's reason), or a negative errno for the store's or the configuration's failure, with the reason in err. */
+ * send's reason), or a negative errno for the store's or the configuration's failure, with the reason in
+ * err. */
 int jl_mail_send_queued(jl_store *s, const jl_mail_config *c, int64_t now_us, unsigned max,
                         jl_mail_stats *ret_stats, char *err, size_t errlen);
 

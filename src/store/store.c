@@ -659,7 +659,8 @@ int jl_store_notify(jl_store *s, const char *channel, const char *payload)
 {
         store_clear_error(s);
         if (!channel || !store_identifier_ok(channel))
-                return store_error(s, -EINVAL, "notify: '%s' is not a plain identifier", channel ? channel : "");
+                return store_error(s, -EINVAL, "notify: '%s' is not a plain identifier",
+                                   channel ? channel : "");
         if (!s->ops->notify)
                 return store_error(s, -EOPNOTSUPP, "notify: %s has no notifications", s->ops->name);
         return s->ops->notify(s, channel, payload ? payload : "");
@@ -669,7 +670,8 @@ int jl_store_listen(jl_store *s, const char *channel)
 {
         store_clear_error(s);
         if (!channel || !store_identifier_ok(channel))
-                return store_error(s, -EINVAL, "listen: '%s' is not a plain identifier", channel ? channel : "");
+                return store_error(s, -EINVAL, "listen: '%s' is not a plain identifier",
+                                   channel ? channel : "");
         if (!s->ops->listen)
                 return store_error(s, -EOPNOTSUPP, "listen: %s has no notifications", s->ops->name);
         return s->ops->listen(s, channel);
@@ -683,8 +685,8 @@ int jl_store_notify_fd(jl_store *s)
         return s->ops->notify_fd(s);
 }
 
-int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size, char *ret_payload,
-                         size_t payload_size)
+int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size,
+                         char *ret_payload, size_t payload_size)
 {
         store_clear_error(s);
         if (timeout_ms < 0)

@@ -181,5 +181,5 @@ int jl_store_notify_fd(jl_store *s);
  * time ran out, -EINTR when a signal interrupted the wait, -ECONNRESET when the connection was lost.
  * Notifications that arrived while other statements ran are kept and returned first. SQLite:
  * -EOPNOTSUPP. */
-int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size, char *ret_payload,
-                         size_t payload_size);
+int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size,
+                         char *ret_payload, size_t payload_size);
