@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,43 +309,73 @@ static int push_children(pid_stack *s, const char *text)
         return r;
 }
 
-/* Queue the children of every thread of pid. A process that vanished meanwhile has none. */
+/* Queue the children of every thread of pid. A process that vanished meanwhile has none. The task directory
+ * is listed with getdents64() into a small buffer (opendir() would allocate 32 KiB for a handful of
+ * entries). */
 static int queue_children(pid_stack *s, pid_t pid)
 {
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-        DIR *d = opendir(path);
-        if (!d)
+        _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
                 return 0;
         int r = 0;
-        struct dirent *de;
+        char dents[1024] __attribute__((aligned(8)));
         char buf[8192];
-        while (r >= 0 && (de = readdir(d))) {
-                if (!isdigit((unsigned char)de->d_name[0]))
-                        continue;
-                char cpath[128];
-                snprintf(cpath, sizeof(cpath), "/proc/%d/task/%.16s/children", (int)pid, de->d_name);
-                int n = read_text_path(cpath, buf, sizeof(buf));
-                if (n == -EFBIG) {
-                        /* Thousands of children of one thread: read it into a larger buffer. */
-                        _cleanup_free_ char *big = malloc(1 << 20);
-                        if (!big) {
-                                r = -ENOMEM;
-                                break;
+        for (;;) {
+                ssize_t nd = getdents64(dfd, dents, sizeof(dents));
+                if (nd <= 0)
+                        break; /* the end, or the process went away while listing */
+                for (ssize_t o = 0; o < nd && r >= 0;) {
+                        const struct dirent64 *de = (const struct dirent64 *)(dents + o);
+                        o += de->d_reclen;
+                        if (!isdigit((unsigned char)de->d_name[0]))
+                                continue;
+                        char cpath[128];
+                        snprintf(cpath, sizeof(cpath), "/proc/%d/task/%.16s/children", (int)pid, de->d_name);
+                        int n = read_text_path(cpath, buf, sizeof(buf));
+                        if (n == -EFBIG) {
+                                /* Thousands of children of one thread: read it into a larger buffer. */
+                                _cleanup_free_ char *big = malloc(1 << 20);
+                                if (!big) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                n = read_text_path(cpath, big, 1 << 20);
+                                if (n > 0)
+                                        r = push_children(s, big);
+                                continue;
                         }
-                        n = read_text_path(cpath, big, 1 << 20);
                         if (n > 0)
-                                r = push_children(s, big);
-                        continue;
+                                r = push_children(s, buf);
                 }
-                if (n > 0)
-                        r = push_children(s, buf);
+                if (r < 0)
+                        break;
         }
-        closedir(d);
         return r;
 }
 
-int jl_proc_tree_ticks(pid_t root, uint64_t *ret_ticks)
+/* Read and parse /proc/PID/stat: through fd when one is kept open (fd >= 0), else by path. -ESRCH when
+ * the process is gone. */
+static int read_pid_stat(pid_t pid, int fd, jl_pid_stat *ret)
+{
+        char path[64], buf[2048];
+        int n;
+        if (fd >= 0)
+                n = read_text_fd(fd, buf, sizeof(buf));
+        else {
+                snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+                n = read_text_path(path, buf, sizeof(buf));
+        }
+        if (n == -ENOENT)
+                return -ESRCH;
+        if (n < 0)
+                return n;
+        return jl_parse_pid_stat(buf, ret);
+}
+
+/* The tree's ticks; root_st: the root's stat when the caller has just read it (else NULL). */
+static int tree_ticks(pid_t root, const jl_pid_stat *root_st, uint64_t *ret_ticks)
 {
         if (root <= 0)
                 return -EINVAL;
@@ -359,15 +390,15 @@ int jl_proc_tree_ticks(pid_t root, uint64_t *ret_ticks)
         s.items[s.n++] = root;
         while (s.n > 0 && visited < TREE_MAX) {
                 pid_t pid = s.items[--s.n];
-                char path[64], buf[2048];
                 jl_pid_stat st;
-                snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-                int n = read_text_path(path, buf, sizeof(buf));
-                if (n >= 0)
-                        n = jl_parse_pid_stat(buf, &st);
+                int n = 0;
+                if (pid == root && root_st)
+                        st = *root_st;
+                else
+                        n = read_pid_stat(pid, -1, &st);
                 if (n < 0) {
                         if (pid == root) {
-                                r = n == -ENOENT ? -ESRCH : n;
+                                r = n;
                                 break;
                         }
                         continue; /* exited meanwhile: its time is in its reaper's cutime by now */
@@ -385,7 +416,19 @@ int jl_proc_tree_ticks(pid_t root, uint64_t *ret_ticks)
         return 0;
 }
 
+int jl_proc_tree_ticks(pid_t root, uint64_t *ret_ticks)
+{
+        return tree_ticks(root, NULL, ret_ticks);
+}
+
 /* ---- the provider ---- */
+
+/* The tree is walked at most about this often (its tick counts move in 1/CLK_TCK steps anyway); in between,
+ * reads only look at the root's own stat, on a descriptor kept open, and answer -EAGAIN (the next figure
+ * covers the whole time since the last one). The slack lets a 100 ms sampler, whose ticks jitter, walk on
+ * every tick. */
+#define TREE_WALK_NS (100 * NSEC_PER_MSEC)
+#define TREE_WALK_SLACK_NS (5 * NSEC_PER_MSEC)
 
 typedef struct {
         jl_proc_stat_reader stat;
@@ -393,6 +436,8 @@ typedef struct {
         int prev_ncpu;
         pid_t pid;
         bool have_tree;
+        bool walked; /* a read has walked the tree since open */
+        int root_fd; /* /proc/PID/stat of the root: the PID stays ours until its parent reaps it */
         uint64_t prev_tree_ticks, prev_tree_ns;
         long clk_tck;
 } proc_state;
@@ -402,6 +447,8 @@ static void proc_close(void *state)
         proc_state *st = state;
         if (!st)
                 return;
+        if (st->root_fd >= 0)
+                close(st->root_fd);
         jl_proc_stat_close(&st->stat);
         free(st);
 }
@@ -412,6 +459,7 @@ static int proc_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         if (!st)
                 return -ENOMEM;
         st->stat = (jl_proc_stat_reader)JL_PROC_STAT_READER_INIT;
+        st->root_fd = -1;
         int r = jl_proc_stat_open(&st->stat);
         if (r >= 0)
                 r = jl_proc_stat_read(&st->stat, &st->prev);
@@ -427,7 +475,15 @@ static int proc_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
 
         if (cfg && cfg->pid > 0) {
                 st->pid = cfg->pid;
-                r = jl_proc_tree_ticks(st->pid, &st->prev_tree_ticks);
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/stat", (int)st->pid);
+                st->root_fd = open_ro(path);
+                jl_pid_stat root = {0};
+                r = st->root_fd >= 0         ? read_pid_stat(st->pid, st->root_fd, &root)
+                    : st->root_fd == -ENOENT ? -ESRCH
+                                             : st->root_fd;
+                if (r >= 0)
+                        r = tree_ticks(st->pid, &root, &st->prev_tree_ticks);
                 if (r < 0)
                         jl_notes_add(notes, "proc/process-utilization", r, "process %d: %s", (int)st->pid,
                                      r == -ESRCH ? "no such process (it exited already?)"
@@ -473,8 +529,21 @@ static int proc_read(void *state, jl_value *values)
         if (!st->have_tree)
                 return ncpu < 0 ? ncpu : 0;
 
+        /* Walk the tree on the first read, at most every TREE_WALK_NS after, and whenever the root has
+         * exited: a zombie root means the command is over and this read may be the last one (joule measure
+         * takes its last sample before it reaps the command), so it must see the whole tree's time. */
         uint64_t ticks, t = mono_ns();
-        int r = jl_proc_tree_ticks(st->pid, &ticks);
+        jl_pid_stat root = {0};
+        int r = read_pid_stat(st->pid, st->root_fd, &root);
+        if (r >= 0 && st->walked && t - st->prev_tree_ns < TREE_WALK_NS - TREE_WALK_SLACK_NS &&
+            root.state != 'Z' && root.state != 'X') {
+                values[2].err = -EAGAIN; /* no new figure yet: the baseline is kept */
+                return ncpu < 0 ? ncpu : 0;
+        }
+        if (r >= 0) {
+                r = tree_ticks(st->pid, &root, &ticks);
+                st->walked = true;
+        }
         if (r < 0) {
                 values[2].err = r;
                 return ncpu < 0 ? ncpu : 0;

@@ -182,6 +182,11 @@ void jl_sampler_account(jl_sampler *s, const jl_value *values, uint64_t t_ns, ui
                 }
                 if (t->ch.kind == JL_KIND_ENERGY)
                         account_energy(t, v, t_ns, t_prev);
+                else if (t->ch.kind == JL_KIND_UTILIZATION && t_prev)
+                        /* A rate since the provider's previous value (or since it opened, about the first
+                         * sample), which may be older than the previous sample when reads in between
+                         * answered -EAGAIN: it weighs for its whole window (within these statistics). */
+                        account_gauge(t, v, t_ns, MAX(t->last_ok_ns, s->t_first_ns));
                 else
                         account_gauge(t, v, t_ns, t_prev);
         }
