@@ -284,6 +284,10 @@ int main(void)
 
         /* --- concurrent lock-free readers under a busy writer --- */
         pthread_t wt, rt[3];
+        jl_shm_write_begin(srv.page); /* the readers' invariant holds before the writer thread runs */
+        srv.page->time_ms = mono_ms();
+        srv.page->node_energy_uj = srv.page->time_ms * 7000;
+        jl_shm_write_end(srv.page);
         pthread_create(&wt, NULL, writer, NULL);
         for (int i = 0; i < 3; i++)
                 pthread_create(&rt[i], NULL, reader, NULL);
