@@ -283,7 +283,8 @@ static int job_recompute(dbd_writer *w, job_key k)
         if (r < 0 || (r = jl_stmt_bind_int64(w->st_steps, 1, k.job_id)) < 0 ||
             (r = jl_stmt_bind_int64(w->st_steps, 2, k.step_id)) < 0)
                 return r;
-        char *nodes = NULL, user[JL_MSG_NAME_MAX] = "";
+        _cleanup_free_ char *nodes = NULL;
+        char user[JL_MSG_NAME_MAX] = "";
         size_t nodes_len = 0;
         FILE *f = open_memstream(&nodes, &nodes_len);
         if (!f)
@@ -307,7 +308,6 @@ static int job_recompute(dbd_writer *w, job_key k)
                 count++;
         }
         fclose(f);
-        _cleanup_free_ char *nodes_owned = nodes;
         if (r < 0)
                 return r;
         if (count == 0)
