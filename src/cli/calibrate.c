@@ -413,6 +413,7 @@ int verb_calibrate(cli_context *ctx, int argc, char **argv)
                 log_error(r, "cannot open the measurement providers: %s", strerror(-r));
                 goto finish;
         }
+        jl_sampler_set_interval(s, interval_ns);
         jl_sampler_set_callback(s, on_sample, &st);
         if (!o.json)
                 fprintf(stderr, "joule calibrate: idle baseline for %.0f s ...\n", o.idle_s);

@@ -516,6 +516,7 @@ int verb_measure(cli_context *ctx, int argc, char **argv)
                 waitpid(pid, NULL, 0);
                 goto finish;
         }
+        jl_sampler_set_interval(s, o.interval_ns);
         if (tl.f)
                 jl_sampler_set_callback(s, timeline_cb, &tl);
 

@@ -291,8 +291,11 @@ static int record_build(jouled *d, jl_msg_record *m)
         return 0;
 }
 
-static int arm_timer(int tfd, uint64_t ns)
+static int arm_timer(jouled *d, int tfd, uint64_t ns)
 {
+        pthread_mutex_lock(&d->lock);
+        jl_sampler_set_interval(d->sampler, ns);
+        pthread_mutex_unlock(&d->lock);
         struct itimerspec its = {.it_interval = ns_to_timespec(ns), .it_value = ns_to_timespec(ns)};
         return timerfd_settime(tfd, 0, &its, NULL) < 0 ? negative_errno() : 0;
 }
@@ -308,7 +311,7 @@ void *jd_monitor_thread(void *userdata)
         pthread_mutex_lock(&d->lock);
         uint64_t armed_ns = d->sample_ns;
         pthread_mutex_unlock(&d->lock);
-        if (arm_timer(tfd, armed_ns) < 0) {
+        if (arm_timer(d, tfd, armed_ns) < 0) {
                 log_error(errno, "monitor: arming the timer: %s", strerror(errno));
                 return NULL;
         }
@@ -356,7 +359,7 @@ void *jd_monitor_thread(void *userdata)
                 if (qr < 0)
                         log_error(qr, "monitor: record %llu not queued: %s", (unsigned long long)rec.seq,
                                   strerror(-qr));
-                if (want_ns != armed_ns && arm_timer(tfd, want_ns) == 0)
+                if (want_ns != armed_ns && arm_timer(d, tfd, want_ns) == 0)
                         armed_ns = want_ns;
         }
         return NULL;

@@ -22,9 +22,7 @@
 #include "parse.h"
 #include "store.h"
 #include "timeutil.h"
-#if JD_HAVE_REPORTER
 #include "reporter.h"
-#endif
 
 #define QUEUE_MAX 20000 /* ~55 h of records at the default period */
 #define BATCH_MAX 256
@@ -52,11 +50,9 @@ struct jd_sink {
         bool dbd;
         char *url, *node, *partition, *island;
         jl_store *store; /* sink thread only */
-#if JD_HAVE_REPORTER
         jl_reporter *reporter; /* node.dbd set: the messages go there, the queue stays empty */
         bool was_connected;    /* jd_sink_log_changes() (monitor thread only) */
         char logged_err[256];
-#endif
 };
 
 static int push(jd_sink *s, item *it)
@@ -87,10 +83,8 @@ static int push(jd_sink *s, item *it)
 
 int jd_sink_record(jd_sink *s, const jl_msg_record *m)
 {
-#if JD_HAVE_REPORTER
         if (s->reporter)
                 return jl_reporter_submit_record(s->reporter, m);
-#endif
         item *it = calloc(1, sizeof(*it));
         if (!it)
                 return -ENOMEM;
@@ -100,10 +94,8 @@ int jd_sink_record(jd_sink *s, const jl_msg_record *m)
 
 int jd_sink_job(jd_sink *s, const jl_msg_job *m)
 {
-#if JD_HAVE_REPORTER
         if (s->reporter)
                 return jl_reporter_submit_job(s->reporter, m);
-#endif
         item *it = calloc(1, sizeof(*it));
         if (!it)
                 return -ENOMEM;
@@ -114,7 +106,6 @@ int jd_sink_job(jd_sink *s, const jl_msg_job *m)
 
 void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen)
 {
-#if JD_HAVE_REPORTER
         if (s->reporter) {
                 jl_reporter_status st;
                 jl_reporter_get_status(s->reporter, &st);
@@ -123,7 +114,6 @@ void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, c
                 snprintf(err, errlen, "%s", st.last_error);
                 return;
         }
-#endif
         pthread_mutex_lock(&s->mu);
         *ret_queued = s->queued;
         *ret_delivered = s->delivered;
@@ -435,7 +425,6 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
                 jd_sink_close(s, 0);
                 return -ENOMEM;
         }
-#if JD_HAVE_REPORTER
         if (s->dbd) {
                 jl_reporter_opts o = {.node = cfg->node.name,
                                       .dbd = cfg->node.dbd,
@@ -451,7 +440,6 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
                 *ret = s;
                 return 0; /* no thread of ours: the reporter has its own */
         }
-#endif
         if (!s->dbd) {
                 /* open now, so that a wrong database.url is reported at start */
                 int r = store_connect(s);
@@ -476,7 +464,6 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
 
 void jd_sink_log_changes(jd_sink *s)
 {
-#if JD_HAVE_REPORTER
         if (!s->reporter)
                 return;
         jl_reporter_status st;
@@ -493,20 +480,15 @@ void jd_sink_log_changes(jd_sink *s)
                 s->was_connected = st.connected;
                 jd_copy(s->logged_err, sizeof(s->logged_err), st.last_error);
         }
-#else
-        (void)s;
-#endif
 }
 
 uint64_t jd_sink_last_seq(jd_sink *s)
 {
-#if JD_HAVE_REPORTER
         if (s->reporter) {
                 jl_reporter_status st;
                 jl_reporter_get_status(s->reporter, &st);
                 return st.last_seq;
         }
-#endif
         return 0;
 }
 
@@ -514,10 +496,8 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms)
 {
         if (!s)
                 return;
-#if JD_HAVE_REPORTER
         jl_reporter_free(s->reporter, timeout_ms);
         s->reporter = NULL;
-#endif
         if (s->thread_started) {
                 pthread_mutex_lock(&s->mu);
                 s->stop = true;

@@ -105,13 +105,18 @@ void jl_sampler_free(jl_sampler *s)
         free(s);
 }
 
+void jl_sampler_set_interval(jl_sampler *s, uint64_t interval_ns)
+{
+        s->interval_ns = interval_ns;
+}
+
 void jl_sampler_set_callback(jl_sampler *s, jl_sample_cb cb, void *userdata)
 {
         s->cb = cb;
         s->userdata = userdata;
 }
 
-static void account_energy(jl_track *t, const jl_value *v, uint64_t t_ns, uint64_t t_prev_ns)
+static void account_energy(jl_track *t, const jl_value *v, uint64_t t_ns, uint64_t min_interval_ns)
 {
         if (!t->have_last) {
                 t->last_raw = v->counter;
@@ -136,7 +141,7 @@ static void account_energy(jl_track *t, const jl_value *v, uint64_t t_ns, uint64
                 t->power_w = dt > 0 ? (double)delta / 1e6 / dt : t->power_w;
                 /* Only intervals of a regular length count towards the maximum: a very short interval (a
                  * phase boundary right after a tick) quantises the counter too coarsely. */
-                if (dt > 0 && (t_prev_ns == 0 || t_ns - t_prev_ns >= NSEC_PER_MSEC / 2))
+                if (dt > 0 && t_ns - t->last_ok_ns >= min_interval_ns)
                         t->power_max_w = MAX(t->power_max_w, t->power_w);
         }
         t->energy_uj += delta;
@@ -181,7 +186,7 @@ void jl_sampler_account(jl_sampler *s, const jl_value *values, uint64_t t_ns, ui
                         continue;
                 }
                 if (t->ch.kind == JL_KIND_ENERGY)
-                        account_energy(t, v, t_ns, t_prev);
+                        account_energy(t, v, t_ns, MAX(s->interval_ns / 2, NSEC_PER_MSEC / 2));
                 else if (t->ch.kind == JL_KIND_UTILIZATION && t_prev)
                         /* A rate since the provider's previous value (or since it opened, about the first
                          * sample), which may be older than the previous sample when reads in between

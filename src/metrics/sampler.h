@@ -50,6 +50,7 @@ struct jl_sampler {
         uint64_t t_first_ns, t_prev_ns, t_last_ns;
         uint64_t boot_first_ns, boot_last_ns; /* CLOCK_BOOTTIME, to detect suspend */
         uint64_t nsamples;
+        uint64_t interval_ns; /* the caller's regular sampling interval (0: unknown) */
         jl_sample_cb cb;
         void *userdata;
 };
@@ -60,6 +61,10 @@ struct jl_sampler {
 int jl_sampler_open(const jl_provider_config *cfg, const char *const *only, jl_sampler **ret);
 void jl_sampler_free(jl_sampler *s);
 void jl_sampler_set_callback(jl_sampler *s, jl_sample_cb cb, void *userdata);
+/* The caller's regular sampling interval. Maximum power is taken only over intervals of at least half of
+ * it: a sample taken at a phase boundary just after a tick covers too little time to resolve the
+ * counter's granularity, and would report a spike that never happened. */
+void jl_sampler_set_interval(jl_sampler *s, uint64_t interval_ns);
 
 /* Take one sample now. Returns 0 (per-channel failures are counted in the tracks). */
 int jl_sampler_sample(jl_sampler *s);

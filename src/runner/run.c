@@ -590,6 +590,7 @@ int jl_run_scenario(const jl_scenario *sc, const jl_run_opts *o, jl_run_result *
                 x.oom = true;
                 goto finish;
         }
+        jl_sampler_set_interval(x.s, o->interval_ns);
         jl_sampler_set_callback(x.s, on_sample, &x);
 
         if (run_unmeasured(&x, "setup", sc->setup, sc->n_setup)) {
