@@ -105,5 +105,22 @@ int main(void)
         free(s->tracks);
         free(s->values);
         free(s);
+
+        /* A phase-boundary sample 1 ms after a tick that carries a whole tick of energy is no power spike. */
+        s = fake_sampler(chs, 1);
+        jl_sampler_set_interval(s, 100000000);
+        jl_value q = {0};
+        q.counter = 0;
+        jl_sampler_account(s, &q, 1000000000, 1000000000);
+        q.counter = 1000000; /* 1 J in 100 ms: 10 W */
+        jl_sampler_account(s, &q, 1100000000, 1100000000);
+        q.counter = 1100000; /* 0.1 J more, 1 ms later: "100 W" over a too-short interval */
+        jl_sampler_account(s, &q, 1101000000, 1101000000);
+        is_near(s->tracks[0].power_max_w, 10, 1e-9, "short boundary interval does not raise max power");
+        is_int(s->tracks[0].energy_uj, 1100000, "its energy still counts");
+        jl_channels_free(&s->channels);
+        free(s->tracks);
+        free(s->values);
+        free(s);
         return tap_done();
 }
