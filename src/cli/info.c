@@ -13,12 +13,6 @@
 #include "macro.h"
 #include "sampler.h"
 
-static const char *unit_of(jl_kind k)
-{
-        static const char *const u[] = {"J", "W", "C", "kHz", "ratio"};
-        return (unsigned)k < ARRAY_SIZE(u) ? u[k] : "";
-}
-
 static double value_of(const jl_track *t)
 {
         if (t->ch.kind == JL_KIND_ENERGY)
@@ -89,7 +83,7 @@ static void print_json(const jl_sampler *s)
                 json_key(&w, "value");
                 json_double(&w, okv ? value_of(t) : NAN);
                 json_key(&w, "unit");
-                json_string(&w, unit_of(t->ch.kind));
+                json_string(&w, jl_kind_unit(t->ch.kind));
                 if (t->ch.kind == JL_KIND_ENERGY) {
                         json_key(&w, "wrap_j");
                         json_double(&w, (double)t->ch.wrap_uj / 1e6);

@@ -36,22 +36,6 @@ typedef struct {
         uint64_t t0_ns;
 } timeline;
 
-static const char *unit_of(jl_kind k)
-{
-        switch (k) {
-        case JL_KIND_ENERGY:
-                return "J";
-        case JL_KIND_POWER:
-                return "W";
-        case JL_KIND_TEMPERATURE:
-                return "C";
-        case JL_KIND_FREQUENCY:
-                return "kHz";
-        default:
-                return "ratio";
-        }
-}
-
 static void csv_field(FILE *f, const char *name, const char *suffix)
 {
         bool quote = strpbrk(name, ",\" \n") != NULL;
@@ -268,7 +252,7 @@ static void print_json(const jl_sampler *s, char **cmd, int exit_code, uint64_t 
                 json_key(&w, "kind");
                 json_string(&w, jl_kind_name(t->ch.kind));
                 json_key(&w, "unit");
-                json_string(&w, unit_of(t->ch.kind));
+                json_string(&w, jl_kind_unit(t->ch.kind));
                 json_key(&w, "min");
                 json_double(&w, t->have_value ? t->min : NAN);
                 json_key(&w, "max");

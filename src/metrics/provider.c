@@ -97,6 +97,12 @@ const char *jl_kind_name(jl_kind k)
         return (unsigned)k < _JL_KIND_MAX ? names[k] : "unknown";
 }
 
+const char *jl_kind_unit(jl_kind k)
+{
+        static const char *const units[] = {"J", "W", "C", "kHz", "ratio"};
+        return (unsigned)k < _JL_KIND_MAX ? units[k] : "";
+}
+
 const char *jl_scope_name(jl_scope s)
 {
         static const char *const names[] = {"package", "dram", "gpu", "subdomain", "node", "other"};

@@ -105,6 +105,7 @@ void jl_provider_config_default(jl_provider_config *cfg);
 const char *jl_errno_hint(int err);
 
 const char *jl_kind_name(jl_kind k);   /* "energy", "power", ... */
+const char *jl_kind_unit(jl_kind k);   /* "J", "W", "C", "kHz", "ratio" */
 const char *jl_scope_name(jl_scope s); /* "package", "dram", "gpu", "subdomain", "node", "other" */
 /* Whether the scope is one of the non-overlapping domains summed into a total. */
 static inline bool jl_scope_summed(jl_scope s)

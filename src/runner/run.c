@@ -61,22 +61,6 @@ const char *jl_run_state_name(jl_run_state s)
         return s == JL_RUN_FINISHED ? "FINISHED" : "FAILED";
 }
 
-static const char *unit_of(jl_kind k)
-{
-        switch (k) {
-        case JL_KIND_ENERGY:
-                return "J";
-        case JL_KIND_POWER:
-                return "W";
-        case JL_KIND_TEMPERATURE:
-                return "C";
-        case JL_KIND_FREQUENCY:
-                return "kHz";
-        default:
-                return "ratio";
-        }
-}
-
 /* The first failure wins: later ones (a teardown after a failed step) do not overwrite it. */
 static void set_failed(run_ctx *x, const char *where, const char *fmt, ...) _printf_(3, 4);
 static void set_failed(run_ctx *x, const char *where, const char *fmt, ...)
@@ -483,7 +467,7 @@ static int copy_metrics_and_notes(run_ctx *x)
                 snprintf(m->name, sizeof(m->name), "%s", s->channels.items[i].name);
                 m->provider = s->channels.items[i].provider;
                 m->kind = s->channels.items[i].kind;
-                m->unit = unit_of(m->kind);
+                m->unit = jl_kind_unit(m->kind);
         }
         res->n_metrics = s->channels.n;
         for (size_t i = 0; i < s->notes.n; i++) {
