@@ -1,9 +1,9 @@
 /* mail.c - e-mail for the measurement cluster: the queue in the `emails` table (lease, send, mark sent or
- * back off), one SMTP conversation per message through libcurl, RFC 5322 formatting, and the runner's three
- * messages (job finished with its energy per phase, job failed, control workload deviation). */
+ * back off), one SMTP conversation per message through libcurl (loaded at the first send), RFC 5322
+ * formatting, and the runner's three messages (job finished with its energy per phase, job failed, control
+ * workload deviation). */
 #include "mail.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -14,8 +14,47 @@
 #include <strings.h>
 #include <time.h>
 
+#define CURL_DISABLE_TYPECHECK /* no type-checking wrappers: the calls go through pointers (below) */
+#include <curl/curl.h>
+
+#include "dlopen-util.h"
 #include "macro.h"
 #include "timeutil.h"
+
+/* libcurl is loaded on demand (dlopen-util.h), by the first message sent: `joule` and the runner do not map
+ * it (nor the TLS, SSH, LDAP and HTTP/2 libraries it brings) unless they send mail. The header gives the
+ * types and prototypes (its type-checking macros are off, so that the calls can be redirected); each entry
+ * point used is resolved into a sym_ pointer, and the macros below send the calls of this file through them.
+ * A libcurl function used here must be listed. */
+#define CURL_LIBRARY "libcurl.so.4"
+
+#define CURL_SYMBOLS(X)                                                                                     \
+        X(curl_easy_cleanup)                                                                                \
+        X(curl_easy_getinfo)                                                                                \
+        X(curl_easy_init)                                                                                   \
+        X(curl_easy_perform)                                                                                \
+        X(curl_easy_setopt)                                                                                 \
+        X(curl_easy_strerror)                                                                               \
+        X(curl_slist_append)                                                                                \
+        X(curl_slist_free_all)
+
+/* curl.h wraps these two in macros of the same name (to check the number of arguments) */
+#undef curl_easy_getinfo
+#undef curl_easy_setopt
+#define CURL_DECLARE(f) static __typeof__(f) *sym_##f;
+CURL_SYMBOLS(CURL_DECLARE)
+#define CURL_ENTRY(f) {#f, &sym_##f, false},
+static const jl_dlsym curl_syms[] = {CURL_SYMBOLS(CURL_ENTRY)};
+static jl_dlib curl_lib = JL_DLIB_INIT(CURL_LIBRARY, curl_syms);
+
+#define curl_easy_cleanup sym_curl_easy_cleanup
+#define curl_easy_getinfo sym_curl_easy_getinfo
+#define curl_easy_init sym_curl_easy_init
+#define curl_easy_perform sym_curl_easy_perform
+#define curl_easy_setopt sym_curl_easy_setopt
+#define curl_easy_strerror sym_curl_easy_strerror
+#define curl_slist_append sym_curl_slist_append
+#define curl_slist_free_all sym_curl_slist_free_all
 
 #define LEASE_MARGIN_S 60.0 /* a leased mail is free again this long after the send's timeout */
 #define MAX_LINE 990        /* body lines are broken before SMTP's 998-byte limit */
@@ -356,6 +395,17 @@ int jl_mail_send(const jl_mail_config *c, const char *to, const char *text, char
                 return r;
         if (!jl_mail_address_ok(to))
                 return errf(err, errlen, -EINVAL, "'%s' is not an e-mail address", to ? to : "");
+        char why[256];
+        r = jl_dlib_load(&curl_lib, why, sizeof(why));
+        if (r < 0) {
+                if (ret_server_down)
+                        *ret_server_down = true; /* no message can go out: stop this pass */
+                return errf(err, errlen, r,
+                            r == -ENOSYS ? "the libcurl found (" CURL_LIBRARY ") is too old: %s"
+                                         : "libcurl (" CURL_LIBRARY
+                                           ") not found: apt-get install libcurl4 (%s)",
+                            why);
+        }
         CURL *h = curl_easy_init();
         if (!h)
                 return errf(err, errlen, -ENOMEM, "cannot initialise libcurl");
