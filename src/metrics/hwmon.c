@@ -341,7 +341,7 @@ static int add_feature(hwmon_state *st, const sensors_chip_name *chip, const cha
         snprintf(subject, sizeof(subject), "hwmon/%s", name);
         if (!(sf->flags & SENSORS_MODE_R))
                 return jl_notes_add(notes, subject, -EACCES, "%s: %s", sf->name, jl_errno_hint(-EACCES));
-        jl_value v;
+        jl_value v = {0};
         int r = read_channel(chip, sf->number, kind, &v);
         if (r < 0)
                 return jl_notes_add(notes, subject, r, "%s/%s: %s", chip->path ? chip->path : chip_name,

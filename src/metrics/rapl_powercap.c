@@ -40,7 +40,7 @@ static bool parse_zone(const char *d, int *pkg, int *sub)
 
 static int zone_cmp(const void *a, const void *b)
 {
-        int pa, sa, pb, sb;
+        int pa = 0, sa = -1, pb = 0, sb = -1; /* parse_zone() leaves them as they are on a name it rejects */
         const char *x = *(const char *const *)a, *y = *(const char *const *)b;
         parse_zone(x, &pa, &sa);
         parse_zone(y, &pb, &sb);
@@ -117,7 +117,7 @@ static int rapl_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         int r = 0;
         char path[512], zname[64], parent_name[64] = "";
         for (size_t i = 0; i < nz; i++) {
-                int pkg, sub;
+                int pkg = 0, sub = -1;
                 parse_zone(zones[i], &pkg, &sub);
                 snprintf(path, sizeof(path), POWERCAP "/%s/name", zones[i]);
                 r = read_line_path(path, zname, sizeof(zname));

@@ -365,7 +365,7 @@ static int migrate_one(jl_store *s)
                              " applied_us BIGINT NOT NULL)");
         if (r < 0)
                 goto fail;
-        int current;
+        int current = 0; /* read_version() sets it on success only */
         r = read_version(s, &current);
         if (r < 0)
                 goto fail;

@@ -136,7 +136,8 @@ static void add_dom(domain *d, const char *zone, const char *rel, const char *kn
 int model_domains(const model *m, domain *dom, int max)
 {
         int n = 0;
-        char zone[32], rel[160], kname[32], jname[32];
+        /* rel: short enough that "sys/class/powercap/" + rel fits domain.rel (no -Wformat-truncation) */
+        char zone[32], rel[128], kname[32], jname[32];
         if (!m->powercap)
                 return 0;
         for (int p = 0; p < m->npkg && n + 3 <= max; p++) {
