@@ -64,10 +64,11 @@ ctl quit >/dev/null
 
 # --- files disappear mid-run ---
 # A sysfs attribute that goes away fails reads even on descriptors kept open; a removed regular file would
-# still read its old content, so each file is emptied before it is removed.
+# still read its old content, so each file is emptied before it is removed, and once more after, through a
+# descriptor held across the removal (the running emulator may rewrite it in between).
 emu_start r intel2s
 ctl freeze >/dev/null
-during "$FX" "$T_DIR/rm.json" 0.5 2 "for f in '$FX/sys/class/hwmon/hwmon1/temp1_input' '$FX/sys/devices/system/cpu/cpufreq/policy1/scaling_cur_freq' '$FX/sys/class/powercap/intel-rapl:1:1/energy_uj'; do : > \$f; rm -f \$f; done"
+during "$FX" "$T_DIR/rm.json" 0.5 2 "for f in '$FX/sys/class/hwmon/hwmon1/temp1_input' '$FX/sys/devices/system/cpu/cpufreq/policy1/scaling_cur_freq' '$FX/sys/class/powercap/intel-rapl:1:1/energy_uj'; do exec 3<\$f; : > \$f; rm -f \$f; : > /proc/self/fd/3; exec 3<&-; done"
 t_ok $? "vanished files: joule exits 0"
 J=$(cat "$T_DIR/rm.json")
 t_check "vanished files: the temperature and frequency channels count failed readings" -- \
