@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pwd.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "jouled.h"
 #include "log.h"
 #include "macro.h"
+#include "nvml_control.h"
 #include "parse.h"
 #include "powercap_limit.h"
 #include "timeutil.h"
@@ -318,6 +320,77 @@ static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
         snprintf(rep->message, sizeof(rep->message), "%u CPUs set", n);
 }
 
+/* The node's GPUs are not assigned to steps: a user owns them when every step running on the node is theirs
+ * (and one is). Lock held. */
+static bool owns_gpus(jouled *d, uid_t uid)
+{
+        bool any = false;
+        for (size_t i = 0; i < d->nsteps; i++) {
+                if (d->steps[i].uid != uid)
+                        return false;
+                any = true;
+        }
+        return any;
+}
+
+/* SET_GPUFREQ (one GPU) and SET_GPUFREQ_LIST (GPU i at gpu_khz[i]) through NVML's application clocks. Every
+ * request is checked before any GPU changes; each is rounded down to a supported clock; 0 restores the
+ * default. A session of its own per request (GPU changes are rare; the provider's stays open). */
+static void op_set_gpufreq(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
+{
+        bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
+        if (!allowed && !peer->remote) {
+                pthread_mutex_lock(&d->lock);
+                allowed = owns_gpus(d, peer->uid);
+                pthread_mutex_unlock(&d->lock);
+        }
+        if (!allowed)
+                FAIL(rep, -EPERM,
+                     peer->remote
+                         ? "only root and node.admins may set GPU clocks"
+                         : "only root and the owner of the job running on this node may set its GPU "
+                           "clocks");
+        size_t n = req->op == JL_OP_SET_GPUFREQ_LIST ? req->ngpus : 1;
+        if (n == 0 || n > JL_MSG_GPUS_MAX || (req->op == JL_OP_SET_GPUFREQ && req->gpu < 0))
+                FAIL(rep, -EINVAL, "no GPU named in the request");
+        char why[200];
+        jl_nvml_control *ctl = NULL;
+        int r = jl_nvml_control_open(&ctl, why, sizeof(why));
+        if (r < 0)
+                FAIL(rep, -EOPNOTSUPP, "GPU clock control is not available on this node: %s", why);
+        unsigned first = req->op == JL_OP_SET_GPUFREQ ? (unsigned)MIN(req->gpu, (int64_t)UINT_MAX) : 0;
+        uint64_t khz[JL_MSG_GPUS_MAX], set[JL_MSG_GPUS_MAX], mem;
+        for (size_t i = 0; i < n; i++) {
+                khz[i] = req->op == JL_OP_SET_GPUFREQ ? req->khz : req->gpu_khz[i];
+                r = jl_nvml_control_resolve(ctl, first + (unsigned)i, khz[i], &set[i], &mem, why,
+                                            sizeof(why));
+                if (r < 0) {
+                        jl_nvml_control_close(ctl);
+                        FAIL(rep, r, "%s", why);
+                }
+        }
+        char done[200] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++) {
+                r = jl_nvml_control_set(ctl, first + (unsigned)i, khz[i], &set[i], why, sizeof(why));
+                if (r < 0) {
+                        jl_nvml_control_close(ctl);
+                        FAIL(rep, r, "%s (%zu GPUs set before)", why, i);
+                }
+                if (len >= sizeof(done))
+                        continue;
+                if (set[i])
+                        len += (size_t)snprintf(done + len, sizeof(done) - len, "%sgpu %u %" PRIu64 " MHz",
+                                                i ? ", " : "", first + (unsigned)i, set[i] / 1000);
+                else
+                        len += (size_t)snprintf(done + len, sizeof(done) - len, "%sgpu %u default",
+                                                i ? ", " : "", first + (unsigned)i);
+        }
+        jl_nvml_control_close(ctl);
+        log_info("GPU clocks set: %s (%s)", done, peer->desc);
+        snprintf(rep->message, sizeof(rep->message), "%s", done);
+}
+
 static void op_set_powercap(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
 {
         bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
@@ -369,16 +442,9 @@ void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req
                 return;
         }
         case JL_OP_SET_GPUFREQ:
-        case JL_OP_SET_GPUFREQ_LIST: {
-                bool has_job = false;
-                pthread_mutex_lock(&d->lock);
-                for (size_t i = 0; i < d->nsteps; i++)
-                        has_job = has_job || d->steps[i].uid == peer->uid;
-                pthread_mutex_unlock(&d->lock);
-                if (!privileged && (peer->remote || !has_job))
-                        FAIL(rep, -EPERM, "only root and the owner of a running job may set GPU clocks");
-                FAIL(rep, -EOPNOTSUPP, "GPU clock control is not available on this node");
-        }
+        case JL_OP_SET_GPUFREQ_LIST:
+                op_set_gpufreq(d, peer, req, rep);
+                return;
         case JL_OP_JOB_BEGIN: {
                 op_job_begin(d, peer, req, rep, ret_text);
                 return;

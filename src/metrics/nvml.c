@@ -1,12 +1,13 @@
 /* nvml.c - NVIDIA GPUs through NVML, loaded with dlopen("libnvidia-ml.so.1") at open (once per process,
  * through dlopen-util.h): no build dependency and no NVML header; the few types and entry points used are
- * declared here after the NVML ABI. Per GPU i:
+ * declared in nvml_abi.h after the NVML ABI. Per GPU i:
  * "gpu-i" energy (the driver's total-energy counter in mJ since it loaded; where that counter is not
  * supported, the provider integrates the power readings itself, trapezoid rule, and says so in a note),
  * "gpu-i/power" (W), "gpu-i/temperature" (°C), "gpu-i/sm-clock" and "gpu-i/mem-clock" (kHz).
  *
  * The total-energy counter is preferred: on A100/H100 the power reading is sampled over only part of each
- * second, so integrating it misses energy. The provider only reads; it never changes a GPU setting. */
+ * second, so integrating it misses energy. The provider only reads; it never changes a GPU setting (that is
+ * nvml_control.c, which shares this file's dlopen of the library through nvml_abi.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,48 +15,15 @@
 
 #include "dlopen-util.h"
 #include "macro.h"
+#include "nvml_abi.h"
 #include "provider.h"
 #include "timeutil.h"
 
-#define NVML_LIBRARY "libnvidia-ml.so.1"
+#define NVML_LIBRARY JL_NVML_LIBRARY
 
-/* The NVML ABI (nvml.h): nvmlReturn_t is an int-sized enum, nvmlDevice_t an opaque pointer. */
-typedef int nvml_return;
-typedef struct nvml_device_st *nvml_device;
-
-enum {
-        NVML_SUCCESS = 0,
-        NVML_ERROR_UNINITIALIZED = 1,
-        NVML_ERROR_INVALID_ARGUMENT = 2,
-        NVML_ERROR_NOT_SUPPORTED = 3,
-        NVML_ERROR_NO_PERMISSION = 4,
-        NVML_ERROR_NOT_FOUND = 6,
-        NVML_ERROR_INSUFFICIENT_POWER = 8,
-        NVML_ERROR_DRIVER_NOT_LOADED = 9,
-        NVML_ERROR_TIMEOUT = 10,
-        NVML_ERROR_LIBRARY_NOT_FOUND = 12,
-        NVML_ERROR_FUNCTION_NOT_FOUND = 13,
-        NVML_ERROR_GPU_IS_LOST = 15,
-        NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
-        NVML_ERROR_MEMORY = 20,
-        NVML_ERROR_NO_DATA = 21,
-};
-enum { NVML_TEMPERATURE_GPU = 0 };
-enum { NVML_CLOCK_GRAPHICS = 0, NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };
-#define NVML_DEVICE_NAME_BUFFER_SIZE 96
-
-typedef struct {
-        nvml_return (*init)(void);
-        nvml_return (*shutdown)(void);
-        nvml_return (*get_count)(unsigned *count);
-        nvml_return (*get_handle)(unsigned index, nvml_device *device);
-        nvml_return (*get_name)(nvml_device device, char *name, unsigned length);
-        nvml_return (*get_energy)(nvml_device device, unsigned long long *energy_mj);
-        nvml_return (*get_power)(nvml_device device, unsigned *power_mw);
-        nvml_return (*get_temperature)(nvml_device device, int sensor, unsigned *temp_c);
-        nvml_return (*get_clock)(nvml_device device, int type, unsigned *clock_mhz);
-        const char *(*error_string)(nvml_return r);
-} nvml_api;
+typedef jl_nvml_return nvml_return;
+typedef jl_nvml_device nvml_device;
+typedef jl_nvml_api nvml_api;
 
 typedef enum { CH_ENERGY, CH_POWER, CH_TEMPERATURE, CH_SM_CLOCK, CH_MEM_CLOCK } channel_what;
 
@@ -86,7 +54,7 @@ typedef struct {
         nvml_chan *chans;
 } nvml_state;
 
-static int nvml_errno(nvml_return r)
+int jl_nvml_errno(jl_nvml_return r)
 {
         switch (r) {
         case NVML_SUCCESS:
@@ -116,7 +84,7 @@ static int nvml_errno(nvml_return r)
         }
 }
 
-static const char *nvml_str(const nvml_api *api, nvml_return r)
+const char *jl_nvml_strerror(const jl_nvml_api *api, jl_nvml_return r)
 {
         const char *s = api->error_string ? api->error_string(r) : NULL;
         return s ? s : "unknown NVML error";
@@ -135,13 +103,27 @@ static const jl_dlsym nvml_sym_list[] = {
     {"nvmlDeviceGetTemperature", &nvml_syms.get_temperature, true},
     {"nvmlDeviceGetClockInfo", &nvml_syms.get_clock, true},
     {"nvmlErrorString", &nvml_syms.error_string, true},
+    {"nvmlDeviceGetApplicationsClock", &nvml_syms.get_app_clock, true},
+    {"nvmlDeviceGetSupportedGraphicsClocks", &nvml_syms.get_supported_graphics, true},
+    {"nvmlDeviceSetApplicationsClocks", &nvml_syms.set_app_clocks, true},
+    {"nvmlDeviceResetApplicationsClocks", &nvml_syms.reset_app_clocks, true},
 };
 static jl_dlib nvml_lib = JL_DLIB_INIT(NVML_LIBRARY, nvml_sym_list);
+
+int jl_nvml_api_load(const jl_nvml_api **ret, char *reason, size_t reason_size)
+{
+        int r = jl_dlib_load(&nvml_lib, reason, reason_size);
+        if (r < 0)
+                return r;
+        *ret = &nvml_syms;
+        return 0;
+}
 
 static int load_api(nvml_api *api, jl_notes *notes)
 {
         char why[256];
-        int r = jl_dlib_load(&nvml_lib, why, sizeof(why));
+        const jl_nvml_api *syms = NULL;
+        int r = jl_nvml_api_load(&syms, why, sizeof(why));
         if (r == -ENOSYS) {
                 jl_notes_add(notes, "nvml", -ENOSYS,
                              NVML_LIBRARY
@@ -156,7 +138,7 @@ static int load_api(nvml_api *api, jl_notes *notes)
                              ": no NVIDIA GPU driver installed on this node (or not in the loader's path)");
                 return -ENOENT;
         }
-        *api = nvml_syms;
+        *api = *syms;
         return 0;
 }
 
@@ -212,7 +194,8 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
 
         nvml_return nr = api->get_handle(i, &g->dev);
         if (nr != NVML_SUCCESS) {
-                jl_notes_add(notes, subject, nvml_errno(nr), "cannot get GPU %u: %s%s", i, nvml_str(api, nr),
+                jl_notes_add(notes, subject, jl_nvml_errno(nr), "cannot get GPU %u: %s%s", i,
+                             jl_nvml_strerror(api, nr),
                              nr == NVML_ERROR_NO_PERMISSION ? " (no permission on /dev/nvidia*)" : "");
                 return 0;
         }
@@ -230,10 +213,10 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                 g->integrate = er != NVML_SUCCESS;
                 if (g->integrate) {
                         jl_notes_add(
-                            notes, subject, nvml_errno(er),
+                            notes, subject, jl_nvml_errno(er),
                             "%s has no total-energy counter (%s): its energy is integrated from power "
                             "readings (trapezoid rule), which can miss short peaks",
-                            name, nvml_str(api, er));
+                            name, jl_nvml_strerror(api, er));
                         g->last_mw = v;
                         g->last_ns = mono_ns();
                 }
@@ -241,17 +224,17 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                 if (r < 0)
                         return r;
         } else
-                jl_notes_add(notes, subject, nvml_errno(er),
+                jl_notes_add(notes, subject, jl_nvml_errno(er),
                              "%s reports neither a total-energy counter (%s) nor power (%s): no GPU energy",
-                             name, nvml_str(api, er), nvml_str(api, pr));
+                             name, jl_nvml_strerror(api, er), jl_nvml_strerror(api, pr));
 
         if (pr == NVML_SUCCESS) {
                 r = add_chan(st, channels, i, CH_POWER, "/power", JL_KIND_POWER, JL_SCOPE_OTHER);
                 if (r < 0)
                         return r;
         } else if (er == NVML_SUCCESS)
-                jl_notes_add(notes, subject, nvml_errno(pr), "%s: power reading: %s", name,
-                             nvml_str(api, pr));
+                jl_notes_add(notes, subject, jl_nvml_errno(pr), "%s: power reading: %s", name,
+                             jl_nvml_strerror(api, pr));
         g->need_power = pr == NVML_SUCCESS;
 
         nr = get_temperature(api, g->dev, &v);
@@ -259,8 +242,8 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                 r = add_chan(st, channels, i, CH_TEMPERATURE, "/temperature", JL_KIND_TEMPERATURE,
                              JL_SCOPE_OTHER);
         else
-                r = jl_notes_add(notes, subject, nvml_errno(nr), "%s: temperature: %s", name,
-                                 nvml_str(api, nr));
+                r = jl_notes_add(notes, subject, jl_nvml_errno(nr), "%s: temperature: %s", name,
+                                 jl_nvml_strerror(api, nr));
         if (r < 0)
                 return r;
 
@@ -276,8 +259,8 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                         r = add_chan(st, channels, i, clocks[k].what, clocks[k].suffix, JL_KIND_FREQUENCY,
                                      JL_SCOPE_OTHER);
                 else
-                        r = jl_notes_add(notes, subject, nvml_errno(nr), "%s: %s: %s", name,
-                                         clocks[k].suffix + 1, nvml_str(api, nr));
+                        r = jl_notes_add(notes, subject, jl_nvml_errno(nr), "%s: %s: %s", name,
+                                         clocks[k].suffix + 1, jl_nvml_strerror(api, nr));
                 if (r < 0)
                         return r;
         }
@@ -297,7 +280,7 @@ static int nvml_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         }
         nvml_return nr = st->api.init();
         if (nr != NVML_SUCCESS) {
-                jl_notes_add(notes, "nvml", -ENODEV, "nvmlInit failed: %s%s", nvml_str(&st->api, nr),
+                jl_notes_add(notes, "nvml", -ENODEV, "nvmlInit failed: %s%s", jl_nvml_strerror(&st->api, nr),
                              nr == NVML_ERROR_DRIVER_NOT_LOADED
                                  ? " (the NVIDIA kernel driver is not loaded: "
                                    "no GPU, or modprobe nvidia)"
@@ -313,8 +296,8 @@ static int nvml_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
         nr = st->api.get_count(&st->n_gpus);
         if (nr != NVML_SUCCESS || st->n_gpus == 0) {
                 if (nr != NVML_SUCCESS)
-                        jl_notes_add(notes, "nvml", nvml_errno(nr), "cannot count the GPUs: %s",
-                                     nvml_str(&st->api, nr));
+                        jl_notes_add(notes, "nvml", jl_nvml_errno(nr), "cannot count the GPUs: %s",
+                                     jl_nvml_strerror(&st->api, nr));
                 else
                         jl_notes_add(notes, "nvml", -ENODEV, "the NVIDIA driver is loaded but sees no GPU");
                 free_state(st);
@@ -354,7 +337,7 @@ static int nvml_read(void *state, jl_value *values)
                 if (!g->need_power && !g->integrate)
                         continue;
                 nvml_return nr = get_power(api, g->dev, &g->power_mw);
-                g->power_err = nvml_errno(nr);
+                g->power_err = jl_nvml_errno(nr);
                 if (g->integrate && nr == NVML_SUCCESS) {
                         /* trapezoid: mean of the two readings × the interval; mW × s × 1000 = µJ */
                         double dt_s = (double)(t - g->last_ns) / 1e9;
@@ -377,7 +360,7 @@ static int nvml_read(void *state, jl_value *values)
                         } else {
                                 unsigned long long mj = 0;
                                 nr = get_energy(api, g->dev, &mj);
-                                v->err = nvml_errno(nr);
+                                v->err = jl_nvml_errno(nr);
                                 v->counter = (uint64_t)mj * 1000;
                         }
                         break;
@@ -387,14 +370,14 @@ static int nvml_read(void *state, jl_value *values)
                         break;
                 case CH_TEMPERATURE:
                         nr = get_temperature(api, g->dev, &x);
-                        v->err = nvml_errno(nr);
+                        v->err = jl_nvml_errno(nr);
                         v->gauge = x;
                         break;
                 case CH_SM_CLOCK:
                 case CH_MEM_CLOCK:
                         nr = get_clock(api, g->dev, c->what == CH_SM_CLOCK ? NVML_CLOCK_SM : NVML_CLOCK_MEM,
                                        &x);
-                        v->err = nvml_errno(nr);
+                        v->err = jl_nvml_errno(nr);
                         v->gauge = x * 1000.0; /* MHz -> kHz */
                         break;
                 }

@@ -4,6 +4,7 @@
  *   test-api-probe window SECONDS              energy and time around a sleep: "DE_MJ DT_MS"
  *   test-api-probe setcpu LIST KHZ             joule_set_cpufreq on CPUs LIST ("0,1"): "RC WORDS"
  *   test-api-probe setgpu GPU KHZ              joule_set_gpufreq: "RC WORDS"
+ *   test-api-probe setgpus KHZ,KHZ...          joule_set_gpufreq_list (GPU i at the i-th): "RC WORDS"
  *   test-api-probe watch SECONDS               read energy every 50 ms for up to SECONDS; print the first
  *                                              error as "RC WORDS" (or "0 ok") */
 #include <stdio.h>
@@ -52,6 +53,16 @@ int main(int argc, char **argv)
         }
         if (strcmp(op, "setgpu") == 0 && argc == 4)
                 return say(joule_set_gpufreq(atoi(argv[2]), strtoul(argv[3], NULL, 10)));
+        if (strcmp(op, "setgpus") == 0 && argc == 3) {
+                unsigned long khz[16];
+                int n = 0;
+                char *list = strdup(argv[2]);
+                for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < 16;
+                     tok = strtok_r(NULL, ",", &save))
+                        khz[n++] = strtoul(tok, NULL, 10);
+                free(list);
+                return say(joule_set_gpufreq_list(n, khz));
+        }
         if (strcmp(op, "watch") == 0 && argc == 3) {
                 int n = (int)(atof(argv[2]) * 20);
                 for (int i = 0; i < n; i++) {

@@ -8,13 +8,24 @@
  *     gpu power_w=300 temp_c=41 sm_mhz=1980 mem_mhz=2619 energy_mj=5000 name=NVIDIA H100 80GB HBM3
  *
  * Per gpu line: power_w (a negative value: power NOT_SUPPORTED), energy=0 (total energy NOT_SUPPORTED),
- * temp_c, sm_mhz, mem_mhz (0: NOT_SUPPORTED), energy_mj (the counter at init), name= (the rest of the line).
- * Without JOULE_EMU_NVML, nvmlInit_v2 answers "driver not loaded". Not thread-safe; tests need not be. */
+ * temp_c, sm_mhz, mem_mhz (0: NOT_SUPPORTED), energy_mj (the counter at init), clocks_mhz=A,B,... (the
+ * supported graphics clocks, default sm_mhz, 3/4 and 1/2 of it), app_clocks=0 (application clocks
+ * NOT_SUPPORTED), name= (the rest of the line).
+ *
+ * Application clocks: nvmlDeviceSetApplicationsClocks (root only, as the driver's default "restricted"
+ * permission; the pair must be supported) and nvmlDeviceResetApplicationsClocks change the GPU's graphics
+ * clock, which nvmlDeviceGetClockInfo then reports (the emulated GPU runs at its application clock). Like
+ * the driver, the setting outlives NVML sessions: it is kept in the file JOULE_EMU_NVML.state, one line per
+ * GPU that a test can read ("gpu 0 graphics_mhz=1410 mem_mhz=2619 sets=1 resets=0"; graphics_mhz 0: the
+ * default), rewritten at each change and read back at each nvmlInit_v2 that starts a session.
+ * Without JOULE_EMU_NVML, nvmlInit_v2 answers "driver not loaded". Every entry point takes one lock. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef int nvmlReturn_t;
 typedef struct emu_gpu *nvmlDevice_t;
@@ -27,6 +38,10 @@ struct emu_gpu {
         bool power_ok, energy_ok;
         unsigned temp_c, sm_mhz, mem_mhz;
         unsigned long long energy0_mj;
+        bool app_ok;
+        unsigned n_clocks, clocks_mhz[32];
+        unsigned app_gfx_mhz, app_mem_mhz; /* 0 graphics: the default (sm_mhz) */
+        unsigned sets, resets;
 };
 
 static struct {
@@ -35,7 +50,20 @@ static struct {
         unsigned n;
         struct emu_gpu gpus[EMU_MAX_GPU];
         double t0;
+        char state_path[600];
 } emu;
+static pthread_mutex_t emu_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void unlock_emu(int *unused)
+{
+        (void)unused;
+        pthread_mutex_unlock(&emu_lock);
+}
+/* The first statement of every entry point: holds the lock until it returns. */
+#define LOCKED                                                                                              \
+        pthread_mutex_lock(&emu_lock);                                                                      \
+        __attribute__((cleanup(unlock_emu))) int locked_ = 0;                                               \
+        (void)locked_
 
 /* The exported ABI (prototypes for -Wmissing-prototypes). */
 nvmlReturn_t nvmlInit_v2(void);
@@ -47,6 +75,11 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned l
 nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power);
 nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned *temp);
 nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned *clock);
+nvmlReturn_t nvmlDeviceGetApplicationsClock(nvmlDevice_t device, int type, unsigned *clock);
+nvmlReturn_t nvmlDeviceGetSupportedGraphicsClocks(nvmlDevice_t device, unsigned mem, unsigned *count,
+                                                  unsigned *clocks);
+nvmlReturn_t nvmlDeviceSetApplicationsClocks(nvmlDevice_t device, unsigned mem, unsigned graphics);
+nvmlReturn_t nvmlDeviceResetApplicationsClocks(nvmlDevice_t device);
 const char *nvmlErrorString(nvmlReturn_t r);
 
 enum {
@@ -54,6 +87,8 @@ enum {
         UNINITIALIZED = 1,
         INVALID_ARGUMENT = 2,
         NOT_SUPPORTED = 3,
+        NO_PERMISSION = 4,
+        NOT_FOUND = 6,
         DRIVER_NOT_LOADED = 9,
         INSUFFICIENT_SIZE = 7,
         UNKNOWN = 999,
@@ -73,7 +108,8 @@ static void parse_gpu(char *s, struct emu_gpu *g)
                               .energy_ok = true,
                               .temp_c = 40,
                               .sm_mhz = 1500,
-                              .mem_mhz = 1200};
+                              .mem_mhz = 1200,
+                              .app_ok = true};
         snprintf(g->name, sizeof(g->name), "Emulated GPU");
         char *tok = s;
         while (tok && *tok) {
@@ -99,8 +135,54 @@ static void parse_gpu(char *s, struct emu_gpu *g)
                         g->sm_mhz = (unsigned)atoi(tok + 7);
                 else if (strncmp(tok, "mem_mhz=", 8) == 0)
                         g->mem_mhz = (unsigned)atoi(tok + 8);
+                else if (strncmp(tok, "app_clocks=", 11) == 0)
+                        g->app_ok = atoi(tok + 11) != 0;
+                else if (strncmp(tok, "clocks_mhz=", 11) == 0) {
+                        g->n_clocks = 0;
+                        for (char *c = tok + 11; *c && g->n_clocks < 32; c += strspn(c, ","))
+                                g->clocks_mhz[g->n_clocks++] = (unsigned)strtoul(c, &c, 10);
+                }
                 tok = end;
         }
+        if (g->n_clocks == 0 && g->sm_mhz) {
+                g->clocks_mhz[g->n_clocks++] = g->sm_mhz;
+                g->clocks_mhz[g->n_clocks++] = g->sm_mhz * 3 / 4;
+                g->clocks_mhz[g->n_clocks++] = g->sm_mhz / 2;
+        }
+        g->app_mem_mhz = g->mem_mhz;
+}
+
+/* The application clocks that outlive a session (as the driver's do). */
+static void load_state(void)
+{
+        FILE *f = fopen(emu.state_path, "re");
+        if (!f)
+                return;
+        unsigned i, gfx, mem, sets, resets;
+        while (fscanf(f, "gpu %u graphics_mhz=%u mem_mhz=%u sets=%u resets=%u\n", &i, &gfx, &mem, &sets,
+                      &resets) == 5)
+                if (i < emu.n) {
+                        emu.gpus[i].app_gfx_mhz = gfx;
+                        emu.gpus[i].app_mem_mhz = mem;
+                        emu.gpus[i].sets = sets;
+                        emu.gpus[i].resets = resets;
+                }
+        fclose(f);
+}
+
+static void save_state(void)
+{
+        char tmp[640];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", emu.state_path);
+        FILE *f = fopen(tmp, "we");
+        if (!f)
+                return;
+        for (unsigned i = 0; i < emu.n; i++)
+                fprintf(f, "gpu %u graphics_mhz=%u mem_mhz=%u sets=%u resets=%u\n", i,
+                        emu.gpus[i].app_gfx_mhz, emu.gpus[i].app_mem_mhz, emu.gpus[i].sets,
+                        emu.gpus[i].resets);
+        if (fclose(f) == 0)
+                rename(tmp, emu.state_path);
 }
 
 static void load_config(void)
@@ -126,10 +208,13 @@ static void load_config(void)
                         parse_gpu(line + 3, &emu.gpus[emu.n++]);
         }
         fclose(f);
+        snprintf(emu.state_path, sizeof(emu.state_path), "%s.state", path);
+        load_state();
 }
 
 nvmlReturn_t nvmlInit_v2(void)
 {
+        LOCKED;
         if (emu.refs == 0) {
                 load_config();
                 if (emu.init_error)
@@ -142,6 +227,7 @@ nvmlReturn_t nvmlInit_v2(void)
 
 nvmlReturn_t nvmlShutdown(void)
 {
+        LOCKED;
         if (emu.refs == 0)
                 return UNINITIALIZED;
         emu.refs--;
@@ -150,6 +236,7 @@ nvmlReturn_t nvmlShutdown(void)
 
 nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *count)
 {
+        LOCKED;
         if (!emu.refs)
                 return UNINITIALIZED;
         if (!count)
@@ -160,6 +247,7 @@ nvmlReturn_t nvmlDeviceGetCount_v2(unsigned *count)
 
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *device)
 {
+        LOCKED;
         if (!emu.refs)
                 return UNINITIALIZED;
         if (index >= emu.n || !device)
@@ -175,6 +263,7 @@ static bool valid(nvmlDevice_t d)
 
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length)
 {
+        LOCKED;
         if (!valid(device) || !name)
                 return INVALID_ARGUMENT;
         if (strlen(device->name) + 1 > length)
@@ -185,6 +274,7 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length)
 
 nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy)
 {
+        LOCKED;
         if (!valid(device) || !energy)
                 return INVALID_ARGUMENT;
         if (!device->energy_ok)
@@ -196,6 +286,7 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned l
 
 nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power)
 {
+        LOCKED;
         if (!valid(device) || !power)
                 return INVALID_ARGUMENT;
         if (!device->power_ok)
@@ -206,6 +297,7 @@ nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power)
 
 nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned *temp)
 {
+        LOCKED;
         if (!valid(device) || !temp || sensor != 0)
                 return INVALID_ARGUMENT;
         if (!device->temp_c)
@@ -216,12 +308,87 @@ nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned 
 
 nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned *clock)
 {
+        LOCKED;
         if (!valid(device) || !clock || type < 0 || type > 3)
                 return INVALID_ARGUMENT;
-        unsigned v = type == 2 ? device->mem_mhz : device->sm_mhz;
+        unsigned v = type == 2             ? device->mem_mhz
+                     : device->app_gfx_mhz ? device->app_gfx_mhz
+                                           : device->sm_mhz;
         if (!v)
                 return NOT_SUPPORTED;
         *clock = v;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetApplicationsClock(nvmlDevice_t device, int type, unsigned *clock)
+{
+        LOCKED;
+        if (!valid(device) || !clock || type < 0 || type > 3)
+                return INVALID_ARGUMENT;
+        if (!device->app_ok)
+                return NOT_SUPPORTED;
+        *clock = type == 2             ? device->app_mem_mhz
+                 : device->app_gfx_mhz ? device->app_gfx_mhz
+                                       : device->sm_mhz;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetSupportedGraphicsClocks(nvmlDevice_t device, unsigned mem, unsigned *count,
+                                                  unsigned *clocks)
+{
+        LOCKED;
+        if (!valid(device) || !count)
+                return INVALID_ARGUMENT;
+        if (!device->app_ok)
+                return NOT_SUPPORTED;
+        if (mem != device->mem_mhz)
+                return NOT_FOUND;
+        if (*count < device->n_clocks) {
+                *count = device->n_clocks;
+                return INSUFFICIENT_SIZE;
+        }
+        if (!clocks)
+                return INVALID_ARGUMENT;
+        memcpy(clocks, device->clocks_mhz, device->n_clocks * sizeof(unsigned));
+        *count = device->n_clocks;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceSetApplicationsClocks(nvmlDevice_t device, unsigned mem, unsigned graphics)
+{
+        LOCKED;
+        if (!valid(device))
+                return INVALID_ARGUMENT;
+        if (!device->app_ok)
+                return NOT_SUPPORTED;
+        if (geteuid() != 0)
+                return NO_PERMISSION;
+        bool ok = mem == device->mem_mhz;
+        bool listed = false;
+        for (unsigned i = 0; i < device->n_clocks; i++)
+                listed = listed || device->clocks_mhz[i] == graphics;
+        if (!ok || !listed)
+                return INVALID_ARGUMENT;
+        device->app_mem_mhz = mem;
+        device->app_gfx_mhz = graphics;
+        device->sets++;
+        save_state();
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceResetApplicationsClocks(nvmlDevice_t device)
+{
+        LOCKED;
+        if (!valid(device))
+                return INVALID_ARGUMENT;
+        if (!device->app_ok)
+                return NOT_SUPPORTED;
+        if (geteuid() != 0)
+                return NO_PERMISSION;
+        device->app_mem_mhz = device->mem_mhz;
+        device->app_gfx_mhz = 0;
+        device->resets++;
+        save_state();
         return OK;
 }
 
@@ -236,6 +403,10 @@ const char *nvmlErrorString(nvmlReturn_t r)
                 return "Invalid Argument";
         case NOT_SUPPORTED:
                 return "Not Supported";
+        case NO_PERMISSION:
+                return "Insufficient Permissions";
+        case NOT_FOUND:
+                return "Not Found";
         case INSUFFICIENT_SIZE:
                 return "Insufficient Size";
         case DRIVER_NOT_LOADED:
