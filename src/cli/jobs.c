@@ -9,9 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <strings.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "daemon.h"
 #include "json.h"
 #include "log.h"
 #include "macro.h"
@@ -27,16 +31,19 @@ static int usage(FILE *f)
         fputs("Usage: joule jobs list [--machine ID] [--state S] [--limit N] [--json]\n"
               "       joule jobs show ID [--json]\n"
               "       joule jobs cancel ID\n"
-              "       joule jobs email [--max N]\n\n"
+              "       joule jobs email [--max N]\n"
+              "       joule jobs run [--max N]\n\n"
               "The benchmark job queue of the measurement cluster (docs/queue.md).\n\n"
               "  list     the jobs, oldest first (--limit: only the newest N)\n"
               "  show     one job: its state, message and, once it ran, the energy of each phase\n"
               "  cancel   cancel a job that is still WAITING (a RUNNING one is the runner's)\n"
-              "  email    send every queued e-mail whose time has come, then exit (cron mode)\n\n"
+              "  email    send every queued e-mail whose time has come, then exit (cron mode)\n"
+              "  run      process this machine's (machine.id) queued jobs one after another, then exit (cron\n"
+              "           mode; the same loop as joule-runner, under the machine's lock; docs/cluster.md)\n\n"
               "  -m, --machine ID   only this machine's jobs\n"
               "  -s, --state S      only jobs in state S: WAITING, RUNNING, FINISHED, FAILED, CANCELLED\n"
               "  -l, --limit N      list: the newest N jobs\n"
-              "      --max N        email: send at most N messages (default 1000)\n"
+              "      --max N        email: send at most N messages (default 1000); run: at most N jobs\n"
               "  -j, --json         list: a JSON array; show: {id, machine_id, state, message, ..., run}\n"
               "  -u, --url URL      the database (default: database.url)\n",
               f);
@@ -381,6 +388,50 @@ static int do_email(cli_context *ctx, jl_store *s, uint64_t max)
         return 0;
 }
 
+/* ---- run (cron mode): the runner's loop until no job is left ---- */
+
+static void run_log(void *userdata, int level, int err, const char *msg)
+{
+        (void)userdata;
+        log_full(level, err, "jobs run: %s", msg);
+}
+
+static int do_run(cli_context *ctx, uint64_t max)
+{
+        jl_runner_install_crash_handler();
+        sigset_t mask, old;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_BLOCK, &mask, &old);
+        _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        char lock_dir[4096];
+        if (sfd < 0 || jl_runner_default_lock_dir(lock_dir, sizeof(lock_dir)) < 0)
+                return log_error(sfd < 0 ? errno : ENAMETOOLONG, "jobs run: cannot set up signals or the lock");
+        jl_runner_opts o = {.config = &ctx->config, .signal_fd = sfd, .lock_dir = lock_dir, .log = run_log};
+        jl_runner *run = NULL;
+        int r = jl_runner_new(&o, &run);
+        if (r < 0)
+                return log_error(r, "jobs run: cannot set up the runner: %s", strerror(-r));
+        uint64_t done = 0;
+        r = jl_runner_start(run, true);
+        while (r >= 0 && done < (max ? max : 1000)) { /* bounded by --max */
+                if (done > 0 && (r = jl_runner_wait(run, ctx->config.runner.sleep_time_after_job, false)) < 0)
+                        break;
+                r = jl_runner_pass(run);
+                if (r <= 0)
+                        break;
+                done++;
+        }
+        int sig = jl_runner_stop_signal(run);
+        jl_runner_free(run);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        printf("%" PRIu64 " job%s processed\n", done, done == 1 ? "" : "s");
+        if (sig)
+                return log_error(EINTR, "jobs run: stopped by %s", sig == SIGINT ? "SIGINT" : "SIGTERM"), 0;
+        return r < 0 ? r : 0;
+}
+
 int verb_jobs(cli_context *ctx, int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -420,13 +471,14 @@ int verb_jobs(cli_context *ctx, int argc, char **argv)
         }
         if (optind >= argc) {
                 usage(stderr);
-                log_error(EINVAL, "jobs: no command given (list, show, cancel or email)");
+                log_error(EINVAL, "jobs: no command given (list, show, cancel, email or run)");
                 return 2;
         }
         const char *cmd = argv[optind++];
         bool list = strcmp(cmd, "list") == 0, show = strcmp(cmd, "show") == 0,
-             cancel = strcmp(cmd, "cancel") == 0, email = strcmp(cmd, "email") == 0;
-        if (!list && !show && !cancel && !email) {
+             cancel = strcmp(cmd, "cancel") == 0, email = strcmp(cmd, "email") == 0,
+             run = strcmp(cmd, "run") == 0;
+        if (!list && !show && !cancel && !email && !run) {
                 usage(stderr);
                 log_error(EINVAL, "jobs: unknown command '%s'", cmd);
                 return 2;
@@ -449,11 +501,11 @@ int verb_jobs(cli_context *ctx, int argc, char **argv)
                 log_error(EINVAL, "jobs %s: --machine, --state and --limit are for `jobs list`", cmd);
                 return 2;
         }
-        if (max_s && !email) {
-                log_error(EINVAL, "jobs %s: --max is for `jobs email`", cmd);
+        if (max_s && !email && !run) {
+                log_error(EINVAL, "jobs %s: --max is for `jobs email` and `jobs run`", cmd);
                 return 2;
         }
-        if (json && (cancel || email)) {
+        if (json && (cancel || email || run)) {
                 log_error(EINVAL, "jobs %s: --json is for list and show", cmd);
                 return 2;
         }
@@ -476,10 +528,18 @@ int verb_jobs(cli_context *ctx, int argc, char **argv)
                 return 2;
         }
         if (max_s && (parse_u64(max_s, &max) < 0 || max == 0 || max > 1000000)) {
-                log_error(EINVAL, "jobs email: --max '%s' is not an integer from 1 to 1000000", max_s);
+                log_error(EINVAL, "jobs %s: --max '%s' is not an integer from 1 to 1000000", cmd, max_s);
                 return 2;
         }
 
+        if (run) {
+                if (url) {
+                        free(ctx->config.database.url);
+                        if (!(ctx->config.database.url = strdup(url)))
+                                return log_error(ENOMEM, "out of memory"), 1;
+                }
+                return do_run(ctx, max) < 0 ? 1 : 0;
+        }
         _cleanup_store_ jl_store *s = NULL;
         if (cli_open_store(ctx, url, &s) < 0)
                 return 1;

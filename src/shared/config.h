@@ -53,6 +53,13 @@ typedef struct {
                 char *cleanup_script;
                 uint64_t temperature_max_tries;
                 char *system_checks; /* warn | fail: what a breach of machine.profile does to a run */
+                double baseline_s;   /* the idle [BASELINE] phase of every run (joule-runner, jobs run) */
+                double temperature_check_interval_s; /* one cooldown wait / warm-up try */
+                uint64_t control_comparison_window;  /* earlier control runs compared with */
+                char *control_threshold_type;        /* relative | absolute standard deviation */
+                double control_energy_threshold;     /* per metric: fraction (relative) or J, W, s */
+                double control_power_threshold;
+                double control_duration_threshold;
         } runner;
         struct {
                 int64_t id;
