@@ -1,9 +1,10 @@
 /* writer.c - joule-dbd's database thread: takes chunks from the cache and stores each in one transaction
  * (nodes seen, records by the store's bulk path with duplicates by (node, seq) dropped, job steps and the
- * jobs they add up to), retrying with backoff while the database is down or slow (a chunk is never
- * dropped: the event loop stops reading meanwhile); then recomputes the energy aggregations of the windows
- * that chunk touched, from the table itself, so that replays and several dbds sharing one database give
- * the same exact sums. Logs what it retries and what it gives up (it is part of the daemon). */
+ * jobs they add up to: all through src/store/cluster.h, the writer jouled uses too), retrying with backoff
+ * while the database is down or slow (a chunk is never dropped: the event loop stops reading meanwhile);
+ * then recomputes the energy aggregations of the windows that chunk touched, from the table itself, so that
+ * replays and several dbds sharing one database give the same exact sums. Logs what it retries and what it
+ * gives up (it is part of the daemon). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -15,12 +16,11 @@
 #include "dbd.h"
 #include "log.h"
 #include "macro.h"
+#include "cluster.h"
 #include "store.h"
 #include "timeutil.h"
 
-#define ADVISORY_KEY "74200001" /* pg_advisory_xact_lock key serialising derived-table updates */
 #define SEEN_INTERVAL_US (10 * 1000000LL)
-#define NODES_PER_UPDATE 100
 
 typedef struct {
         char *name;
@@ -35,7 +35,7 @@ struct dbd_writer {
 
         jl_store *db;
         bool outage; /* a failure was logged; log the recovery */
-        jl_stmt *st_hello, *st_bye, *st_begin, *st_end, *st_fix, *st_steps, *st_job, *st_agg[3];
+        jl_stmt *st_agg[3];
 
         int64_t *dirty; /* aggregation windows to recompute (start_us), unordered, unique */
         size_t ndirty, dirty_cap;
@@ -60,8 +60,7 @@ static bool transient(int r)
 
 static void finalize_all(dbd_writer *w)
 {
-        jl_stmt **all[] = {&w->st_hello, &w->st_bye, &w->st_begin,  &w->st_end,    &w->st_fix,
-                           &w->st_steps, &w->st_job, &w->st_agg[0], &w->st_agg[1], &w->st_agg[2]};
+        jl_stmt **all[] = {&w->st_agg[0], &w->st_agg[1], &w->st_agg[2]};
         for (size_t i = 0; i < ARRAY_SIZE(all); i++)
                 if (*all[i]) {
                         jl_stmt_finalize(*all[i]);
@@ -148,10 +147,7 @@ static seen_slot *seen_find(dbd_writer *w, const char *name)
 
 /* ---- one chunk ---- */
 
-static const char *const record_columns[] = {"node",         "seq",         "start_us",     "end_us",
-                                             "energy_uj",    "avg_power_w", "domains_json", "max_temp_c",
-                                             "avg_freq_khz", "job_id",      "step_id"};
-
+/* The records of a chunk through the shared writer (src/store/cluster.h). */
 static int insert_records(dbd_writer *w, const dbd_item *items, size_t n)
 {
         size_t nrec = 0;
@@ -159,186 +155,56 @@ static int insert_records(dbd_writer *w, const dbd_item *items, size_t n)
                 nrec += items[i].kind == DBD_ITEM_RECORD;
         if (nrec == 0)
                 return 0;
-        jl_bulk *b;
-        int r = jl_store_bulk_begin(w->db, "periodic_metrics", record_columns, ARRAY_SIZE(record_columns),
-                                    JL_BULK_IGNORE_CONFLICTS, &b);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n && r >= 0; i++) {
+        _cleanup_free_ jl_store_record *recs = calloc(nrec, sizeof(jl_store_record));
+        if (!recs)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
                 const dbd_item *it = &items[i];
                 if (it->kind != DBD_ITEM_RECORD)
                         continue;
-                if ((r = jl_bulk_text(b, it->node)) < 0 || (r = jl_bulk_int64(b, (int64_t)it->seq)) < 0 ||
-                    (r = jl_bulk_int64(b, it->rec.start_us)) < 0 ||
-                    (r = jl_bulk_int64(b, it->rec.end_us)) < 0 ||
-                    (r = jl_bulk_int64(b, it->rec.energy_uj)) < 0 ||
-                    (r = jl_bulk_double(b, it->rec.power_w)) < 0 ||
-                    (r = jl_bulk_text(b, it->rec.domains_json)) < 0)
-                        break;
-                r = isfinite(it->rec.temp_c) ? jl_bulk_double(b, it->rec.temp_c) : jl_bulk_null(b);
-                if (r >= 0)
-                        r = isfinite(it->rec.freq_khz) && fabs(it->rec.freq_khz) < 9e18
-                                ? jl_bulk_int64(b, (int64_t)llround(it->rec.freq_khz))
-                                : jl_bulk_null(b);
-                if (r >= 0)
-                        r = it->rec.has_job ? jl_bulk_int64(b, it->rec.job_id) : jl_bulk_null(b);
-                if (r >= 0)
-                        r = it->rec.has_job ? jl_bulk_int64(b, it->rec.step_id) : jl_bulk_null(b);
-                if (r >= 0)
-                        r = jl_bulk_row_end(b);
+                recs[k++] = (jl_store_record){.node = it->node,
+                                              .seq = it->seq,
+                                              .start_us = it->rec.start_us,
+                                              .end_us = it->rec.end_us,
+                                              .energy_uj = it->rec.energy_uj,
+                                              .avg_power_w = it->rec.power_w,
+                                              .max_temp_c = it->rec.temp_c,
+                                              .avg_freq_khz = it->rec.freq_khz,
+                                              .has_job = it->rec.has_job,
+                                              .job_id = it->rec.job_id,
+                                              .step_id = it->rec.step_id,
+                                              .domains_json = it->rec.domains_json};
         }
-        if (r < 0) {
-                jl_bulk_abort(b);
-                return r;
-        }
-        return jl_bulk_finish(b, NULL);
+        return jl_store_put_records(w->db, recs, k, NULL);
 }
 
-static int node_hello(dbd_writer *w, const dbd_item *it)
+/* The job step begins and ends of a chunk, in order, and the jobs rows they touch (cluster.h). */
+static int job_messages(dbd_writer *w, const dbd_item *items, size_t n)
 {
-        int r = prep(w, &w->st_hello,
-                     "INSERT INTO nodes (name, partition_name, island, first_seen_us, last_seen_us, status) "
-                     "VALUES ($1, $2, $3, $4, $4, 'connected') ON CONFLICT (name) DO UPDATE SET "
-                     "partition_name = excluded.partition_name, island = excluded.island, "
-                     "last_seen_us = CASE WHEN nodes.last_seen_us IS NULL OR nodes.last_seen_us < "
-                     "excluded.last_seen_us THEN excluded.last_seen_us ELSE nodes.last_seen_us END, "
-                     "status = 'connected'");
-        if (r < 0 || (r = jl_stmt_bind_text(w->st_hello, 1, it->node)) < 0 ||
-            (r = jl_stmt_bind_text(w->st_hello, 2, it->hello.partition[0] ? it->hello.partition : NULL)) <
-                0 ||
-            (r = jl_stmt_bind_text(w->st_hello, 3, it->hello.island[0] ? it->hello.island : NULL)) < 0 ||
-            (r = jl_stmt_bind_int64(w->st_hello, 4, it->hello.time_us)) < 0)
-                return r;
-        return step_done(w->st_hello);
-}
-
-static int node_bye(dbd_writer *w, const dbd_item *it)
-{
-        /* only when no later HELLO (here or at another dbd) has been recorded */
-        int r = prep(w, &w->st_bye,
-                     "UPDATE nodes SET status = 'disconnected', last_seen_us = $2 WHERE name = $1 AND "
-                     "(last_seen_us IS NULL OR last_seen_us <= $2)");
-        if (r < 0 || (r = jl_stmt_bind_text(w->st_bye, 1, it->node)) < 0 ||
-            (r = jl_stmt_bind_int64(w->st_bye, 2, it->hello.time_us)) < 0)
-                return r;
-        return step_done(w->st_bye);
-}
-
-typedef struct {
-        int64_t job_id, step_id;
-} job_key;
-
-static int job_message(dbd_writer *w, const dbd_item *it)
-{
-        jl_stmt *st;
-        int r;
-        const char *user = it->job.user[0] ? it->job.user : NULL;
-        if (!it->job.end) {
-                r = prep(w, &w->st_begin,
-                         "INSERT INTO steps (job_id, step_id, node, user_name, start_us, complete) "
-                         "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
-                         "start_us = excluded.start_us, user_name = COALESCE(excluded.user_name, "
-                         "steps.user_name)");
-                st = w->st_begin;
-                if (r < 0 || (r = jl_stmt_bind_text(st, 4, user)) < 0 ||
-                    (r = jl_stmt_bind_int64(st, 5, it->job.time_us)) < 0)
-                        return r;
-        } else {
-                /* an end without its begin is kept, marked incomplete (no start: no average power) */
-                r = prep(
-                    w, &w->st_end,
-                    "INSERT INTO steps (job_id, step_id, node, user_name, end_us, energy_uj, complete) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, 0) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
-                    "end_us = excluded.end_us, energy_uj = excluded.energy_uj, "
-                    "user_name = COALESCE(steps.user_name, excluded.user_name), "
-                    "complete = CASE WHEN steps.start_us IS NULL THEN 0 ELSE $7 END");
-                st = w->st_end;
-                if (r < 0 || (r = jl_stmt_bind_text(st, 4, user)) < 0 ||
-                    (r = jl_stmt_bind_int64(st, 5, it->job.time_us)) < 0 ||
-                    (r = jl_stmt_bind_int64(st, 6, it->job.energy_uj)) < 0 ||
-                    (r = jl_stmt_bind_int64(st, 7, it->job.complete ? 1 : 0)) < 0)
-                        return r;
-        }
-        if ((r = jl_stmt_bind_int64(st, 1, it->job.job_id)) < 0 ||
-            (r = jl_stmt_bind_int64(st, 2, it->job.step_id)) < 0 ||
-            (r = jl_stmt_bind_text(st, 3, it->node)) < 0 || (r = step_done(st)) < 0)
-                return r;
-        r = prep(w, &w->st_fix,
-                 "UPDATE steps SET avg_power_w = CASE WHEN start_us IS NOT NULL AND end_us IS NOT NULL AND "
-                 "end_us > start_us AND energy_uj IS NOT NULL THEN CAST(energy_uj AS DOUBLE PRECISION) / "
-                 "(end_us - start_us) ELSE NULL END WHERE job_id = $1 AND step_id = $2 AND node = $3");
-        if (r < 0 || (r = jl_stmt_bind_int64(w->st_fix, 1, it->job.job_id)) < 0 ||
-            (r = jl_stmt_bind_int64(w->st_fix, 2, it->job.step_id)) < 0 ||
-            (r = jl_stmt_bind_text(w->st_fix, 3, it->node)) < 0)
-                return r;
-        return step_done(w->st_fix);
-}
-
-/* The jobs row of one job step: the sum over its nodes' steps rows. */
-static int job_recompute(dbd_writer *w, job_key k)
-{
-        int r = prep(w, &w->st_steps,
-                     "SELECT node, user_name, start_us, end_us, energy_uj, complete FROM steps "
-                     "WHERE job_id = $1 AND step_id = $2 ORDER BY node");
-        if (r < 0 || (r = jl_stmt_bind_int64(w->st_steps, 1, k.job_id)) < 0 ||
-            (r = jl_stmt_bind_int64(w->st_steps, 2, k.step_id)) < 0)
-                return r;
-        _cleanup_free_ char *nodes = NULL;
-        char user[JL_MSG_NAME_MAX] = "";
-        size_t nodes_len = 0;
-        FILE *f = open_memstream(&nodes, &nodes_len);
-        if (!f)
-                return -ENOMEM;
-        int64_t count = 0, start = INT64_MAX, end = INT64_MIN, energy = 0;
-        bool all_ended = true, complete = true, any_start = false;
-        while ((r = jl_stmt_step(w->st_steps)) == JL_STORE_ROW) {
-                fprintf(f, "%s%s", count ? "," : "", jl_stmt_column_text(w->st_steps, 0));
-                if (!user[0] && !jl_stmt_column_is_null(w->st_steps, 1))
-                        snprintf(user, sizeof(user), "%s", jl_stmt_column_text(w->st_steps, 1));
-                if (!jl_stmt_column_is_null(w->st_steps, 2)) {
-                        any_start = true;
-                        start = MIN(start, jl_stmt_column_int64(w->st_steps, 2));
-                }
-                if (jl_stmt_column_is_null(w->st_steps, 3))
-                        all_ended = false;
-                else
-                        end = MAX(end, jl_stmt_column_int64(w->st_steps, 3));
-                energy += jl_stmt_column_int64(w->st_steps, 4);
-                complete = complete && jl_stmt_column_int64(w->st_steps, 5) == 1;
-                count++;
-        }
-        fclose(f);
-        if (r < 0)
-                return r;
-        if (count == 0)
+        size_t njob = 0;
+        for (size_t i = 0; i < n; i++)
+                njob += items[i].kind == DBD_ITEM_JOB;
+        if (njob == 0)
                 return 0;
-        if (!w->st_job &&
-            (r = jl_store_prepare(
-                 w->db,
-                 "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, start_us, end_us, "
-                 "energy_uj, avg_power_w, complete) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-                 "ON CONFLICT (job_id, step_id) DO UPDATE SET user_name = excluded.user_name, "
-                 "nodes = excluded.nodes, node_count = excluded.node_count, "
-                 "start_us = excluded.start_us, end_us = excluded.end_us, "
-                 "energy_uj = excluded.energy_uj, avg_power_w = excluded.avg_power_w, "
-                 "complete = excluded.complete",
-                 &w->st_job)) < 0)
-                return r;
-        jl_stmt *st = w->st_job;
-        bool ended = all_ended && end != INT64_MIN;
-        if ((r = jl_stmt_reset(st)) < 0 || (r = jl_stmt_bind_int64(st, 1, k.job_id)) < 0 ||
-            (r = jl_stmt_bind_int64(st, 2, k.step_id)) < 0 ||
-            (r = jl_stmt_bind_text(st, 3, user[0] ? user : NULL)) < 0 ||
-            (r = jl_stmt_bind_text(st, 4, nodes)) < 0 || (r = jl_stmt_bind_int64(st, 5, count)) < 0 ||
-            (r = any_start ? jl_stmt_bind_int64(st, 6, start) : jl_stmt_bind_null(st, 6)) < 0 ||
-            (r = ended ? jl_stmt_bind_int64(st, 7, end) : jl_stmt_bind_null(st, 7)) < 0 ||
-            (r = ended ? jl_stmt_bind_int64(st, 8, energy) : jl_stmt_bind_null(st, 8)) < 0 ||
-            (r = ended && any_start && end > start
-                     ? jl_stmt_bind_double(st, 9, (double)energy / (double)(end - start))
-                     : jl_stmt_bind_null(st, 9)) < 0 ||
-            (r = jl_stmt_bind_int64(st, 10, ended && any_start && complete ? 1 : 0)) < 0)
-                return r;
-        return step_done(st);
+        _cleanup_free_ jl_store_job_event *ev = calloc(njob, sizeof(jl_store_job_event));
+        if (!ev)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const dbd_item *it = &items[i];
+                if (it->kind != DBD_ITEM_JOB)
+                        continue;
+                ev[k++] = (jl_store_job_event){.node = it->node,
+                                               .end = it->job.end,
+                                               .job_id = it->job.job_id,
+                                               .step_id = it->job.step_id,
+                                               .user = it->job.user,
+                                               .time_us = it->job.time_us,
+                                               .energy_uj = it->job.energy_uj,
+                                               .complete = it->job.complete};
+        }
+        return jl_store_put_job_events(w->db, ev, k);
 }
 
 /* last_seen_us and last_seq of the nodes in a chunk, at most every SEEN_INTERVAL_US per node. */
@@ -376,35 +242,13 @@ static int nodes_seen(dbd_writer *w, const dbd_item *items, size_t n, int64_t no
                 due[ndue] = s->name;
                 seqs[ndue++] = it->seq;
         }
-        for (size_t off = 0; off < ndue && r >= 0; off += NODES_PER_UPDATE) {
-                size_t k = MIN((size_t)NODES_PER_UPDATE, ndue - off);
-                _cleanup_free_ char *sql = NULL;
-                size_t len = 0;
-                FILE *f = open_memstream(&sql, &len);
-                if (!f)
+        if (ndue > 0) {
+                _cleanup_free_ jl_store_node_seen *v = calloc(ndue, sizeof(jl_store_node_seen));
+                if (!v)
                         return -ENOMEM;
-                fputs("UPDATE nodes SET last_seen_us = CASE WHEN nodes.last_seen_us IS NULL OR "
-                      "nodes.last_seen_us < v.column2 THEN v.column2 ELSE nodes.last_seen_us END, "
-                      "last_seq = CASE WHEN nodes.last_seq IS NULL OR nodes.last_seq < v.column3 THEN "
-                      "v.column3 "
-                      "ELSE nodes.last_seq END FROM (VALUES ",
-                      f);
-                for (size_t j = 0; j < k; j++)
-                        fprintf(f, "%s($%zu, CAST($%zu AS BIGINT), CAST($%zu AS BIGINT))", j ? ", " : "",
-                                3 * j + 1, 3 * j + 2, 3 * j + 3);
-                fputs(") AS v WHERE nodes.name = v.column1", f);
-                fclose(f);
-                _cleanup_stmt_ jl_stmt *st = NULL;
-                r = jl_store_prepare(w->db, sql, &st);
-                for (size_t j = 0; j < k && r >= 0; j++) {
-                        r = jl_stmt_bind_text(st, (int)(3 * j + 1), due[off + j]);
-                        if (r >= 0)
-                                r = jl_stmt_bind_int64(st, (int)(3 * j + 2), now);
-                        if (r >= 0)
-                                r = jl_stmt_bind_int64(st, (int)(3 * j + 3), (int64_t)seqs[off + j]);
-                }
-                if (r >= 0)
-                        r = step_done(st);
+                for (size_t j = 0; j < ndue; j++)
+                        v[j] = (jl_store_node_seen){.node = due[j], .time_us = now, .seq = seqs[j]};
+                r = jl_store_touch_nodes(w->db, v, ndue);
         }
         if (r < 0)
                 return r;
@@ -439,43 +283,23 @@ static int64_t floor_div(int64_t a, int64_t b)
 static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
 {
         int64_t now = now_us();
-        _cleanup_free_ job_key *jobs = NULL;
-        size_t njobs = 0;
         _cleanup_free_ char **due = NULL;
         size_t ndue = 0;
         int r = jl_store_begin_immediate(w->db);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {
-                if (items[i].kind == DBD_ITEM_HELLO)
-                        r = node_hello(w, &items[i]);
-                else if (items[i].kind == DBD_ITEM_BYE)
-                        r = node_bye(w, &items[i]);
+                const dbd_item *it = &items[i];
+                if (it->kind == DBD_ITEM_HELLO)
+                        r = jl_store_node_hello(w->db, it->node, it->hello.partition, it->hello.island,
+                                                it->hello.time_us, NULL);
+                else if (it->kind == DBD_ITEM_BYE)
+                        r = jl_store_node_bye(w->db, it->node, it->hello.time_us);
         }
         if (r >= 0)
                 r = insert_records(w, items, n);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                if (items[i].kind != DBD_ITEM_JOB)
-                        continue;
-                r = job_message(w, &items[i]);
-                job_key k = {items[i].job.job_id, items[i].job.step_id};
-                bool seen = false;
-                for (size_t j = 0; j < njobs && !seen; j++)
-                        seen = jobs[j].job_id == k.job_id && jobs[j].step_id == k.step_id;
-                if (!seen && r >= 0) {
-                        job_key *nj = realloc(jobs, (njobs + 1) * sizeof(job_key));
-                        if (!nj)
-                                r = -ENOMEM;
-                        else {
-                                jobs = nj;
-                                jobs[njobs++] = k;
-                        }
-                }
-        }
-        if (r >= 0 && njobs > 0 && jl_store_get_backend(w->db) == JL_STORE_POSTGRES)
-                r = jl_store_exec(w->db, "SELECT pg_advisory_xact_lock(" ADVISORY_KEY ")");
-        for (size_t j = 0; j < njobs && r >= 0; j++)
-                r = job_recompute(w, jobs[j]);
+        if (r >= 0)
+                r = job_messages(w, items, n);
         if (r >= 0)
                 r = nodes_seen(w, items, n, now, &due, &ndue);
         if (r >= 0)
@@ -551,8 +375,7 @@ static int aggregate_window(dbd_writer *w, int64_t start)
         int r = jl_store_begin_immediate(w->db);
         if (r < 0)
                 return r;
-        if (jl_store_get_backend(w->db) == JL_STORE_POSTGRES)
-                r = jl_store_exec(w->db, "SELECT pg_advisory_xact_lock(" ADVISORY_KEY ")");
+        r = jl_store_cluster_lock(w->db);
         for (int i = 0; i < 3 && r >= 0; i++) {
                 r = prep(w, &w->st_agg[i], agg_sql[i]);
                 jl_stmt *st = w->st_agg[i];

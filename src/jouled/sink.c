@@ -1,10 +1,11 @@
 /* sink.c - where jouled's records and job messages go. Producers (the monitor, the request handlers)
  * append to an in-memory queue in sequence order and never wait; the sink's own thread delivers the queue
  * head first. Without node.dbd it writes straight into the store at database.url (single machine: SQLite,
- * created and migrated on first use): periodic_metrics, steps, jobs and this node's row in nodes, each
- * batch in one transaction, idempotent by (node, seq) and (job, step, node) so that a retried batch is
- * harmless; a failed batch stays queued and is retried with a back-off. With node.dbd set the messages go
- * to the reporter (src/jouled/reporter.h, which spools and replays). */
+ * created and migrated on first use): periodic_metrics, steps, jobs and this node's row in nodes through
+ * the store's cluster writer (src/store/cluster.h, joule-dbd's too: the same rows), each batch in one
+ * transaction, idempotent by (node, seq) and (job, step, node) so that a retried batch is harmless; a failed
+ * batch stays queued and is retried with a back-off. With node.dbd set the messages go to the reporter
+ * (src/jouled/reporter.h, which spools and replays). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
+#include "cluster.h"
 #include "store.h"
 #include "timeutil.h"
 #include "reporter.h"
@@ -49,7 +51,7 @@ struct jd_sink {
         char err[256];
         bool dbd;
         char *url, *node, *partition, *island;
-        jl_store *store; /* sink thread only */
+        jl_store *store;       /* sink thread only */
         jl_reporter *reporter; /* node.dbd set: the messages go there, the queue stays empty */
         bool was_connected;    /* jd_sink_log_changes() (monitor thread only) */
         char logged_err[256];
@@ -126,74 +128,21 @@ const char *jd_sink_kind(const jd_sink *s)
         return s->dbd ? "dbd" : "store";
 }
 
-static int job_number(const char *job_id, int64_t *ret)
+/* periodic_metrics.domains_json as joule-dbd writes it (src/dbd/conn.c): {"name":µJ,...}, NULL when none. */
+static int64_t now_realtime_us(void)
 {
-        return parse_i64(job_id, ret);
+        return (int64_t)(now_ns(CLOCK_REALTIME) / NSEC_PER_USEC);
 }
 
-static int exec_stmt(jl_store *st, const char *sql, int (*bind)(jl_stmt *, const void *), const void *arg)
+static int domains_json(const jl_msg_record *m, char **ret)
 {
-        _cleanup_stmt_ jl_stmt *stmt = NULL;
-        int r = jl_store_prepare(st, sql, &stmt);
-        if (r < 0)
-                return r;
-        r = bind(stmt, arg);
-        if (r < 0)
-                return r;
-        r = jl_stmt_step(stmt);
-        return r < 0 ? r : 0;
-}
-
-typedef struct {
-        const jd_sink *s;
-        const jl_msg_record *m;
-        const char *domains_json;
-} rec_args;
-
-static int bind_record(jl_stmt *st, const void *p)
-{
-        const rec_args *a = p;
-        const jl_msg_record *m = a->m;
-        int64_t job;
-        int r = 0;
-        r |= jl_stmt_bind_text(st, 1, m->node);
-        r |= jl_stmt_bind_int64(st, 2, (int64_t)m->seq);
-        r |= jl_stmt_bind_int64(st, 3, (int64_t)m->start_us);
-        r |= jl_stmt_bind_int64(st, 4, (int64_t)m->end_us);
-        r |= jl_stmt_bind_int64(st, 5, (int64_t)m->energy_uj);
-        r |= jl_stmt_bind_double(st, 6, m->avg_power_w);
-        r |= jl_stmt_bind_text(st, 7, a->domains_json);
-        r |= isnan(m->temp_max_c) ? jl_stmt_bind_null(st, 8) : jl_stmt_bind_double(st, 8, m->temp_max_c);
-        r |= isnan(m->freq_avg_khz) ? jl_stmt_bind_null(st, 9)
-                                    : jl_stmt_bind_int64(st, 9, llround(m->freq_avg_khz));
-        if (m->job_id[0] && job_number(m->job_id, &job) == 0) {
-                r |= jl_stmt_bind_int64(st, 10, job);
-                r |= jl_stmt_bind_int64(st, 11, m->step_id);
-        } else {
-                r |= jl_stmt_bind_null(st, 10);
-                r |= jl_stmt_bind_null(st, 11);
+        if (m->ndomains == 0) {
+                *ret = NULL;
+                return 0;
         }
-        return r ? -EINVAL : 0;
-}
-
-static int bind_node(jl_stmt *st, const void *p)
-{
-        const rec_args *a = p;
-        int r = 0;
-        r |= jl_stmt_bind_text(st, 1, a->s->node);
-        r |= jl_stmt_bind_text(st, 2, a->s->partition);
-        r |= jl_stmt_bind_text(st, 3, a->s->island);
-        r |= jl_stmt_bind_int64(st, 4, (int64_t)a->m->end_us);
-        r |= jl_stmt_bind_int64(st, 5, (int64_t)a->m->seq);
-        r |= jl_stmt_bind_text(st, 6, JOULE_VERSION);
-        return r ? -EINVAL : 0;
-}
-
-static int write_record(jd_sink *s, const jl_msg_record *m)
-{
-        _cleanup_free_ char *dj = NULL;
+        char *buf = NULL;
         size_t size = 0;
-        FILE *f = open_memstream(&dj, &size);
+        FILE *f = open_memstream(&buf, &size);
         if (!f)
                 return -ENOMEM;
         json_writer w;
@@ -204,90 +153,72 @@ static int write_record(jd_sink *s, const jl_msg_record *m)
                 json_uint(&w, m->domains[i].energy_uj);
         }
         json_object_end(&w);
-        fclose(f);
-        rec_args a = {.s = s, .m = m, .domains_json = dj};
-        int r = exec_stmt(
-            s->store,
-            "INSERT INTO periodic_metrics (node, seq, start_us, end_us, energy_uj, avg_power_w, "
-            "domains_json, max_temp_c, avg_freq_khz, job_id, step_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (node, seq) DO NOTHING",
-            bind_record, &a);
-        if (r < 0)
-                return r;
-        return exec_stmt(
-            s->store,
-            "INSERT INTO nodes (name, partition_name, island, first_seen_us, last_seen_us, last_seq, "
-            "status, daemon_version) VALUES ($1, $2, $3, $4, $4, $5, 'up', $6) "
-            "ON CONFLICT (name) DO UPDATE SET last_seen_us = excluded.last_seen_us, "
-            "last_seq = CASE WHEN nodes.last_seq IS NULL OR excluded.last_seq > nodes.last_seq "
-            "THEN excluded.last_seq ELSE nodes.last_seq END, status = 'up', "
-            "partition_name = excluded.partition_name, island = excluded.island, "
-            "daemon_version = excluded.daemon_version",
-            bind_node, &a);
+        if (fclose(f) != 0 || !buf) {
+                free(buf);
+                return -ENOMEM;
+        }
+        *ret = buf;
+        return 0;
 }
 
-typedef struct {
-        const jl_msg_job *m;
-        int64_t job;
-} job_args;
-
-static int bind_job(jl_stmt *st, const void *p)
+/* n items from first into the store through the shared writer (src/store/cluster.h), in the caller's
+ * transaction: the records, the job step messages, this node's last seen and last seq. */
+static int write_items(jd_sink *s, item *first, size_t n)
 {
-        const job_args *a = p;
-        const jl_msg_job *m = a->m;
+        _cleanup_free_ jl_store_record *recs = calloc(n, sizeof(jl_store_record));
+        _cleanup_free_ jl_store_job_event *ev = calloc(n, sizeof(jl_store_job_event));
+        _cleanup_free_ char **json = calloc(n, sizeof(char *));
+        if (!recs || !ev || !json)
+                return -ENOMEM;
+        size_t nrec = 0, nev = 0;
+        uint64_t last_seq = 0;
         int r = 0;
-        r |= jl_stmt_bind_int64(st, 1, a->job);
-        r |= jl_stmt_bind_int64(st, 2, m->step_id);
-        r |= jl_stmt_bind_text(st, 3, m->node);
-        r |= jl_stmt_bind_text(st, 4, m->user[0] ? m->user : NULL);
-        r |= jl_stmt_bind_int64(st, 5, (int64_t)m->time_us);
-        if (m->end) {
-                r |= jl_stmt_bind_int64(st, 6, (int64_t)m->energy_uj);
-                r |= jl_stmt_bind_int64(st, 7, m->complete ? 1 : 0);
+        item *it = first;
+        for (size_t i = 0; i < n && r >= 0; i++, it = it->next) {
+                if (it->is_job) {
+                        const jl_msg_job *m = &it->job;
+                        int64_t job;
+                        last_seq = MAX(last_seq, m->seq);
+                        if (jl_msg_job_id_parse(m->job_id, &job) < 0)
+                                continue; /* jouled accepts numeric job ids only; nothing else can reach here
+                                           */
+                        ev[nev++] = (jl_store_job_event){.node = m->node,
+                                                         .end = m->end,
+                                                         .job_id = job,
+                                                         .step_id = m->step_id,
+                                                         .user = m->user,
+                                                         .time_us = (int64_t)m->time_us,
+                                                         .energy_uj = (int64_t)m->energy_uj,
+                                                         .complete = m->complete};
+                        continue;
+                }
+                const jl_msg_record *m = &it->rec;
+                last_seq = MAX(last_seq, m->seq);
+                jl_store_record *rec = &recs[nrec];
+                *rec = (jl_store_record){.node = m->node,
+                                         .seq = m->seq,
+                                         .start_us = (int64_t)m->start_us,
+                                         .end_us = (int64_t)m->end_us,
+                                         .energy_uj = (int64_t)m->energy_uj,
+                                         .avg_power_w = m->avg_power_w,
+                                         .max_temp_c = m->temp_max_c,
+                                         .avg_freq_khz = m->freq_avg_khz,
+                                         .step_id = m->step_id};
+                rec->has_job = m->job_id[0] && jl_msg_job_id_parse(m->job_id, &rec->job_id) == 0;
+                r = domains_json(m, &json[nrec]);
+                rec->domains_json = json[nrec];
+                nrec++;
         }
-        return r ? -EINVAL : 0;
-}
-
-static int write_job(jd_sink *s, const jl_msg_job *m)
-{
-        job_args a = {.m = m};
-        if (job_number(m->job_id, &a.job) < 0)
-                return 0; /* jouled accepts numeric job ids only; nothing else can reach here */
-        int r;
-        if (!m->end) {
-                r = exec_stmt(
-                    s->store,
-                    "INSERT INTO steps (job_id, step_id, node, user_name, start_us, complete) "
-                    "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (job_id, step_id, node) DO NOTHING",
-                    bind_job, &a);
-                if (r == 0)
-                        r = exec_stmt(
-                            s->store,
-                            "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, start_us, "
-                            "complete) VALUES ($1, $2, $4, $3, 1, $5, 0) "
-                            "ON CONFLICT (job_id, step_id) DO NOTHING",
-                            bind_job, &a);
-                return r;
+        if (r >= 0)
+                r = jl_store_put_records(s->store, recs, nrec, NULL);
+        if (r >= 0)
+                r = jl_store_put_job_events(s->store, ev, nev);
+        if (r >= 0 && last_seq > 0) {
+                jl_store_node_seen seen = {.node = s->node, .time_us = now_realtime_us(), .seq = last_seq};
+                r = jl_store_touch_nodes(s->store, &seen, 1);
         }
-        r = exec_stmt(
-            s->store,
-            "INSERT INTO steps (job_id, step_id, node, user_name, end_us, energy_uj, complete) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, step_id, node) DO UPDATE SET "
-            "end_us = excluded.end_us, energy_uj = excluded.energy_uj, complete = excluded.complete, "
-            "avg_power_w = CASE WHEN steps.start_us IS NOT NULL AND excluded.end_us > steps.start_us "
-            "THEN CAST(excluded.energy_uj AS DOUBLE PRECISION) / (excluded.end_us - steps.start_us) "
-            "ELSE NULL END",
-            bind_job, &a);
-        if (r == 0)
-                r = exec_stmt(
-                    s->store,
-                    "INSERT INTO jobs (job_id, step_id, user_name, nodes, node_count, end_us, energy_uj, "
-                    "complete) VALUES ($1, $2, $4, $3, 1, $5, $6, $7) ON CONFLICT (job_id, step_id) DO "
-                    "UPDATE SET end_us = excluded.end_us, energy_uj = excluded.energy_uj, "
-                    "complete = excluded.complete, avg_power_w = CASE WHEN jobs.start_us IS NOT NULL "
-                    "AND excluded.end_us > jobs.start_us THEN CAST(excluded.energy_uj AS DOUBLE "
-                    "PRECISION) / (excluded.end_us - jobs.start_us) ELSE NULL END",
-                    bind_job, &a);
+        for (size_t i = 0; i < nrec; i++)
+                free(json[i]);
         return r;
 }
 
@@ -304,9 +235,12 @@ static int store_connect(jd_sink *s)
                 return r;
         }
         r = jl_store_migrate(s->store);
+        if (r >= 0)
+                r = jl_store_node_hello(s->store, s->node, s->partition, s->island, now_realtime_us(),
+                                        JOULE_VERSION);
         if (r < 0) {
                 pthread_mutex_lock(&s->mu);
-                snprintf(s->err, sizeof(s->err), "migrating the database: %s", jl_store_error(s->store));
+                snprintf(s->err, sizeof(s->err), "preparing the database: %s", jl_store_error(s->store));
                 pthread_mutex_unlock(&s->mu);
                 jl_store_close(s->store);
                 s->store = NULL;
@@ -322,9 +256,8 @@ static int deliver_batch(jd_sink *s, item *first, size_t n)
         if (r < 0)
                 return r;
         r = jl_store_begin(s->store);
-        item *it = first;
-        for (size_t i = 0; r == 0 && i < n; i++, it = it->next)
-                r = it->is_job ? write_job(s, &it->job) : write_record(s, &it->rec);
+        if (r == 0)
+                r = write_items(s, first, n);
         if (r == 0)
                 r = jl_store_commit(s->store);
         if (r < 0) {
@@ -514,8 +447,10 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms)
                 s->head = it->next;
                 free(it);
         }
-        if (s->store)
+        if (s->store) {
+                (void)jl_store_node_bye(s->store, s->node, now_realtime_us());
                 jl_store_close(s->store);
+        }
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
         free(s->url);
