@@ -511,6 +511,7 @@ static int warm_up(jl_runner *r, double seconds, double target)
                         while (mono_ns() < end) /* bounded by `end` */
                                 for (int j = 0; j < 100000; j++)
                                         x += (uint64_t)j * 2654435761u;
+                        (void)x; /* a use, for clang's -Wunused-but-set-variable */
                         _exit(0);
                 }
                 pids[n++] = p;
