@@ -128,6 +128,7 @@ void jd_monitor_close(jouled *d);
 void *jd_monitor_thread(void *userdata);
 /* Take a sample now (lock held): publishes the shm page and the snapshot. */
 void jd_sample_locked(jouled *d);
+void jd_record_restart_locked(jouled *d); /* open the next record window at the latest sample */
 
 /* state.c: the state directory (node.state_dir). All called with the lock held (or before threads run). */
 int jd_state_load(jouled *d, char *err, size_t errlen);

@@ -274,6 +274,7 @@ int main(int argc, char **argv)
         }
         pthread_mutex_lock(&d->lock);
         jd_sample_locked(d);
+        jd_record_restart_locked(d); /* the first record starts at the baseline: no energy left out */
         pthread_mutex_unlock(&d->lock);
         /* 4. where records go */
         r = jd_sink_open(&d->cfg, &d->sink, err, sizeof(err));

@@ -250,8 +250,8 @@ void jd_sample_locked(jouled *d)
         publish_shm(d);
 }
 
-/* Start the next record's window at the latest sample. */
-static void record_restart(jouled *d)
+/* Start the next record's window at the latest sample. Lock held. */
+void jd_record_restart_locked(jouled *d)
 {
         d->rec_open = true;
         d->rec_start_ns = d->snap.t_ns;
@@ -334,7 +334,7 @@ void *jd_monitor_thread(void *userdata)
                 pthread_mutex_lock(&d->lock);
                 jd_sample_locked(d);
                 if (!d->rec_open)
-                        record_restart(d);
+                        jd_record_restart_locked(d);
                 else if (d->snap.t_ns - d->rec_start_ns + d->sample_ns / 2 >= d->period_ns) {
                         int r = record_build(d, &rec);
                         if (r < 0)
@@ -345,7 +345,7 @@ void *jd_monitor_thread(void *userdata)
                         else {
                                 emit = true;
                                 d->records_sent++;
-                                record_restart(d);
+                                jd_record_restart_locked(d);
                                 if (d->nsteps > 0)
                                         (void)jd_state_save_steps(d);
                         }
