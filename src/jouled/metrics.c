@@ -1,6 +1,8 @@
 /* metrics.c - jouled's Prometheus endpoint (/metrics, libmicrohttpd with its own thread): the text format
  * with joule_ names in base units, built from a copy of the monitor's snapshot taken under the lock, so
- * that a scrape never waits on or delays the monitor. */
+ * that a scrape never waits on or delays the monitor. libmicrohttpd is loaded with dlopen when the endpoint
+ * starts (node.metrics_listen set): Debian's links GnuTLS, whose load and initialisation cost every jouled
+ * about 2.3 MiB of resident memory even with /metrics off (docs/performance.md, "jouled at 1 Hz"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -10,9 +12,28 @@
 #include <sys/socket.h>
 
 #include "config-joule.h"
+#include "dlopen-util.h"
 #include "jouled.h"
 #include "macro.h"
 #include "timeutil.h"
+
+/* The entry points used, resolved once per process (only the header is a build dependency). */
+static struct MHD_Response *(*sym_create_response_from_buffer)(size_t, void *, enum MHD_ResponseMemoryMode);
+static enum MHD_Result (*sym_add_response_header)(struct MHD_Response *, const char *, const char *);
+static enum MHD_Result (*sym_queue_response)(struct MHD_Connection *, unsigned int, struct MHD_Response *);
+static void (*sym_destroy_response)(struct MHD_Response *);
+static struct MHD_Daemon *(*sym_start_daemon)(unsigned int, uint16_t, MHD_AcceptPolicyCallback, void *,
+                                              MHD_AccessHandlerCallback, void *, ...);
+static void (*sym_stop_daemon)(struct MHD_Daemon *);
+static const jl_dlsym mhd_syms[] = {
+    {"MHD_create_response_from_buffer", &sym_create_response_from_buffer, false},
+    {"MHD_add_response_header", &sym_add_response_header, false},
+    {"MHD_queue_response", &sym_queue_response, false},
+    {"MHD_destroy_response", &sym_destroy_response, false},
+    {"MHD_start_daemon", &sym_start_daemon, false},
+    {"MHD_stop_daemon", &sym_stop_daemon, false},
+};
+static jl_dlib mhd_lib = JL_DLIB_INIT("libmicrohttpd.so.12", mhd_syms);
 
 struct jd_metrics {
         jouled *d;
@@ -163,26 +184,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         unsigned status = MHD_HTTP_OK;
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
                 static const char msg[] = "only GET\n";
-                resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+                resp = sym_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
                 status = MHD_HTTP_METHOD_NOT_ALLOWED;
         } else if (strcmp(url, "/metrics") != 0) {
                 static const char msg[] = "jouled: see /metrics\n";
-                resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+                resp = sym_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
                 status = MHD_HTTP_NOT_FOUND;
         } else {
                 size_t len = 0;
                 char *text = render(m->d, &len);
                 if (!text)
                         return MHD_NO;
-                resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+                resp = sym_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
                 if (resp)
-                        MHD_add_response_header(resp, "Content-Type",
+                        sym_add_response_header(resp, "Content-Type",
                                                 "text/plain; version=0.0.4; charset=utf-8");
         }
         if (!resp)
                 return MHD_NO;
-        enum MHD_Result ret = MHD_queue_response(conn, status, resp);
-        MHD_destroy_response(resp);
+        enum MHD_Result ret = sym_queue_response(conn, status, resp);
+        sym_destroy_response(resp);
         return ret;
 }
 
@@ -193,6 +214,12 @@ int jd_metrics_start(jouled *d, const char *listen_addr, jd_metrics **ret, char 
         int r = jd_parse_listen(listen_addr, &ss, &len, err, errlen);
         if (r < 0)
                 return r;
+        char why[256];
+        r = jl_dlib_load(&mhd_lib, why, sizeof(why));
+        if (r < 0) {
+                snprintf(err, errlen, "node.metrics_listen: cannot load libmicrohttpd.so.12 (%s)", why);
+                return r;
+        }
         jd_metrics *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
@@ -200,7 +227,7 @@ int jd_metrics_start(jouled *d, const char *listen_addr, jd_metrics **ret, char 
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR,
+        m->mhd = sym_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR,
                                   (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
         if (!m->mhd) {
@@ -217,6 +244,6 @@ void jd_metrics_stop(jd_metrics *m)
 {
         if (!m)
                 return;
-        MHD_stop_daemon(m->mhd);
+        sym_stop_daemon(m->mhd);
         free(m);
 }
