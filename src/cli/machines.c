@@ -62,10 +62,14 @@ void cli_json_time(json_writer *w, jl_stmt *st, int col)
 static int usage(FILE *f)
 {
         fputs("Usage: joule machines add --id N --description TEXT [--url URL]\n"
-              "       joule machines list [--json] [--url URL]\n\n"
+              "       joule machines list [--json] [--url URL]\n"
+              "       joule machines revalidate --id N [--url URL]\n"
+              "       joule machines clear-error --id N [--url URL]\n\n"
               "The measurement machines that take benchmark jobs (machine.id in each runner's "
               "configuration).\n"
-              "Both the id and the description must be unique.\n\n"
+              "Both the id and the description must be unique. revalidate: the runner runs the control\n"
+              "workload before its next job; clear-error: the operator clears a control-workload error and\n"
+              "the machine takes jobs again (docs/cluster.md).\n\n"
               "  -i, --id N             the machine's id (a positive integer)\n"
               "  -d, --description TEXT what the machine is (printable, at most 256 bytes)\n"
               "  -j, --json             list: one JSON array of {id, description, status, temperature_c,\n"
@@ -119,6 +123,44 @@ static int do_add(jl_store *s, int64_t id, const char *description)
                                     jl_store_error(s));
         }
         printf("machine %" PRId64 " added: %s\n", id, description);
+        return 0;
+}
+
+/* revalidate / clear-error: one conditional UPDATE and a changelog line */
+static int do_flag(jl_store *s, int64_t id, bool clear)
+{
+        int64_t now = (int64_t)cli_now_us();
+        _cleanup_stmt_ jl_stmt *up = NULL, *log = NULL;
+        int r = jl_store_prepare(s,
+                                 clear ? "UPDATE machines SET status = 'measurement_control_cleared', updated_us = $2 "
+                                         "WHERE id = $1 AND status = 'measurement_control_error'"
+                                       : "UPDATE machines SET needs_validation = 1, updated_us = $2 WHERE id = $1",
+                                 &up);
+        if (r >= 0 && (r = jl_stmt_bind_int64(up, 1, id)) >= 0 && (r = jl_stmt_bind_int64(up, 2, now)) >= 0)
+                r = jl_stmt_step(up);
+        if (r < 0)
+                return log_error(r, "cannot update machine %" PRId64 ": %s", id, jl_store_error(s));
+        if (jl_stmt_changes(up) == 0) {
+                r = cli_machine_exists(s, id);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return log_error(ENOENT, "machine %" PRId64 " does not exist (see `joule machines list`)", id);
+                printf("machine %" PRId64 " has no control-workload error\n", id);
+                return 0;
+        }
+        if (jl_store_prepare(s, "INSERT INTO changelog (time_us, machine_id, message) VALUES ($1, $2, $3)", &log) >=
+            0) {
+                jl_stmt_bind_int64(log, 1, now);
+                jl_stmt_bind_int64(log, 2, id);
+                jl_stmt_bind_text(log, 3, clear ? "control-workload error cleared by an operator"
+                                                : "flagged for revalidation by an operator");
+                if (jl_stmt_step(log) < 0)
+                        log_warning(0, "machine %" PRId64 ": not written to the changelog: %s", id, jl_store_error(s));
+        }
+        printf(clear ? "machine %" PRId64 ": control-workload error cleared; it takes jobs again\n"
+                     : "machine %" PRId64 ": flagged; its runner runs the control workload before the next job\n",
+               id);
         return 0;
 }
 
@@ -220,13 +262,14 @@ int verb_machines(cli_context *ctx, int argc, char **argv)
         }
         if (optind != argc - 1) {
                 usage(stderr);
-                log_error(EINVAL, optind >= argc ? "machines: no command given (add or list)"
+                log_error(EINVAL, optind >= argc ? "machines: no command given (add, list, revalidate, clear-error)"
                                                  : "machines: too many arguments");
                 return 2;
         }
         const char *cmd = argv[optind];
-        bool add = strcmp(cmd, "add") == 0;
-        if (!add && strcmp(cmd, "list") != 0) {
+        bool add = strcmp(cmd, "add") == 0, reval = strcmp(cmd, "revalidate") == 0,
+             clear = strcmp(cmd, "clear-error") == 0;
+        if (!add && !reval && !clear && strcmp(cmd, "list") != 0) {
                 usage(stderr);
                 log_error(EINVAL, "machines: unknown command '%s'", cmd);
                 return 2;
@@ -244,6 +287,13 @@ int verb_machines(cli_context *ctx, int argc, char **argv)
                                   DESCRIPTION_MAX);
                         return 2;
                 }
+        } else if (reval || clear) {
+                if (!id_s || description) {
+                        log_error(EINVAL, "machines %s: --id is required (and no --description)", cmd);
+                        return 2;
+                }
+                if (cli_parse_id("the machine id", id_s, &id) < 0)
+                        return 2;
         } else if (id_s || description) {
                 log_error(EINVAL, "machines list takes no --id or --description");
                 return 2;
@@ -251,5 +301,7 @@ int verb_machines(cli_context *ctx, int argc, char **argv)
         _cleanup_store_ jl_store *s = NULL;
         if (cli_open_store(ctx, url, &s) < 0)
                 return 1;
+        if (reval || clear)
+                return do_flag(s, id, clear) < 0 ? 1 : 0;
         return (add ? do_add(s, id, description) : do_list(s, json)) < 0 ? 1 : 0;
 }

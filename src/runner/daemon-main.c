@@ -70,7 +70,9 @@ int main(int argc, char **argv)
 
         joule_config cfg;
         char err[1024] = "";
-        int r = joule_config_load(&cfg, config_path, err, sizeof(err));
+        int r = joule_config_init(&cfg);
+        if (r >= 0)
+                r = joule_config_load(&cfg, config_path, err, sizeof(err));
         if (r < 0) {
                 log_error(r, "configuration: %s", err);
                 return 1;
@@ -81,6 +83,8 @@ int main(int argc, char **argv)
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGINT, SIG_DFL); /* an inherited SIG_IGN (a shell's background job) would drop them */
+        signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_IGN);
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         if (sfd < 0) {

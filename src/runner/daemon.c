@@ -757,7 +757,9 @@ int jl_runner_start(jl_runner *r, bool once)
         }
         /* jobs left RUNNING by a runner that died; under the lock, so that a runner of this machine on this host
          * that is running one now is not mistaken for a dead one */
-        k = runner_lock(r, true);
+        k = runner_lock(r, !once);
+        if (k == 0) /* cron mode: a runner of this machine is at work; the passes find the lock taken too */
+                return 0;
         if (k < 0) {
                 if (k != -EINTR)
                         runner_say(r, LOG_LEVEL_ERROR, k, "cannot take the lock %s: %s", r->lock_path,

@@ -71,7 +71,8 @@ void jl_runner_free(jl_runner *r);
 /* Open the database, retrying with backoff until it answers (-EINTR on a signal), check that machine.id
  * exists (-ENOENT otherwise: a configuration error), LISTEN on PostgreSQL, store the configuration snapshot,
  * and fail this machine's stale RUNNING jobs ("runner restarted while the job was running") under the
- * machine's lock. once: give up after the first failed connection attempt instead (cron mode). */
+ * machine's lock. once (cron mode): give up after the first failed connection attempt, and leave the stale
+ * jobs alone when another process holds the lock (a runner at work). */
 int jl_runner_start(jl_runner *r, bool once);
 
 /* One pass of the loop. Returns 1 when a job (or the control workload) ran, 0 when there was nothing to do
