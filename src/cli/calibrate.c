@@ -119,7 +119,7 @@ static int wait_until(int sfd, int tfd, jl_sampler *s, uint64_t deadline_ns)
                 if (tfd >= 0 && (pfd[1].revents & POLLIN)) {
                         uint64_t exp;
                         if (read(tfd, &exp, sizeof(exp)) > 0)
-                                jl_sampler_sample(s);
+                                jl_sampler_tick(s);
                 }
                 struct signalfd_siginfo si;
                 if ((pfd[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))

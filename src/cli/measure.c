@@ -546,7 +546,7 @@ int verb_measure(cli_context *ctx, int argc, char **argv)
                 if (pfd[0].revents & POLLIN) {
                         uint64_t expirations;
                         if (read(tfd, &expirations, sizeof(expirations)) > 0)
-                                jl_sampler_sample(s);
+                                jl_sampler_tick(s);
                 }
                 if (!(pfd[1].revents & POLLIN))
                         continue;

@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "provider.h"
+#include "timeutil.h"
 
 /* Above 100 GHz a frequency is garbage. */
 #define FREQ_KHZ_MAX UINT64_C(100000000)
@@ -141,6 +142,7 @@ static int cpufreq_read(void *state, jl_value *values)
 const jl_provider_ops jl_provider_cpufreq = {
     .name = "cpufreq",
     .description = "CPU frequencies through the cpufreq sysfs (scaling_cur_freq)",
+    .min_period_ns = 500 * NSEC_PER_MSEC, /* slow gauges: read twice a second on ticks */
     .open = cpufreq_open,
     .read = cpufreq_read,
     .close = cpufreq_close,

@@ -160,6 +160,7 @@ static int estimate_read(void *state, jl_value *values)
 const jl_provider_ops jl_provider_estimate = {
     .name = "estimate",
     .description = "estimated node energy from CPU utilization and frequency (machines without sensors)",
+    .min_period_ns = 500 * NSEC_PER_MSEC, /* slow gauges: read twice a second on ticks */
     .open = estimate_open,
     .read = estimate_read,
     .close = estimate_close,

@@ -568,6 +568,7 @@ static int proc_read(void *state, jl_value *values)
 const jl_provider_ops jl_provider_proc = {
     .name = "proc",
     .description = "CPU utilization and steal (/proc/stat) and of the measured process tree (/proc/PID)",
+    .min_period_ns = 500 * NSEC_PER_MSEC, /* slow gauges: read twice a second on ticks */
     .open = proc_open,
     .read = proc_read,
     .close = proc_close,

@@ -81,6 +81,10 @@ typedef struct {
 typedef struct jl_provider_ops {
         const char *name;        /* "rapl" */
         const char *description; /* "RAPL energy counters via the powercap sysfs" */
+        /* On regular ticks (jl_sampler_tick) the sampler reads this provider at most this often; samples
+         * taken at a start, an end or a phase boundary (jl_sampler_sample) read every provider. 0: every
+         * tick (energy counters that may wrap must be read every tick). */
+        uint64_t min_period_ns;
         /* Probe and open. On success return 0, set *ret_state and append the channels it will read with
          * jl_channels_add(); domains it skipped get a note each. When the provider as a whole is
          * unavailable, return a negative errno with a note saying why and what to do; channels must then

@@ -193,7 +193,9 @@ void jl_sampler_account(jl_sampler *s, const jl_value *values, uint64_t t_ns, ui
                          * answered -EAGAIN: it weighs for its whole window (within these statistics). */
                         account_gauge(t, v, t_ns, MAX(t->last_ok_ns, s->t_first_ns));
                 else
-                        account_gauge(t, v, t_ns, t_prev);
+                        /* A reading holds for the time since the previous one of this channel, which may
+                         * be several ticks back when its provider is read less often. */
+                        account_gauge(t, v, t_ns, t->have_value ? MAX(t->last_ok_ns, s->t_first_ns) : t_prev);
         }
         if (s->nsamples == 0) {
                 s->t_first_ns = t_ns;
@@ -207,12 +209,19 @@ void jl_sampler_account(jl_sampler *s, const jl_value *values, uint64_t t_ns, ui
                 s->cb(s->userdata, s, t_ns);
 }
 
-int jl_sampler_sample_at(jl_sampler *s, uint64_t t_ns, uint64_t boot_ns)
+static int sample_at(jl_sampler *s, uint64_t t_ns, uint64_t boot_ns, bool all)
 {
         for (size_t p = 0; p < s->nprov; p++) {
                 jl_value *v = s->values + s->prov[p].first;
+                /* A provider is due when its period has (nearly: 5% slack for timer jitter) passed. */
+                uint64_t period = s->prov[p].ops->min_period_ns;
+                bool due = all || period == 0 || s->prov[p].last_read_ns == 0 ||
+                           t_ns - s->prov[p].last_read_ns >= period - period / 20;
                 for (size_t k = 0; k < s->prov[p].count; k++)
-                        v[k] = (jl_value){.err = 0};
+                        v[k] = (jl_value){.err = due ? 0 : -EAGAIN};
+                if (!due)
+                        continue;
+                s->prov[p].last_read_ns = t_ns;
                 int r = s->prov[p].ops->read(s->prov[p].state, v);
                 if (r < 0)
                         for (size_t k = 0; k < s->prov[p].count; k++)
@@ -223,12 +232,21 @@ int jl_sampler_sample_at(jl_sampler *s, uint64_t t_ns, uint64_t boot_ns)
         return 0;
 }
 
+int jl_sampler_sample_at(jl_sampler *s, uint64_t t_ns, uint64_t boot_ns)
+{
+        return sample_at(s, t_ns, boot_ns, true);
+}
+
 int jl_sampler_sample(jl_sampler *s)
 {
-        /* Read the providers first, then take the time at the end of the reads: the counters are as of
-         * (about) the time the reads finished. */
         uint64_t t = mono_ns();
-        return jl_sampler_sample_at(s, t, now_ns(CLOCK_BOOTTIME));
+        return sample_at(s, t, now_ns(CLOCK_BOOTTIME), true);
+}
+
+int jl_sampler_tick(jl_sampler *s)
+{
+        uint64_t t = mono_ns();
+        return sample_at(s, t, now_ns(CLOCK_BOOTTIME), false);
 }
 
 void jl_sampler_reset_stats(jl_sampler *s)

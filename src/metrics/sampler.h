@@ -41,6 +41,7 @@ struct jl_sampler {
                 const jl_provider_ops *ops;
                 void *state;
                 size_t first, count; /* its channels */
+                uint64_t last_read_ns;
         } prov[16];
         size_t nprov;
         jl_channels channels;
@@ -66,8 +67,12 @@ void jl_sampler_set_callback(jl_sampler *s, jl_sample_cb cb, void *userdata);
  * counter's granularity, and would report a spike that never happened. */
 void jl_sampler_set_interval(jl_sampler *s, uint64_t interval_ns);
 
-/* Take one sample now. Returns 0 (per-channel failures are counted in the tracks). */
+/* Take one sample now, reading every provider: at a start, an end, a phase boundary. Returns 0 (per-channel
+ * failures are counted in the tracks). */
 int jl_sampler_sample(jl_sampler *s);
+/* A regular tick: reads the providers that are due (see jl_provider_ops.min_period_ns): energy counters
+ * every tick, slow gauges (temperatures, frequencies, utilization) less often. */
+int jl_sampler_tick(jl_sampler *s);
 /* Same, with an explicit time (CLOCK_MONOTONIC ns), for unit tests and replay. */
 int jl_sampler_sample_at(jl_sampler *s, uint64_t t_ns, uint64_t boot_ns);
 /* Feed one set of values read elsewhere (the core of jl_sampler_sample_at; used by unit tests). */

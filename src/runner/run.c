@@ -345,7 +345,7 @@ static event wait_event(run_ctx *x, pid_t pid, uint64_t deadline_ns, int *ret_st
                 if (x->measuring && (pfd[1].revents & POLLIN)) {
                         uint64_t expirations;
                         if (read(x->tfd, &expirations, sizeof(expirations)) > 0)
-                                jl_sampler_sample(x->s);
+                                jl_sampler_tick(x->s);
                 }
                 if (!(pfd[0].revents & POLLIN))
                         continue;
