@@ -15,11 +15,11 @@ out=${JOULE_TEST_OUT:-build-test}
 rm -rf "$out"
 mkdir -p "$out"
 
-count() { # count meson's results from a testlog.json
-        local log=$1
+count() { # count meson's results from the testlog*.json of a build dir (named after a --wrapper if any)
+        local dir=$1
         local p f
-        p=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
-        f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
+        p=$(cat "$dir"/meson-logs/testlog*.json 2>/dev/null | grep -c '"result": "OK"' || true)
+        f=$(cat "$dir"/meson-logs/testlog*.json 2>/dev/null | grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' || true)
         passed=$((passed + ${p:-0}))
         failed=$((failed + ${f:-0}))
 }
@@ -31,7 +31,7 @@ if CC=gcc meson setup "$out/asan" -Db_sanitize=address,undefined -Db_lundef=fals
         ninja -C "$out/asan"; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 meson test -C "$out/asan" --print-errorlogs --num-processes 2 || true
-        count "$out/asan/meson-logs/testlog.json"
+        count "$out/asan"
 else
         echo "build failed"; failed=$((failed + 1))
 fi
@@ -39,7 +39,7 @@ fi
 step "clang + ASan + UBSan + fuzzing instrumentation: build and unit tests"
 if CC=clang meson setup "$out/clang" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null && ninja -C "$out/clang"; then
         meson test -C "$out/clang" --suite unit --print-errorlogs || true
-        count "$out/clang/meson-logs/testlog.json"
+        count "$out/clang"
 else
         echo "build failed"; failed=$((failed + 1))
 fi
@@ -49,7 +49,7 @@ if CC=gcc meson setup "$out/plain" >/dev/null && ninja -C "$out/plain"; then
         meson test -C "$out/plain" --suite unit --print-errorlogs \
                 --wrapper "$PWD/tools/valgrind-wrap.sh" ||
                 true
-        count "$out/plain/meson-logs/testlog.json"
+        count "$out/plain"
 else
         echo "build failed"; failed=$((failed + 1))
 fi

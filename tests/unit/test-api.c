@@ -64,7 +64,7 @@ static void serve_one(int c)
                 return;
         uint8_t *payload = malloc(h.length + 1);
         jl_msg_request req;
-        char why[128];
+        char why[128] = "";
         if (!payload || read_all(c, payload, h.length) < 0 ||
             jl_msg_request_decode(payload, h.length, &req, why, sizeof(why)) < 0) {
                 free(payload);
@@ -86,7 +86,7 @@ static void serve_one(int c)
                 union {
                         struct cmsghdr hh;
                         char b[CMSG_SPACE(sizeof(int))];
-                } cm;
+                } cm = {0};
                 struct iovec iov = {.iov_base = w.data, .iov_len = w.len};
                 struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
                 if (pass_fd >= 0) {

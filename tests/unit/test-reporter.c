@@ -31,7 +31,7 @@ int main(void)
         char dir[] = "/tmp/joule-test-reporter.XXXXXX";
         if (!mkdtemp(dir))
                 return 1;
-        char spool[256], err[512];
+        char spool[256], err[512] = "";
         snprintf(spool, sizeof(spool), "%s/sub/dir/records.spool", dir);
         /* port 1 on loopback: nothing listens, the reporter keeps retrying */
         jl_reporter_opts o = {.node = "n1", .dbd = "127.0.0.1:1", .spool = spool, .backoff_max_ms = 200};
