@@ -569,7 +569,7 @@ int runner_gate(jl_runner *r, int64_t job_id, char *msg, size_t msglen)
                 if (tries >= max) {
                         snprintf(msg, msglen,
                                  "the machine did not reach its base temperature after %" PRIu64
-                                 " tries of %.0f s: %s",
+                                 " tries of %.3g s: %s",
                                  max, interval, why);
                         jl_runner_report(r, JL_STATUS_JOB_ERROR, job_id, msg);
                         return 1;
