@@ -1,4 +1,4 @@
-/* machines.c - `joule machines add | list`: the measurement machines of the cluster (the `machines` table;
+/* machines.c - `joule machines add | list | revalidate | clear-error`: the measurement machines of the cluster (the `machines` table;
  * `id` and `description` unique), and the helpers the queue's verbs share (ids on the command line, "does
  * this machine exist", ISO 8601 or null in JSON). */
 #include <errno.h>
