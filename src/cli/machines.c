@@ -1,6 +1,7 @@
-/* machines.c - `joule machines add | list | revalidate | clear-error`: the measurement machines of the cluster (the `machines` table;
- * `id` and `description` unique), and the helpers the queue's verbs share (ids on the command line, "does
- * this machine exist", ISO 8601 or null in JSON). */
+/* machines.c - `joule machines add | list | revalidate | clear-error`: the measurement machines of the
+ * cluster (the `machines` table; `id` and `description` unique), flagging one for the control workload and
+ * clearing its control-workload error, and the helpers the queue's verbs share (ids on the command line,
+ * "does this machine exist", ISO 8601 or null in JSON). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>

@@ -11,7 +11,8 @@
 void jl_control_limits_from(const joule_config *c, jl_control_limits *ret)
 {
         jl_control_limits l = {
-            .absolute = c->runner.control_threshold_type && strcmp(c->runner.control_threshold_type, "absolute") == 0,
+            .absolute = c->runner.control_threshold_type &&
+                        strcmp(c->runner.control_threshold_type, "absolute") == 0,
         };
         l.threshold[JL_CONTROL_ENERGY] = c->runner.control_energy_threshold;
         l.threshold[JL_CONTROL_POWER] = c->runner.control_power_threshold;
@@ -50,18 +51,20 @@ int jl_control_check(const jl_control_limits *l, jl_control_metric m, const char
         if (msg && msglen) {
                 double hmean = (sum - value) / (double)n;
                 if (l->absolute)
-                        snprintf(msg, msglen,
-                                 "phase '%s': %s %.6g %s against a mean of %.6g %s over the last %zu control "
-                                 "runs: standard deviation %.6g %s > threshold %.6g %s",
-                                 phase, jl_control_metric_name(m), value, jl_control_metric_unit(m), hmean,
-                                 jl_control_metric_unit(m), n, sd, jl_control_metric_unit(m), th,
-                                 jl_control_metric_unit(m));
+                        snprintf(
+                            msg, msglen,
+                            "phase '%s': %s %.6g %s against a mean of %.6g %s over the last %zu control "
+                            "runs: standard deviation %.6g %s > threshold %.6g %s",
+                            phase, jl_control_metric_name(m), value, jl_control_metric_unit(m), hmean,
+                            jl_control_metric_unit(m), n, sd, jl_control_metric_unit(m), th,
+                            jl_control_metric_unit(m));
                 else
-                        snprintf(msg, msglen,
-                                 "phase '%s': %s %.6g %s against a mean of %.6g %s over the last %zu control "
-                                 "runs: relative standard deviation %.2f%% > threshold %.2f%%",
-                                 phase, jl_control_metric_name(m), value, jl_control_metric_unit(m), hmean,
-                                 jl_control_metric_unit(m), n, dev * 100, th * 100);
+                        snprintf(
+                            msg, msglen,
+                            "phase '%s': %s %.6g %s against a mean of %.6g %s over the last %zu control "
+                            "runs: relative standard deviation %.2f%% > threshold %.2f%%",
+                            phase, jl_control_metric_name(m), value, jl_control_metric_unit(m), hmean,
+                            jl_control_metric_unit(m), n, dev * 100, th * 100);
         }
         return 1;
 }

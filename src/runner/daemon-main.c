@@ -99,8 +99,8 @@ int main(int argc, char **argv)
                 joule_config_free(&cfg);
                 return 1;
         }
-        jl_runner_opts o = {.config = &cfg, .signal_fd = sfd, .lock_dir = lock_dir, .send_mail = true,
-                            .log = log_cb};
+        jl_runner_opts o = {
+            .config = &cfg, .signal_fd = sfd, .lock_dir = lock_dir, .send_mail = true, .log = log_cb};
         jl_runner *run = NULL;
         if ((r = jl_runner_new(&o, &run)) < 0) {
                 log_error(r, "cannot set up the runner: %s", strerror(-r));

@@ -92,15 +92,16 @@ int runner_config_json(jl_runner *r, char **ret)
 /* ---- storing a run ---- */
 
 typedef struct {
-        int64_t job_id;          /* <= 0: none (a control run) */
-        const char *kind;        /* "job", "control" */
+        int64_t job_id;           /* <= 0: none (a control run) */
+        const char *kind;         /* "job", "control" */
         const jl_run_result *res; /* NULL: nothing was measured */
-        bool finished;           /* the job's state: FINISHED or FAILED */
-        const char *message;     /* the job's message */
-        const char *run_error;   /* runs.error; NULL: the run is good */
-        bool control;            /* a control run: needs_validation is cleared */
-        const char *deviation;   /* a control run that deviated: measurement_control_error and the admin's mail */
-        bool job_changed;        /* out: this transaction ended the job */
+        bool finished;            /* the job's state: FINISHED or FAILED */
+        const char *message;      /* the job's message */
+        const char *run_error;    /* runs.error; NULL: the run is good */
+        bool control;             /* a control run: needs_validation is cleared */
+        const char
+            *deviation;   /* a control run that deviated: measurement_control_error and the admin's mail */
+        bool job_changed; /* out: this transaction ended the job */
 } store_args;
 
 static int64_t rt_us(const jl_run_result *res, uint64_t mono)
@@ -181,18 +182,22 @@ static int insert_run(jl_runner *r, const store_args *a, int64_t *ret_run)
                 if (strcmp(res->phases[i].name, JL_RUN_BASELINE_NAME) != 0)
                         flow_j += res->phases[i].energy_j;
         int64_t run_id = 0;
-        int k = jl_store_prepare(s,
-                                 "INSERT INTO runs (job_id, machine_id, kind, start_us, end_us, sampling_rate_ms, "
-                                 "energy_uj, system_checks_json, config_json, error) VALUES ($1, $2, $3, $4, $5, "
-                                 "$6, $7, $8, $9, $10) RETURNING id",
-                                 &run);
-        if (k >= 0 && (k = a->job_id > 0 ? jl_stmt_bind_int64(run, 1, a->job_id) : jl_stmt_bind_null(run, 1)) >= 0 &&
-            (k = jl_stmt_bind_int64(run, 2, r->c->machine.id)) >= 0 && (k = jl_stmt_bind_text(run, 3, a->kind)) >= 0 &&
+        int k = jl_store_prepare(
+            s,
+            "INSERT INTO runs (job_id, machine_id, kind, start_us, end_us, sampling_rate_ms, "
+            "energy_uj, system_checks_json, config_json, error) VALUES ($1, $2, $3, $4, $5, "
+            "$6, $7, $8, $9, $10) RETURNING id",
+            &run);
+        if (k >= 0 &&
+            (k = a->job_id > 0 ? jl_stmt_bind_int64(run, 1, a->job_id) : jl_stmt_bind_null(run, 1)) >= 0 &&
+            (k = jl_stmt_bind_int64(run, 2, r->c->machine.id)) >= 0 &&
+            (k = jl_stmt_bind_text(run, 3, a->kind)) >= 0 &&
             (k = jl_stmt_bind_int64(run, 4, rt_us(res, res->start_ns))) >= 0 &&
             (k = jl_stmt_bind_int64(run, 5, rt_us(res, res->end_ns))) >= 0 &&
             (k = jl_stmt_bind_double(run, 6, (double)r->run_opts.interval_ns / 1e6)) >= 0 &&
             (k = jl_stmt_bind_int64(run, 7, llround(flow_j * 1e6))) >= 0 &&
-            (k = jl_stmt_bind_text(run, 8, checks)) >= 0 && (k = jl_stmt_bind_text(run, 9, r->config_json)) >= 0 &&
+            (k = jl_stmt_bind_text(run, 8, checks)) >= 0 &&
+            (k = jl_stmt_bind_text(run, 9, r->config_json)) >= 0 &&
             (k = jl_stmt_bind_text(run, 10, a->run_error)) >= 0)
                 k = jl_stmt_insert_id(run, &run_id);
         if (k == 0)
@@ -214,17 +219,19 @@ static int insert_run(jl_runner *r, const store_args *a, int64_t *ret_run)
                         tn[p->phase]++;
                 }
         }
-        k = jl_store_prepare(s,
-                             "INSERT INTO phase_stats (run_id, phase, phase_order, start_us, end_us, duration_us, "
-                             "energy_uj, domains_json, avg_power_w, max_power_w, avg_temp_c, max_temp_c, "
-                             "cpu_utilization) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                             &ph);
+        k = jl_store_prepare(
+            s,
+            "INSERT INTO phase_stats (run_id, phase, phase_order, start_us, end_us, duration_us, "
+            "energy_uj, domains_json, avg_power_w, max_power_w, avg_temp_c, max_temp_c, "
+            "cpu_utilization) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &ph);
         for (size_t i = 0; k >= 0 && i < np; i++) {
                 const jl_run_phase *p = &res->phases[i];
                 _cleanup_free_ char *dj = domains_json(p);
                 if (!dj)
                         return -ENOMEM;
-                if ((k = jl_stmt_bind_int64(ph, 1, run_id)) >= 0 && (k = jl_stmt_bind_text(ph, 2, p->name)) >= 0 &&
+                if ((k = jl_stmt_bind_int64(ph, 1, run_id)) >= 0 &&
+                    (k = jl_stmt_bind_text(ph, 2, p->name)) >= 0 &&
                     (k = jl_stmt_bind_int64(ph, 3, (int64_t)i)) >= 0 &&
                     (k = jl_stmt_bind_int64(ph, 4, rt_us(res, p->start_ns))) >= 0 &&
                     (k = jl_stmt_bind_int64(ph, 5, rt_us(res, p->end_ns))) >= 0 &&
@@ -252,8 +259,8 @@ static int insert_run(jl_runner *r, const store_args *a, int64_t *ret_run)
                         if ((k = jl_bulk_int64(b, run_id)) >= 0 &&
                             (k = jl_bulk_text(b, p->phase < np ? res->phases[p->phase].name : NULL)) >= 0 &&
                             (k = jl_bulk_int64(b, rt_us(res, p->t_ns))) >= 0 &&
-                            (k = jl_bulk_text(b, p->metric < res->n_metrics ? res->metrics[p->metric].name : "?")) >=
-                                0 &&
+                            (k = jl_bulk_text(b, p->metric < res->n_metrics ? res->metrics[p->metric].name
+                                                                            : "?")) >= 0 &&
                             (k = isfinite(p->value) ? jl_bulk_double(b, p->value) : jl_bulk_null(b)) >= 0)
                                 k = jl_bulk_row_end(b);
                 }
@@ -268,10 +275,11 @@ static int insert_run(jl_runner *r, const store_args *a, int64_t *ret_run)
         }
 
         if (res->n_notes > 0 || res->points_truncated) {
-                k = jl_store_prepare(s, "INSERT INTO notes (run_id, time_us, note) VALUES ($1, $2, $3)", &note);
+                k = jl_store_prepare(s, "INSERT INTO notes (run_id, time_us, note) VALUES ($1, $2, $3)",
+                                     &note);
                 for (size_t i = 0; k >= 0 && i < res->n_notes + (res->points_truncated ? 1 : 0); i++) {
-                        const char *text = i < res->n_notes ? res->notes[i]
-                                                            : "the timeline was cut at its bound of points";
+                        const char *text =
+                            i < res->n_notes ? res->notes[i] : "the timeline was cut at its bound of points";
                         if ((k = jl_stmt_bind_int64(note, 1, run_id)) >= 0 &&
                             (k = jl_stmt_bind_int64(note, 2, rt_us(res, res->end_ns))) >= 0 &&
                             (k = jl_stmt_bind_text(note, 3, text)) >= 0)
@@ -298,9 +306,8 @@ static int store_tx(jl_runner *r, void *arg)
         if (a->res) {
                 /* stored already by an attempt whose commit reply was lost with the connection? */
                 _cleanup_stmt_ jl_stmt *ex = NULL;
-                k = jl_store_prepare(s,
-                                     "SELECT 1 FROM runs WHERE machine_id = $1 AND kind = $2 AND start_us = $3",
-                                     &ex);
+                k = jl_store_prepare(
+                    s, "SELECT 1 FROM runs WHERE machine_id = $1 AND kind = $2 AND start_us = $3", &ex);
                 if (k >= 0 && (k = jl_stmt_bind_int64(ex, 1, r->c->machine.id)) >= 0 &&
                     (k = jl_stmt_bind_text(ex, 2, a->kind)) >= 0 &&
                     (k = jl_stmt_bind_int64(ex, 3, rt_us(a->res, a->res->start_ns))) >= 0)
@@ -314,13 +321,15 @@ static int store_tx(jl_runner *r, void *arg)
         }
         if (a->job_id > 0) {
                 _cleanup_stmt_ jl_stmt *up = NULL;
-                k = jl_store_prepare(s,
-                                     "UPDATE bench_jobs SET state = $2, message = $3, finished_us = $4 WHERE id = $1 "
-                                     "AND state = 'RUNNING'",
-                                     &up);
+                k = jl_store_prepare(
+                    s,
+                    "UPDATE bench_jobs SET state = $2, message = $3, finished_us = $4 WHERE id = $1 "
+                    "AND state = 'RUNNING'",
+                    &up);
                 if (k >= 0 && (k = jl_stmt_bind_int64(up, 1, a->job_id)) >= 0 &&
                     (k = jl_stmt_bind_text(up, 2, a->finished ? "FINISHED" : "FAILED")) >= 0 &&
-                    (k = jl_stmt_bind_text(up, 3, a->message)) >= 0 && (k = jl_stmt_bind_int64(up, 4, now)) >= 0)
+                    (k = jl_stmt_bind_text(up, 3, a->message)) >= 0 &&
+                    (k = jl_stmt_bind_int64(up, 4, now)) >= 0)
                         k = jl_stmt_step(up);
                 if (k < 0)
                         return k;
@@ -331,10 +340,11 @@ static int store_tx(jl_runner *r, void *arg)
                 return k;
         _cleanup_stmt_ jl_stmt *m = NULL;
         if (a->job_changed) {
-                k = jl_store_prepare(s,
-                                     "UPDATE machines SET jobs_processed = jobs_processed + 1, updated_us = $2 WHERE "
-                                     "id = $1",
-                                     &m);
+                k = jl_store_prepare(
+                    s,
+                    "UPDATE machines SET jobs_processed = jobs_processed + 1, updated_us = $2 WHERE "
+                    "id = $1",
+                    &m);
                 if (k >= 0 && (k = jl_stmt_bind_int64(m, 1, r->c->machine.id)) >= 0 &&
                     (k = jl_stmt_bind_int64(m, 2, now)) >= 0)
                         k = jl_stmt_step(m);
@@ -342,18 +352,21 @@ static int store_tx(jl_runner *r, void *arg)
                         return k;
                 char err[1024] = "";
                 int q = a->finished ? jl_mail_queue_job_finished(s, a->job_id, now, NULL, err, sizeof(err))
-                                    : jl_mail_queue_job_failed(s, a->job_id, a->message, now, NULL, err, sizeof(err));
+                                    : jl_mail_queue_job_failed(s, a->job_id, a->message, now, NULL, err,
+                                                               sizeof(err));
                 if (q < 0 && q != -EINVAL)
                         return q;
                 if (q == -EINVAL)
-                        runner_say(r, LOG_LEVEL_WARNING, q, "job %" PRId64 ": no e-mail: %s", a->job_id, err);
+                        runner_say(r, LOG_LEVEL_WARNING, q, "job %" PRId64 ": no e-mail: %s", a->job_id,
+                                   err);
         }
         if (a->control) {
                 k = jl_store_prepare(s,
-                                     a->deviation ? "UPDATE machines SET needs_validation = 0, status = "
-                                                    "'measurement_control_error', updated_us = $2 WHERE id = $1"
-                                                  : "UPDATE machines SET needs_validation = 0, updated_us = $2 WHERE "
-                                                    "id = $1",
+                                     a->deviation
+                                         ? "UPDATE machines SET needs_validation = 0, status = "
+                                           "'measurement_control_error', updated_us = $2 WHERE id = $1"
+                                         : "UPDATE machines SET needs_validation = 0, updated_us = $2 WHERE "
+                                           "id = $1",
                                      &m);
                 if (k >= 0 && (k = jl_stmt_bind_int64(m, 1, r->c->machine.id)) >= 0 &&
                     (k = jl_stmt_bind_int64(m, 2, now)) >= 0)
@@ -362,13 +375,14 @@ static int store_tx(jl_runner *r, void *arg)
                         return k;
                 if (a->deviation && r->c->admin.notification_email) {
                         char err[1024] = "";
-                        int q = jl_mail_queue_control_deviation(s, r->c->admin.notification_email, r->c->machine.id,
-                                                                a->deviation, now, NULL, err, sizeof(err));
+                        int q = jl_mail_queue_control_deviation(s, r->c->admin.notification_email,
+                                                                r->c->machine.id, a->deviation, now, NULL,
+                                                                err, sizeof(err));
                         if (q < 0 && q != -EINVAL)
                                 return q;
                         if (q == -EINVAL)
-                                runner_say(r, LOG_LEVEL_WARNING, q, "control workload: no e-mail to the admin: %s",
-                                           err);
+                                runner_say(r, LOG_LEVEL_WARNING, q,
+                                           "control workload: no e-mail to the admin: %s", err);
                 }
         }
         return jl_store_commit(s);
@@ -383,8 +397,12 @@ static int store(jl_runner *r, store_args *a)
                 return k;
         char msg[1536];
         snprintf(msg, sizeof(msg), "the run could not be stored: %s", r->err);
-        store_args b = {.job_id = a->job_id, .kind = a->kind, .finished = false, .message = msg,
-                        .control = a->control, .deviation = a->control ? msg : NULL};
+        store_args b = {.job_id = a->job_id,
+                        .kind = a->kind,
+                        .finished = false,
+                        .message = msg,
+                        .control = a->control,
+                        .deviation = a->control ? msg : NULL};
         return runner_db(r, "mark the job FAILED", store_tx, &b, true);
 }
 
@@ -426,11 +444,13 @@ static void cleanup_script(jl_runner *r, int64_t job_id)
         char *root_argv[] = {(char *)script, NULL};
         char *sudo_argv[] = {"sudo", "-n", (char *)script, NULL};
         char tail[1024];
-        int k = runner_spawn(r, geteuid() == 0 ? root_argv : sudo_argv, "/", JL_RUNNER_CLEANUP_TIMEOUT_S, tail,
-                             sizeof(tail));
+        int k = runner_spawn(r, geteuid() == 0 ? root_argv : sudo_argv, "/", JL_RUNNER_CLEANUP_TIMEOUT_S,
+                             tail, sizeof(tail));
         if (k != 0)
                 runner_say(r, LOG_LEVEL_WARNING, k < 0 ? k : 0, "cleanup script %s: %s%s%s", script,
-                           k == -ETIMEDOUT ? "timed out" : k < 0 ? strerror(-k) : "failed",
+                           k == -ETIMEDOUT ? "timed out"
+                           : k < 0         ? strerror(-k)
+                                           : "failed",
                            k > 0 ? ": " : "", k > 0 ? runner_last_line(tail) : "");
         jl_runner_report(r, JL_STATUS_CLEANUP_STOP, job_id, k == 0 ? NULL : "the cleanup script failed");
 }
@@ -446,7 +466,8 @@ static int load_job(jl_runner *r, void *arg)
 {
         job_row *j = arg;
         _cleanup_stmt_ jl_stmt *st = NULL;
-        int k = jl_store_prepare(r->store, "SELECT scenario, repo_url, branch FROM bench_jobs WHERE id = $1", &st);
+        int k = jl_store_prepare(r->store, "SELECT scenario, repo_url, branch FROM bench_jobs WHERE id = $1",
+                                 &st);
         if (k >= 0 && (k = jl_stmt_bind_int64(st, 1, j->id)) >= 0)
                 k = jl_stmt_step(st);
         if (k < 0)
@@ -486,7 +507,8 @@ int runner_job(jl_runner *r, int64_t id)
         jl_run_result *res = NULL;
         int k = runner_db(r, "read the job", load_job, &j, true);
         if (k < 0)
-                snprintf(msg, sizeof(msg), "the job could not be read: %s", k == -ENOENT ? "it is gone" : r->err);
+                snprintf(msg, sizeof(msg), "the job could not be read: %s",
+                         k == -ENOENT ? "it is gone" : r->err);
         else if ((k = make_workdir("job", id, dir, sizeof(dir))) < 0)
                 snprintf(msg, sizeof(msg), "cannot create a working directory: %s", strerror(-k));
         else if (j.repo) {
@@ -509,7 +531,8 @@ int runner_job(jl_runner *r, int64_t id)
                 char tail[1024];
                 k = runner_spawn(r, argv, dir, JL_RUNNER_CLONE_TIMEOUT_S, tail, sizeof(tail));
                 if (k == -EINTR)
-                        snprintf(msg, sizeof(msg), "stopped by %s (during git clone)", signame(r->stop_signal));
+                        snprintf(msg, sizeof(msg), "stopped by %s (during git clone)",
+                                 signame(r->stop_signal));
                 else if (k != 0)
                         snprintf(msg, sizeof(msg), "git clone of %s%s%s failed: %s", j.repo,
                                  j.branch ? " branch " : "", j.branch ? j.branch : "",
@@ -521,8 +544,8 @@ int runner_job(jl_runner *r, int64_t id)
                         snprintf(path, sizeof(path), "%s/" JL_RUNNER_SCENARIO_FILE, src);
                         k = jl_scenario_load(path, &sc, err, sizeof(err));
                         if (k == -ENOENT)
-                                snprintf(msg, sizeof(msg), "the repository has no " JL_RUNNER_SCENARIO_FILE
-                                                           " at its root");
+                                snprintf(msg, sizeof(msg),
+                                         "the repository has no " JL_RUNNER_SCENARIO_FILE " at its root");
                         else if (k < 0) /* name the file as the repository has it */
                                 snprintf(msg, sizeof(msg), "scenario: %s",
                                          strncmp(err, src, strlen(src)) == 0 ? err + strlen(src) + 1 : err);
@@ -559,7 +582,11 @@ int runner_job(jl_runner *r, int64_t id)
         }
         if (!msg[0])
                 snprintf(msg, sizeof(msg), "the job failed");
-        store_args a = {.job_id = id, .kind = "job", .res = res, .finished = finished, .message = msg,
+        store_args a = {.job_id = id,
+                        .kind = "job",
+                        .res = res,
+                        .finished = finished,
+                        .message = msg,
                         .run_error = finished ? NULL : msg};
         k = store(r, &a);
         runner_say(r, finished ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING, 0, "job %" PRId64 " %s: %s", id,
@@ -592,13 +619,15 @@ static int load_history(jl_runner *r, void *arg)
         history_args *h = arg;
         _cleanup_stmt_ jl_stmt *st = NULL;
         h->n = 0;
-        int k = jl_store_prepare(r->store,
-                                 "SELECT p.energy_uj, p.avg_power_w, p.duration_us FROM phase_stats p WHERE "
-                                 "p.phase = $3 AND p.run_id IN (SELECT id FROM runs WHERE machine_id = $1 AND "
-                                 "kind = 'control' AND error IS NULL ORDER BY start_us DESC LIMIT $2)",
-                                 &st);
+        int k =
+            jl_store_prepare(r->store,
+                             "SELECT p.energy_uj, p.avg_power_w, p.duration_us FROM phase_stats p WHERE "
+                             "p.phase = $3 AND p.run_id IN (SELECT id FROM runs WHERE machine_id = $1 AND "
+                             "kind = 'control' AND error IS NULL ORDER BY start_us DESC LIMIT $2)",
+                             &st);
         if (k >= 0 && (k = jl_stmt_bind_int64(st, 1, r->c->machine.id)) >= 0 &&
-            (k = jl_stmt_bind_int64(st, 2, (int64_t)h->window)) >= 0 && (k = jl_stmt_bind_text(st, 3, h->phase)) >= 0)
+            (k = jl_stmt_bind_int64(st, 2, (int64_t)h->window)) >= 0 &&
+            (k = jl_stmt_bind_text(st, 3, h->phase)) >= 0)
                 while ((k = jl_stmt_step(st)) == JL_STORE_ROW && h->n < h->window) {
                         h->vals[JL_CONTROL_ENERGY][h->n] = (double)jl_stmt_column_int64(st, 0) / 1e6;
                         h->vals[JL_CONTROL_POWER][h->n] = jl_stmt_column_double(st, 1);
@@ -633,8 +662,8 @@ static int compare(jl_runner *r, const jl_run_result *res, char *out, size_t out
                 const double now[_JL_CONTROL_METRIC_MAX] = {p->energy_j, p->power_avg_w, p->duration_s};
                 for (int m = 0; m < _JL_CONTROL_METRIC_MAX; m++) {
                         char one[512];
-                        if (jl_control_check(&r->limits, (jl_control_metric)m, p->name, now[m], h.vals[m], h.n, one,
-                                             sizeof(one)) == 1 &&
+                        if (jl_control_check(&r->limits, (jl_control_metric)m, p->name, now[m], h.vals[m],
+                                             h.n, one, sizeof(one)) == 1 &&
                             used + 3 < outlen) {
                                 int n = snprintf(out + used, outlen - used, "%s%s", used ? "; " : "", one);
                                 if (n > 0)
@@ -662,7 +691,8 @@ int runner_control(jl_runner *r, bool flagged)
                 snprintf(deviation, sizeof(deviation), "the control workload cannot be loaded: %s",
                          err[0] ? err : strerror(-k));
         else if ((k = make_workdir("control", r->c->machine.id, dir, sizeof(dir))) < 0)
-                snprintf(deviation, sizeof(deviation), "cannot create a working directory: %s", strerror(-k));
+                snprintf(deviation, sizeof(deviation), "cannot create a working directory: %s",
+                         strerror(-k));
         else {
                 jl_run_opts o = r->run_opts;
                 o.workdir = dir;
@@ -685,8 +715,12 @@ int runner_control(jl_runner *r, bool flagged)
                 }
         }
         bool stopped = res && res->signal;
-        store_args a = {.kind = "control", .res = res, .control = !stopped,
-                        .run_error = deviation[0] ? deviation : stopped ? msg : NULL,
+        store_args a = {.kind = "control",
+                        .res = res,
+                        .control = !stopped,
+                        .run_error = deviation[0] ? deviation
+                                     : stopped    ? msg
+                                                  : NULL,
                         .deviation = deviation[0] && !stopped ? deviation : NULL};
         k = store(r, &a);
         if (k < 0)
@@ -696,14 +730,16 @@ int runner_control(jl_runner *r, bool flagged)
         else if (deviation[0]) {
                 jl_runner_report(r, JL_STATUS_CONTROL_ERROR, 0, deviation);
                 if (!r->c->admin.notification_email)
-                        runner_say(r, LOG_LEVEL_WARNING, 0,
-                                   "control workload: admin.notification_email is not set: nobody is mailed");
+                        runner_say(
+                            r, LOG_LEVEL_WARNING, 0,
+                            "control workload: admin.notification_email is not set: nobody is mailed");
                 runner_send_mail(r);
                 k = 1;
         } else {
                 char done[128];
-                snprintf(done, sizeof(done), compared ? "within the thresholds"
-                                                      : "recorded (fewer than 2 earlier control runs to compare with)");
+                snprintf(done, sizeof(done),
+                         compared ? "within the thresholds"
+                                  : "recorded (fewer than 2 earlier control runs to compare with)");
                 jl_runner_report(r, JL_STATUS_CONTROL_END, 0, done);
                 k = 1;
         }

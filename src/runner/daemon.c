@@ -212,9 +212,10 @@ int runner_db(jl_runner *r, const char *what, runner_db_fn fn, void *arg, bool m
                         return k;
                 }
                 if (!r->outage) {
-                        runner_say(r, LOG_LEVEL_WARNING, k,
-                                   "%s: the database is unreachable (%s); retrying with backoff up to %.0f s",
-                                   what, r->err[0] ? r->err : strerror(-k), JL_RUNNER_BACKOFF_MAX_S);
+                        runner_say(
+                            r, LOG_LEVEL_WARNING, k,
+                            "%s: the database is unreachable (%s); retrying with backoff up to %.0f s", what,
+                            r->err[0] ? r->err : strerror(-k), JL_RUNNER_BACKOFF_MAX_S);
                         r->outage = true;
                 }
                 if (r->store && k != -EBUSY)
@@ -224,10 +225,11 @@ int runner_db(jl_runner *r, const char *what, runner_db_fn fn, void *arg, bool m
                                 return -EINTR;
                 } else {
                         if (r->stop_signal && mono_ns() >= r->stop_deadline_ns) {
-                                runner_say(r, LOG_LEVEL_ERROR, k,
-                                           "%s: giving up %.0f s after the stop signal: the database is still "
-                                           "unreachable",
-                                           what, JL_RUNNER_STOP_GRACE_S);
+                                runner_say(
+                                    r, LOG_LEVEL_ERROR, k,
+                                    "%s: giving up %.0f s after the stop signal: the database is still "
+                                    "unreachable",
+                                    what, JL_RUNNER_STOP_GRACE_S);
                                 return k;
                         }
                         sleep_must(r, backoff);
@@ -246,18 +248,20 @@ static int write_status(jl_runner *r, void *arg)
         _cleanup_stmt_ jl_stmt *ins = NULL, *up = NULL;
         int k = jl_store_begin(s);
         if (k >= 0)
-                k = jl_store_prepare(s,
-                                     "INSERT INTO runner_status (machine_id, time_us, status, job_id, message) "
-                                     "VALUES ($1, $2, $3, $4, $5)",
-                                     &ins);
+                k = jl_store_prepare(
+                    s,
+                    "INSERT INTO runner_status (machine_id, time_us, status, job_id, message) "
+                    "VALUES ($1, $2, $3, $4, $5)",
+                    &ins);
         if (k >= 0 && (k = jl_stmt_bind_int64(ins, 1, r->c->machine.id)) >= 0 &&
             (k = jl_stmt_bind_int64(ins, 2, now)) >= 0 &&
             (k = jl_stmt_bind_text(ins, 3, jl_runner_status_name(r->status))) >= 0 &&
-            (k = r->status_job > 0 ? jl_stmt_bind_int64(ins, 4, r->status_job) : jl_stmt_bind_null(ins, 4)) >= 0 &&
+            (k = r->status_job > 0 ? jl_stmt_bind_int64(ins, 4, r->status_job)
+                                   : jl_stmt_bind_null(ins, 4)) >= 0 &&
             (k = jl_stmt_bind_text(ins, 5, r->status_msg[0] ? r->status_msg : NULL)) >= 0)
                 k = jl_stmt_step(ins);
-        /* the control workload's error stays until an operator clears it: only the runner that found it, or a
-         * new finding, writes it over */
+        /* the control workload's error stays until an operator clears it: only the runner that found it, or
+         * a new finding, writes it over */
         if (k >= 0)
                 k = jl_store_prepare(s,
                                      "UPDATE machines SET status = $2, updated_us = $3 WHERE id = $1 AND "
@@ -300,11 +304,12 @@ void jl_runner_report(jl_runner *r, jl_runner_status st, int64_t job_id, const c
         r->status_job = job_id;
         snprintf(r->status_msg, sizeof(r->status_msg), "%s", message ? message : "");
         r->status_pending = true;
-        int level = st == JL_STATUS_JOB_ERROR || st == JL_STATUS_CONTROL_ERROR ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO;
+        int level =
+            st == JL_STATUS_JOB_ERROR || st == JL_STATUS_CONTROL_ERROR ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO;
         const char *sep = message && *message ? ": " : "";
         if (job_id > 0)
-                runner_say(r, level, 0, "status %s (job %" PRId64 ")%s%s", jl_runner_status_name(st), job_id, sep,
-                           message && *message ? message : "");
+                runner_say(r, level, 0, "status %s (job %" PRId64 ")%s%s", jl_runner_status_name(st), job_id,
+                           sep, message && *message ? message : "");
         else
                 runner_say(r, level, 0, "status %s%s%s", jl_runner_status_name(st), sep,
                            message && *message ? message : "");
@@ -315,11 +320,11 @@ static int write_temp(jl_runner *r, void *arg)
 {
         double t = *(double *)arg;
         _cleanup_stmt_ jl_stmt *up = NULL;
-        int k = jl_store_prepare(r->store,
-                                 "UPDATE machines SET current_temperature_c = $2, updated_us = $3 WHERE id = $1",
-                                 &up);
+        int k = jl_store_prepare(
+            r->store, "UPDATE machines SET current_temperature_c = $2, updated_us = $3 WHERE id = $1", &up);
         if (k >= 0 && (k = jl_stmt_bind_int64(up, 1, r->c->machine.id)) >= 0 &&
-            (k = jl_stmt_bind_double(up, 2, t)) >= 0 && (k = jl_stmt_bind_int64(up, 3, runner_now_us())) >= 0)
+            (k = jl_stmt_bind_double(up, 2, t)) >= 0 &&
+            (k = jl_stmt_bind_int64(up, 3, runner_now_us())) >= 0)
                 k = jl_stmt_step(up);
         return k < 0 ? k : 0;
 }
@@ -475,7 +480,8 @@ const char *runner_last_line(char *text)
 
 static int read_temp(jl_runner *r, double *ret_c)
 {
-        const char *chip = r->c->machine.base_temperature_chip, *feat = r->c->machine.base_temperature_feature;
+        const char *chip = r->c->machine.base_temperature_chip,
+                   *feat = r->c->machine.base_temperature_feature;
         if (!chip || !feat)
                 return -EOPNOTSUPP;
         double t;
@@ -562,8 +568,8 @@ int runner_gate(jl_runner *r, int64_t job_id, char *msg, size_t msglen)
                         snprintf(why, sizeof(why), "%.1f °C is above the base temperature %.1f °C", t, base);
                 } else if (t <= base - 10) {
                         st = JL_STATUS_WARMUP;
-                        snprintf(why, sizeof(why), "%.1f °C is 10 °C or more below the base temperature %.1f °C",
-                                 t, base);
+                        snprintf(why, sizeof(why),
+                                 "%.1f °C is 10 °C or more below the base temperature %.1f °C", t, base);
                 } else
                         return 0;
                 if (tries >= max) {
@@ -686,10 +692,11 @@ static int fail_stale(jl_runner *r, void *arg)
         while (k >= 0 && (k = jl_stmt_step(sel)) == JL_STORE_ROW && n < ARRAY_SIZE(ids))
                 ids[n++] = jl_stmt_column_int64(sel, 0);
         if (k >= 0)
-                k = jl_store_prepare(s,
-                                     "UPDATE bench_jobs SET state = 'FAILED', message = $2, finished_us = $3 "
-                                     "WHERE id = $1 AND state = 'RUNNING'",
-                                     &up);
+                k = jl_store_prepare(
+                    s,
+                    "UPDATE bench_jobs SET state = 'FAILED', message = $2, finished_us = $3 "
+                    "WHERE id = $1 AND state = 'RUNNING'",
+                    &up);
         int64_t now = runner_now_us();
         for (size_t i = 0; k >= 0 && i < n; i++) {
                 if ((k = jl_stmt_bind_int64(up, 1, ids[i])) >= 0 &&
@@ -750,13 +757,14 @@ int jl_runner_start(jl_runner *r, bool once)
                 return k;
         if (k == 0) {
                 runner_say(r, LOG_LEVEL_ERROR, ENOENT,
-                           "machine %" PRId64 " (machine.id) does not exist in the database: add it with `joule "
+                           "machine %" PRId64
+                           " (machine.id) does not exist in the database: add it with `joule "
                            "machines add --id %" PRId64 " --description TEXT`",
                            r->c->machine.id, r->c->machine.id);
                 return -ENOENT;
         }
-        /* jobs left RUNNING by a runner that died; under the lock, so that a runner of this machine on this host
-         * that is running one now is not mistaken for a dead one */
+        /* jobs left RUNNING by a runner that died; under the lock, so that a runner of this machine on this
+         * host that is running one now is not mistaken for a dead one */
         k = runner_lock(r, !once);
         if (k == 0) /* cron mode: a runner of this machine is at work; the passes find the lock taken too */
                 return 0;
@@ -832,8 +840,8 @@ static int read_state(jl_runner *r, void *arg)
         const char *status = jl_stmt_column_text(m, 0);
         ms->control_error = status && strcmp(status, "measurement_control_error") == 0;
         ms->needs_validation = jl_stmt_column_int64(m, 1) != 0;
-        k = jl_store_prepare(s,
-                             "SELECT COUNT(*) FROM bench_jobs WHERE machine_id = $1 AND state = 'WAITING'", &w);
+        k = jl_store_prepare(
+            s, "SELECT COUNT(*) FROM bench_jobs WHERE machine_id = $1 AND state = 'WAITING'", &w);
         if (k >= 0 && (k = jl_stmt_bind_int64(w, 1, r->c->machine.id)) >= 0)
                 k = jl_stmt_step(w);
         if (k < 0)
@@ -844,10 +852,11 @@ static int read_state(jl_runner *r, void *arg)
                 if (ms->needs_validation)
                         ms->control_due = true;
                 else if (r->c->runner.time_between_control_workload_validations > 0) {
-                        k = jl_store_prepare(s,
-                                             "SELECT MAX(start_us) FROM runs WHERE machine_id = $1 AND kind = "
-                                             "'control'",
-                                             &c);
+                        k = jl_store_prepare(
+                            s,
+                            "SELECT MAX(start_us) FROM runs WHERE machine_id = $1 AND kind = "
+                            "'control'",
+                            &c);
                         if (k >= 0 && (k = jl_stmt_bind_int64(c, 1, r->c->machine.id)) >= 0)
                                 k = jl_stmt_step(c);
                         if (k < 0)
@@ -909,14 +918,16 @@ int jl_runner_pass(jl_runner *r)
         if (k < 0)
                 return k;
         if (ms.control_error) {
-                jl_runner_report(r, JL_STATUS_CONTROL_ERROR, 0,
-                                 "the control workload deviated: no jobs until `joule machines clear-error`");
+                jl_runner_report(
+                    r, JL_STATUS_CONTROL_ERROR, 0,
+                    "the control workload deviated: no jobs until `joule machines clear-error`");
                 return 0;
         }
         if (ms.control_due) {
                 k = runner_lock(r, false);
                 if (k < 0)
-                        return k == -EINTR ? k : runner_say(r, LOG_LEVEL_ERROR, k, "lock %s", r->lock_path), k;
+                        return k == -EINTR ? k : runner_say(r, LOG_LEVEL_ERROR, k, "lock %s", r->lock_path),
+                               k;
                 if (k == 0)
                         return 0;
                 k = runner_control(r, ms.needs_validation);
@@ -939,11 +950,13 @@ int jl_runner_pass(jl_runner *r)
                 return k;
         }
         if (k == 0) {
-                runner_say(r, LOG_LEVEL_DEBUG, 0, "another process holds %s: not taking a job now", r->lock_path);
+                runner_say(r, LOG_LEVEL_DEBUG, 0, "another process holds %s: not taking a job now",
+                           r->lock_path);
                 return 0;
         }
         claim_args ca = {.started_us = runner_now_us(),
-                         .random = r->c->runner.jobs_processing && strcmp(r->c->runner.jobs_processing, "random") == 0};
+                         .random = r->c->runner.jobs_processing &&
+                                   strcmp(r->c->runner.jobs_processing, "random") == 0};
         k = runner_db(r, "claim a job", claim, &ca, false);
         if (k <= 0) {
                 runner_unlock(r);
@@ -1028,7 +1041,8 @@ void jl_runner_install_crash_handler(void)
         backtrace(warm, 1); /* load libgcc's unwinder now, not in the handler */
         stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
         sigaltstack(&ss, NULL);
-        struct sigaction sa = {.sa_handler = crash_handler, .sa_flags = SA_ONSTACK | SA_RESETHAND | SA_NODEFER};
+        struct sigaction sa = {.sa_handler = crash_handler,
+                               .sa_flags = SA_ONSTACK | SA_RESETHAND | SA_NODEFER};
         sigemptyset(&sa.sa_mask);
         static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
         for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)

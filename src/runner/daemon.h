@@ -21,8 +21,8 @@
 
 #include "config.h"
 
-#define JL_RUNNER_STOP_GRACE_S 300.0    /* after a signal: time left to store a result (TimeoutStopSec=600) */
-#define JL_RUNNER_BACKOFF_MAX_S 30.0    /* database retries: 0.5 s doubling up to this */
+#define JL_RUNNER_STOP_GRACE_S 300.0 /* after a signal: time left to store a result (TimeoutStopSec=600) */
+#define JL_RUNNER_BACKOFF_MAX_S 30.0 /* database retries: 0.5 s doubling up to this */
 #define JL_RUNNER_CLONE_TIMEOUT_S 900.0 /* git clone of a repository job */
 #define JL_RUNNER_CLEANUP_TIMEOUT_S 600.0
 #define JL_RUNNER_SCENARIO_FILE "joule.yml" /* a repository job's scenario, at the repository's root */
@@ -80,8 +80,8 @@ int jl_runner_start(jl_runner *r, bool once);
  * signal stopped it, another negative errno for a fatal error (logged through the callback). */
 int jl_runner_pass(jl_runner *r);
 
-/* Wait up to `seconds`: on PostgreSQL a NOTIFY for this machine ends it early (wake = true), a signal ends it
- * with -EINTR. Returns 0. */
+/* Wait up to `seconds`: on PostgreSQL a NOTIFY for this machine ends it early (wake = true), a signal ends
+ * it with -EINTR. Returns 0. */
 int jl_runner_wait(jl_runner *r, double seconds, bool wake);
 
 /* The signal that stopped the runner (SIGINT, SIGTERM), or 0. */
@@ -104,7 +104,7 @@ typedef enum {
 } jl_control_metric;
 
 typedef struct {
-        bool absolute;                         /* runner.control_threshold_type */
+        bool absolute;                            /* runner.control_threshold_type */
         double threshold[_JL_CONTROL_METRIC_MAX]; /* fraction of the mean (relative) or J, W, s */
 } jl_control_limits;
 
