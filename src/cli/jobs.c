@@ -38,8 +38,8 @@ static int usage(FILE *f)
               "  show     one job: its state, message and, once it ran, the energy of each phase\n"
               "  cancel   cancel a job that is still WAITING (a RUNNING one is the runner's)\n"
               "  email    send every queued e-mail whose time has come, then exit (cron mode)\n"
-              "  run      process this machine's (machine.id) queued jobs one after another, then exit (cron\n"
-              "           mode; the same loop as joule-runner, under the machine's lock; docs/cluster.md)\n\n"
+              "  run      process this machine's (machine.id) queued jobs one after another, then exit\n"
+              "           (cron mode: joule-runner's loop, under the machine's lock; docs/cluster.md)\n\n"
               "  -m, --machine ID   only this machine's jobs\n"
               "  -s, --state S      only jobs in state S: WAITING, RUNNING, FINISHED, FAILED, CANCELLED\n"
               "  -l, --limit N      list: the newest N jobs\n"
@@ -407,7 +407,8 @@ static int do_run(cli_context *ctx, uint64_t max)
         _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         char lock_dir[4096];
         if (sfd < 0 || jl_runner_default_lock_dir(lock_dir, sizeof(lock_dir)) < 0)
-                return log_error(sfd < 0 ? errno : ENAMETOOLONG, "jobs run: cannot set up signals or the lock");
+                return log_error(sfd < 0 ? errno : ENAMETOOLONG,
+                                 "jobs run: cannot set up signals or the lock");
         jl_runner_opts o = {.config = &ctx->config, .signal_fd = sfd, .lock_dir = lock_dir, .log = run_log};
         jl_runner *run = NULL;
         int r = jl_runner_new(&o, &run);
@@ -416,7 +417,8 @@ static int do_run(cli_context *ctx, uint64_t max)
         uint64_t done = 0;
         r = jl_runner_start(run, true);
         while (r >= 0 && done < (max ? max : 1000)) { /* bounded by --max */
-                if (done > 0 && (r = jl_runner_wait(run, ctx->config.runner.sleep_time_after_job, false)) < 0)
+                if (done > 0 &&
+                    (r = jl_runner_wait(run, ctx->config.runner.sleep_time_after_job, false)) < 0)
                         break;
                 r = jl_runner_pass(run);
                 if (r <= 0)

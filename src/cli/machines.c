@@ -132,11 +132,12 @@ static int do_flag(jl_store *s, int64_t id, bool clear)
 {
         int64_t now = (int64_t)cli_now_us();
         _cleanup_stmt_ jl_stmt *up = NULL, *log = NULL;
-        int r = jl_store_prepare(s,
-                                 clear ? "UPDATE machines SET status = 'measurement_control_cleared', updated_us = $2 "
-                                         "WHERE id = $1 AND status = 'measurement_control_error'"
-                                       : "UPDATE machines SET needs_validation = 1, updated_us = $2 WHERE id = $1",
-                                 &up);
+        int r = jl_store_prepare(
+            s,
+            clear ? "UPDATE machines SET status = 'measurement_control_cleared', updated_us = $2 "
+                    "WHERE id = $1 AND status = 'measurement_control_error'"
+                  : "UPDATE machines SET needs_validation = 1, updated_us = $2 WHERE id = $1",
+            &up);
         if (r >= 0 && (r = jl_stmt_bind_int64(up, 1, id)) >= 0 && (r = jl_stmt_bind_int64(up, 2, now)) >= 0)
                 r = jl_stmt_step(up);
         if (r < 0)
@@ -146,21 +147,25 @@ static int do_flag(jl_store *s, int64_t id, bool clear)
                 if (r < 0)
                         return r;
                 if (r == 0)
-                        return log_error(ENOENT, "machine %" PRId64 " does not exist (see `joule machines list`)", id);
+                        return log_error(
+                            ENOENT, "machine %" PRId64 " does not exist (see `joule machines list`)", id);
                 printf("machine %" PRId64 " has no control-workload error\n", id);
                 return 0;
         }
-        if (jl_store_prepare(s, "INSERT INTO changelog (time_us, machine_id, message) VALUES ($1, $2, $3)", &log) >=
-            0) {
+        if (jl_store_prepare(s, "INSERT INTO changelog (time_us, machine_id, message) VALUES ($1, $2, $3)",
+                             &log) >= 0) {
                 jl_stmt_bind_int64(log, 1, now);
                 jl_stmt_bind_int64(log, 2, id);
-                jl_stmt_bind_text(log, 3, clear ? "control-workload error cleared by an operator"
-                                                : "flagged for revalidation by an operator");
+                jl_stmt_bind_text(log, 3,
+                                  clear ? "control-workload error cleared by an operator"
+                                        : "flagged for revalidation by an operator");
                 if (jl_stmt_step(log) < 0)
-                        log_warning(0, "machine %" PRId64 ": not written to the changelog: %s", id, jl_store_error(s));
+                        log_warning(0, "machine %" PRId64 ": not written to the changelog: %s", id,
+                                    jl_store_error(s));
         }
         printf(clear ? "machine %" PRId64 ": control-workload error cleared; it takes jobs again\n"
-                     : "machine %" PRId64 ": flagged; its runner runs the control workload before the next job\n",
+                     : "machine %" PRId64
+                       ": flagged; its runner runs the control workload before the next job\n",
                id);
         return 0;
 }
@@ -263,8 +268,9 @@ int verb_machines(cli_context *ctx, int argc, char **argv)
         }
         if (optind != argc - 1) {
                 usage(stderr);
-                log_error(EINVAL, optind >= argc ? "machines: no command given (add, list, revalidate, clear-error)"
-                                                 : "machines: too many arguments");
+                log_error(EINVAL, optind >= argc
+                                      ? "machines: no command given (add, list, revalidate, clear-error)"
+                                      : "machines: too many arguments");
                 return 2;
         }
         const char *cmd = argv[optind];
