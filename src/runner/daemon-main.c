@@ -75,6 +75,7 @@ int main(int argc, char **argv)
                 r = joule_config_load(&cfg, config_path, err, sizeof(err));
         if (r < 0) {
                 log_error(r, "configuration: %s", err);
+                joule_config_free(&cfg);
                 return 1;
         }
         /* the signals are read through a signalfd by every wait of the loop */
