@@ -11,29 +11,12 @@
 #include <unistd.h>
 
 #include "provider.h"
+#include "provider-open.h"
 #include "tap.h"
-
-typedef struct {
-        jl_channels ch;
-        jl_notes notes;
-        void *state;
-        int r;
-} opened;
 
 static void do_open(opened *o)
 {
-        *o = (opened){0};
-        jl_provider_config cfg;
-        jl_provider_config_default(&cfg);
-        o->r = jl_provider_ipmi.open(&cfg, &o->ch, &o->notes, &o->state);
-}
-
-static void do_close(opened *o)
-{
-        if (o->r == 0)
-                jl_provider_ipmi.close(o->state);
-        jl_channels_free(&o->ch);
-        jl_notes_free(&o->notes);
+        provider_open(&jl_provider_ipmi, o);
 }
 
 static bool has_note(const opened *o, const char *text)
@@ -66,7 +49,7 @@ int main(void)
         is_int(o.r, -ENOENT, "no IPMI device: unavailable (-ENOENT)");
         is_int(o.ch.n, 0, "no IPMI device: no channel");
         ok(has_note(&o, "modprobe ipmi_si ipmi_devintf"), "no IPMI device: the note says what to load");
-        do_close(&o);
+        provider_close(&o);
 
         if (!private_dev) {
                 printf("ok %d # SKIP a fake /dev/ipmi0 needs a private /dev (root)\n", ++tap_n);
@@ -85,6 +68,6 @@ int main(void)
            "not an IPMI device: a note naming it");
         if (o.notes.n)
                 printf("#   %s\n", o.notes.items[0].reason);
-        do_close(&o);
+        provider_close(&o);
         return tap_done();
 }

@@ -13,6 +13,7 @@
 
 #include "provider.h"
 #include "sampler.h"
+#include "provider-open.h"
 #include "tap.h"
 
 static char conf[512];
@@ -28,27 +29,9 @@ static void write_conf(const char *text)
         fclose(f);
 }
 
-typedef struct {
-        jl_channels ch;
-        jl_notes notes;
-        void *state;
-        int r;
-} opened;
-
 static void do_open(opened *o)
 {
-        *o = (opened){0};
-        jl_provider_config cfg;
-        jl_provider_config_default(&cfg);
-        o->r = jl_provider_nvml.open(&cfg, &o->ch, &o->notes, &o->state);
-}
-
-static void do_close(opened *o)
-{
-        if (o->r == 0)
-                jl_provider_nvml.close(o->state);
-        jl_channels_free(&o->ch);
-        jl_notes_free(&o->notes);
+        provider_open(&jl_provider_nvml, o);
 }
 
 static bool has_note(const opened *o, const char *subject, const char *text)
@@ -118,7 +101,7 @@ static void test_two_gpus(void)
         is_near(b[3].gauge, 1980000.0, 1e-9, "gpu-0: SM clock 1980 MHz in kHz");
         is_near(b[4].gauge, 2619000.0, 1e-9, "gpu-0: memory clock 2619 MHz in kHz");
         is_near(b[8].gauge, 1410000.0, 1e-9, "gpu-1: SM clock in kHz");
-        do_close(&o);
+        provider_close(&o);
 
         /* Through the sampler: energy ≈ power × the sampled duration */
         jl_provider_config cfg;
@@ -150,13 +133,13 @@ static void test_unavailable(void)
         is_int(o.ch.n, 0, "driver not loaded: no channel");
         ok(has_note(&o, "nvml", "Driver Not Loaded"), "driver not loaded: note gives NVML's reason");
         ok(has_note(&o, "nvml", "modprobe nvidia"), "driver not loaded: note says what to do");
-        do_close(&o);
+        provider_close(&o);
 
         write_conf("# a driver with no GPU\n");
         do_open(&o);
         is_int(o.r, -ENODEV, "no GPU: unavailable");
         ok(has_note(&o, "nvml", "sees no GPU"), "no GPU: note");
-        do_close(&o);
+        provider_close(&o);
 
         /* A GPU with neither energy nor power: listed without energy, the rest still read */
         write_conf("gpu power_w=-1 energy=0 temp_c=30 sm_mhz=0 mem_mhz=0 name=Old GPU\n");
@@ -166,14 +149,14 @@ static void test_unavailable(void)
                 is_str(o.ch.items[0].name, "gpu-0/temperature", "gpu-0/temperature");
         ok(has_note(&o, "nvml/gpu-0", "no GPU energy"), "no energy: note");
         ok(has_note(&o, "nvml/gpu-0", "sm-clock"), "no SM clock: note");
-        do_close(&o);
+        provider_close(&o);
 
         /* Reopening after a close starts a new session (nvmlShutdown + dlclose worked) */
         write_conf("gpu power_w=100 name=Again\n");
         do_open(&o);
         is_int(o.r, 0, "reopen: opens");
         is_int(o.ch.n, 5, "reopen: five channels");
-        do_close(&o);
+        provider_close(&o);
 }
 
 static void test_absent(void)
@@ -189,7 +172,7 @@ static void test_absent(void)
         is_int(o.r, -ENOENT, "no library: unavailable (-ENOENT)");
         is_int(o.ch.n, 0, "no library: no channel");
         ok(has_note(&o, "nvml", "no NVIDIA driver library libnvidia-ml.so.1"), "no library: note says so");
-        do_close(&o);
+        provider_close(&o);
 }
 
 int main(int argc, char **argv)

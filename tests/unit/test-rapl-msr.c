@@ -17,6 +17,7 @@
 
 #include "provider.h"
 #include "sampler.h"
+#include "provider-open.h"
 #include "tap.h"
 
 static const char *fx;
@@ -95,27 +96,9 @@ static void fx_msr(int cpu, uint32_t msr, uint64_t value)
         close(fd);
 }
 
-typedef struct {
-        jl_channels ch;
-        jl_notes notes;
-        void *state;
-        int r;
-} opened;
-
 static void do_open(opened *o)
 {
-        *o = (opened){0};
-        jl_provider_config cfg;
-        jl_provider_config_default(&cfg);
-        o->r = jl_provider_rapl_msr.open(&cfg, &o->ch, &o->notes, &o->state);
-}
-
-static void do_close(opened *o)
-{
-        if (o->r == 0)
-                jl_provider_rapl_msr.close(o->state);
-        jl_channels_free(&o->ch);
-        jl_notes_free(&o->notes);
+        provider_open(&jl_provider_rapl_msr, o);
 }
 
 static const jl_note *find_note(const opened *o, const char *subject, const char *text)
@@ -193,7 +176,7 @@ static void test_intel_2s(void)
                 ok(v[0].counter == (UINT64_C(0xFFFFFFFF) * 1000000) >> 14, "largest count converts exactly");
                 ok(v[0].counter < o.ch.items[0].wrap_uj, "largest count is below the wrap");
         }
-        do_close(&o);
+        provider_close(&o);
 }
 
 static uint64_t track_energy(const jl_sampler *s, const char *name, const jl_track **ret)
@@ -294,7 +277,7 @@ static void test_intel_client_psys(void)
                 is_int(v[4].counter, 4000000, "psys: 4 J");
                 is_int(v[3].counter, 1000000, "dram: 1 J at 2^-14");
         }
-        do_close(&o);
+        provider_close(&o);
 }
 
 static void amd_fixture(const char *vendor, int family)
@@ -325,20 +308,20 @@ static void test_amd(void)
                 is_int(v[0].err, 0, "amd: read");
                 is_int(v[0].counter, 7000000, "amd: 7 J");
         }
-        do_close(&o);
+        provider_close(&o);
 
         amd_fixture("HygonGenuine", 0x18);
         do_open(&o);
         is_int(o.r, 0, "hygon: opens");
         is_int(o.ch.n, 1, "hygon: one channel");
-        do_close(&o);
+        provider_close(&o);
 
         amd_fixture("AuthenticAMD", 0x15);
         do_open(&o);
         ok(o.r < 0, "amd family 15h: unavailable");
         is_int(o.ch.n, 0, "amd family 15h: no channel");
         ok(find_note(&o, "rapl-msr", "family"), "amd family 15h: note names the family");
-        do_close(&o);
+        provider_close(&o);
 }
 
 static void test_unknown(void)
@@ -349,26 +332,26 @@ static void test_unknown(void)
         is_int(o.r, -ENODEV, "unknown vendor: unavailable");
         is_int(o.ch.n, 0, "unknown vendor: no channel");
         ok(find_note(&o, "rapl-msr", "CentaurHauls"), "unknown vendor: the note names it");
-        do_close(&o);
+        provider_close(&o);
 
         amd_fixture("GenuineIntel", 15);
         do_open(&o);
         is_int(o.r, -ENODEV, "intel family 15: unavailable");
         ok(find_note(&o, "rapl-msr", "family 15"), "intel family 15: the note names it");
-        do_close(&o);
+        provider_close(&o);
 
         amd_fixture("GenuineIntel", 6);
         fx_cpuinfo("GenuineIntel", 6, 0x37, 2); /* Silvermont: another unit encoding */
         do_open(&o);
         is_int(o.r, -ENODEV, "Silvermont Atom: unavailable");
         ok(find_note(&o, "rapl-msr", "Atom"), "Silvermont Atom: the note says why");
-        do_close(&o);
+        provider_close(&o);
 
         fx_write("proc/cpuinfo", "processor\t: 0\nIsa\t\t: rv64imafdc\n\n");
         do_open(&o);
         ok(o.r < 0, "no vendor_id (not x86): unavailable");
         ok(find_note(&o, "rapl-msr", "vendor"), "no vendor_id: note");
-        do_close(&o);
+        provider_close(&o);
 
         /* A unit register of 0 (an unimplemented MSR that reads as zero) */
         scenario_intel_2s();
@@ -378,7 +361,7 @@ static void test_unknown(void)
         is_int(o.r, -ENODEV, "unit 0: unavailable");
         is_int(o.ch.n, 0, "unit 0: no channel");
         ok(find_note(&o, "rapl-msr/package-0", "not plausible"), "unit 0: note on package-0");
-        do_close(&o);
+        provider_close(&o);
 
         /* One package with an absurd unit: the other is still read */
         scenario_intel_2s();
@@ -387,7 +370,7 @@ static void test_unknown(void)
         is_int(o.r, 0, "ESU 31 on package-1: opens");
         is_int(o.ch.n, 3, "ESU 31 on package-1: package-0 domains only");
         ok(find_note(&o, "rapl-msr/package-1", "not plausible"), "ESU 31: note on package-1");
-        do_close(&o);
+        provider_close(&o);
 
         /* No RAPL at all: the unit register does not exist (reads fail) */
         scenario_intel_2s();
@@ -396,7 +379,7 @@ static void test_unknown(void)
         do_open(&o);
         is_int(o.r, -ENODEV, "no unit register: unavailable");
         ok(find_note(&o, "rapl-msr/package-0", "no RAPL MSRs"), "no unit register: note");
-        do_close(&o);
+        provider_close(&o);
 
         /* Garbage in the online list */
         scenario_intel_2s();
@@ -404,7 +387,7 @@ static void test_unknown(void)
         do_open(&o);
         ok(o.r < 0, "garbage online list: unavailable");
         ok(find_note(&o, "rapl-msr", "online"), "garbage online list: note");
-        do_close(&o);
+        provider_close(&o);
 }
 
 static void test_no_driver(void)
@@ -420,7 +403,7 @@ static void test_no_driver(void)
         is_int(o.r, -ENOENT, "no msr files: unavailable");
         ok(find_note(&o, "rapl-msr", "modprobe msr"), "no msr files: says modprobe msr");
         is_int(o.ch.n, 0, "no msr files: no channel");
-        do_close(&o);
+        provider_close(&o);
 }
 
 /* As nobody over mode-0600 msr files: the provider says it needs root. */
@@ -447,7 +430,7 @@ static void test_non_root(void)
                         do_open(&o);
                         snprintf(out, sizeof(out), "%d %zu %s", o.r, o.ch.n,
                                  o.notes.n ? o.notes.items[0].reason : "(no note)");
-                        do_close(&o);
+                        provider_close(&o);
                 }
                 (void)!write(pipefd[1], out, strlen(out));
                 _exit(0);
