@@ -99,21 +99,26 @@ runner_stop $A2
 t_ok $? "SIGINT on an idle runner: exit 0"
 
 # --- two runners of the same machine race over 50 jobs: each job runs exactly once ---
+# Both start before the jobs arrive: with separate lock directories, a runner starting while the other
+# measures would take the other's RUNNING job for a stale one (docs/cluster.md: one runner per machine).
 runner_stop $A1 >/dev/null
-for i in $(seq 50); do
-        scen "$T_DIR/race-$i.yml" "race-$i" "\"echo $i >> $T_DIR/race.txt\""
-        J submit --machine 1 --scenario "$T_DIR/race-$i.yml" >/dev/null
-done
 runner_start a1 "$T_DIR/r1.yml"
 A1=$RPID
 runner_start a1b "$T_DIR/r1.yml"
 A1B=$RPID
+until_true 10 grep -q "ready: waiting for jobs" "$T_DIR/a1.log"
+until_true 10 grep -q "ready: waiting for jobs" "$T_DIR/a1b.log"
+for i in $(seq 50); do
+        scen "$T_DIR/race-$i.yml" "race-$i" "\"echo $i >> $T_DIR/race.txt\""
+        J submit --machine 1 --scenario "$T_DIR/race-$i.yml" >/dev/null
+done
 until_true 90 no_waiting
 t_check "race: 50 jobs FINISHED" -- test \
         "$(sql "SELECT COUNT(*) FROM bench_jobs WHERE name LIKE 'race-%' AND state = 'FINISHED'")" = 50
 t_check "race: every job's command ran exactly once" -- test "$(sort -n "$T_DIR/race.txt" | tr '\n' ' ')" = "$(seq 50 | tr '\n' ' ')"
 t_check "race: one run per job" -- test \
         "$(sql "SELECT COUNT(*) FROM runs r JOIN bench_jobs j ON j.id = r.job_id WHERE j.name LIKE 'race-%'")" = 50
+t_diag "race: jobs not FINISHED: $(sql "SELECT id || ' ' || state || ' ' || COALESCE(message, '') FROM bench_jobs WHERE name LIKE 'race-%' AND state <> 'FINISHED'" | tr '\n' ';')"
 t_diag "race: runner A ran $(grep -c 'FINISHED: finished' "$T_DIR/a1.log") jobs, runner B $(grep -c 'FINISHED: finished' "$T_DIR/a1b.log")"
 runner_stop $A1B
 t_ok $? "race: the second runner stops with exit 0"
