@@ -263,6 +263,24 @@ static const migration migrations[] = {
      " time_us BIGINT NOT NULL,"
      " machine_id BIGINT,"
      " message TEXT NOT NULL);\n"},
+
+    {3, "measurement cluster: the claimer of a job, its output, control-error reminders, calibration",
+     /* who holds a RUNNING job (docs/cluster.md, "Stale jobs"): the host, its boot, the process and the
+      * process's start time (clock ticks after boot, /proc/PID/stat), so that a stale job is told from one
+      * that another runner is measuring */
+     "ALTER TABLE bench_jobs ADD COLUMN claim_host TEXT;\n"
+     "ALTER TABLE bench_jobs ADD COLUMN claim_boot_id TEXT;\n"
+     "ALTER TABLE bench_jobs ADD COLUMN claim_pid BIGINT;\n"
+     "ALTER TABLE bench_jobs ADD COLUMN claim_pid_start BIGINT;\n"
+     /* the tail of the commands' output (stdout and stderr), at most 64 KiB */
+     "ALTER TABLE bench_jobs ADD COLUMN output TEXT;\n"
+     /* the last mail about a control-workload error (the first one, or a reminder) */
+     "ALTER TABLE machines ADD COLUMN control_error_mailed_us BIGINT;\n"
+     /* joule calibrate --write */
+     "ALTER TABLE machines ADD COLUMN calibrated_us BIGINT;\n"
+     "ALTER TABLE machines ADD COLUMN calibrated_base_temperature_c DOUBLE PRECISION;\n"
+     "ALTER TABLE machines ADD COLUMN calibrated_sleep_time_after_job_s DOUBLE PRECISION;\n"
+     "ALTER TABLE machines ADD COLUMN calibration_json TEXT;\n"},
 };
 
 int jl_store_schema_latest(void)
