@@ -1,17 +1,15 @@
 /* daemon-claim.c - who holds a claimed job (the claimer: host, boot id, process id and the process's start
  * time) and whether that holder is provably gone, so that a runner starting beside another one never fails
  * the other's RUNNING job as stale; and the capture of a job's output (a bounded tail kept for the job,
- * everything still passed on to the runner's stdout). See docs/cluster.md ("Stale jobs"). */
+ * everything still passed on to the runner's stdout, after the run). See docs/cluster.md ("Stale jobs"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon-internal.h"
@@ -140,100 +138,35 @@ int runner_claimer_gone(const jl_claimer *self, const jl_claimer *holder, char *
 
 /* ---- a job's output ---- */
 
+/* The commands write to an unlinked temporary file (no thread, no pipe: the measured process tree and the
+ * runner's sampling see what they saw when the output went to the runner's own stdout); after the run the
+ * file is copied to the runner's stdout (the journal) and its last JL_RUNNER_OUTPUT_MAX bytes are kept. */
 struct runner_output {
-        int rfd, wfd, stop_fd;
-        pthread_t thread;
-        bool started;
-        char *ring; /* the last JL_RUNNER_OUTPUT_MAX bytes */
-        size_t start, len;
+        int fd;
 };
-
-static void ring_add(runner_output *o, const char *buf, size_t n)
-{
-        const size_t cap = JL_RUNNER_OUTPUT_MAX;
-        while (n > 0) { /* bounded by n: at least one byte per round */
-                size_t pos = (o->start + o->len) % cap;
-                size_t chunk = MIN(n, cap - pos);
-                memcpy(o->ring + pos, buf, chunk);
-                buf += chunk;
-                n -= chunk;
-                size_t grow = MIN(chunk, cap - o->len);
-                o->len += grow;
-                o->start = (o->start + (chunk - grow)) % cap; /* what was overwritten is dropped */
-        }
-}
-
-static void *output_thread(void *arg)
-{
-        runner_output *o = arg;
-        bool stopping = false;
-        for (;;) { /* until the pipe's end, or the stop and nothing more to read */
-                struct pollfd p[2] = {{.fd = o->rfd, .events = POLLIN},
-                                      {.fd = o->stop_fd, .events = POLLIN}};
-                int k = poll(p, stopping ? 1 : 2, stopping ? 0 : -1);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        break;
-                if (!stopping && (p[1].revents & POLLIN))
-                        stopping = true;
-                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-                        char buf[8192];
-                        ssize_t n = read(o->rfd, buf, sizeof(buf));
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0)
-                                break;
-                        size_t off = 0;
-                        while (off < (size_t)n) { /* pass it on to the runner's own stdout (the journal) */
-                                ssize_t w = write(1, buf + off, (size_t)n - off);
-                                if (w <= 0)
-                                        break;
-                                off += (size_t)w;
-                        }
-                        ring_add(o, buf, (size_t)n);
-                        continue;
-                }
-                if (stopping)
-                        break;
-        }
-        return NULL;
-}
 
 int runner_output_start(runner_output **ret, int *ret_fd)
 {
+        const char *tmp = getenv("TMPDIR");
+        if (!tmp || !*tmp)
+                tmp = "/tmp";
+        int fd = open(tmp, O_TMPFILE | O_RDWR | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0) { /* a file system without O_TMPFILE */
+                char path[PATH_MAX];
+                snprintf(path, sizeof(path), "%s/joule-output-XXXXXX", tmp);
+                fd = mkostemp(path, O_APPEND | O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                unlink(path);
+        }
         runner_output *o = calloc(1, sizeof(*o));
-        if (!o)
-                return -ENOMEM;
-        o->rfd = o->wfd = o->stop_fd = -1;
-        int p[2];
-        if (!(o->ring = malloc(JL_RUNNER_OUTPUT_MAX)) || pipe2(p, O_CLOEXEC) < 0) {
-                free(o->ring);
-                free(o);
+        if (!o) {
+                close(fd);
                 return -ENOMEM;
         }
-        o->rfd = p[0];
-        o->wfd = p[1];
-        o->stop_fd = eventfd(0, EFD_CLOEXEC);
-        /* the thread takes no signal: the runner reads them through its signalfd, jl_run_scenario through
-         * its own */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        int k = o->stop_fd < 0 ? EMFILE : pthread_create(&o->thread, NULL, output_thread, o);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (k != 0) {
-                close(o->rfd);
-                close(o->wfd);
-                if (o->stop_fd >= 0)
-                        close(o->stop_fd);
-                free(o->ring);
-                free(o);
-                return -k;
-        }
-        o->started = true;
+        o->fd = fd;
         *ret = o;
-        *ret_fd = o->wfd;
+        *ret_fd = fd;
         return 0;
 }
 
@@ -274,27 +207,36 @@ char *runner_output_finish(runner_output *o)
 {
         if (!o)
                 return NULL;
-        close(o->wfd); /* the thread ends once every child has closed its copy, or at the stop below */
-        uint64_t one = 1;
-        (void)!write(o->stop_fd, &one, sizeof(one));
-        if (o->started)
-                pthread_join(o->thread, NULL);
-        close(o->rfd);
-        close(o->stop_fd);
-        char *text = malloc(o->len + 1);
+        struct stat st;
+        off_t size = fstat(o->fd, &st) == 0 ? st.st_size : 0;
+        /* everything to the runner's stdout, as when the commands wrote there themselves */
+        char buf[65536];
+        for (off_t off = 0; off < size;) { /* bounded by size */
+                ssize_t n = pread(o->fd, buf, sizeof(buf), off);
+                if (n <= 0)
+                        break;
+                off += n;
+                for (ssize_t w = 0; w < n;) {
+                        ssize_t k = write(1, buf + w, (size_t)(n - w));
+                        if (k <= 0)
+                                break;
+                        w += k;
+                }
+        }
+        size_t len = (size_t)MIN(size, (off_t)JL_RUNNER_OUTPUT_MAX);
+        char *text = malloc(len + 1);
         if (text) {
-                size_t first = MIN(o->len, JL_RUNNER_OUTPUT_MAX - o->start);
-                memcpy(text, o->ring + o->start, first);
-                memcpy(text + first, o->ring, o->len - first);
-                text[o->len] = '\0';
+                ssize_t n = len ? pread(o->fd, text, len, size - (off_t)len) : 0;
+                len = n > 0 ? (size_t)n : 0;
+                text[len] = '\0';
                 /* a cut UTF-8 sequence at the start of the tail is dropped, not turned into '?' */
                 size_t skip = 0;
-                while (skip < 3 && skip < o->len && ((unsigned char)text[skip] & 0xc0) == 0x80)
+                while (skip < 3 && skip < len && ((unsigned char)text[skip] & 0xc0) == 0x80)
                         skip++;
-                memmove(text, text + skip, o->len - skip + 1);
-                utf8_sanitize(text, o->len - skip);
+                memmove(text, text + skip, len - skip + 1);
+                utf8_sanitize(text, len - skip);
         }
-        free(o->ring);
+        close(o->fd);
         free(o);
         return text;
 }

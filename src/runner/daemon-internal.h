@@ -96,11 +96,10 @@ int runner_claimer_self(jl_claimer *ret);
  * running any more; or no claimer recorded), 0 otherwise; the reason in why. */
 int runner_claimer_gone(const jl_claimer *self, const jl_claimer *holder, char *why, size_t whylen);
 typedef struct runner_output runner_output;
-/* A pipe for the job's commands' output (*ret_fd, the write end) and a thread that passes it on to stdout
- * and keeps its last JL_RUNNER_OUTPUT_MAX bytes. */
+/* A file for the job's commands' output (*ret_fd, unlinked, in $TMPDIR). */
 int runner_output_start(runner_output **ret, int *ret_fd);
-/* Close the write end, collect what is left (not waiting for processes that left the job's group), end the
- * thread; the tail as valid UTF-8 without NUL bytes (malloc'd; NULL when out of memory). Frees o. */
+/* Copy the output to stdout (the journal), keep its last JL_RUNNER_OUTPUT_MAX bytes as valid UTF-8 without
+ * NUL bytes (malloc'd; NULL when out of memory), close the file. Frees o. */
 char *runner_output_finish(runner_output *o);
 
 /* daemon-spool.c: a result is written to the spool (atomically: a unique temporary file, fsync, rename)

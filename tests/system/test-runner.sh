@@ -339,6 +339,9 @@ t_ok $? "the runner stops with exit 0"
         wait $ASP 2>/dev/null
         t_check "kill -9 while the database is away: the finished run is in the spool" -- bash -c \
                 "ls '$STATE_DIRECTORY'/spool/m1-*.result"
+        # a cut copy of it (as a disk could leave one) is refused by the reader, kept aside as .bad, logged
+        SPF=$(ls "$STATE_DIRECTORY"/spool/m1-*.result | head -1)
+        head -c -9 "$SPF" >"${SPF%-*}-1.result"
         pg_start
         t_check "... the job is still RUNNING" -- state_is "$SP" RUNNING
         runner_start asp2 "$T_DIR/rs.yml"
@@ -349,6 +352,8 @@ t_ok $? "the runner stops with exit 0"
         t_check "... with its output and its mail queued once" -- test \
                 "$(sql "SELECT output FROM bench_jobs WHERE id = $SP")|$(sql "SELECT COUNT(*) FROM emails WHERE job_id = $SP")" = "spooled-output|1"
         t_check "... the spool is empty" -- bash -c "! ls '$STATE_DIRECTORY'/spool/m1-*.result 2>/dev/null"
+        t_check "a cut spool file: kept as .bad and logged, nothing stored from it" -- bash -c \
+                "ls '${SPF%-*}-1.result.bad' && grep -q 'cannot be read (Bad message): kept as' '$T_DIR/asp2.log'"
         t_check "... the runner said it stored the spooled result" -- grep -q "storing the spooled result" "$T_DIR/asp2.log"
         runner_stop $ASP2 >/dev/null
 
