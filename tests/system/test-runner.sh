@@ -2,13 +2,16 @@
 # test-runner.sh - joule-runner and cron mode (`joule jobs run`) against a real database: SQLite, or
 # $JOULE_TEST_DATABASE_URL under tests/with-postgres.sh. Two runners for two machines run only their own jobs;
 # two runners of the same machine (separate lock directories: only the atomic claim keeps them apart) race
-# over 50 jobs and run each exactly once; status rows only on change; the machines row; SIGINT during a job
-# (FAILED "stopped by SIGINT", exit 0); kill -9 during a job and a restart (the stale job FAILED, the next
-# one runs); cron mode and its lock against a runner; a repository job (git clone --branch, joule.yml) and
-# one without joule.yml; a job's e-mail through a real SMTP sink; bad input (an unknown machine id, a
+# over 50 jobs and run each exactly once, the second starting while the first measures and leaving its job
+# alone; stale jobs failed only when their recorded claimer is provably gone; a job's output tail; status
+# rows only on change; the machines row; SIGINT during a job (FAILED "stopped by SIGINT", exit 0); kill -9
+# during a job and a restart (the stale job FAILED, the next one runs); cron mode and its lock against a
+# runner; a repository job (git clone --branch, joule.yml) and one without joule.yml; a job's e-mail and
+# reminders of a control-workload error through a real SMTP sink; bad input (an unknown machine id, a
 # malformed scenario stored in a job, a job for a machine that does not exist). On PostgreSQL also: NOTIFY
-# wakes an idle runner at once, and the database stopped at start and in the middle of a job (the runner
-# retries, reconnects, and stores the run: nothing lost). TAP.
+# wakes an idle runner at once, the database stopped at start and in the middle of a job (the runner
+# retries, reconnects, and stores the run: nothing lost), and kill -9 while it is stopped with a finished run
+# in the spool (stored once after a restart). TAP.
 # Environment: JOULE, JOULE_RUNNER, SMTP_SINK.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/test-queue-lib.sh"
@@ -218,6 +221,32 @@ sys.exit(0 if len(b) <= 65536 and len(b) > 60000 and o.endswith("29999\n30000\nc
         "$(J jobs show "$OJ" --json)"
 t_check "... and jobs show prints it" -- bash -c "J() { \"\$JOULE\" -c '$CFG' \"\$@\"; }; J jobs show $OJ | grep -A100000 '^output (its last 64 KiB at most):' | tail -1 | grep -q 'end'"
 runner_stop $A2B >/dev/null
+
+# --- stale jobs: a runner fails a RUNNING job only when its recorded claimer is provably gone ---
+claimed() { # claimed HOST BOOT PID START: a RUNNING job of machine 2 with that claimer; prints its id
+        local id
+        id=$(J submit --machine 2 --scenario "$T_DIR/m2-1.yml")
+        sql "UPDATE bench_jobs SET state = 'RUNNING', started_us = 1, claim_host = '$1', claim_boot_id = '$2', claim_pid = $3, claim_pid_start = $4 WHERE id = $id" >/dev/null
+        echo "$id"
+}
+HOST=$(hostname)
+BOOT=$(cat /proc/sys/kernel/random/boot_id)
+MY_START=$(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f20)
+S_BOOT=$(claimed "$HOST" 00000000-0000-0000-0000-000000000000 $$ "$MY_START")
+S_REUSED=$(claimed "$HOST" "$BOOT" $$ $((MY_START + 1)))
+S_OTHER=$(claimed other-host.example.org "$BOOT" 1 1)
+S_ALIVE=$(claimed "$HOST" "$BOOT" $$ "$MY_START")
+runner_start a2s "$T_DIR/r2.yml"
+until_true 10 grep -q "ready: waiting for jobs" "$T_DIR/a2s.log"
+runner_stop $RPID >/dev/null
+t_check "stale: claimed before this host rebooted (another boot id): FAILED" -- test \
+        "$(sql "SELECT state, message FROM bench_jobs WHERE id = $S_BOOT")" = "FAILED|runner restarted while the job was running"
+t_check "stale: its pid now runs another process (another start time): FAILED" -- state_is "$S_REUSED" FAILED
+t_check "not stale: a claimer on another host is not provably gone: left RUNNING, said so" -- bash -c \
+        "[ \"\$1\" = RUNNING ] && grep -q 'job $S_OTHER is RUNNING and left to its runner: claimed by pid 1 on host other-host.example.org: another host' '$T_DIR/a2s.log'" _ \
+        "$(sql "SELECT state FROM bench_jobs WHERE id = $S_OTHER")"
+t_check "not stale: a live claimer on this host and boot: left RUNNING" -- state_is "$S_ALIVE" RUNNING
+sql "UPDATE bench_jobs SET state = 'FAILED' WHERE id IN ($S_OTHER, $S_ALIVE)" >/dev/null
 
 # --- bad input ---
 BAD=$(J submit --machine 2 --scenario "$T_DIR/m2-1.yml")
