@@ -90,8 +90,7 @@ static void on_sample(void *userdata, const jl_sampler *s, uint64_t t_ns)
         double total = jl_sampler_total_energy_j(s, NULL);
         if (st->collect) {
                 if (s->nsamples > 1 && t_ns > s->t_prev_ns)
-                        stat_add(&st->power,
-                                 (total - st->total_prev_j) / ((double)(t_ns - s->t_prev_ns) / 1e9));
+                        stat_add(&st->power, (total - st->total_prev_j) / ((double)(t_ns - s->t_prev_ns) / 1e9));
                 stat_add(&st->temp, current_temp(st, s));
         }
         st->total_prev_j = total;
@@ -111,8 +110,7 @@ static int wait_until(int sfd, int tfd, jl_sampler *s, uint64_t deadline_ns)
                 uint64_t now = mono_ns();
                 if (now >= deadline_ns)
                         return 0;
-                int timeout_ms =
-                    (int)MIN((deadline_ns - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, (uint64_t)INT32_MAX);
+                int timeout_ms = (int)MIN((deadline_ns - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, (uint64_t)INT32_MAX);
                 struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = tfd, .events = POLLIN}};
                 int n = poll(pfd, tfd >= 0 ? 2 : 1, timeout_ms);
                 if (n < 0 && errno != EINTR)
@@ -134,8 +132,7 @@ static int usage(FILE *f)
 {
         fputs("Usage: joule calibrate [--idle S] [--load S] [--cool-max S] [--load-command CMD] [--json]\n"
               "                       [--write FILE]\n\n"
-              "Measures the idle baseline (power, temperature), the cost of joule's sampling, a load phase "
-              "and\n"
+              "Measures the idle baseline (power, temperature), the cost of joule's sampling, a load phase and\n"
               "the time to cool back to idle; recommends machine.base_temperature_value and\n"
               "runner.sleep_time_after_job. Run it on an otherwise idle machine. See docs/calibrate.md.\n\n"
               "  --idle S           idle baseline length (default 60 s)\n"
@@ -153,8 +150,7 @@ static int parse_secs(const char *opt, const char *arg, double max_s, double *re
 {
         uint64_t ns;
         if (parse_duration_ns(arg, NSEC_PER_SEC, &ns) < 0 || ns == 0 || (double)ns / 1e9 > max_s)
-                return log_error(EINVAL, "%s: '%s' is not a duration between 1 ns and %.0f s", opt, arg,
-                                 max_s);
+                return log_error(EINVAL, "%s: '%s' is not a duration between 1 ns and %.0f s", opt, arg, max_s);
         *ret = (double)ns / 1e9;
         return 0;
 }
@@ -162,10 +158,14 @@ static int parse_secs(const char *opt, const char *arg, double max_s, double *re
 static int parse_args(int argc, char **argv, cal_opts *o)
 {
         static const struct option opts[] = {
-            {"idle", required_argument, NULL, 'i'},     {"load", required_argument, NULL, 'l'},
-            {"cool-max", required_argument, NULL, 'c'}, {"load-command", required_argument, NULL, 'L'},
-            {"json", no_argument, NULL, 'j'},           {"write", required_argument, NULL, 'w'},
-            {"help", no_argument, NULL, 'h'},           {0},
+                {"idle", required_argument, NULL, 'i'},
+                {"load", required_argument, NULL, 'l'},
+                {"cool-max", required_argument, NULL, 'c'},
+                {"load-command", required_argument, NULL, 'L'},
+                {"json", no_argument, NULL, 'j'},
+                {"write", required_argument, NULL, 'w'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
         };
         int c;
         while ((c = getopt_long(argc, argv, "i:l:c:L:jw:h", opts, NULL)) >= 0) {
@@ -231,19 +231,17 @@ static void print_human(const cal_result *r)
         fprintf(f, "\n Measurement overhead:\n");
         fprintf(f, "   CPU          %8.3f %% of one core while sampling (%.3f %% without)\n",
                 r->idle_cpu_s / r->idle_s * 100, r->nos_s > 0 ? r->nos_cpu_s / r->nos_s * 100 : 0);
-        fprintf(f,
-                "   power        %+8.2f W  (idle with sampling minus %.0f s without; within noise when "
-                "below the sd)\n",
+        fprintf(f, "   power        %+8.2f W  (idle with sampling minus %.0f s without; within noise when "
+                   "below the sd)\n",
                 r->idle_power.mean - r->nos_power_w, r->nos_s);
         (void)ovh_cpu;
         fprintf(f, "\n Load (%.1f s): %s\n", r->load_s, r->load_ok ? "" : r->load_message);
         fprintf(f, "   power        %8.2f W avg, %.2f W max\n", r->load_power_w, r->load_power_max_w);
         fprintf(f, "   temperature  %8.2f °C max\n", r->load_temp_max_c);
-        fprintf(f, "\n Cool-down to within %.0f °C of idle: %s%.1f s\n", COOL_MARGIN_C,
-                r->cooled ? "" : "not reached in ", r->cool_s);
-        fprintf(f,
-                "\n Recommended settings:\n   machine.base_temperature_value: %.0f\n"
-                "   runner.sleep_time_after_job: %.0f\n\n",
+        fprintf(f, "\n Cool-down to within %.0f °C of idle: %s%.1f s\n", COOL_MARGIN_C, r->cooled ? "" : "not reached in ",
+                r->cool_s);
+        fprintf(f, "\n Recommended settings:\n   machine.base_temperature_value: %.0f\n"
+                   "   runner.sleep_time_after_job: %.0f\n\n",
                 r->rec_base_temp, r->rec_sleep_s);
 }
 
@@ -404,8 +402,7 @@ static int write_snippet(const char *path, const cal_result *r, const cli_contex
         if (!f)
                 return -errno;
         fprintf(f,
-                "# joule calibrate on %s at %s (machine.id %lld): idle %.2f W / %.2f °C (sd %.2f), load "
-                "%.2f W /\n"
+                "# joule calibrate on %s at %s (machine.id %lld): idle %.2f W / %.2f °C (sd %.2f), load %.2f W /\n"
                 "# %.2f °C max, cool-down %.1f s%s. Merge into the configuration (joule.yml).\n"
                 "machine:\n  base_temperature_value: %.0f\nrunner:\n  sleep_time_after_job: %.0f\n",
                 host, when, (long long)ctx->config.machine.id, r->idle_power.mean, r->idle_temp.mean,
@@ -429,10 +426,9 @@ static int run_load(cli_context *ctx, const cal_opts *o, cal_result *cr, int *re
                          ceil(o->load_s));
         }
         char *commands[] = {cmd};
-        jl_scenario_step step = {
-            .name = (char *)"load", .commands = commands, .n_commands = 1, .timeout_s = o->load_s + 60};
-        jl_scenario sc = {
-            .file = (char *)"calibrate", .name = (char *)"calibrate", .flow = &step, .n_flow = 1};
+        jl_scenario_step step = {.name = (char *)"load", .commands = commands, .n_commands = 1,
+                                 .timeout_s = o->load_s + 60};
+        jl_scenario sc = {.file = (char *)"calibrate", .name = (char *)"calibrate", .flow = &step, .n_flow = 1};
         jl_run_opts ro;
         jl_run_opts_from_config(&ctx->config, &ro);
         ro.baseline_s = 0;
@@ -467,8 +463,7 @@ int verb_calibrate(cli_context *ctx, int argc, char **argv)
         cal_result cr = {.interval_ms = ctx->config.measurement.sampling_rate_ms, .load_temp_max_c = NAN};
         cal_state st = {.chip = ctx->config.machine.base_temperature_chip,
                         .feature = ctx->config.machine.base_temperature_feature};
-        cr.temp_source =
-            st.chip && st.feature ? "machine.base_temperature_chip/feature" : "the hottest sensor";
+        cr.temp_source = st.chip && st.feature ? "machine.base_temperature_chip/feature" : "the hottest sensor";
         uint64_t interval_ns = (uint64_t)llround(cr.interval_ms * 1e6);
         int ret = 1, sig = 0;
         jl_sampler *s = NULL;
@@ -497,8 +492,7 @@ int verb_calibrate(cli_context *ctx, int argc, char **argv)
                 fprintf(stderr, "joule calibrate: idle baseline for %.0f s ...\n", o.idle_s);
 
         /* 1. Idle, sampling at the configured rate: the baseline, and the CPU cost of sampling. */
-        struct itimerspec its = {.it_interval = ns_to_timespec(interval_ns),
-                                 .it_value = ns_to_timespec(interval_ns)};
+        struct itimerspec its = {.it_interval = ns_to_timespec(interval_ns), .it_value = ns_to_timespec(interval_ns)};
         st.collect = true;
         jl_sampler_sample(s);
         timerfd_settime(tfd, 0, &its, NULL);
@@ -546,8 +540,7 @@ int verb_calibrate(cli_context *ctx, int argc, char **argv)
 
         /* 4. Cool-down: until the temperature is within COOL_MARGIN_C of the idle mean, bounded. */
         if (!o.json)
-                fprintf(stderr, "joule calibrate: waiting for the cool-down (at most %.0f s) ...\n",
-                        o.cool_max_s);
+                fprintf(stderr, "joule calibrate: waiting for the cool-down (at most %.0f s) ...\n", o.cool_max_s);
         t0 = mono_ns();
         uint64_t give_up = t0 + (uint64_t)(o.cool_max_s * 1e9);
         double target = cr.idle_temp.mean + COOL_MARGIN_C;
@@ -569,9 +562,8 @@ int verb_calibrate(cli_context *ctx, int argc, char **argv)
 
         /* Recommendations: the gate waits while the machine is above base_temperature_value, so give it the
          * idle level plus its noise; wait after a job as long as a full load took to cool down. */
-        cr.rec_base_temp = cr.idle_temp.n
-                               ? ceil(cr.idle_temp.mean + MAX(COOL_MARGIN_C, 2 * stat_sd(&cr.idle_temp)))
-                               : ctx->config.machine.base_temperature_value;
+        cr.rec_base_temp = cr.idle_temp.n ? ceil(cr.idle_temp.mean + MAX(COOL_MARGIN_C, 2 * stat_sd(&cr.idle_temp)))
+                                          : ctx->config.machine.base_temperature_value;
         cr.rec_sleep_s = ceil(cr.cool_s * 1.1);
         if (!cr.idle_temp.n)
                 log_warning(ENOENT, "no temperature sensor%s: the cool-down cannot be measured",

@@ -14,18 +14,18 @@ typedef struct {
                 char *url; /* SQLite path or postgresql://... */
         } database;
         struct {
-                char *name;      /* default: the host name */
-                double period_s; /* power monitoring period */
-                char *dbd;       /* host:port of joule-dbd; NULL: write to the store directly */
-                char *socket;    /* local API socket */
+                char *name;       /* default: the host name */
+                double period_s;  /* power monitoring period */
+                char *dbd;        /* host:port of joule-dbd; NULL: write to the store directly */
+                char *socket;     /* local API socket */
                 char *control_listen;
                 char *metrics_listen;
-                char **admins; /* NULL-terminated */
+                char **admins;    /* NULL-terminated */
                 char *partition;
                 char *island;
-                char *spool;        /* spool file for records while the dbd is unreachable */
-                double sample_ms;   /* jouled's sampling interval (live counters, shm page) */
-                char *state_dir;    /* jouled's persistent state: sequence number, open job steps */
+                char *spool;      /* spool file for records while the dbd is unreachable */
+                double sample_ms; /* jouled's sampling interval (live counters, shm page) */
+                char *state_dir;  /* jouled's persistent state: sequence number, open job steps */
                 char *munge_socket; /* munged's socket for the control port; NULL: MUNGE's default */
         } node;
         struct {
@@ -61,8 +61,7 @@ typedef struct {
                 double control_power_threshold;
                 double control_duration_threshold;
                 double control_error_reminder_s; /* mail the admin again while the error stays; 0: never */
-                char *spool_dir;                 /* results not yet stored; NULL: $STATE_DIRECTORY/spool,
-                                                    /var/lib/joule/spool */
+                char *spool_dir; /* results not yet stored; NULL: docs/cluster.md, "The spool" */
         } runner;
         struct {
                 int64_t id;
@@ -73,7 +72,7 @@ typedef struct {
                 char *profile; /* benchmarking | profiling */
         } machine;
         struct {
-                char *server; /* smtp://host:port or smtps://host:port */
+                char *server;   /* smtp://host:port or smtps://host:port */
                 char *user;
                 char *password;
                 char *sender;
