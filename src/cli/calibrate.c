@@ -365,15 +365,9 @@ static int store_calibration(const cal_result *r, cli_context *ctx)
                     (k = jl_stmt_bind_double(up, 4, r->rec_sleep_s)) >= 0 &&
                     (k = jl_stmt_bind_text(up, 5, json)) >= 0)
                         k = jl_stmt_step(up);
-                if (k >= 0 && jl_stmt_changes(up) != 1) {
-                        jl_store_rollback(s);
-                        jl_store_close(s);
-                        return log_error(
-                            ENOENT,
-                            "machine %lld (machine.id) does not exist in the database: add it with "
-                            "`joule machines add --id %lld --description TEXT`",
-                            (long long)id, (long long)id);
-                }
+                bool missing = k >= 0 && jl_stmt_changes(up) != 1;
+                if (missing)
+                        k = -ENOENT;
                 if (k >= 0)
                         k = jl_store_prepare(
                             s, "INSERT INTO changelog (time_us, machine_id, message) VALUES ($1, $2, $3)",
@@ -383,12 +377,17 @@ static int store_calibration(const cal_result *r, cli_context *ctx)
                         k = jl_stmt_step(cl);
                 if (k >= 0)
                         k = jl_store_commit(s);
-                if (k < 0) {
+                if (missing)
+                        log_error(ENOENT,
+                                  "machine %lld (machine.id) does not exist in the database: add it with "
+                                  "`joule machines add --id %lld --description TEXT`",
+                                  (long long)id, (long long)id);
+                else if (k < 0)
                         log_error(k, "cannot store the calibration of machine %lld: %s", (long long)id,
                                   jl_store_error(s));
+                if (k < 0)
                         jl_store_rollback(s);
-                }
-        }
+        } /* the statements are finalized here, before the store is closed */
         jl_store_close(s);
         return k < 0 ? k : 0;
 }
