@@ -95,14 +95,18 @@ void jl_rt_say(const char *fmt, ...)
 {
         char line[8192];
         va_list ap;
-        size_t n;
+        int n;
 
-        memcpy(line, "joule: ", 7);
+        n = snprintf(line, sizeof(line) - 1, "joule: %s[%ld]: ", program_invocation_short_name,
+                     (long)getpid());
+        if (n < 0 || (size_t)n >= sizeof(line) - 1)
+                return;
         va_start(ap, fmt);
-        vsnprintf(line + 7, sizeof(line) - 8, fmt, ap);
+        vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
         va_end(ap);
-        n = strlen(line);
+        n = (int)strlen(line);
         line[n++] = '\n';
-        if (write(STDERR_FILENO, line, n) < 0)
+        /* one write, so that the lines of many ranks do not interleave */
+        if (write(STDERR_FILENO, line, (size_t)n) < 0)
                 return;
 }

@@ -24,6 +24,7 @@
 static MPI_Comm node_comm = MPI_COMM_NULL;
 static int world_rank = -1, world_size, node_rank = -1, node_size;
 static bool node_master;
+static uint64_t fortran_calls; /* calls through the Fortran bindings */
 
 bool jl_rt_node_master(void);
 bool jl_rt_node_master(void)
@@ -100,8 +101,10 @@ static void finishing(void)
         if (jl_rt_verbose >= 2) {
                 char counts[6144];
                 jl_rt_format_counts(counts, sizeof(counts));
-                jl_rt_say("rank %d/%d%s: %llu MPI calls, %u distinct events: %s", world_rank, world_size,
-                          node_master ? " (node master)" : "", (unsigned long long)jl_rt_count_total(),
+                jl_rt_say("rank %d/%d%s: %llu MPI calls (%llu through Fortran), %u distinct events: %s",
+                          world_rank, world_size, node_master ? " (node master)" : "",
+                          (unsigned long long)jl_rt_count_total(),
+                          (unsigned long long)__atomic_load_n(&fortran_calls, __ATOMIC_RELAXED),
                           jl_rt_distinct_events(), counts);
         }
         if (node_comm != MPI_COMM_NULL)
@@ -112,6 +115,9 @@ static void rt_before(enum jl_mpi_call call, unsigned flags, const uintptr_t *ar
 {
         const struct jl_mpi_call_info *ci = &jl_mpi_call_info[call];
         int64_t peer = call_peer(ci, flags, args);
+
+        if (flags & JL_RT_FORTRAN)
+                __atomic_fetch_add(&fortran_calls, 1u, __ATOMIC_RELAXED);
 
         jl_rt_event(jl_event_id(call, peer, call_bytes(call, ci, flags, args, peer)), call);
         if (call == JL_MPI_Finalize)

@@ -24,5 +24,5 @@ unsigned jl_rt_distinct_events(void);
 /* Writes "MPI_Send 10, MPI_Recv 10, ..." (the calls seen, in table order) into buf; returns its length. */
 size_t jl_rt_format_counts(char *buf, size_t size);
 
-/* Writes "joule: " + the formatted line + "\n" to stderr in one write. */
+/* Writes "joule: PROGRAM[PID]: " + the formatted line + "\n" to stderr in one write. */
 __attribute__((format(printf, 1, 2))) void jl_rt_say(const char *fmt, ...);
