@@ -1,6 +1,7 @@
 /* rt-core.c - what every runtime build shares: the event entry point, per-call counts, the set of distinct
- * events and the summary line. Counters are relaxed atomics: MPI_THREAD_MULTIPLE programs call from many
- * threads, and nothing reads them while they run but the summary. */
+ * events and the summary line. Counters are relaxed atomics. A read-modify-write (a locked instruction,
+ * most of the interception's cost) only where MPI_THREAD_MULTIPLE lets threads call MPI at once; otherwise
+ * one thread calls at a time and a relaxed load and store suffice. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 #define EVENT_SET_SIZE 4096u /* a power of two */
 
 int jl_rt_verbose;
+static bool threaded;
 
 static uint64_t counts[JL_MPI_NCALLS];
 /* open addressing on event id + 1 (0: empty); full: new ids are no longer recorded */
@@ -47,8 +49,17 @@ void jl_rt_event(uint32_t event_id, enum jl_mpi_call call)
 {
         if ((unsigned)call >= JL_MPI_NCALLS)
                 return;
-        __atomic_fetch_add(&counts[call], 1u, __ATOMIC_RELAXED);
+        if (__atomic_load_n(&threaded, __ATOMIC_RELAXED))
+                __atomic_fetch_add(&counts[call], 1u, __ATOMIC_RELAXED);
+        else
+                __atomic_store_n(&counts[call], __atomic_load_n(&counts[call], __ATOMIC_RELAXED) + 1u,
+                                 __ATOMIC_RELAXED);
         event_set_add(event_id);
+}
+
+void jl_rt_set_threaded(bool on)
+{
+        __atomic_store_n(&threaded, on, __ATOMIC_RELAXED);
 }
 
 uint64_t jl_rt_count(enum jl_mpi_call call)

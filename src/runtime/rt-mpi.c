@@ -130,8 +130,14 @@ static void rt_after(enum jl_mpi_call call, unsigned flags, const uintptr_t *arg
                 return;
         if (flags & JL_RT_FORTRAN)
                 ret = *(const MPI_Fint *)args[jl_mpi_call_info[call].f_arity - 1];
-        if (ret == MPI_SUCCESS)
-                started();
+        if (ret != MPI_SUCCESS)
+                return;
+        if (call == JL_MPI_Init_thread) {
+                /* provided: the last argument of C's binding, the one before ierr of Fortran's */
+                int provided = flags & JL_RT_FORTRAN ? *(const MPI_Fint *)args[2] : *(const int *)args[3];
+                jl_rt_set_threaded(provided == MPI_THREAD_MULTIPLE);
+        }
+        started();
 }
 
 static int rt_init(int verbose)

@@ -3,6 +3,7 @@
  * and one for programs without MPI (rt-nompi.c) add their hooks around it. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,10 @@ extern int jl_rt_verbose;
 /* One MPI event (event.h): the single entry point of loop detection. For now it counts events per call
  * type and the distinct event ids. Any thread. */
 void jl_rt_event(uint32_t event_id, enum jl_mpi_call call);
+
+/* Whether threads may call MPI at the same time (MPI_THREAD_MULTIPLE was provided): counts then take
+ * atomic read-modify-writes. */
+void jl_rt_set_threaded(bool on);
 
 /* The counts so far. */
 uint64_t jl_rt_count(enum jl_mpi_call call);

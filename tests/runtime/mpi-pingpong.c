@@ -1,9 +1,9 @@
 /* mpi-pingpong.c - a small MPI program of the kind joule manages, for tests/system/test-runtime-loader.sh:
- * N iterations (argv[1], default 200) of a ping-pong between ranks 0 and 1, an allreduce, a non-blocking
- * exchange and, every 10 iterations, a barrier and a broadcast, with buffers allocated anew at every
- * iteration (their addresses change; the calls' events must not). It counts its own MPI calls and rank 0
- * prints every rank's counts and the reduced results on stdout:
- *   counts rank R: MPI_Init 1 MPI_Send N ...
+ * N iterations (argv[1], default 200; with "multiple" as argv[2] it starts with MPI_Init_thread asking for
+ * MPI_THREAD_MULTIPLE instead of MPI_Init) of a ping-pong between ranks 0 and 1, an allreduce, a
+ * non-blocking exchange and, every 10 iterations, a barrier and a broadcast, with buffers allocated anew at
+ * every iteration (their addresses change; the calls' events must not). It counts its own MPI calls and rank
+ * 0 prints every rank's counts and the reduced results on stdout: counts rank R: MPI_Init 1 MPI_Send N ...
  *   result: SUM */
 #include <mpi.h>
 #include <stdio.h>
@@ -24,9 +24,9 @@ enum {
         C_FINALIZE,
         C_N
 };
-static const char *const names[C_N] = {"MPI_Init",  "MPI_Send",    "MPI_Recv",      "MPI_Isend",
-                                       "MPI_Irecv", "MPI_Waitall", "MPI_Allreduce", "MPI_Barrier",
-                                       "MPI_Bcast", "MPI_Gather",  "MPI_Finalize"};
+static const char *names[C_N] = {"MPI_Init",  "MPI_Send",    "MPI_Recv",      "MPI_Isend",
+                                 "MPI_Irecv", "MPI_Waitall", "MPI_Allreduce", "MPI_Barrier",
+                                 "MPI_Bcast", "MPI_Gather",  "MPI_Finalize"};
 
 int main(int argc, char **argv)
 {
@@ -34,8 +34,15 @@ int main(int argc, char **argv)
         int rank, size, iters = argc > 1 ? atoi(argv[1]) : 200;
         double total = 0;
 
-        counts[C_INIT]++;
-        MPI_Init(&argc, &argv);
+        if (argc > 2 && strcmp(argv[2], "multiple") == 0) {
+                int provided;
+                names[C_INIT] = "MPI_Init_thread";
+                counts[C_INIT]++;
+                MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+        } else {
+                counts[C_INIT]++;
+                MPI_Init(&argc, &argv);
+        }
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Comm_size(MPI_COMM_WORLD, &size);
         if (size < 2) {

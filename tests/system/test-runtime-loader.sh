@@ -146,6 +146,12 @@ for f in ompi mpich; do
         t_check "$label: joule counts every call the program counts, one node master" -- check_counts $f-v2
         t_check "$label: the program's output is unchanged" -- diff "$T_DIR/$f-plain.out" "$T_DIR/$f-v2.out"
 
+        # MPI_Init_thread (MPI_THREAD_MULTIPLE: atomic counts)
+        run $f-thread "$LOADER_PRE" 2 "$RT" -- $mpirun "$pp" 60 multiple
+        [ "$(rc $f-thread)" = 0 ] && grep -q "MPI_Init_thread 1" "$T_DIR/$f-thread.out"
+        t_ok $? "$label: the program starts with MPI_Init_thread under the loader"
+        t_check "$label, MPI_Init_thread: joule counts every call the program counts" -- check_counts $f-thread
+
         # the event ids do not follow the buffers the program allocates anew each iteration
         run $f-v2-long "$LOADER_PRE" 2 "$RT" -- $mpirun "$pp" 180
         e60=$(check_counts $f-v2 | awk '/^events/ {print $2}')
