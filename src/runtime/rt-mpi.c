@@ -46,6 +46,102 @@ static int64_t call_peer(const struct jl_mpi_call_info *ci, unsigned flags, cons
         return (int)args[ci->peer];
 }
 
+/* The sizes of the predefined datatypes, filled after MPI_Init (they are never freed, so their handles
+ * stay theirs): a lookup here costs less than PMPI_Type_size, which derived types still take. Open
+ * addressing on the handle; 0 size: empty. */
+#define TYPE_CACHE_SIZE 128u
+static struct {
+        uintptr_t handle;
+        int size;
+} type_cache[TYPE_CACHE_SIZE];
+
+static unsigned type_slot(uintptr_t handle)
+{
+        return (unsigned)((handle * 0x9E3779B97F4A7C15ull) >> 57) & (TYPE_CACHE_SIZE - 1u);
+}
+
+static void type_cache_fill(void)
+{
+        const MPI_Datatype predefined[] = {
+            MPI_CHAR,
+            MPI_SIGNED_CHAR,
+            MPI_UNSIGNED_CHAR,
+            MPI_BYTE,
+            MPI_WCHAR,
+            MPI_SHORT,
+            MPI_UNSIGNED_SHORT,
+            MPI_INT,
+            MPI_UNSIGNED,
+            MPI_LONG,
+            MPI_UNSIGNED_LONG,
+            MPI_LONG_LONG,
+            MPI_UNSIGNED_LONG_LONG,
+            MPI_FLOAT,
+            MPI_DOUBLE,
+            MPI_LONG_DOUBLE,
+            MPI_C_BOOL,
+            MPI_INT8_T,
+            MPI_INT16_T,
+            MPI_INT32_T,
+            MPI_INT64_T,
+            MPI_UINT8_T,
+            MPI_UINT16_T,
+            MPI_UINT32_T,
+            MPI_UINT64_T,
+            MPI_C_FLOAT_COMPLEX,
+            MPI_C_DOUBLE_COMPLEX,
+            MPI_AINT,
+            MPI_OFFSET,
+            MPI_COUNT,
+            MPI_FLOAT_INT,
+            MPI_DOUBLE_INT,
+            MPI_LONG_INT,
+            MPI_2INT,
+            MPI_SHORT_INT,
+            MPI_LONG_DOUBLE_INT,
+            MPI_CHARACTER,
+            MPI_INTEGER,
+            MPI_REAL,
+            MPI_DOUBLE_PRECISION,
+            MPI_COMPLEX,
+            MPI_DOUBLE_COMPLEX,
+            MPI_LOGICAL,
+            MPI_2INTEGER,
+            MPI_2REAL,
+            MPI_2DOUBLE_PRECISION,
+        };
+        for (size_t i = 0; i < sizeof(predefined) / sizeof(predefined[0]); i++) {
+                uintptr_t h = (uintptr_t)predefined[i];
+                int size = 0;
+                /* types this MPI does not have (a Fortran type without Fortran) answer an error or 0 */
+                if (predefined[i] == MPI_DATATYPE_NULL ||
+                    PMPI_Type_size(predefined[i], &size) != MPI_SUCCESS || size <= 0)
+                        continue;
+                for (unsigned k = 0, slot = type_slot(h); k < TYPE_CACHE_SIZE;
+                     k++, slot = (slot + 1u) & (TYPE_CACHE_SIZE - 1u)) {
+                        if (type_cache[slot].size == 0 || type_cache[slot].handle == h) {
+                                type_cache[slot].handle = h;
+                                type_cache[slot].size = size;
+                                break;
+                        }
+                }
+        }
+}
+
+static int type_size(MPI_Datatype type)
+{
+        uintptr_t h = (uintptr_t)type;
+        int size = 0;
+
+        for (unsigned k = 0, slot = type_slot(h); k < TYPE_CACHE_SIZE && type_cache[slot].size;
+             k++, slot = (slot + 1u) & (TYPE_CACHE_SIZE - 1u))
+                if (type_cache[slot].handle == h)
+                        return type_cache[slot].size;
+        if (PMPI_Type_size(type, &size) != MPI_SUCCESS)
+                return 0;
+        return size;
+}
+
 /* The message's bytes, 0 where the count and type are not significant or unknown. */
 static uint64_t call_bytes(enum jl_mpi_call call, const struct jl_mpi_call_info *ci, unsigned flags,
                            const uintptr_t *args, int64_t peer)
@@ -76,13 +172,14 @@ static uint64_t call_bytes(enum jl_mpi_call call, const struct jl_mpi_call_info 
                         return 0;
                 type = (MPI_Datatype)args[ci->type];
         }
-        if (type == MPI_DATATYPE_NULL || PMPI_Type_size(type, &size) != MPI_SUCCESS || size <= 0)
+        if (type == MPI_DATATYPE_NULL || (size = type_size(type)) <= 0)
                 return 0;
         return (uint64_t)count * (uint64_t)size;
 }
 
 static void started(void)
 {
+        type_cache_fill();
         PMPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
         PMPI_Comm_size(MPI_COMM_WORLD, &world_size);
         if (PMPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node_comm) ==
