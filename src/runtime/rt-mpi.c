@@ -172,7 +172,8 @@ static uint64_t call_bytes(enum jl_mpi_call call, const struct jl_mpi_call_info 
                         return 0;
                 type = (MPI_Datatype)args[ci->type];
         }
-        if (type == MPI_DATATYPE_NULL || (size = type_size(type)) <= 0)
+        /* (a zero handle: what Open MPI's MPI_Type_f2c answers for a Fortran handle it does not know) */
+        if (type == MPI_DATATYPE_NULL || (uintptr_t)type == 0 || (size = type_size(type)) <= 0)
                 return 0;
         return (uint64_t)count * (uint64_t)size;
 }

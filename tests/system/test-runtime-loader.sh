@@ -253,6 +253,12 @@ run nompi-missing "$LOADER_PRE" 1 "$T_DIR/nonexistent" -- echo hello
         [ "$(n_lines nompi-missing.err .)" = 1 ]
 t_ok $? "no MPI, no library directory: runs unmanaged with one notice"
 
+run badverbose "$LOADER_PRE" "lots" "$RT" -- echo hello
+[ "$(rc badverbose)" = 0 ] && [ "$(cat "$T_DIR/badverbose.out")" = hello ] &&
+        grep -q '^joule: echo\[[0-9]*\]: JOULE_VERBOSE=lots is not a number from 0 to 4; using 1$' "$T_DIR/badverbose.err" &&
+        grep -q '^joule: echo\[[0-9]*\]: not an MPI program: managed by libjoule-rt.so$' "$T_DIR/badverbose.err"
+t_ok $? "JOULE_VERBOSE=lots: said once, then level 1"
+
 # An MPI joule does not know (a stand-in: none is packaged for Debian): unmanaged, its calls still reach it.
 if cc -O2 -shared -fPIC -DJL_UNKNOWN_MPI_LIB -o "$T_DIR/libunknownmpi.so" "$RUNTIME_SRC/unknown-mpi.c" &&
         cc -O2 -o "$T_DIR/unknown-mpi" "$RUNTIME_SRC/unknown-mpi.c" -L"$T_DIR" -lunknownmpi -Wl,-rpath,"$T_DIR"; then
