@@ -18,7 +18,7 @@ ninja -C "$BUILD" src/loader/libjoule-loader.so src/runtime/libjoule-rt.so src/r
 D=$(mktemp -d /tmp/jbmpi.XXXXXX)
 trap 'rm -rf "$D"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_btl=self,vader
+export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
 LOADER=$ROOT/$BUILD/src/loader/libjoule-loader.so
 export JOULE_LIBDIR=$ROOT/$BUILD/src/runtime JOULE_VERBOSE=0
 
