@@ -143,6 +143,11 @@ for f in ompi mpich; do
         t_ok $? "$label: no other build is loaded"
         [ "$(n_lines $f-v2.err '^joule: mpirun[.a-z]*\[[0-9]+\]: a shell or MPI launcher: not managed$')" = 1 ]
         t_ok $? "$label: the launcher is left alone"
+        # what the launcher's process that starts the ranks (orterun, hydra_pmi_proxy) has mapped
+        run $f-maps "$LOADER_PRE" 0 "$RT" -- $mpirun sh -c 'cat /proc/$PPID/maps'
+        [ "$(rc $f-maps)" = 0 ] && grep -q libjoule-loader.so "$T_DIR/$f-maps.out" &&
+                ! grep -q libjoule-rt "$T_DIR/$f-maps.out"
+        t_ok $? "$label: the launcher's process that starts the ranks has the loader but no runtime"
         t_check "$label: joule counts every call the program counts, one node master" -- check_counts $f-v2
         t_check "$label: the program's output is unchanged" -- diff "$T_DIR/$f-plain.out" "$T_DIR/$f-v2.out"
 
