@@ -252,6 +252,15 @@ run true "$LOADER_PRE" 2 "$RT" -- true
 grep -qE '^joule: true\[[0-9]+\]: not an MPI program: 0 periods of 1000 ms in 0\.[0-4][0-9]* s' "$T_DIR/true.err" &&
         [ "$(rc true)" = 0 ]
 t_ok $? "true: exits at once (the timer does not hold it for a period)"
+# leak checks where the loader is a sanitizer build: programs without MPI (no MPI library's own leaks)
+if [ -n "$SAN_PRELOAD" ]; then
+        ASAN_OPTIONS=${ASAN_OPTIONS%:detect_leaks=0}:detect_leaks=1 run lsan "$LOADER_PRE" 2 "$RT" -- true
+        ASAN_OPTIONS=${ASAN_OPTIONS%:detect_leaks=0}:detect_leaks=1 run lsan-missing "$LOADER_PRE" 1 "$T_DIR/nonexistent" -- true
+        [ "$(rc lsan)" = 0 ] && [ "$(rc lsan-missing)" = 0 ] && ! grep -q LeakSanitizer "$T_DIR/lsan.err" "$T_DIR/lsan-missing.err"
+        t_ok $? "LeakSanitizer: nothing left by the loader and libjoule-rt.so, managed or not"
+else
+        t_skip "LeakSanitizer" "not a sanitizer build"
+fi
 run nompi-missing "$LOADER_PRE" 1 "$T_DIR/nonexistent" -- echo hello
 [ "$(rc nompi-missing)" = 0 ] && [ "$(cat "$T_DIR/nompi-missing.out")" = hello ] &&
         [ "$(n_lines nompi-missing.err '^joule: echo\[[0-9]+\]: not an MPI program: cannot load the runtime: .*the program runs unmanaged$')" = 1 ] &&
