@@ -26,7 +26,6 @@ static int world_rank = -1, world_size, node_rank = -1, node_size;
 static bool node_master;
 static uint64_t fortran_calls; /* calls through the Fortran bindings */
 
-bool jl_rt_node_master(void);
 bool jl_rt_node_master(void)
 {
         return node_master;

@@ -29,5 +29,9 @@ unsigned jl_rt_distinct_events(void);
 /* Writes "MPI_Send 10, MPI_Recv 10, ..." (the calls seen, in table order) into buf; returns its length. */
 size_t jl_rt_format_counts(char *buf, size_t size);
 
+/* MPI builds: whether this rank is its node's master (rank 0 of MPI_COMM_TYPE_SHARED), known after
+ * MPI_Init; the one rank per node that will decide. */
+bool jl_rt_node_master(void);
+
 /* Writes "joule: PROGRAM[PID]: " + the formatted line + "\n" to stderr in one write. */
 __attribute__((format(printf, 1, 2))) void jl_rt_say(const char *fmt, ...);
