@@ -62,6 +62,11 @@ void jl_rt_set_threaded(bool on)
         __atomic_store_n(&threaded, on, __ATOMIC_RELAXED);
 }
 
+bool jl_rt_threaded(void)
+{
+        return __atomic_load_n(&threaded, __ATOMIC_RELAXED);
+}
+
 uint64_t jl_rt_count(enum jl_mpi_call call)
 {
         return (unsigned)call < JL_MPI_NCALLS ? __atomic_load_n(&counts[call], __ATOMIC_RELAXED) : 0;

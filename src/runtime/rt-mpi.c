@@ -189,8 +189,9 @@ static void started(void)
                 node_master = node_rank == 0;
         }
         if (jl_rt_verbose >= 3)
-                jl_rt_say("rank %d/%d: node rank %d/%d%s", world_rank, world_size, node_rank, node_size,
-                          node_master ? ", node master" : "");
+                jl_rt_say("rank %d/%d: node rank %d/%d%s%s", world_rank, world_size, node_rank, node_size,
+                          node_master ? ", node master" : "",
+                          jl_rt_threaded() ? ", MPI_THREAD_MULTIPLE (atomic counts)" : "");
 }
 
 static void finishing(void)
@@ -230,8 +231,8 @@ static void rt_after(enum jl_mpi_call call, unsigned flags, const uintptr_t *arg
         if (ret != MPI_SUCCESS)
                 return;
         if (call == JL_MPI_Init_thread) {
-                /* provided: the last argument of C's binding, the one before ierr of Fortran's */
-                int provided = flags & JL_RT_FORTRAN ? *(const MPI_Fint *)args[2] : *(const int *)args[3];
+                /* provided: C's (argc, argv, required, provided), Fortran's (required, provided, ierr) */
+                int provided = flags & JL_RT_FORTRAN ? *(const MPI_Fint *)args[1] : *(const int *)args[3];
                 jl_rt_set_threaded(provided == MPI_THREAD_MULTIPLE);
         }
         started();

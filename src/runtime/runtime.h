@@ -19,6 +19,7 @@ void jl_rt_event(uint32_t event_id, enum jl_mpi_call call);
 /* Whether threads may call MPI at the same time (MPI_THREAD_MULTIPLE was provided): counts then take
  * atomic read-modify-writes. */
 void jl_rt_set_threaded(bool on);
+bool jl_rt_threaded(void);
 
 /* The counts so far. */
 uint64_t jl_rt_count(enum jl_mpi_call call);

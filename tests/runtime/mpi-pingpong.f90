@@ -1,10 +1,12 @@
 ! mpi-pingpong.f90 - the Fortran counterpart of mpi-pingpong.c for tests/system/test-runtime-loader.sh
 ! (mpif.h bindings): N iterations (first argument, default 100) of a ping-pong between ranks 0 and 1 and
-! an allreduce, a barrier every 10. Rank 0 prints each rank's own counts and the result on stdout.
+! an allreduce, a barrier every 10; with "multiple" as second argument it starts with mpi_init_thread
+! asking for MPI_THREAD_MULTIPLE. Rank 0 prints each rank's own counts and the result on stdout.
 program pingpong
   implicit none
   include 'mpif.h'
-  integer :: ierr, rank, nranks, i, iters, r
+  integer :: ierr, rank, nranks, i, iters, r, provided
+  character(len=16) :: initname
   integer :: counts(6), allcounts(6, 64)
   double precision :: buf(100), x, total, s
   character(len=32) :: arg
@@ -17,8 +19,16 @@ program pingpong
   end if
   counts = 0
   total = 0
+  initname = 'MPI_Init'
+  arg = ''
+  if (command_argument_count() >= 2) call get_command_argument(2, arg)
   counts(1) = counts(1) + 1
-  call mpi_init(ierr)
+  if (arg == 'multiple') then
+    initname = 'MPI_Init_thread'
+    call mpi_init_thread(MPI_THREAD_MULTIPLE, provided, ierr)
+  else
+    call mpi_init(ierr)
+  end if
   call mpi_comm_rank(MPI_COMM_WORLD, rank, ierr)
   call mpi_comm_size(MPI_COMM_WORLD, nranks, ierr)
   do i = 1, iters
@@ -47,7 +57,8 @@ program pingpong
   call mpi_gather(counts, 6, MPI_INTEGER, allcounts, 6, MPI_INTEGER, 0, MPI_COMM_WORLD, ierr)
   if (rank == 0) then
     do r = 1, nranks
-      write (*, '(A,I0,A,I0,A,I0,A,I0,A,I0,A,I0,A,I0)') 'counts rank ', r - 1, ': MPI_Init ', allcounts(1, r), &
+      write (*, '(A,I0,A,A,A,I0,A,I0,A,I0,A,I0,A,I0,A,I0)') 'counts rank ', r - 1, ': ', trim(initname), ' ', &
+        allcounts(1, r), &
         ' MPI_Send ', allcounts(2, r), ' MPI_Recv ', allcounts(3, r), ' MPI_Allreduce ', allcounts(4, r), &
         ' MPI_Barrier ', allcounts(5, r), ' MPI_Gather ', allcounts(6, r)
     end do

@@ -152,9 +152,10 @@ for f in ompi mpich; do
         t_check "$label: the program's output is unchanged" -- diff "$T_DIR/$f-plain.out" "$T_DIR/$f-v2.out"
 
         # MPI_Init_thread (MPI_THREAD_MULTIPLE: atomic counts)
-        run $f-thread "$LOADER_PRE" 2 "$RT" -- $mpirun "$pp" 60 multiple
-        [ "$(rc $f-thread)" = 0 ] && grep -q "MPI_Init_thread 1" "$T_DIR/$f-thread.out"
-        t_ok $? "$label: the program starts with MPI_Init_thread under the loader"
+        run $f-thread "$LOADER_PRE" 3 "$RT" -- $mpirun "$pp" 60 multiple
+        [ "$(rc $f-thread)" = 0 ] && grep -q "MPI_Init_thread 1" "$T_DIR/$f-thread.out" &&
+                [ "$(n_lines $f-thread.err ': rank [01]/2: node rank [01]/2.*, MPI_THREAD_MULTIPLE \(atomic counts\)$')" = 2 ]
+        t_ok $? "$label: the program starts with MPI_Init_thread under the loader, which sees MPI_THREAD_MULTIPLE"
         t_check "$label, MPI_Init_thread: joule counts every call the program counts" -- check_counts $f-thread
 
         # the event ids do not follow the buffers the program allocates anew each iteration
@@ -191,12 +192,19 @@ for f in ompi mpich; do
                 if t_check "$label: the Fortran program builds" -- \
                         $mpif90 -O2 -o "$T_DIR/fpp-$f" "$RUNTIME_SRC/mpi-pingpong.f90"; then
                         run $f-f-plain "" 0 "$RT" -- $mpirun "$T_DIR/fpp-$f" 40
-                        run $f-f "$LOADER_PRE" 2 "$RT" -- $mpirun "$T_DIR/fpp-$f" 40
-                        t_ok "$(rc $f-f)" "$label Fortran: the program runs under the loader"
+                        run $f-f "$LOADER_PRE" 3 "$RT" -- $mpirun "$T_DIR/fpp-$f" 40
+                        [ "$(rc $f-f)" = 0 ] && [ "$(n_lines $f-f.err ': rank [01]/2: node rank [01]/2')" = 2 ] &&
+                                [ "$(n_lines $f-f.err 'MPI_THREAD_MULTIPLE')" = 0 ]
+                        t_ok $? "$label Fortran: the program runs under the loader (mpi_init: one thread at a time)"
                         t_check "$label Fortran: joule counts every call the program counts" -- check_counts $f-f
                         check_counts $f-f | awk '/^fortran/ && $3 != $4 {bad = 1} END {exit bad}'
                         t_ok $? "$label Fortran: every call came through the Fortran bindings"
                         t_check "$label Fortran: output unchanged" -- diff "$T_DIR/$f-f-plain.out" "$T_DIR/$f-f.out"
+                        run $f-ft "$LOADER_PRE" 3 "$RT" -- $mpirun "$T_DIR/fpp-$f" 40 multiple
+                        [ "$(rc $f-ft)" = 0 ] && grep -q "MPI_Init_thread 1" "$T_DIR/$f-ft.out" &&
+                                [ "$(n_lines $f-ft.err ': rank [01]/2: node rank [01]/2.*, MPI_THREAD_MULTIPLE \(atomic counts\)$')" = 2 ]
+                        t_ok $? "$label Fortran: mpi_init_thread, and the loader sees MPI_THREAD_MULTIPLE"
+                        t_check "$label Fortran, mpi_init_thread: joule counts every call the program counts" -- check_counts $f-ft
                 fi
         else
                 t_skip "$label Fortran" "gfortran or $mpif90 missing"
