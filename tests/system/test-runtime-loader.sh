@@ -125,6 +125,8 @@ for f in ompi mpich; do
                 continue
         fi
         mpirun=$(mpirun_of $f)
+        ! readelf -d "$RT/libjoule-rt-$f.so" | grep NEEDED | grep -qE 'lib(mpi|mpich|open-)'
+        t_ok $? "$label: libjoule-rt-$f.so names no MPI library (it takes the program's)"
         pp=$T_DIR/pp-$f
         t_check "$label: the ping-pong program and the PMPI tool build" -- bash -c \
                 "$mpicc -O2 -o $pp $RUNTIME_SRC/mpi-pingpong.c && \
