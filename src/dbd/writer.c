@@ -21,6 +21,10 @@
 #include "timeutil.h"
 
 #define SEEN_INTERVAL_US (10 * 1000000LL)
+/* The ended windows that batches touched are recomputed when the writer is idle, at most every second; while
+ * batches keep coming (a backlog: replays, a burst) at most every AGG_BUSY_NS, since every batch of a replay
+ * touches the same windows again and each recomputation reads them whole (it was half the writer's time). */
+#define AGG_BUSY_NS (10 * NSEC_PER_SEC)
 
 typedef struct {
         char *name;
@@ -581,6 +585,13 @@ static void *writer_main(void *arg)
                 uint64_t now = mono_ns();
                 bool ready = c && (c->n >= q->batch_records || q->flush_all ||
                                    now - c->first_ns >= q->batch_ms * NSEC_PER_MSEC);
+                if (ready && w->ndirty > 0 && now - w->last_agg_ns >= AGG_BUSY_NS) {
+                        pthread_mutex_unlock(&q->lock);
+                        (void)aggregate(w, false);
+                        w->last_agg_ns = mono_ns();
+                        pthread_mutex_lock(&q->lock);
+                        continue;
+                }
                 if (ready) {
                         q->head = c->next;
                         if (!q->head)
@@ -588,10 +599,6 @@ static void *writer_main(void *arg)
                         c->next = NULL;
                         pthread_mutex_unlock(&q->lock);
                         write_chunk(w, c);
-                        if (c->stored && now_ns(CLOCK_MONOTONIC) - w->last_agg_ns >= NSEC_PER_SEC) {
-                                (void)aggregate(w, false);
-                                w->last_agg_ns = mono_ns();
-                        }
                         pthread_mutex_lock(&q->lock);
                         c->next = q->done;
                         q->done = c;
