@@ -1,11 +1,12 @@
 /* main.c - joule-dbd, the database daemon: accepts node connections on dbd.listen, runs one epoll event
- * loop over non-blocking sockets (a protocol state machine per connection, conn.c), caches what the nodes
- * send in chunks for the writer thread (queue.c, writer.c), ACKs what is committed, stops reading while
- * the cache is over dbd.max_memory_mb (backpressure, never dropping), reloads its batch settings on
- * SIGHUP, and on SIGTERM stores (and ACKs) what it holds before exiting 0.
+ * loop over non-blocking sockets (a protocol state machine per connection, conn.c; HELLO credentials checked
+ * by MUNGE worker threads, authpool.c, never on the loop), caches what the nodes send in chunks for the
+ * writer thread (queue.c, writer.c), ACKs what is committed, stops reading while the cache is over
+ * dbd.max_memory_mb (backpressure, never dropping), reloads its batch settings on SIGHUP, and on SIGTERM
+ * stores (and ACKs) what it holds before exiting 0.
  *
- * Order: configuration and log, listening socket, queue, writer thread, signals, then the loop; torn
- * down in reverse. */
+ * Order: configuration and log, listening socket, queue, writer thread, MUNGE workers, signals, then the
+ * loop; torn down in reverse. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -418,6 +419,8 @@ static void on_auth(dbd *d)
                 conn *c = conn_lookup(d, res[i].conn_id);
                 if (!c || c->proto.state != DBD_CONN_AUTHENTICATING)
                         continue; /* gone meanwhile (closed, timed out) */
+                if (d->stopping)
+                        continue; /* no new node now: its BYE would never be stored */
                 if (res[i].r == 0)
                         for (size_t j = 0; j < d->nslots; j++) {
                                 conn *o = d->conns[j];
