@@ -54,10 +54,12 @@
                 (b) = _t;                                                                                   \
         } while (0)
 
-typedef struct {
+typedef struct conn {
         int fd;
         uint64_t id;
         char peer[80];
+        struct conn *node_next; /* in d->by_node, once its HELLO is accepted */
+        bool by_node;
         dbd_conn_proto proto;
         uint8_t *out;
         size_t out_len, out_off;
@@ -78,7 +80,9 @@ typedef struct {
         dbd_auth_pool *authpool;
         uint64_t feeding; /* the connection whose bytes are being fed (its HELLO goes to the pool) */
 
-        conn **conns; /* by slot */
+        conn **conns;   /* by slot */
+        conn **by_node; /* accepted connections by node name: chained buckets */
+        size_t nbuckets, nby_node;
         uint32_t *gens;
         size_t nslots;
         size_t *free_slots;
@@ -258,8 +262,69 @@ static void push_pending(dbd *d)
         d->npending = 0;
 }
 
+/* ---- accepted connections by node name (a node that connects again closes its old connection) ---- */
+
+static size_t node_hash(const char *s)
+{
+        uint64_t h = 1469598103934665603ull;
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 1099511628211ull;
+        return (size_t)h;
+}
+
+static void by_node_add(dbd *d, conn *c)
+{
+        if (d->nby_node >= d->nbuckets) {
+                size_t n = d->nbuckets ? d->nbuckets * 2 : 64;
+                conn **b = calloc(n, sizeof(conn *));
+                if (b) { /* else longer chains */
+                        for (size_t i = 0; i < d->nbuckets; i++)
+                                for (conn *o = d->by_node[i], *next; o; o = next) {
+                                        next = o->node_next;
+                                        size_t j = node_hash(o->proto.node) & (n - 1);
+                                        o->node_next = b[j];
+                                        b[j] = o;
+                                }
+                        free(d->by_node);
+                        d->by_node = b;
+                        d->nbuckets = n;
+                }
+        }
+        if (d->nbuckets == 0)
+                return; /* out of memory: an old connection of this node is not found (it ends by itself) */
+        size_t j = node_hash(c->proto.node) & (d->nbuckets - 1);
+        c->node_next = d->by_node[j];
+        d->by_node[j] = c;
+        c->by_node = true;
+        d->nby_node++;
+}
+
+static void by_node_del(dbd *d, conn *c)
+{
+        if (!c->by_node)
+                return;
+        for (conn **p = &d->by_node[node_hash(c->proto.node) & (d->nbuckets - 1)]; *p; p = &(*p)->node_next)
+                if (*p == c) {
+                        *p = c->node_next;
+                        break;
+                }
+        c->by_node = false;
+        d->nby_node--;
+}
+
+static conn *by_node_find(const dbd *d, const char *node)
+{
+        if (d->nbuckets == 0)
+                return NULL;
+        for (conn *o = d->by_node[node_hash(node) & (d->nbuckets - 1)]; o; o = o->node_next)
+                if (strcmp(o->proto.node, node) == 0)
+                        return o;
+        return NULL;
+}
+
 static void conn_free(dbd *d, conn *c)
 {
+        by_node_del(d, c);
         size_t slot = (size_t)(c->id & 0xffffffffu);
         (void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -421,19 +486,14 @@ static void on_auth(dbd *d)
                         continue; /* gone meanwhile (closed, timed out) */
                 if (d->stopping)
                         continue; /* no new node now: its BYE would never be stored */
-                if (res[i].r == 0)
-                        for (size_t j = 0; j < d->nslots; j++) {
-                                conn *o = d->conns[j];
-                                if (o && o != c && o->proto.state == DBD_CONN_READY &&
-                                    strcmp(o->proto.node, c->proto.node) == 0) {
-                                        char why[160];
-                                        snprintf(why, sizeof(why),
-                                                 "the node connected again (from %s): its old connection is "
-                                                 "closed",
-                                                 c->peer);
-                                        conn_drop(d, o, why); /* its BYE goes before the new HELLO */
-                                }
-                        }
+                conn *o;
+                while (res[i].r == 0 && (o = by_node_find(d, c->proto.node))) {
+                        char why[160];
+                        snprintf(why, sizeof(why),
+                                 "the node connected again (from %s): its old connection is closed",
+                                 c->peer);
+                        conn_drop(d, o, why); /* its BYE goes before the new HELLO */
+                }
                 char why[512];
                 int r = dbd_proto_auth_done(&c->proto, res[i].r, res[i].why, realtime_us(), emit, d, why,
                                             sizeof(why));
@@ -443,6 +503,7 @@ static void on_auth(dbd *d)
                         conn_drop(d, c, why);
                         continue;
                 }
+                by_node_add(d, c);
                 conn_events(d, c);
         }
         if (!d->paused && !d->stopping && cache_full(d))
@@ -973,6 +1034,7 @@ out_config:
                 dbd_item_clear(&d.pending[i]);
         free(d.pending);
         free(d.conns);
+        free(d.by_node);
         free(d.gens);
         free(d.free_slots);
         free(d.auth.uids);
