@@ -2,7 +2,8 @@
  * the per-connection protocol state machine, free of sockets so that it can be fuzzed), the cache of
  * items in chunks of dbd.batch_records shared between the event loop and the writer (queue.c), and the
  * writer thread that stores chunks in one transaction each, updates steps, jobs and nodes, and recomputes
- * the energy aggregations (writer.c). main.c owns the sockets, signals and the order of it all. */
+ * the energy aggregations (writer.c), and the worker threads that check HELLO credentials with MUNGE off the
+ * event loop (authpool.c). main.c owns the sockets, signals and the order of it all. */
 #pragma once
 
 #include <pthread.h>
