@@ -159,13 +159,22 @@ static jl_dynais_state level_push(jl_dynais *d, level *L, uint32_t e, uint64_t r
         uint16_t *restrict run = L->run;
         const uint16_t *restrict thr = L->thr;
         uint32_t hit = 0;
-        /* The hot loop: branch-free so that compilers vectorise it. */
-        for (uint32_t k = 0; k < W; k++) {
-                uint16_t r = run[k];
-                r = b[k] == e ? (uint16_t)(r + (r != UINT16_MAX)) : 0;
-                run[k] = r;
-                hit |= r >= thr[k];
-        }
+        /* The hot loops: branch-free so that compilers vectorise them. Inside a loop only the runs are kept
+         * up to date (the steady state of an application, a third cheaper); whether another lag qualifies is
+         * asked (confirm()) only when the loop breaks. */
+        if (L->period) {
+                for (uint32_t k = 0; k < W; k++) {
+                        uint16_t r = run[k];
+                        run[k] = b[k] == e ? (uint16_t)(r + (r != UINT16_MAX)) : 0;
+                }
+                hit = 1;
+        } else
+                for (uint32_t k = 0; k < W; k++) {
+                        uint16_t r = run[k];
+                        r = b[k] == e ? (uint16_t)(r + (r != UINT16_MAX)) : 0;
+                        run[k] = r;
+                        hit |= r >= thr[k];
+                }
         /* lags longer than what was seen compared with nothing */
         if (L->seen < W)
                 memset(run, 0, (W - L->seen) * sizeof(*run));
