@@ -577,11 +577,13 @@ static void handle(emu *e, int fd, char *line)
         if (strcmp(cmd, "work") == 0 || strcmp(cmd, "sweep") == 0) {
                 bool set[EMU_MAX_CPU];
                 work w;
-                if (!parse_cpus(e, argv[1], set) || work_parse(&e->m, argc - 2, argv + 2, &w) < 0 ||
-                    (w.kind == WORK_NONE && cmd[0] == 's'))
-                        return reply(fd, "error: usage: work CPUS idle|compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
-                                         " | sweep CPUS compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
-                                         " (CPUS: all or a list of online CPUs, 0-3,5)\n");
+                /* CPUS may be left out: all online CPUs */
+                int skip = argc > 1 && argv[1][0] >= 'a' && argv[1][0] <= 'z' && strcmp(argv[1], "all") != 0 ? 1 : 2;
+                if (!parse_cpus(e, skip == 1 ? "all" : argv[1], set) ||
+                    work_parse(&e->m, argc - skip, argv + skip, &w) < 0 || (w.kind == WORK_NONE && cmd[0] == 's'))
+                        return reply(fd, "error: usage: work [CPUS] idle|compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
+                                         " | sweep [CPUS] compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
+                                         " (CPUS: all, the default, or a list of online CPUs, 0-3,5)\n");
                 sbuf b = {.len = 0};
                 if (cmd[0] == 's') {
                         if (work_sweep(&e->m, &w, set, e->online, b.buf, sizeof(b.buf)) < 0)

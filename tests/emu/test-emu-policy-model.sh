@@ -114,6 +114,7 @@ want = before + (r["iterations"] - before / T[800000]) * T[3000000]
 print("time %.4f s, expected %.4f s (%.4f s at 0.8 GHz)" % (r["time_s"], want, before))
 sys.exit(0 if 0 < before < r["time_s"] and abs(r["time_s"] / want - 1) < 0.02 else 1)' "$out" "${SW[mixed]}" "$sw"
 
+t_check "sweep without CPUS sweeps all" -- test "$(ctl sweep mixed)" = "${SW[mixed]}"
 t_check "a bad workload is refused" -- bash -c "! '$JOULE_EMU' ctl --root '$FX' work all sprint"
 t_check "a CPU that does not exist is refused" -- bash -c "! '$JOULE_EMU' ctl --root '$FX' sweep 9 mixed"
 ctl quit >/dev/null
