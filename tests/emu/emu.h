@@ -121,7 +121,8 @@ double work_mem_activity(const work *w, uint32_t khz);
 double volt_ratio(const model *m, uint32_t khz);
 void node_power(const model *m, const work *w, const uint32_t *khz, const bool *online, double load,
                 double *pkg_w, double *dram_w, double *node_w);
-int work_sweep(const model *m, const work *w, const bool *on_set, const bool *online, char *buf, size_t size);
+int work_sweep(const model *m, const work *w, const bool *on_set, const bool *online, char *buf,
+               size_t size);
 
 /* serve.c */
 int serve_main(const char *root, unsigned tick_ms);

@@ -198,7 +198,8 @@ static void compute_power(emu *e)
                         break;
                 case DOM_DRAM:
                         /* the broken model's stray dram zone belongs to no package */
-                        d->power_w = d->pkg >= 0 ? e->dram_w[d->pkg] : m->dram_idle_w + m->dram_dyn_w * e->load;
+                        d->power_w =
+                            d->pkg >= 0 ? e->dram_w[d->pkg] : m->dram_idle_w + m->dram_dyn_w * e->load;
                         break;
                 case DOM_PSYS:
                         d->power_w = e->node_w;
@@ -353,7 +354,9 @@ static void truth_json(const emu *e, sbuf *b)
         first = true;
         for (int c = 0; c < e->ncpu; c++)
                 if (e->work[c].kind != WORK_NONE) {
-                        sb_printf(b, "%s\"cpu%d\": {\"kind\": \"%s\", \"cycles\": %.0f, \"mem_s\": %.9f, \"activity\": %.4f}",
+                        sb_printf(b,
+                                  "%s\"cpu%d\": {\"kind\": \"%s\", \"cycles\": %.0f, \"mem_s\": %.9f, "
+                                  "\"activity\": %.4f}",
                                   first ? "" : ", ", c, work_kind_name(e->work[c].kind), e->work[c].cycles,
                                   e->work[c].mem_s, e->work[c].activity);
                         first = false;
@@ -578,12 +581,17 @@ static void handle(emu *e, int fd, char *line)
                 bool set[EMU_MAX_CPU];
                 work w;
                 /* CPUS may be left out: all online CPUs */
-                int skip = argc > 1 && argv[1][0] >= 'a' && argv[1][0] <= 'z' && strcmp(argv[1], "all") != 0 ? 1 : 2;
+                int skip = argc > 1 && argv[1][0] >= 'a' && argv[1][0] <= 'z' && strcmp(argv[1], "all") != 0
+                               ? 1
+                               : 2;
                 if (!parse_cpus(e, skip == 1 ? "all" : argv[1], set) ||
-                    work_parse(&e->m, argc - skip, argv + skip, &w) < 0 || (w.kind == WORK_NONE && cmd[0] == 's'))
-                        return reply(fd, "error: usage: work [CPUS] idle|compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
-                                         " | sweep [CPUS] compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
-                                         " (CPUS: all, the default, or a list of online CPUs, 0-3,5)\n");
+                    work_parse(&e->m, argc - skip, argv + skip, &w) < 0 ||
+                    (w.kind == WORK_NONE && cmd[0] == 's'))
+                        return reply(
+                            fd,
+                            "error: usage: work [CPUS] idle|compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
+                            " | sweep [CPUS] compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
+                            " (CPUS: all, the default, or a list of online CPUs, 0-3,5)\n");
                 sbuf b = {.len = 0};
                 if (cmd[0] == 's') {
                         if (work_sweep(&e->m, &w, set, e->online, b.buf, sizeof(b.buf)) < 0)
