@@ -95,6 +95,24 @@ import json, sys
 e = [json.loads(a)["energy_per_iteration_j"] for a in sys.argv[1:]]
 sys.exit(0 if e[2] < e[1] < e[0] else print(e) or 1)' "${RUN[mixed-800000]}" "${RUN[mixed-1500000]}" "${RUN[mixed-$MIXED_OPT]}"
 
+# On a subset of the CPUs (package 0), the others idle: against the sweep of that subset.
+SW[sub]=$(ctl sweep 0-1 mixed)
+t_check "a sweep of package 0 alone costs less per iteration than of both packages" -- "$PY" -c '
+import json, sys
+a = json.loads(sys.argv[1]); b = json.loads(sys.argv[2])
+sys.exit(0 if all(p["energy_j"] < q["energy_j"] and p["time_s"] == q["time_s"] for p, q in zip(a["points"], b["points"])) else 1)' \
+        "${SW[sub]}" "${SW[mixed]}"
+setfreq setspeed 2000000
+out=$("$NS_RUN" "$FX" -- "$EMU_WORK" --root "$FX" --kind mixed --cpus 0-1 --iterations 60)
+t_ok $? "emu-work mixed on CPUs 0-1 at 2000000 kHz"
+t_check "mixed on CPUs 0-1: time and node energy per iteration within 1 % of that sweep" -- "$PY" -c '
+import json, sys
+r = json.loads(sys.argv[1]); s = json.loads(sys.argv[2])
+p = next(p for p in s["points"] if p["khz"] == 2000000)
+dt = r["time_per_iteration_s"] / p["time_s"] - 1; de = r["energy_per_iteration_j"] / p["energy_j"] - 1
+print("time %+.3f %%, energy %+.3f %%" % (100 * dt, 100 * de))
+sys.exit(0 if abs(dt) < 0.01 and abs(de) < 0.01 else 1)' "$out" "${SW[sub]}"
+
 # A frequency changed mid-run changes the pace at once: 0.8 GHz, then 3.0 GHz after about 0.8 s.
 setfreq setspeed 800000
 "$NS_RUN" "$FX" -- "$EMU_WORK" --root "$FX" --kind mixed --iterations 50 >"$T_DIR/switch.json" &

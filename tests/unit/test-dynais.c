@@ -21,15 +21,18 @@ static uint32_t rnd(uint32_t n)
 }
 
 typedef struct {
-        size_t n;
+        size_t n, size;
         uint32_t *ev;
 } stream;
 
 static void put(stream *s, uint32_t e)
 {
-        s->ev = realloc(s->ev, (s->n + 1) * sizeof(*s->ev));
-        if (!s->ev)
-                abort();
+        if (s->n == s->size) {
+                s->size = s->size ? 2 * s->size : 1024;
+                s->ev = realloc(s->ev, s->size * sizeof(*s->ev));
+                if (!s->ev)
+                        abort();
+        }
         s->ev[s->n++] = e;
 }
 
@@ -365,6 +368,7 @@ int main(void)
         for (size_t i = 0; i < sizeof(periods) / sizeof(periods[0]); i++)
                 test_period(200, periods[i]);
         test_period(16, 17);
+        test_period(JL_DYNAIS_WINDOW_MAX, JL_DYNAIS_WINDOW_MAX);
         test_period_change();
         test_nested_one_level();
         test_nested_levels();
