@@ -18,7 +18,11 @@
 #include "sampler.h"
 #include "shm.h"
 
-#define JD_STEPS_MAX 64
+/* Open job steps: at most JD_USER_STEPS_MAX of them declared by users for themselves (accounting only, and
+ * node.user_steps_max per user), so that root (slurmd, an admin) always has JD_STEPS_MAX - JD_USER_STEPS_MAX
+ * slots however many steps users open. */
+#define JD_STEPS_MAX 128
+#define JD_USER_STEPS_MAX 64
 #define JD_TEMPS_MAX 64
 #define JD_FREQS_MAX 256
 
@@ -64,6 +68,9 @@ typedef struct {
         uint64_t begin_energy_uj; /* node energy of this jouled instance at begin (or at restart) */
         uint64_t carried_uj;      /* energy accounted by an earlier instance before a restart */
         bool complete;            /* false: recovered after a restart, a gap is not measured */
+        bool declared;            /* begun by root or node.admins (slurmd, an admin): the owner's frequency
+                                   * rights come from it; false: a user's own step, accounting only */
+        bool has_cpus;            /* the begin named the step's CPUs (the owner's CPU frequency rights) */
 } jd_step;
 
 typedef struct jd_sink jd_sink;
@@ -105,6 +112,9 @@ typedef struct jouled {
         uid_t admin_uids[64]; /* node.admins resolved at start and at each reload */
         size_t nadmins;
 
+        int state_lock_fd; /* node.state_dir/lock, held while jouled runs */
+        int spool_lock_fd; /* node.spool + ".lock" (node.dbd set), held while jouled runs */
+
         jd_sink *sink;
         jd_metrics *metrics;
 } jouled;
@@ -131,6 +141,10 @@ void jd_sample_locked(jouled *d);
 void jd_record_restart_locked(jouled *d); /* open the next record window at the latest sample */
 
 /* state.c: the state directory (node.state_dir). All called with the lock held (or before threads run). */
+/* Create and lock PATH (a POSIX write lock, held until *ret_fd is closed; PATH holds our pid). -EBUSY with
+ * the holder's pid in err when another process holds it. what names the locked thing in err. */
+int jd_lock_take(const char *path, const char *what, int *ret_fd, char *err, size_t errlen);
+/* Lock node.state_dir (jd_lock_take), then read the sequence number and the open steps. */
 int jd_state_load(jouled *d, char *err, size_t errlen);
 /* Take the next sequence number, reserving a new block on disk first when needed. */
 int jd_state_next_seq(jouled *d, uint64_t *ret_seq);
