@@ -511,6 +511,8 @@ static void conn_close(jl_reporter *r, bool backoff)
         pthread_mutex_lock(&r->lock);
         r->st.connected = false;
         r->sent = r->head;
+        pthread_cond_broadcast(
+            &r->cond); /* jl_reporter_free() waits for acknowledgements only while connected */
         pthread_mutex_unlock(&r->lock);
         uint64_t now = mono_ns();
         if (backoff) {
@@ -982,6 +984,22 @@ fail:
         return k;
 }
 
+/* As jl_reporter_wait_acked, but only while connected: without a dbd to answer, what is outstanding is
+ * safe in the spool (written and fsync'd when the thread stops) and waiting would only delay the stop. */
+static void wait_acked_connected(jl_reporter *r, uint64_t seq, unsigned timeout_ms)
+{
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)timeout_ms * NSEC_PER_MSEC;
+        until.tv_sec += (time_t)(ns / NSEC_PER_SEC);
+        until.tv_nsec = (long)(ns % NSEC_PER_SEC);
+        pthread_mutex_lock(&r->lock);
+        while (r->st.connected && r->st.acked_seq < seq && !(r->n == r->head && r->last_seq < seq))
+                if (r->thread_done || pthread_cond_timedwait(&r->cond, &r->lock, &until) == ETIMEDOUT)
+                        break;
+        pthread_mutex_unlock(&r->lock);
+}
+
 void jl_reporter_free(jl_reporter *r, unsigned timeout_ms)
 {
         if (!r)
@@ -992,7 +1010,7 @@ void jl_reporter_free(jl_reporter *r, unsigned timeout_ms)
                 bool any = r->head < r->n;
                 pthread_mutex_unlock(&r->lock);
                 if (any && timeout_ms > 0)
-                        (void)jl_reporter_wait_acked(r, last, timeout_ms);
+                        wait_acked_connected(r, last, timeout_ms);
                 pthread_mutex_lock(&r->lock);
                 r->stopping = true;
                 pthread_mutex_unlock(&r->lock);
