@@ -269,6 +269,14 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
                 pthread_mutex_unlock(&d->lock);
                 FAIL(rep, -EPERM, "only root or user '%s' may end this step", st.user);
         }
+        if (!privileged && st.declared) {
+                /* its user ending it early would cut its accounting short (and the plugin's end would
+                 * find nothing) */
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -EPERM,
+                     "job %s step %" PRId64 " was begun by root or an admin: only they may end it",
+                     st.job_id, st.step_id);
+        }
         int r = jd_state_next_seq(d, &msg.seq);
         if (r < 0) {
                 pthread_mutex_unlock(&d->lock);

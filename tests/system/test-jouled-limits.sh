@@ -107,7 +107,10 @@ t_check "root declares job 31 for nobody without CPUs" -- jtest "$(q begin 31 0 
 t_check "a step declared without CPUs gives nobody no right over CPU 0" -- jtest "$(qn cpufreq 0 1200000)" 'j["err"] == -1'
 t_check "root's steps do not count against node.user_steps_max" -- jtest "$(q begin 32 0)" 'j["err"] == 0'
 t_check "root restores every CPU" -- jtest "$(q cpufreq 0-1023 0)" 'j["err"] == 0'
-for k in 20.0 20.1 21.0 30.0 31.0 32.0; do q end "${k%.*}" "${k#*.}" >/dev/null; done
+t_check "nobody may not end job 30, which root declared for them" -- jtest "$(qn end 30 0)" 'j["err"] == -1'
+t_check "uid 1001 may not end nobody's own step" -- jtest "$(q1 end 20 0)" 'j["err"] == -1'
+t_check "nobody ends their own step" -- jtest "$(qn end 20 0)" 'j["err"] == 0'
+for k in 20.1 21.0 30.0 31.0 32.0; do q end "${k%.*}" "${k#*.}" >/dev/null; done
 t_check "every step is closed again" -- jtest "$(q query)" 'json.loads(j["text"])["jobs"] == []'
 
 # --- users cannot fill the step table: root's begin still succeeds
