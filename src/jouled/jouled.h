@@ -189,7 +189,9 @@ const char *jd_sink_kind(const jd_sink *s); /* "store" or "dbd" */
 uint64_t jd_sink_last_seq(jd_sink *s);
 /* Log the reporter's connection changes once each (monitor thread, outside the lock). */
 void jd_sink_log_changes(jd_sink *s);
-/* Stop: deliver what is queued for at most timeout_ms, then free. */
+/* Stop: deliver what is queued, then free. The store gets at most 0.5 s (none when its last batch failed),
+ * then what it has not taken goes to node.state_dir/pending; the dbd gets at most timeout_ms while it is
+ * connected and acknowledges something every second (the rest stays in the spool). */
 void jd_sink_close(jd_sink *s, unsigned timeout_ms);
 
 /* metrics.c: /metrics (libmicrohttpd, its own thread). */

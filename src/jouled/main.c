@@ -403,7 +403,7 @@ out_servers:
         jd_server_free(control);
         jd_server_free(local);
 out_sink:
-        jd_sink_close(d->sink, 500); /* then what is not delivered is safe on disk: spool or pending file */
+        jd_sink_close(d->sink, 3000); /* then what is not delivered is safe on disk: spool or pending file */
         d->sink = NULL;
 out_monitor:
         jd_monitor_close(d);

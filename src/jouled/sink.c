@@ -33,6 +33,7 @@
 
 #define QUEUE_MAX 20000 /* ~55 h of records at the default period */
 #define BATCH_MAX 256
+#define STORE_STOP_MS 500 /* at a stop, the store's time to take what is queued (it takes a batch in ms) */
 #define PENDING_MAGIC "JLPEND1\n"
 #define PENDING_MAGIC_LEN 8
 
@@ -573,7 +574,8 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms)
                 pthread_mutex_lock(&s->mu);
                 s->stop = true;
                 /* a store that failed its last batch gets no more time: the pending file is as safe */
-                s->stop_deadline_ns = mono_ns() + (s->err[0] ? 0 : timeout_ms * NSEC_PER_MSEC);
+                s->stop_deadline_ns =
+                    mono_ns() + (s->err[0] ? 0 : MIN(timeout_ms, STORE_STOP_MS) * NSEC_PER_MSEC);
                 pthread_cond_broadcast(&s->cv);
                 /* the thread leaves its loop at the deadline, unless a store call holds it (SQLite waiting
                  * on a lock, a PostgreSQL server that does not answer): then what it holds goes to disk
