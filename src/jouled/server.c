@@ -35,6 +35,8 @@
 #define MAX_REQUEST_PAYLOAD (64u * 1024)
 #define MAX_OUT (4u * 1024 * 1024)
 #define REQUEST_DEADLINE_NS (5 * NSEC_PER_SEC)
+#define CLIENT_LOG_MAX 50 /* lines about clients' faults per window: a client cannot flood the journal */
+#define CLIENT_LOG_WINDOW_NS (10 * NSEC_PER_SEC)
 
 typedef struct conn conn;
 struct conn {
@@ -60,6 +62,9 @@ struct jd_server {
         char *munge_socket;
         conn *conns;
         size_t nconns;
+        uint64_t log_window_ns; /* lines about clients: at most CLIENT_LOG_MAX per CLIENT_LOG_WINDOW_NS */
+        unsigned log_lines;
+        uint64_t log_suppressed;
         uint64_t refused;        /* connections refused by a limit since the last log line */
         uint64_t refused_log_ns; /* that log line's time: at most one every 10 s */
 };
@@ -249,10 +254,31 @@ void jd_server_free(jd_server *s)
         free(s);
 }
 
+/* May a line about a client's fault be logged now? At most CLIENT_LOG_MAX per window; the next window
+ * begins with the count of the lines left out. */
+static bool client_log_ok(jd_server *s)
+{
+        uint64_t now = mono_ns();
+        if (!s->log_window_ns || now - s->log_window_ns >= CLIENT_LOG_WINDOW_NS) {
+                if (s->log_suppressed)
+                        log_warning(0, "%s: %" PRIu64 " more lines about clients were left out of the log",
+                                    s->remote ? "control port" : "socket", s->log_suppressed);
+                s->log_window_ns = now;
+                s->log_lines = 0;
+                s->log_suppressed = 0;
+        }
+        if (s->log_lines < CLIENT_LOG_MAX) {
+                s->log_lines++;
+                return true;
+        }
+        s->log_suppressed++;
+        return false;
+}
+
 static void conn_drop(jd_server *s, conn *c, const char *fmt, ...) _printf_(3, 4);
 static void conn_drop(jd_server *s, conn *c, const char *fmt, ...)
 {
-        if (fmt) {
+        if (fmt && client_log_ok(s)) {
                 char why[512];
                 va_list ap;
                 va_start(ap, fmt);
@@ -361,8 +387,9 @@ static void serve_request(jd_server *s, conn *c, const jl_frame_header *h, const
         char why[256] = "";
         int r = jl_msg_request_decode(payload, h->length, &req, why, sizeof(why));
         if (r < 0) {
-                log_warning(0, "%s: malformed request: %s (%s); connection dropped",
-                            s->remote ? "control port" : "socket", why, c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0, "%s: malformed request: %s (%s); connection dropped",
+                                    s->remote ? "control port" : "socket", why, c->peer.desc);
                 reject(s, c, h->id, -EBADMSG, why);
                 return;
         }
@@ -376,16 +403,19 @@ static void serve_request(jd_server *s, conn *c, const jl_frame_header *h, const
         }
         r = send_reply(c, &rep, h->id, fd);
         if (r < 0) {
-                log_warning(0, "%s: cannot send the reply: %s (%s); connection dropped",
-                            s->remote ? "control port" : "socket", strerror(-r), c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0, "%s: cannot send the reply: %s (%s); connection dropped",
+                                    s->remote ? "control port" : "socket", strerror(-r), c->peer.desc);
                 c->dead = c->closing = true;
                 return;
         }
         if (s->remote && rep.err == -EPERM) {
-                log_warning(0, "control port: operation %u refused to uid %u: %s (%s); connection dropped",
+                if (client_log_ok(s))
+                        log_warning(
+                            0, "control port: operation %u refused to uid %u: %s (%s); connection dropped",
                             req.op, (unsigned)c->peer.uid, rep.message, c->peer.desc);
                 c->closing = true;
-        } else if (rep.err == -EPERM)
+        } else if (rep.err == -EPERM && client_log_ok(s))
                 log_info("socket: operation %u refused: %s (%s)", req.op, rep.message, c->peer.desc);
 }
 
@@ -399,17 +429,20 @@ static void serve_authed(jd_server *s, conn *c, const jl_frame_header *h, const 
         int r = jl_auth_unwrap_frame(&s->auth, payload, h->length, MAX_REQUEST_PAYLOAD, &uid, &gid, &inner,
                                      &ilen, why, sizeof(why));
         if (r < 0) {
-                log_warning(0, "control port: credential rejected: %s (%s); connection dropped", why,
-                            c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0, "control port: credential rejected: %s (%s); connection dropped", why,
+                                    c->peer.desc);
                 reject(s, c, h->id, r == -ECONNREFUSED ? -ECONNREFUSED : -EACCES, why);
                 return;
         }
         jl_frame_header ih;
         r = jl_frame_header_decode(inner, MAX_REQUEST_PAYLOAD, &ih);
         if (r < 0 || ih.type != JL_MSG_REQUEST) {
-                log_warning(
-                    0, "control port: the credential of uid %u wraps no request (%s); connection dropped",
-                    (unsigned)uid, c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0,
+                                    "control port: the credential of uid %u wraps no request (%s); "
+                                    "connection dropped",
+                                    (unsigned)uid, c->peer.desc);
                 reject(s, c, h->id, -EBADMSG, "the credential must wrap one REQUEST frame");
                 return;
         }
@@ -465,7 +498,9 @@ static void conn_read(jd_server *s, conn *c)
                         else if (s->remote && h.type == JL_MSG_AUTHED)
                                 serve_authed(s, c, &h, payload);
                         else if (s->remote && h.type == JL_MSG_REQUEST) {
-                                log_warning(0,
+                                if (client_log_ok(s))
+                                        log_warning(
+                                            0,
                                             "control port: a request without a MUNGE credential (%s); "
                                             "connection dropped",
                                             c->peer.desc);

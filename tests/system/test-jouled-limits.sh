@@ -177,6 +177,9 @@ t_check "the control port refused 127.0.0.2's beyond 64 ($(cat "$T_DIR/hold-cp")
         jtest "$(cat "$T_DIR/hold-cp")" 'j["closed"] == 100 - 64'
 grep -q "too many connections of this user" "$LOG"
 t_ok $? "the log names the limit"
+n=$(grep -c "connection closed in the middle of a frame" "$LOG")
+t_check "the log is not flooded: $n lines for 1100 + 100 connections dropped mid-frame (at most 50 per 10 s each)" -- \
+        test "$n" -le 200
 
 # --- one jouled per state directory and per spool
 S2=$T_DIR/run/second.sock
