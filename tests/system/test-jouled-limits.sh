@@ -228,7 +228,10 @@ t_check "another on the same spool (its own state directory) refuses, naming the
 "$C" --socket "$T_DIR/run/sp1.sock" end 50 0 >/dev/null
 sleep 1.5
 DT=$(stop_time "$SP1PID")
-t_check "no dbd: SIGTERM stops jouled within 1 s ($DT s)" -- "$PY" -c "import sys; sys.exit(0 if $DT < 1 else 1)"
+wait "$SP1PID"
+RC=$?
+t_check "no dbd: SIGTERM stops jouled within 1 s ($DT s), with status 0 ($RC)" -- \
+        "$PY" -c "import sys; sys.exit(0 if $DT < 1 and $RC == 0 else 1)"
 t_check "its records and job messages are in the spool" -- test "$(stat -c %s "$T_DIR/spool/records.spool")" -gt 100
 
 # --- the SQLite store is locked: the stop writes what is pending to the state directory
@@ -252,7 +255,10 @@ q begin 60 0 >/dev/null
 q end 60 0 >/dev/null
 sleep 1.5
 DT=$(stop_time "$JPID")
-t_check "store locked: SIGTERM stops jouled within 1 s ($DT s)" -- "$PY" -c "import sys; sys.exit(0 if $DT < 1 else 1)"
+wait "$JPID"
+RC=$?
+t_check "store locked: SIGTERM stops jouled within 1 s ($DT s), with status 0 ($RC)" -- \
+        "$PY" -c "import sys; sys.exit(0 if $DT < 1 and $RC == 0 else 1)"
 t_check "what the store did not take is in node.state_dir/pending" -- test -s "$T_DIR/state/pending"
 rm -f "$T_DIR/locked"
 wait "$LP"
