@@ -181,6 +181,20 @@ n=$(grep -c "connection closed in the middle of a frame" "$LOG")
 t_check "the log is not flooded: $n lines for 1100 + 100 connections dropped mid-frame (at most 50 per 10 s each)" -- \
         test "$n" -le 200
 
+# --- the rights survive a crash: the open steps file keeps who declared each step and its CPUs
+q begin 70 0 nobody 2-3 >/dev/null
+qn begin 71 0 >/dev/null
+kill -9 "$JPID"
+wait "$JPID" 2>/dev/null
+start_jouled "$CFG" "$S" "$LOG"
+t_ok $? "jouled restarts after kill -9 with two steps open"
+t_check "nobody still sets CPUs 2-3 of the step root declared" -- jtest "$(qn cpufreq 2-3 1300000)" 'j["err"] == 0'
+t_check "their own step still gives no right over CPU 0" -- jtest "$(qn cpufreq 0 1300000)" 'j["err"] == -1'
+t_check "nobody may not end root's step after the restart" -- jtest "$(qn end 70 0)" 'j["err"] == -1'
+t_check "nobody ends their own after the restart" -- jtest "$(qn end 71 0)" 'j["err"] == 0'
+q end 70 0 >/dev/null
+q cpufreq 0-1023 0 >/dev/null
+
 # --- one jouled per state directory and per spool
 S2=$T_DIR/run/second.sock
 write_config "$T_DIR/second.yml" "$T_DIR/state" "$S2" 2
