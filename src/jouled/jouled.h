@@ -198,5 +198,7 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms);
 int jd_metrics_start(jouled *d, const char *listen, jd_metrics **ret, char *err, size_t errlen);
 void jd_metrics_stop(jd_metrics *m);
 
+/* Whether a socket address (struct sockaddr) is on the loopback: 127.0.0.0/8, ::1, ::ffff:127.x. */
+bool jd_addr_is_loopback(const void *sockaddr);
 /* Parse "host:port" (IPv4 dotted, "[v6]" or a name resolved now) into a socket address. */
 int jd_parse_listen(const char *s, void *ret_sockaddr, unsigned *ret_len, char *err, size_t errlen);

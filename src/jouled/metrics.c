@@ -44,14 +44,15 @@ static const jl_dlsym mhd_syms[] = {
 };
 static jl_dlib mhd_lib = JL_DLIB_INIT("libmicrohttpd.so.12", mhd_syms);
 
-#define CONN_LIMIT 256                 /* connections in all */
-#define CONN_PER_IP 8                  /* per client address: a scraper needs one or two */
-#define IDLE_TIMEOUT_S 5               /* libmicrohttpd's: no byte for this long */
+#define CONN_LIMIT 256   /* connections in all */
+#define CONN_PER_IP 8    /* per client address (the loopback is one): a scraper needs one or two */
+#define IDLE_TIMEOUT_S 5 /* libmicrohttpd's: no byte for this long */
 #define DEADLINE_NS (5 * NSEC_PER_SEC) /* ours: a request complete within this long */
 
 typedef struct {
         struct MHD_Connection *conn;
         int fd;
+        bool loopback;     /* from 127.0.0.0/8 or ::1: all of them one peer */
         uint64_t since_ns; /* opened, or its last request completed */
         bool shut;
 } tracked;
@@ -246,9 +247,14 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 const union MHD_ConnectionInfo *ci =
                     sym_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                const union MHD_ConnectionInfo *ai =
+                    sym_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
                 if (ci && m->nconns < CONN_LIMIT) {
-                        m->conns[m->nconns++] =
-                            (tracked){.conn = conn, .fd = ci->connect_fd, .since_ns = mono_ns()};
+                        m->conns[m->nconns++] = (tracked){.conn = conn,
+                                                          .fd = ci->connect_fd,
+                                                          .loopback = ai && ai->client_addr &&
+                                                                      jd_addr_is_loopback(ai->client_addr),
+                                                          .since_ns = mono_ns()};
                         pthread_cond_signal(&m->cv);
                 }
         } else {
@@ -259,6 +265,21 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
                         }
         }
         pthread_mutex_unlock(&m->mu);
+}
+
+/* libmicrohttpd's thread, before a connection is accepted: libmicrohttpd limits each address, but any local
+ * user may connect from any of 127.0.0.0/8, so the loopback is one peer here. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+        jd_metrics *m = cls;
+        if (!addr || !jd_addr_is_loopback(addr))
+                return MHD_YES;
+        size_t n = 0;
+        pthread_mutex_lock(&m->mu);
+        for (size_t i = 0; i < m->nconns; i++)
+                n += m->conns[i].loopback;
+        pthread_mutex_unlock(&m->mu);
+        return n < CONN_PER_IP ? MHD_YES : MHD_NO;
 }
 
 /* libmicrohttpd's thread: a request was answered; a kept-alive connection's next request has its own
@@ -358,7 +379,7 @@ int jd_metrics_start(jouled *d, const char *listen_addr, jd_metrics **ret, char 
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        m->mhd = sym_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR,
+        m->mhd = sym_start_daemon(flags, 0, accept_policy, m, handle, m, MHD_OPTION_SOCK_ADDR,
                                   (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
                                   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_IP,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,

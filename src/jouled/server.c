@@ -35,6 +35,7 @@
 #define MAX_REQUEST_PAYLOAD (64u * 1024)
 #define MAX_OUT (4u * 1024 * 1024)
 #define REQUEST_DEADLINE_NS (5 * NSEC_PER_SEC)
+#define CONTROL_IDLE_NS (10 * NSEC_PER_SEC) /* control port: a connection without a request in progress */
 #define CLIENT_LOG_MAX 50 /* lines about clients' faults per window: a client cannot flood the journal */
 #define CLIENT_LOG_WINDOW_NS (10 * NSEC_PER_SEC)
 
@@ -49,6 +50,7 @@ struct conn {
         bool dead;                    /* drop now (set while a frame is being served) */
         uint64_t frame_start_ns;      /* first byte of the frame being received; 0: none */
         uint64_t out_since_ns;        /* output waiting since; 0: none */
+        uint64_t idle_since_ns;       /* accepted, or its last request arrived */
         struct sockaddr_storage addr; /* control port: the peer's address (the per-address limit) */
         jd_peer peer;
 };
@@ -513,6 +515,7 @@ static void conn_read(jd_server *s, conn *c)
                         jl_framer_pop(&c->fr);
                         /* what is left began in this read: the next request's deadline starts now */
                         c->frame_start_ns = c->fr.len > 0 ? now : 0;
+                        c->idle_since_ns = now;
                 }
                 if (r < 0) {
                         conn_drop(s, c, "%s",
@@ -527,8 +530,25 @@ static void conn_read(jd_server *s, conn *c)
                 conn_free(s, c);
 }
 
+bool jd_addr_is_loopback(const void *sockaddr)
+{
+        const struct sockaddr *sa = sockaddr;
+        if (sa->sa_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+                return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        }
+        return false;
+}
+
+/* One peer of the control port: one address, except that every loopback address is one peer (any local
+ * user may connect from any of 127.0.0.0/8). */
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
+        bool la = jd_addr_is_loopback(a), lb = jd_addr_is_loopback(b);
+        if (la || lb)
+                return la && lb;
         if (a->ss_family != b->ss_family)
                 return false;
         if (a->ss_family == AF_INET)
@@ -590,6 +610,7 @@ static void accept_all(jd_server *s)
                 }
                 c->fd = fd;
                 c->addr = ss;
+                c->idle_since_ns = mono_ns();
                 jl_framer_init(&c->fr, MAX_REQUEST_PAYLOAD);
                 c->peer.remote = s->remote;
                 c->peer.uid = (uid_t)-1;
@@ -663,6 +684,14 @@ static int reap_stalled(jd_server *s)
                                   (unsigned long long)(REQUEST_DEADLINE_NS / NSEC_PER_SEC), c->out_len);
                         continue;
                 }
+                bool idle = c->fr.len == 0 && c->out_len == 0;
+                if (s->remote && idle && now - c->idle_since_ns >= CONTROL_IDLE_NS) {
+                        conn_drop(s, c, "no request for %llu s",
+                                  (unsigned long long)(CONTROL_IDLE_NS / NSEC_PER_SEC));
+                        continue;
+                }
+                if (s->remote && idle)
+                        next_dl = MIN(next_dl, c->idle_since_ns + CONTROL_IDLE_NS);
                 if (c->frame_start_ns && c->fr.len > 0)
                         next_dl = MIN(next_dl, c->frame_start_ns + REQUEST_DEADLINE_NS);
                 if (c->out_since_ns)

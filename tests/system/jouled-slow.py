@@ -5,8 +5,10 @@
 #       sends one byte a second of a request that never ends (a frame header, or "GET /metrics HTTP/1.1"
 #       and headers) and prints {"closed_after_s": T} when the daemon closes it, or {"closed_after_s": null}
 #       after --max seconds (default 12)
-#   jouled-slow.py hold (unix PATH | tcp HOST:PORT) N [--from ADDR] [--hold S] [--ready FILE]
-#       opens N connections, writes one byte on each, and after 1 s prints {"opened": N, "closed": K} with K
+#   jouled-slow.py idle (unix PATH | tcp HOST:PORT) [--from ADDR] [--max S]
+#       connects, sends nothing, prints {"closed_after_s": T} when the daemon closes it (null: not in --max s)
+#   jouled-slow.py hold (unix PATH | tcp HOST:PORT) N [--from ADDR | --spread K] [--hold S] [--ready FILE]
+#       opens N connections (from ADDR, or from 127.0.0.2 ... 127.0.0.K+1 in turn), writes one byte on each, and after 1 s prints {"opened": N, "closed": K} with K
 #       the connections the daemon has closed; touches FILE then, and holds the rest open for --hold seconds
 import json, os, resource, select, socket, sys, time
 
@@ -70,12 +72,25 @@ def main():
                 break
         t = time.monotonic() - t0
         print(json.dumps({"closed_after_s": round(t, 2) if t <= limit else None}))
+    elif mode == "idle":
+        limit = float(opt("--max", "15"))
+        s = connect(kind, where, src)
+        t0 = time.monotonic()
+        p = select.poll()
+        p.register(s, select.POLLIN)
+        t = None
+        while time.monotonic() - t0 < limit:
+            if p.poll(100) and closed(s):
+                t = round(time.monotonic() - t0, 2)
+                break
+        print(json.dumps({"closed_after_s": t}))
     elif mode == "hold":
         n = int(sys.argv[4])
         conns = []
-        for _ in range(n):
+        spread = int(opt("--spread", "0"))
+        for i in range(n):
             try:
-                s = connect(kind, where, src)
+                s = connect(kind, where, "127.0.0.%d" % (2 + i % spread) if spread else src)
                 s.send(b"J")
                 conns.append(s)
             except OSError:
