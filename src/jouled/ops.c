@@ -188,10 +188,10 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         /* A step root or an admin declares carries its owner's frequency rights (on its CPUs when it names
          * them); a step users declare for themselves is for accounting only. */
         st.declared = privileged;
-        st.has_cpus = req->cpumask_len > 0;
-        if (st.has_cpus)
-                mask_from_request(req, st.cpumask);
-        else
+        mask_from_request(req, st.cpumask);
+        for (size_t w = 0; w < JL_CPU_MASK_WORDS; w++)
+                st.has_cpus = st.has_cpus || st.cpumask[w] != 0;
+        if (!st.has_cpus) /* no CPU named: the step covers the node (for its accounting) */
                 memset(st.cpumask, 0xff, sizeof(st.cpumask));
 
         jl_msg_job msg = {.end = false, .step_id = st.step_id};
