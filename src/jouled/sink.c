@@ -498,6 +498,13 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
                         jd_sink_close(s, 0);
                         return r;
                 }
+                char pending[4200];
+                snprintf(pending, sizeof(pending), "%s/pending", cfg->node.state_dir);
+                if (access(pending, F_OK) == 0)
+                        log_warning(0,
+                                    "%s holds what the store had not taken when jouled last stopped without "
+                                    "node.dbd; it is kept for a start without node.dbd",
+                                    pending);
                 *ret = s;
                 return 0; /* no thread of ours: the reporter has its own */
         }
