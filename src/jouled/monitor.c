@@ -1,4 +1,5 @@
-/* monitor.c - jouled's monitor: opens the providers, samples them every node.sample_ms on a timerfd,
+/* monitor.c - jouled's monitor: opens the providers, samples them every node.sample_ms on a timerfd (and
+ * takes the sampler's guard reads of fast-wrapping counters in between),
  * publishes the node and domain energies into the shared-memory page (seqlock) and a snapshot for the
  * other services, and emits one periodic record every node.period to the sink. */
 #include <errno.h>
@@ -177,16 +178,17 @@ void jd_sample_locked(jouled *d)
                         dom->scope = c->scope;
                         dom->estimated = c->estimated;
                         dom->counted = false;
-                        /* fewer than 4 samples per wrap: a wrap could pass unseen */
-                        if (c->wrap_uj && !d->wrap_warned && sm->nsamples >= 2 &&
-                            t->power_w * ((double)d->sample_ns / 1e9) * 4 > (double)c->wrap_uj / 1e6) {
+                        /* the sampler reads wrapping counters as often as they need; an interval that
+                         * was still too long (the daemon stalled) is a counted gap: say so once */
+                        if (t->gaps && !d->wrap_warned) {
                                 d->wrap_warned = true;
                                 log_warning(
                                     0,
-                                    "%s wraps every %.0f s at %.0f W: node.sample_ms (%.0f ms) must be "
-                                    "at most a quarter of that",
-                                    c->name, (double)c->wrap_uj / 1e6 / t->power_w, t->power_w,
-                                    (double)d->sample_ns / 1e6);
+                                    "%s: %u interval(s) (%.0f ms in all) between reads were too long "
+                                    "to unwrap its counter for certain (it wraps every %.2f s at "
+                                    "%.0f W); their energy is estimated and counted as gaps",
+                                    c->name, t->gaps, (double)t->gap_ns / 1e6,
+                                    (double)c->wrap_uj / 1e6 / jl_track_bound_w(t), jl_track_bound_w(t));
                         }
                         if (c->estimated) {
                                 if (c->scope == JL_SCOPE_NODE && est_idx < 0)
@@ -291,13 +293,10 @@ static int record_build(jouled *d, jl_msg_record *m)
         return 0;
 }
 
-static int arm_timer(jouled *d, int tfd, uint64_t ns)
+static int arm_at(int tfd, uint64_t t_ns)
 {
-        pthread_mutex_lock(&d->lock);
-        jl_sampler_set_interval(d->sampler, ns);
-        pthread_mutex_unlock(&d->lock);
-        struct itimerspec its = {.it_interval = ns_to_timespec(ns), .it_value = ns_to_timespec(ns)};
-        return timerfd_settime(tfd, 0, &its, NULL) < 0 ? negative_errno() : 0;
+        struct itimerspec its = {.it_value = ns_to_timespec(t_ns)};
+        return timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? negative_errno() : 0;
 }
 
 void *jd_monitor_thread(void *userdata)
@@ -308,14 +307,21 @@ void *jd_monitor_thread(void *userdata)
                 log_error(errno, "monitor: timerfd_create: %s", strerror(errno));
                 return NULL;
         }
+        /* Regular samples every node.sample_ms; in between, the guard reads the sampler asks for (only the
+         * providers of counters that would otherwise wrap unseen, as often as their power needs). */
         pthread_mutex_lock(&d->lock);
         uint64_t armed_ns = d->sample_ns;
+        jl_sampler_set_interval(d->sampler, armed_ns);
         pthread_mutex_unlock(&d->lock);
-        if (arm_timer(d, tfd, armed_ns) < 0) {
-                log_error(errno, "monitor: arming the timer: %s", strerror(errno));
-                return NULL;
-        }
+        uint64_t next_ns = mono_ns() + armed_ns;
         for (;;) {
+                pthread_mutex_lock(&d->lock);
+                uint64_t wake_ns = MIN(next_ns, jl_sampler_next_due_ns(d->sampler));
+                pthread_mutex_unlock(&d->lock);
+                if (arm_at(tfd, wake_ns) < 0) {
+                        log_error(errno, "monitor: arming the timer: %s", strerror(errno));
+                        break;
+                }
                 struct pollfd pfd[2] = {{.fd = tfd, .events = POLLIN}, {.fd = d->stop_fd, .events = POLLIN}};
                 if (poll(pfd, 2, -1) < 0) {
                         if (errno == EINTR)
@@ -328,6 +334,15 @@ void *jd_monitor_thread(void *userdata)
                 uint64_t ticks;
                 if (read(tfd, &ticks, sizeof(ticks)) < 0)
                         continue;
+                uint64_t now = mono_ns();
+                if (now < next_ns) {
+                        pthread_mutex_lock(&d->lock);
+                        jl_sampler_guard_at(d->sampler, now);
+                        pthread_mutex_unlock(&d->lock);
+                        continue;
+                }
+                /* the next regular sample: one period on, or one period from now after a stall */
+                next_ns = next_ns + armed_ns > now ? next_ns + armed_ns : now + armed_ns;
 
                 jl_msg_record rec;
                 bool emit = false;
@@ -359,8 +374,13 @@ void *jd_monitor_thread(void *userdata)
                 if (qr < 0)
                         log_error(qr, "monitor: record %llu not queued: %s", (unsigned long long)rec.seq,
                                   strerror(-qr));
-                if (want_ns != armed_ns && arm_timer(d, tfd, want_ns) == 0)
+                if (want_ns != armed_ns) {
+                        pthread_mutex_lock(&d->lock);
+                        jl_sampler_set_interval(d->sampler, want_ns);
+                        pthread_mutex_unlock(&d->lock);
+                        next_ns = next_ns - armed_ns + want_ns;
                         armed_ns = want_ns;
+                }
         }
         return NULL;
 }

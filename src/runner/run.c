@@ -335,6 +335,13 @@ static event wait_event(run_ctx *x, pid_t pid, uint64_t deadline_ns, int *ret_st
                         uint64_t left = deadline_ns - now;
                         timeout_ms = (int)MIN((left + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, (uint64_t)INT32_MAX);
                 }
+                if (x->measuring) {
+                        /* between ticks, the reads the sampler needs to unwrap fast-wrapping counters */
+                        jl_sampler_guard_at(x->s, now);
+                        int g = jl_sampler_guard_timeout_ms(x->s, now);
+                        if (g >= 0 && (timeout_ms < 0 || g < timeout_ms))
+                                timeout_ms = g;
+                }
                 struct pollfd pfd[2] = {{.fd = x->sfd, .events = POLLIN}, {.fd = x->tfd, .events = POLLIN}};
                 int n = poll(pfd, x->measuring ? 2 : 1, timeout_ms);
                 if (n < 0) {
