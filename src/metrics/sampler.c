@@ -192,10 +192,14 @@ void jl_track_unwrap(jl_track *t, const jl_value *v, uint64_t t_ns)
                 delta = dt > 0 ? (uint64_t)llround(t->rate_w * dt * 1e6) : 0;
         } else if (dt > 0) {
                 t->wraps += wrapped;
-                t->rate_w = (double)delta / 1e6 / dt;
-                /* a rate over a very short interval quantises the counter too coarsely to be a peak */
-                if (dt_ns >= 5 * NSEC_PER_MSEC)
-                        t->peak_w = MAX(t->peak_w, t->rate_w);
+                double rate = (double)delta / 1e6 / dt;
+                /* Reads close together see the counter's own update steps (about 1 ms on RAPL): the power
+                 * that bridges glitches and resolves gaps is smoothed over JL_RATE_TAU_NS, and only
+                 * intervals of JL_PEAK_MIN_NS or more count towards the peak that schedules the reads. */
+                double alpha = t->peak_seen ? dt / (dt + (double)JL_RATE_TAU_NS / 1e9) : 1;
+                t->rate_w += alpha * (rate - t->rate_w);
+                if (dt_ns >= JL_PEAK_MIN_NS)
+                        t->peak_w = MAX(t->peak_w, rate);
                 t->peak_seen = true;
         }
         t->energy_uj += delta;

@@ -24,8 +24,8 @@ typedef struct {
         unsigned glitches;      /* intervals bridged because the counter misbehaved */
         unsigned gaps;          /* intervals too long to unwrap for certain (see jl_track_bound_w) */
         uint64_t gap_ns;        /* their total length */
-        double rate_w;          /* over the latest good read-to-read interval (guard reads included) */
-        double peak_w;          /* highest rate_w since open (never reset): schedules the guard reads */
+        double rate_w;          /* power over the latest good reads (guard reads included), smoothed */
+        double peak_w;          /* highest read-to-read power since open (never reset): schedules reads */
         bool peak_seen;         /* a good read-to-read interval has been seen */
         uint64_t sample_uj, sample_ns; /* energy_uj and time at this channel's previous sample */
         bool have_sample;
@@ -99,6 +99,8 @@ void jl_sampler_account(jl_sampler *s, const jl_value *values, uint64_t t_ns, ui
 #define JL_GUARD_MIN_W 10.0
 #define JL_GUARD_PROBE_NS (20 * 1000 * 1000ULL)
 #define JL_GUARD_MIN_NS (1000 * 1000ULL)
+#define JL_RATE_TAU_NS (200 * 1000 * 1000ULL) /* time constant of jl_track.rate_w */
+#define JL_PEAK_MIN_NS (10 * 1000 * 1000ULL)  /* shortest interval whose power counts towards peak_w */
 /* The highest power the track's counter is taken to be able to draw (W); 0: unknown yet. */
 double jl_track_bound_w(const jl_track *t);
 /* How often the track's counter must be read (ns); UINT64_MAX for a counter that does not wrap. */

@@ -188,6 +188,33 @@ int main(void)
         /* the same without the gap rule (the old unwrapping) would have seen 0.4 J in 300 ms: 1.33 W */
         ok(a.energy_uj - 80000 * 11 > 2000000, "the gap's energy is not silently dropped");
 
+        /* A counter that moves in steps (500 W in 5 J steps every 10 ms, as the emulator's) read every 7.5
+         * ms, then 1 ms after a step (5 J in 1 ms: "5000 W"), then 60 ms later: the gap is resolved by the
+         * smoothed power, not by the last short interval's. */
+        jl_track q5 = {.ch = {.name = "psys",
+                              .kind = JL_KIND_ENERGY,
+                              .scope = JL_SCOPE_NODE,
+                              .wrap_uj = 60000000,
+                              .max_power_w = 2000}};
+#define STEPPED(ns) ((ns) / 10000000ULL * 5000000ULL)
+        uint64_t t5 = 0;
+        for (; t5 <= 1000000000ULL; t5 += 7500000ULL) {
+                x.counter = STEPPED(t5) % 60000000ULL;
+                jl_track_unwrap(&q5, &x, t5 + 1);
+        }
+        t5 = 1009500000ULL; /* just before a step */
+        x.counter = STEPPED(t5) % 60000000ULL;
+        jl_track_unwrap(&q5, &x, t5 + 1);
+        t5 = 1010500000ULL; /* 1 ms later, just after it */
+        x.counter = STEPPED(t5) % 60000000ULL;
+        jl_track_unwrap(&q5, &x, t5 + 1);
+        t5 += 60000000ULL;
+        x.counter = STEPPED(t5) % 60000000ULL;
+        jl_track_unwrap(&q5, &x, t5 + 1);
+        is_int(q5.gaps, 1, "the 60 ms interval at a 2000 W bound is a gap");
+        is_int(q5.energy_uj, STEPPED(t5), "resolved to the truth despite the 1 ms interval's 5000 W");
+#undef STEPPED
+
         /* Gaps are summed over the measured domains. */
         s = fake_sampler(chs, 4);
         s->tracks[0].gaps = 2;
