@@ -178,6 +178,8 @@ void jd_sample_locked(jouled *d)
                         dom->scope = c->scope;
                         dom->estimated = c->estimated;
                         dom->counted = false;
+                        dom->gaps = t->gaps;
+                        dom->gap_ns = t->gap_ns;
                         /* the sampler reads wrapping counters as often as they need; an interval that
                          * was still too long (the daemon stalled) is a counted gap: say so once */
                         if (t->gaps && !d->wrap_warned) {
@@ -185,10 +187,10 @@ void jd_sample_locked(jouled *d)
                                 log_warning(
                                     0,
                                     "%s: %u interval(s) (%.0f ms in all) between reads were too long "
-                                    "to unwrap its counter for certain (it wraps every %.2f s at "
-                                    "%.0f W); their energy is estimated and counted as gaps",
-                                    c->name, t->gaps, (double)t->gap_ns / 1e6,
-                                    (double)c->wrap_uj / 1e6 / jl_track_bound_w(t), jl_track_bound_w(t));
+                                    "to unwrap its counter for certain (at the %.0f W it may draw it "
+                                    "wraps every %.3f s); their energy is estimated and counted as gaps",
+                                    c->name, t->gaps, (double)t->gap_ns / 1e6, jl_track_bound_w(t),
+                                    (double)c->wrap_uj / 1e6 / jl_track_bound_w(t));
                         }
                         if (c->estimated) {
                                 if (c->scope == JL_SCOPE_NODE && est_idx < 0)
@@ -242,6 +244,13 @@ void jd_sample_locked(jouled *d)
                 s->node_source = "none";
                 s->node_estimated = false;
         }
+        s->node_gaps = 0;
+        s->node_gap_ns = 0;
+        for (size_t i = 0; i < s->ndomains; i++)
+                if (s->domains[i].counted) {
+                        s->node_gaps += s->domains[i].gaps;
+                        s->node_gap_ns += s->domains[i].gap_ns;
+                }
         if (had && s->t_ns > prev_t && s->node_energy_uj >= prev_energy)
                 s->node_power_w =
                     (double)(s->node_energy_uj - prev_energy) / 1e6 / ((double)(s->t_ns - prev_t) / 1e9);
@@ -258,6 +267,7 @@ void jd_record_restart_locked(jouled *d)
         d->rec_open = true;
         d->rec_start_ns = d->snap.t_ns;
         d->rec_start_node_uj = d->snap.node_energy_uj;
+        d->rec_start_gap_ns = d->snap.node_gap_ns;
         for (size_t i = 0; i < d->snap.ndomains; i++)
                 d->rec_start_dom_uj[i] = d->snap.domains[i].energy_uj;
         d->rec_temp_max = NAN;
@@ -281,6 +291,7 @@ static int record_build(jouled *d, jl_msg_record *m)
         double dur_s = (double)(s->t_ns - d->rec_start_ns) / 1e9;
         m->avg_power_w = dur_s > 0 ? (double)m->energy_uj / 1e6 / dur_s : 0;
         m->temp_max_c = d->rec_temp_max;
+        m->gap_us = (s->node_gap_ns - d->rec_start_gap_ns) / NSEC_PER_USEC;
         m->freq_avg_khz = d->rec_freq_n ? d->rec_freq_sum / (double)d->rec_freq_n : NAN;
         if (d->nsteps > 0) {
                 jd_copy(m->job_id, sizeof(m->job_id), d->steps[0].job_id);

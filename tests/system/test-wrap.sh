@@ -53,6 +53,10 @@ for K in 1 2 3 4 5; do
         OUT=$(J report --by node --json --from -1h)
         t_check "${K}x: joule report's node power is the node's within 1%" -- jtest "$OUT" \
                 "[r['key'] for r in j['rows']] == ['$NAME'] and abs(j['rows'][0]['avg_power_w'] - $W) <= 0.01 * $W"
+        # gaps (reads too late to unwrap for certain) are reported, not hidden; on a busy machine a few
+        # are normal and cost nothing at steady power
+        t_check "${K}x: joule report says how much time had its energy estimated ($(jget "$OUT" 'j["rows"][0].get("gap_s")') s)" -- \
+                jtest "$OUT" "0 <= j['rows'][0]['gap_s'] < 0.05 * (j['rows'][0]['energy_j'] / j['rows'][0]['avg_power_w'])"
 
         # joule measure at its default interval (100 ms): every domain within 1% of the truth
         T0=$(ctl truth)

@@ -63,7 +63,8 @@ int main(void)
         m.gap_us = 23000; /* 23 ms of the window unwrapped by a guess (docs/metrics.md, "Gaps") */
         jl_msg_record_encode(&m, 5, &w);
         jl_wbuf_finish(&w, &data, &len);
-        is_int(jl_msg_record_decode(data + JL_WIRE_HEADER_SIZE, len - JL_WIRE_HEADER_SIZE, &d, why, sizeof(why)),
+        is_int(jl_msg_record_decode(data + JL_WIRE_HEADER_SIZE, len - JL_WIRE_HEADER_SIZE, &d, why,
+                                    sizeof(why)),
                0, "record with a gap decodes");
         is_int(d.gap_us, 23000, "gap_us round trip");
         jl_wbuf_free(&w);
