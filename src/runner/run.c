@@ -208,6 +208,7 @@ static int phase_end(run_ctx *x, const char *name, bool complete)
                         d->scope = t->ch.scope;
                         d->estimated = t->ch.estimated;
                         d->energy_j = (double)t->energy_uj / 1e6;
+                        d->gap_s = (double)t->gap_ns / 1e9;
                         d->power_avg_w = ph->duration_s > 0 ? d->energy_j / ph->duration_s : 0;
                         d->power_max_w = MAX(t->power_max_w, d->power_avg_w);
                         continue;
@@ -721,6 +722,8 @@ void jl_run_result_json(const jl_run_result *r, json_writer *w)
                         json_object_end(w);
                         json_key(w, "estimated");
                         json_bool(w, d->estimated);
+                        json_key(w, "gap_s");
+                        json_double(w, d->gap_s);
                         json_object_end(w);
                 }
                 json_array_end(w);
