@@ -217,6 +217,7 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                 it.rec.temp_c = m.temp_max_c;
                 it.rec.freq_khz = m.freq_avg_khz;
                 it.rec.step_id = m.step_id;
+                it.rec.gap_us = (int64_t)m.gap_us;
                 it.rec.has_job = m.job_id[0] && jl_msg_job_id_parse(m.job_id, &it.rec.job_id) == 0;
                 if (m.ndomains > 0 && !(it.rec.domains_json = domains_json(&m)))
                         return reject(why, whylen, -ENOMEM, "out of memory");

@@ -36,6 +36,7 @@ typedef struct {
                         bool has_job;
                         int64_t job_id, step_id;
                         char *domains_json; /* malloc'd; NULL when no domains */
+                        int64_t gap_us;
                 } rec;
                 struct {
                         bool end, complete;

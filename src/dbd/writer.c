@@ -183,7 +183,8 @@ static int insert_records(dbd_writer *w, const dbd_item *items, size_t n)
                                               .has_job = it->rec.has_job,
                                               .job_id = it->rec.job_id,
                                               .step_id = it->rec.step_id,
-                                              .domains_json = it->rec.domains_json};
+                                              .domains_json = it->rec.domains_json,
+                                              .gap_us = it->rec.gap_us};
         }
         return jl_store_put_records(w->db, recs, k, NULL);
 }

@@ -34,6 +34,8 @@ typedef struct {
         jl_scope scope;
         bool estimated;
         bool counted; /* part of the node energy */
+        unsigned gaps;   /* intervals too long to unwrap for certain (docs/metrics.md, "Gaps") */
+        uint64_t gap_ns; /* their total length */
 } jd_domain;
 
 /* What the latest sample said: copied out under the lock by readers (query, /metrics). */
@@ -44,6 +46,8 @@ typedef struct {
         double node_power_w;
         const char *node_source; /* "node", "domains", "estimate", "none" */
         bool node_estimated;
+        unsigned node_gaps;   /* gaps of the domains counted in the node energy */
+        uint64_t node_gap_ns; /* their total length */
         size_t ndomains;
         jd_domain domains[JL_SHM_DOMAINS_MAX];
         size_t ntemps;
@@ -96,6 +100,7 @@ typedef struct jouled {
         bool rec_open;
         uint64_t rec_start_ns;
         uint64_t rec_start_node_uj;
+        uint64_t rec_start_gap_ns;
         uint64_t rec_start_dom_uj[JL_SHM_DOMAINS_MAX];
         double rec_temp_max;
         double rec_freq_sum;

@@ -576,6 +576,10 @@ char *jd_query_json(jouled *d)
         json_string(&w, s->node_source ? s->node_source : "none");
         json_key(&w, "estimated");
         json_bool(&w, s->node_estimated);
+        json_key(&w, "gaps");
+        json_uint(&w, s->node_gaps);
+        json_key(&w, "gap_s");
+        json_double(&w, (double)s->node_gap_ns / 1e9);
         json_key(&w, "domains");
         json_array_begin(&w);
         for (size_t i = 0; i < s->ndomains; i++) {

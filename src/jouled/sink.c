@@ -215,7 +215,8 @@ static int write_items(jd_sink *s, item *first, size_t n)
                                          .avg_power_w = m->avg_power_w,
                                          .max_temp_c = m->temp_max_c,
                                          .avg_freq_khz = m->freq_avg_khz,
-                                         .step_id = m->step_id};
+                                         .step_id = m->step_id,
+                                         .gap_us = (int64_t)m->gap_us};
                 rec->has_job = m->job_id[0] && jl_msg_job_id_parse(m->job_id, &rec->job_id) == 0;
                 r = domains_json(m, &json[nrec]);
                 rec->domains_json = json[nrec];

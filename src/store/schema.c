@@ -263,6 +263,12 @@ static const migration migrations[] = {
      " time_us BIGINT NOT NULL,"
      " machine_id BIGINT,"
      " message TEXT NOT NULL);\n"},
+
+    {3,
+     "periodic_metrics.gap_us: time of a record whose energy is estimated (counter wraps it could not "
+     "resolve for certain)",
+     /* NULL in rows of older nodes: no gaps known */
+     "ALTER TABLE periodic_metrics ADD COLUMN gap_us BIGINT;\n"},
 };
 
 int jl_store_schema_latest(void)

@@ -65,6 +65,19 @@ int main(void)
         ok(isnan(d.freq_avg_khz), "absent frequency stays NaN");
         is_str(d.job_id, "98765", "job");
         is_int(d.step_id, 3, "step");
+        is_int(d.gap_us, 0, "no gap attribute: no gap");
+        jl_wbuf_free(&w);
+        m.gap_us = 23000; /* 23 ms of the window unwrapped by a guess (docs/metrics.md, "Gaps") */
+        jl_msg_record_encode(&m, 5, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_record_decode(data + JL_WIRE_HEADER_SIZE, len - JL_WIRE_HEADER_SIZE, &d, why,
+                                    sizeof(why)),
+               0, "record with a gap decodes");
+        is_int(d.gap_us, 23000, "gap_us round trip");
+        jl_wbuf_free(&w);
+        m.gap_us = 0;
+        jl_msg_record_encode(&m, 5, &w);
+        jl_wbuf_finish(&w, &data, &len);
         is_int(d.ndomains, 2, "two domains");
         is_str(d.domains[1].name, "dram-0", "domain name");
         is_int(d.domains[1].energy_uj, 200, "domain energy");
