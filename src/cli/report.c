@@ -35,10 +35,11 @@ typedef struct {
         char *key;
         int64_t energy_uj;
         int64_t start_us, end_us;
+        int64_t gap_us; /* records only: time whose energy is estimated across counter wraps */
 } report_row;
 
 /* Run sql (params $1 = from, $2 = to, $3 = scope when with_scope) and collect its rows (key, energy, start,
- * end). Returns the row count or a negative errno. */
+ * end, gap). Returns the row count or a negative errno. */
 static int collect(jl_store *s, const char *sql, uint64_t from_us, uint64_t to_us, const char *scope,
                    report_row **ret_rows)
 {
@@ -65,7 +66,8 @@ static int collect(jl_store *s, const char *sql, uint64_t from_us, uint64_t to_u
                 rows[n] = (report_row){.key = strdup(k && *k ? k : "(none)"),
                                        .energy_uj = jl_stmt_column_int64(st, 1),
                                        .start_us = jl_stmt_column_int64(st, 2),
-                                       .end_us = jl_stmt_column_int64(st, 3)};
+                                       .end_us = jl_stmt_column_int64(st, 3),
+                                       .gap_us = jl_stmt_column_int64(st, 4)};
                 if (!rows[n++].key) {
                         r = -ENOMEM;
                         break;
@@ -134,8 +136,9 @@ int verb_report(cli_context *ctx, int argc, char **argv)
         report_row *rows = NULL;
         const char *source = "aggregations";
         int n = collect(s,
-                        "SELECT scope_key, SUM(energy_uj), MIN(start_us), MAX(end_us) FROM periodic_aggregations "
-                        "WHERE start_us >= $1 AND end_us <= $2 AND scope = $3 GROUP BY scope_key ORDER BY scope_key",
+                        "SELECT scope_key, SUM(energy_uj), MIN(start_us), MAX(end_us), 0 "
+                        "FROM periodic_aggregations WHERE start_us >= $1 AND end_us <= $2 AND scope = $3 "
+                        "GROUP BY scope_key ORDER BY scope_key",
                         from_us, to_us, by, &rows);
         if (n == 0) {
                 free(rows);
@@ -143,14 +146,17 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                 source = "metrics";
                 const char *sql =
                         strcmp(by, "node") == 0
-                                ? "SELECT node, SUM(energy_uj), MIN(start_us), MAX(end_us) FROM periodic_metrics "
+                                ? "SELECT node, SUM(energy_uj), MIN(start_us), MAX(end_us), "
+                                  "SUM(COALESCE(gap_us, 0)) FROM periodic_metrics "
                                   "WHERE start_us >= $1 AND end_us <= $2 GROUP BY node ORDER BY node"
                         : strcmp(by, "partition") == 0
                                 ? "SELECT COALESCE(n.partition_name, ''), SUM(m.energy_uj), MIN(m.start_us), "
-                                  "MAX(m.end_us) FROM periodic_metrics m LEFT JOIN nodes n ON n.name = m.node "
+                                  "MAX(m.end_us), SUM(COALESCE(m.gap_us, 0)) FROM periodic_metrics m "
+                                  "LEFT JOIN nodes n ON n.name = m.node "
                                   "WHERE m.start_us >= $1 AND m.end_us <= $2 "
                                   "GROUP BY COALESCE(n.partition_name, '') ORDER BY 1"
-                                : "SELECT 'cluster', SUM(energy_uj), MIN(start_us), MAX(end_us) FROM "
+                                : "SELECT 'cluster', SUM(energy_uj), MIN(start_us), MAX(end_us), "
+                                  "SUM(COALESCE(gap_us, 0)) FROM "
                                   "periodic_metrics WHERE start_us >= $1 AND end_us <= $2 HAVING COUNT(*) > 0";
                 n = collect(s, sql, from_us, to_us, NULL, &rows);
         }
@@ -166,9 +172,11 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                 from_us = (uint64_t)first;
         }
 
-        int64_t total_uj = 0;
-        for (int i = 0; i < n; i++)
+        int64_t total_uj = 0, gap_us = 0;
+        for (int i = 0; i < n; i++) {
                 total_uj += rows[i].energy_uj;
+                gap_us += rows[i].gap_us;
+        }
         char from_s[40], to_s[40];
         format_iso8601(from_us * 1000, from_s, sizeof(from_s));
         format_iso8601(to_us * 1000, to_s, sizeof(to_s));
@@ -203,6 +211,10 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                         json_double(&w, e_j);
                         json_key(&w, "avg_power_w");
                         json_double(&w, p_w);
+                        if (strcmp(source, "metrics") == 0) {
+                                json_key(&w, "gap_s");
+                                json_double(&w, (double)rows[i].gap_us / 1e6);
+                        }
                         json_object_end(&w);
                 } else {
                         printf("%-24s %16.3f %12.2f\n", rows[i].key, e_j, p_w);
@@ -218,6 +230,10 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                 putchar('\n');
         } else {
                 printf("%-24s %16.3f\n", "TOTAL", (double)total_uj / 1e6);
+                if (gap_us > 0)
+                        printf("(%.3f s of these records had their energy estimated across counter wraps that "
+                               "could not be resolved for certain: see docs/metrics.md, \"Gaps\")\n",
+                               (double)gap_us / 1e6);
                 if (n == 0)
                         printf("(no records in this range)\n");
         }

@@ -264,7 +264,12 @@ static const migration migrations[] = {
      " machine_id BIGINT,"
      " message TEXT NOT NULL);\n"},
 
-    {3, "measurement cluster: the claimer of a job, its output, control-error reminders, calibration",
+    {3,
+     "periodic_metrics.gap_us: time of a record whose energy is estimated (counter wraps it could not "
+     "resolve for certain)",
+     /* NULL in rows of older nodes: no gaps known */
+     "ALTER TABLE periodic_metrics ADD COLUMN gap_us BIGINT;\n"},
+    {4, "measurement cluster: the claimer of a job, its output, control-error reminders, calibration",
      /* who holds a RUNNING job (docs/cluster.md, "Stale jobs"): the host, its boot, the process and the
       * process's start time (clock ticks after boot, /proc/PID/stat), so that a stale job is told from one
       * that another runner is measuring */
