@@ -263,6 +263,12 @@ static const migration migrations[] = {
      " time_us BIGINT NOT NULL,"
      " machine_id BIGINT,"
      " message TEXT NOT NULL);\n"},
+
+    {4, "report windows: the time each aggregation's records cover, an index by scope and start",
+     /* the union of the records' time inside the window (NULL on rows written before: the whole window) */
+     "ALTER TABLE periodic_aggregations ADD COLUMN covered_us BIGINT;\n"
+     /* joule report reads one scope over [from, to): both bounds on the index */
+     "CREATE INDEX periodic_aggregations_scope ON periodic_aggregations (scope, start_us);\n"},
 };
 
 int jl_store_schema_latest(void)

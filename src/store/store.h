@@ -183,3 +183,13 @@ int jl_store_notify_fd(jl_store *s);
  * -EOPNOTSUPP. */
 int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size,
                          char *ret_payload, size_t payload_size);
+
+/* ---- report queries (`joule report`, bench/bench-query) ---- */
+
+/* The SQL of `joule report --by by` ("node", "partition" or "cluster"; NULL for anything else) over
+ * [$1, $2) (µs): from the periodic_aggregations windows of scope $3 that lie inside the range when
+ * aggregations is set, else from the periodic_metrics records that lie inside it. Each row: key, energy
+ * (µJ), first start, last end (µs), and the time the key's windows or records cover inside the range (µs:
+ * the union of their spans, so that nodes reporting side by side count once and gaps count not at all).
+ * Both read the start_us index bounded on both sides: the cost follows the data inside the range. */
+const char *jl_store_report_sql(const char *by, bool aggregations);
