@@ -6,7 +6,8 @@
  * hour at the start, an hour at the end and the whole history), the report's former one-sided query,
  * `joule status`'s query, and a batch of new records stored as joule-dbd stores them
  * (jl_store_put_records). Prints a Markdown table, one column per size.
- * Usage: bench-query URL SIZE... (environment: NODES, default 100; REPEAT, default 5) */
+ * Usage: bench-query URL SIZE... (environment: NODES, default 100; REPEAT, default 5; ALL_MAX, default
+ * 2000000: the largest store whose whole history is also read from the records, "-" above it) */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -28,6 +29,7 @@
 
 static jl_store *st;
 static int nodes = 100, repeat = 5;
+static int64_t all_max = 2000000;
 static int64_t filled; /* records per node stored so far */
 
 static double now_s(void)
@@ -151,6 +153,11 @@ static const char *const old_cluster = "SELECT 'cluster', SUM(energy_uj), MIN(st
                                        "periodic_metrics WHERE start_us >= $1 "
                                        "AND end_us <= $2 HAVING COUNT(*) > 0";
 
+/* The report's former query --by node: every record, for want of node aggregations. */
+static const char *const old_node =
+    "SELECT node, SUM(energy_uj), MIN(start_us), MAX(end_us) FROM periodic_metrics "
+    "WHERE start_us >= $1 AND end_us <= $2 GROUP BY node ORDER BY node";
+
 static int run_once(query *q, double *ret_s)
 {
         int64_t end = BASE + filled * PERIOD;
@@ -239,6 +246,8 @@ int main(int argc, char **argv)
                 nodes = atoi(getenv("NODES"));
         if (getenv("REPEAT"))
                 repeat = atoi(getenv("REPEAT"));
+        if (getenv("ALL_MAX"))
+                all_max = strtoll(getenv("ALL_MAX"), NULL, 10);
         if (nodes < 2 || nodes > 100000 || repeat < 1 || repeat > 100) {
                 fprintf(stderr, "bench-query: NODES 2…100000, REPEAT 1…100\n");
                 return 2;
@@ -280,6 +289,9 @@ int main(int argc, char **argv)
         qs[nq++] =
             (query){.name = "before: report --by cluster, first hour, records, start_us bounded below only",
                     .sql = old_cluster};
+        qs[nq++] = (query){.name = "before: report --by node, all, records (no node aggregations)",
+                           .sql = old_node,
+                           .range = 2};
         qs[nq++] = (query){.name = "status: the newest record of every node", .kind = 1};
         qs[nq++] = (query){.name = "ingest: 10 records per node through jl_store_put_records", .kind = 2};
 
@@ -304,6 +316,11 @@ int main(int argc, char **argv)
                         per_node * nodes, fill_rate[z]);
                 for (size_t i = 0; i < nq; i++) {
                         double t[100], s;
+                        if (qs[i].kind == 0 && qs[i].range == 2 && !qs[i].scope &&
+                            per_node * nodes > all_max) {
+                                qs[i].ms[z] = NAN;
+                                continue;
+                        }
                         if (run_once(&qs[i], &s) < 0) /* warm-up */
                                 return 1;
                         for (int k = 0; k < repeat; k++)
@@ -327,7 +344,9 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nq; i++) {
                 printf("| %s |", qs[i].name);
                 for (int z = 0; z < nsizes; z++)
-                        if (qs[i].kind == 2)
+                        if (isnan(qs[i].ms[z]))
+                                printf(" - |");
+                        else if (qs[i].kind == 2)
                                 printf(" %.0f rec/s |", qs[i].ms[z]);
                         else
                                 printf(" %.2f ms |", qs[i].ms[z]);
