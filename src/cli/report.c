@@ -1,7 +1,8 @@
 /* report.c - `joule report --by node|partition|cluster [--from T] [--to T] [--json]`: energy and average
  * power per node, partition or for the whole cluster over a time range, from joule-dbd's
  * periodic_aggregations windows that lie inside the range, or from the nodes' periodic_metrics records
- * (finer: one per node and period) when no aggregation window of that scope lies inside it. Average power
+ * (finer: one per node and period) at the edges of the range outside those windows, or alone when no
+ * aggregation window of that scope lies inside it. Average power
  * is over the time a key's windows or records cover; the rest of the range is shown as its gap. The
  * queries are jl_store_report_sql()'s. */
 #include <errno.h>
@@ -40,6 +41,11 @@ typedef struct {
         int64_t start_us, end_us;
         int64_t covered_us; /* the union of the spans of its windows or records */
 } report_row;
+
+static int cmp_key(const void *a, const void *b)
+{
+        return strcmp(((const report_row *)a)->key, ((const report_row *)b)->key);
+}
 
 /* Run sql (params $1 = from, $2 = to, $3 = scope when set) and collect its rows (key, energy, start, end,
  * covered). Returns the row count or a negative errno. */
@@ -84,6 +90,53 @@ static int collect(jl_store *s, const char *sql, uint64_t from_us, uint64_t to_u
         }
         *ret_rows = rows;
         return (int)n;
+}
+
+static void free_rows(report_row *rows, int n)
+{
+        for (int i = 0; i < n; i++)
+                free(rows[i].key);
+        free(rows);
+}
+
+/* Add the records that lie inside [from_us, to_us] to the n rows of *rows, key by key. Returns the new row
+ * count, or a negative errno (the rows freed). */
+static int add_edge(jl_store *s, const char *by, uint64_t from_us, uint64_t to_us, report_row **rows, int n)
+{
+        report_row *e = NULL;
+        bool added = false;
+        int ne = collect(s, jl_store_report_sql(by, false), from_us, to_us, NULL, &e);
+        if (ne < 0) {
+                free_rows(*rows, n);
+                return ne;
+        }
+        for (int j = 0; j < ne; j++) {
+                int i = 0;
+                while (i < n && strcmp((*rows)[i].key, e[j].key) != 0)
+                        i++;
+                if (i == n) {
+                        report_row *g = realloc(*rows, (size_t)(n + 1) * sizeof(**rows));
+                        if (!g) {
+                                free_rows(*rows, n);
+                                free_rows(e, ne);
+                                return -ENOMEM;
+                        }
+                        *rows = g;
+                        g[n++] = e[j];
+                        e[j].key = NULL;
+                        added = true;
+                        continue;
+                }
+                report_row *r = &(*rows)[i];
+                r->energy_uj += e[j].energy_uj;
+                r->covered_us += e[j].covered_us;
+                r->start_us = MIN(r->start_us, e[j].start_us);
+                r->end_us = MAX(r->end_us, e[j].end_us);
+        }
+        free_rows(e, ne);
+        if (added) /* keys in order, as the queries give them */
+                qsort(*rows, (size_t)n, sizeof(**rows), cmp_key);
+        return n;
 }
 
 int verb_report(cli_context *ctx, int argc, char **argv)
@@ -144,6 +197,18 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                 rows = NULL;
                 source = "metrics";
                 n = collect(s, jl_store_report_sql(by, false), from_us, to_us, NULL, &rows);
+        } else if (n > 0) {
+                /* the edges of the range outside the whole windows (and the records after the last
+                 * window the dbd has written) from the records */
+                int64_t lo = INT64_MAX, hi = INT64_MIN;
+                for (int i = 0; i < n; i++) {
+                        lo = MIN(lo, rows[i].start_us);
+                        hi = MAX(hi, rows[i].end_us);
+                }
+                if ((uint64_t)lo > from_us)
+                        n = add_edge(s, by, from_us, (uint64_t)lo, &rows, n);
+                if (n > 0 && (uint64_t)hi < to_us)
+                        n = add_edge(s, by, (uint64_t)hi, to_us, &rows, n);
         }
         if (n < 0) {
                 log_error(n, "report: %s", n == -ENOMEM ? "out of memory" : jl_store_error(s));

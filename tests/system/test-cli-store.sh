@@ -83,6 +83,12 @@ t_check "report --by cluster: from the aggregations, 42000 J, 350 W" -- jtest "$
         'j["source"] == "aggregations" and j["rows"] == [{"key": "cluster", "energy_j": 42000, "avg_power_w": 350, "covered_s": 120, "gap_s": 0}] and j["total_energy_j"] == 42000'
 t_check "report: from and to in ISO 8601 UTC" -- jtest "$OUT" \
         'j["from"] == "2026-01-01T00:00:00.000Z" and j["to"] == "2026-01-01T00:02:00.000Z"'
+OUT=$(J report --by cluster --from 2026-01-01T00:00:30Z --to 2026-01-01T00:02:00Z --json)
+t_check "report --by cluster from mid-window: the whole window, and the records of the edge (31500 J, 90 s)" -- \
+        jtest "$OUT" 'j["source"] == "aggregations" and j["rows"] == [{"key": "cluster", "energy_j": 31500, "avg_power_w": 350, "covered_s": 90, "gap_s": 0}]'
+OUT=$(J report --by partition --from 2026-01-01 --to 2026-01-01T00:01:30Z --json)
+t_check "report --by partition ending mid-window: the records after the last whole window, per key" -- jtest "$OUT" \
+        '[(r["key"], r["energy_j"], r["avg_power_w"], r["covered_s"], r["gap_s"]) for r in j["rows"]] == [("p1", 27000, 300, 90, 0), ("p2", 4500, 50, 90, 0)]'
 OUT=$(J report --by partition --from 2026-01-01 --to 2026-01-01T00:02:00Z --json)
 t_check "report --by partition: p1 36000 J (300 W), p2 6000 J (50 W)" -- jtest "$OUT" \
         '[(r["key"], r["energy_j"], r["avg_power_w"]) for r in j["rows"]] == [("p1", 36000, 300), ("p2", 6000, 50)] and j["total_energy_j"] == 42000'
