@@ -1,10 +1,9 @@
 /* report.c - `joule report --by node|partition|cluster [--from T] [--to T] [--json]`: energy and average
  * power per node, partition or for the whole cluster over a time range, from joule-dbd's
- * periodic_aggregations windows that lie inside the range, or from the nodes' periodic_metrics records
- * (finer: one per node and period) at the edges of the range outside those windows, or alone when no
- * aggregation window of that scope lies inside it. Average power
- * is over the time a key's windows or records cover; the rest of the range is shown as its gap. The
- * queries are jl_store_report_sql()'s. */
+ * periodic_aggregations windows that lie inside the range and the nodes' periodic_metrics records (finer:
+ * one per node and period) at the edges of the range outside those windows, or from the records alone
+ * when no aggregation window of that scope lies inside it. Average power is over the time a key's windows
+ * or records cover; the rest of the range is shown as its gap. The queries are jl_store_report_sql()'s. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
