@@ -264,11 +264,15 @@ static const migration migrations[] = {
      " machine_id BIGINT,"
      " message TEXT NOT NULL);\n"},
 
-    {4, "report windows: the time each aggregation's records cover, an index by scope and start",
+    {4, "report windows: the time each aggregation's records cover, indexes for report and acct windows",
      /* the union of the records' time inside the window (NULL on rows written before: the whole window) */
      "ALTER TABLE periodic_aggregations ADD COLUMN covered_us BIGINT;\n"
      /* joule report reads one scope over [from, to): both bounds on the index */
-     "CREATE INDEX periodic_aggregations_scope ON periodic_aggregations (scope, start_us);\n"},
+     "CREATE INDEX periodic_aggregations_scope ON periodic_aggregations (scope, start_us);\n"
+     /* joule acct: the longest finished step bounds how far before --from a step can have begun; the
+      * running ones have their own small index */
+     "CREATE INDEX steps_duration ON steps ((end_us - start_us));\n"
+     "CREATE INDEX steps_running ON steps (start_us) WHERE end_us IS NULL;\n"},
 };
 
 int jl_store_schema_latest(void)

@@ -729,3 +729,41 @@ const char *jl_store_report_sql(const char *by, bool aggregations)
                                       " LEFT JOIN nodes n ON n.name = m.node");
         return REPORT_RECORDS("CAST('cluster' AS TEXT)", "");
 }
+
+int jl_store_acct_sql(bool user, bool job, char *buf, size_t size)
+{
+        static const char cols[] =
+            "SELECT job_id, step_id, user_name, node, start_us, end_us, energy_uj, complete "
+            "FROM steps WHERE ";
+        char filter[64];
+        int np = 3;
+        int f = 0;
+        filter[0] = '\0';
+        if (user)
+                f += snprintf(filter + f, sizeof(filter) - (size_t)f, " AND user_name = $%d", ++np);
+        if (job)
+                snprintf(filter + f, sizeof(filter) - (size_t)f, " AND job_id = $%d", ++np);
+        /* a finished step that had not ended before from began at most the longest step before it */
+        int n = snprintf(buf, size,
+                         "%sstart_us >= $3 AND start_us < $1 AND end_us >= $2%s UNION ALL "
+                         "%send_us IS NULL AND start_us < $1%s ORDER BY 1, 2, 4",
+                         cols, filter, cols, filter);
+        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
+int jl_store_acct_longest_us(jl_store *s, int64_t *ret_us)
+{
+        jl_stmt *st = NULL;
+        /* the steps_duration index (migration 4) answers it */
+        int r = jl_store_prepare(s, "SELECT MAX(end_us - start_us) FROM steps", &st);
+        if (r >= 0)
+                r = jl_stmt_step(st);
+        if (r == JL_STORE_ROW) {
+                int64_t d = jl_stmt_column_is_null(st, 0) ? 0 : jl_stmt_column_int64(st, 0);
+                *ret_us = d > 0 ? d : 0;
+                r = 0;
+        } else if (r >= 0)
+                r = store_error(s, -EIO, "steps: no answer");
+        jl_stmt_finalize(st);
+        return r;
+}

@@ -42,6 +42,9 @@ t_check "acct --user: a user unknown here but seen in accounting" -- jtest "$OUT
 OUT=$(J acct --json --user root --from 2026-01-01T00:02:00Z --to 2026-01-01T00:05:00Z)
 t_check "acct --from/--to: only steps running in the range" -- jtest "$OUT" '[r["job_id"] for r in j] == [102]'
 
+OUT=$(J acct --json --from 2026-01-01T00:01:00Z --to 2026-01-01T00:01:05Z)
+t_check "acct: a step that began the longest step's length before --from and ended inside the range" -- \
+        jtest "$OUT" '[(r["job_id"], r["step_id"]) for r in j] == [(100, 0)]'
 J acct --csv --from 2026-01-01 >"$T_DIR/acct.csv"
 t_check "acct --csv parses with a header and the same numbers" -- "$PY" - "$T_DIR/acct.csv" <<'PYEOF'
 import csv, sys

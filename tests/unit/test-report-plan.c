@@ -1,9 +1,10 @@
 /* test-report-plan.c - the cost of `joule report` over a window does not depend on the data outside it:
  * the query plans of jl_store_report_sql() (every scope, from the aggregations and from the records) read
- * the start_us index bounded on both sides, checked with EXPLAIN QUERY PLAN on SQLite (a temporary file)
- * and EXPLAIN on PostgreSQL ($JOULE_TEST_DATABASE_URL, tests/with-postgres.sh), on a store of 40,000
- * records of 20 nodes and their aggregation windows, for an hour at the start of the data. Not a timing
- * test. Usage: test-report-plan [URL] */
+ * the start_us index bounded on both sides, and so do joule acct's (jl_store_acct_sql()), checked with
+ * EXPLAIN QUERY PLAN on SQLite (a temporary file) and EXPLAIN on PostgreSQL ($JOULE_TEST_DATABASE_URL,
+ * tests/with-postgres.sh), on a store of 40,000 records of 20 nodes, their aggregation windows and
+ * 10,000 job steps, for an hour at the start and at the end of the data. Not a timing test.
+ * Usage: test-report-plan [URL] */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #define S 1000000LL
 #define NODES 20
 #define RECORDS 2000 /* per node, 10 s each: 20,000 s of data */
+#define STEPS 500    /* per node, 100 s each */
 #define BASE 1767225600000000LL
 
 static int fill(jl_store *s)
@@ -75,6 +77,31 @@ static int fill(jl_store *s)
                 r = jl_bulk_finish(b, NULL);
         else
                 jl_bulk_abort(b);
+        /* job steps of 100 s on every node, back to back, the last 2 of each node still running */
+        static const char *const scols[] = {"job_id",   "step_id", "node",      "user_name",
+                                            "start_us", "end_us",  "energy_uj", "complete"};
+        if (r >= 0)
+                r = jl_store_bulk_begin(s, "steps", scols, ARRAY_SIZE(scols), 0, &b);
+        for (int n = 0; r >= 0 && n < NODES; n++) {
+                snprintf(name, sizeof(name), "n%02d", n);
+                for (int i = 0; r >= 0 && i < STEPS; i++) {
+                        int64_t t = BASE + (int64_t)i * 100 * S;
+                        bool running = i >= STEPS - 2;
+                        (void)jl_bulk_int64(b, i);
+                        (void)jl_bulk_int64(b, 0);
+                        (void)jl_bulk_text(b, name);
+                        (void)jl_bulk_text(b, "root");
+                        (void)jl_bulk_int64(b, t);
+                        (void)(running ? jl_bulk_null(b) : jl_bulk_int64(b, t + 100 * S));
+                        (void)(running ? jl_bulk_null(b) : jl_bulk_int64(b, 10000 * S));
+                        (void)jl_bulk_int64(b, !running);
+                        r = jl_bulk_row_end(b);
+                }
+        }
+        if (r >= 0)
+                r = jl_bulk_finish(b, NULL);
+        else
+                jl_bulk_abort(b);
         if (r >= 0)
                 r = jl_store_commit(s);
         if (r >= 0)
@@ -93,6 +120,39 @@ static int plan(jl_store *s, bool sqlite, const char *sql, const char *scope, in
         if (r >= 0 && (r = jl_stmt_bind_int64(st, 1, from)) >= 0 &&
             (r = jl_stmt_bind_int64(st, 2, to)) >= 0 && scope)
                 r = jl_stmt_bind_text(st, 3, scope);
+        if (r < 0)
+                return r;
+        size_t n = 0;
+        buf[0] = '\0';
+        while ((r = jl_stmt_step(st)) == JL_STORE_ROW) {
+                const char *line = jl_stmt_column_text(st, sqlite ? 3 : 0);
+                n += (size_t)snprintf(buf + n, size - n, "%s\n", line ? line : "");
+                if (n >= size)
+                        return -E2BIG;
+        }
+        return r < 0 ? r : 0;
+}
+
+/* The plan of joule acct's query over [from, to) (--user set: with --job, the job's own index serves) as
+ * lines of text. */
+static int plan_acct(jl_store *s, bool sqlite, int64_t from, int64_t to, char *buf, size_t size)
+{
+        char sql[1024], q[1200];
+        int64_t longest = -1;
+        int r = jl_store_acct_longest_us(s, &longest);
+        if (r < 0 || !ok(longest == 100 * S, "the longest finished step: 100 s"))
+                return r < 0 ? r : -EINVAL;
+        r = jl_store_acct_sql(true, false, sql, sizeof(sql));
+        if (r < 0)
+                return r;
+        snprintf(q, sizeof(q), "%s%s", sqlite ? "EXPLAIN QUERY PLAN " : "EXPLAIN ", sql);
+        _cleanup_stmt_ jl_stmt *st = NULL;
+        r = jl_store_prepare(s, q, &st);
+        if (r >= 0 && (r = jl_stmt_bind_int64(st, 1, to)) >= 0 &&
+            (r = jl_stmt_bind_int64(st, 2, from)) >= 0 &&
+            (r = jl_stmt_bind_int64(st, 3, from - longest)) >= 0 &&
+            (r = jl_stmt_bind_text(st, 4, "root")) >= 0)
+                r = 0;
         if (r < 0)
                 return r;
         size_t n = 0;
@@ -179,6 +239,23 @@ int main(int argc, char **argv)
                                         printf("#   %s\n", l);
                 }
         ok(jl_store_report_sql("galaxy", false) == NULL, "an unknown scope has no query");
+
+        /* joule acct, an hour at the start of the steps: finished steps by steps_start with both bounds,
+         * running ones by their own index, never the whole table */
+        int64_t ends[2] = {BASE + 3600 * S, BASE + (int64_t)STEPS * 100 * S};
+        for (int e = 0; e < 2; e++) {
+                int64_t from = ends[e] - 3600 * S, to = ends[e];
+                int r = plan_acct(s, sqlite, from, to, p, sizeof(p));
+                if (!ok(r >= 0, "EXPLAIN acct, the %s hour", e ? "last" : "first"))
+                        printf("# %s\n", jl_store_error(s));
+                bool b = bounded(sqlite, p, "steps", "steps_start") &&
+                         strstr(p, sqlite ? "USING INDEX steps_running" : "steps_running") != NULL;
+                ok(b, "… the start_us index bounded on both sides, and the index of running steps");
+                if (!b)
+                        for (char *save = NULL, *l = strtok_r(p, "\n", &save); l;
+                             l = strtok_r(NULL, "\n", &save))
+                                printf("#   %s\n", l);
+        }
 
         jl_store_close(TAKE_PTR(s));
         if (sqlite) {
