@@ -3,7 +3,8 @@
  * domains_json) and the aggregation windows joule-dbd would write for them (60 s; cluster, partition,
  * node), growing it to each SIZE in turn; at each size times, as the median of REPEAT runs, the queries of
  * `joule report` (jl_store_report_sql(): every scope, from the aggregations and from the records, an
- * hour at the start, an hour at the end and the whole history), the report's former one-sided query,
+ * hour at the start, an hour at the end and the whole history), `joule acct`'s (job steps of an hour on
+ * every node), the former one-sided queries,
  * `joule status`'s query, and a batch of new records stored as joule-dbd stores them
  * (jl_store_put_records). Prints a Markdown table, one column per size.
  * Usage: bench-query URL SIZE... (environment: NODES, default 100; REPEAT, default 5; ALL_MAX, default
@@ -25,7 +26,7 @@
 #define PERIOD (10 * S)
 #define WINDOW (60 * S)
 #define MAX_SIZES 8
-#define MAX_QUERIES 24
+#define MAX_QUERIES 32
 
 static jl_store *st;
 static int nodes = 100, repeat = 5;
@@ -135,6 +136,36 @@ static int grow(int64_t upto)
                 }
                 from = to;
         }
+        /* job steps of an hour on every node, back to back (the finished hours) */
+        static const char *const scols[] = {"job_id",   "step_id", "node",      "user_name",
+                                            "start_us", "end_us",  "energy_uj", "complete"};
+        int64_t h0 = filled * PERIOD / (3600 * S), h1 = upto * PERIOD / (3600 * S);
+        if (h1 > h0) {
+                jl_bulk *b;
+                int r = jl_store_bulk_begin(st, "steps", scols, ARRAY_SIZE(scols), 0, &b);
+                if (r < 0)
+                        return fail("bulk begin");
+                for (int64_t h = h0; h < h1 && r >= 0; h++)
+                        for (int n = 0; n < nodes && r >= 0; n++) {
+                                node_name(n, name, sizeof(name));
+                                (void)jl_bulk_int64(b, h);
+                                (void)jl_bulk_int64(b, 0);
+                                (void)jl_bulk_text(b, name);
+                                (void)jl_bulk_text(b, "root");
+                                (void)jl_bulk_int64(b, BASE + h * 3600 * S);
+                                (void)jl_bulk_int64(b, BASE + (h + 1) * 3600 * S);
+                                (void)jl_bulk_int64(b, 100 * 3600 * S);
+                                r = jl_bulk_int64(b, 1);
+                                if (r >= 0)
+                                        r = jl_bulk_row_end(b);
+                        }
+                if (r < 0) {
+                        jl_bulk_abort(b);
+                        return fail("steps rows");
+                }
+                if (jl_bulk_finish(b, NULL) < 0)
+                        return fail("bulk finish");
+        }
         filled = upto;
         return 0;
 }
@@ -144,7 +175,7 @@ typedef struct {
         const char *sql;
         const char *scope; /* $3 */
         int range;         /* 0 first hour, 1 last hour, 2 everything */
-        int kind;          /* 0 a query, 1 status, 2 ingest */
+        int kind;          /* 0 a query, 1 status, 2 ingest, 3 acct */
         double ms[MAX_SIZES];
 } query;
 
@@ -158,6 +189,12 @@ static const char *const old_node =
     "SELECT node, SUM(energy_uj), MIN(start_us), MAX(end_us) FROM periodic_metrics "
     "WHERE start_us >= $1 AND end_us <= $2 GROUP BY node ORDER BY node";
 
+/* joule acct's former query: start_us bounded from above only. */
+static const char *const old_acct =
+    "SELECT job_id, step_id, user_name, node, start_us, end_us, energy_uj, complete "
+    "FROM steps WHERE start_us < $1 AND (end_us IS NULL OR end_us >= $2) "
+    "ORDER BY job_id, step_id, node";
+
 static int run_once(query *q, double *ret_s)
 {
         int64_t end = BASE + filled * PERIOD;
@@ -168,6 +205,22 @@ static int run_once(query *q, double *ret_s)
                 _cleanup_stmt_ jl_stmt *s = NULL;
                 if (jl_store_prepare(st, q->sql, &s) < 0 || jl_stmt_bind_int64(s, 1, from) < 0 ||
                     jl_stmt_bind_int64(s, 2, to) < 0 || (q->scope && jl_stmt_bind_text(s, 3, q->scope) < 0))
+                        return fail(q->name);
+                int r, rows = 0;
+                while ((r = jl_stmt_step(s)) == JL_STORE_ROW)
+                        rows++;
+                if (r < 0 || rows == 0)
+                        return r < 0 ? fail(q->name) : -ENODATA;
+        } else if (q->kind == 3) {
+                /* joule acct's query over the hour (params $1 = to, $2 = from, $3 = from - longest) */
+                char sql[1024];
+                int64_t longest = 0;
+                _cleanup_stmt_ jl_stmt *s = NULL;
+                if ((!q->sql && (jl_store_acct_longest_us(st, &longest) < 0 ||
+                                 jl_store_acct_sql(false, false, sql, sizeof(sql)) < 0)) ||
+                    jl_store_prepare(st, q->sql ? q->sql : sql, &s) < 0 ||
+                    jl_stmt_bind_int64(s, 1, to) < 0 || jl_stmt_bind_int64(s, 2, from) < 0 ||
+                    (!q->sql && jl_stmt_bind_int64(s, 3, from - longest) < 0))
                         return fail(q->name);
                 int r, rows = 0;
                 while ((r = jl_stmt_step(s)) == JL_STORE_ROW)
@@ -292,6 +345,12 @@ int main(int argc, char **argv)
         qs[nq++] = (query){.name = "before: report --by node, all, records (no node aggregations)",
                            .sql = old_node,
                            .range = 2};
+        qs[nq++] = (query){.name = "acct, first hour", .kind = 3};
+        qs[nq++] = (query){.name = "acct, last hour", .kind = 3, .range = 1};
+        qs[nq++] = (query){.name = "before: acct, last hour, start_us bounded above only",
+                           .sql = old_acct,
+                           .kind = 3,
+                           .range = 1};
         qs[nq++] = (query){.name = "status: the newest record of every node", .kind = 1};
         qs[nq++] = (query){.name = "ingest: 10 records per node through jl_store_put_records", .kind = 2};
 
