@@ -3,7 +3,7 @@
  * periodic_aggregations windows that lie inside the range and the nodes' periodic_metrics records (finer:
  * one per node and period) at the edges of the range outside those windows, or from the records alone
  * when no aggregation window of that scope lies inside it. Average power is over the time a key's windows
- * or records cover; the rest of the range is shown as its gap. The queries are jl_store_report_sql()'s. */
+ * or records cover; the rest of the range is shown as missing. The queries are jl_store_report_sql()'s. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -28,7 +28,7 @@ static int usage(FILE *f)
               "                  default: the first record\n"
               "      --to T      default: now\n"
               "      --json      {from, to, by, source, total_energy_j,\n"
-              "                  rows: [{key, energy_j, avg_power_w, covered_s, gap_s}]}\n"
+              "                  rows: [{key, energy_j, avg_power_w, covered_s, missing_s}]}\n"
               "      --url URL   the database (default: database.url)\n",
               f);
         return f == stdout ? 0 : 2;
@@ -245,14 +245,14 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                 printf("Energy by %s from %s to %s (%s)\n\n%-24s %16s %12s %12s %12s\n", by, from_s, to_s,
                        strcmp(source, "metrics") == 0 ? "from the nodes' periodic records"
                                                       : "from the aggregations",
-                       "KEY", "ENERGY(J)", "POWER(W)", "COVERED(s)", "GAP(s)");
+                       "KEY", "ENERGY(J)", "POWER(W)", "COVERED(s)", "MISSING(s)");
         }
         for (int i = 0; i < n; i++) {
                 double e_j = (double)rows[i].energy_uj / 1e6;
                 /* power over the time the key's data covers, not over the range: a node that reported for
                  * part of it is not shown as drawing less */
                 double covered_s = (double)rows[i].covered_us / 1e6;
-                double gap_s =
+                double missing_s =
                     (double)MAX((int64_t)(to_us - from_us) - rows[i].covered_us, (int64_t)0) / 1e6;
                 double p_w = covered_s > 0 ? e_j / covered_s : NAN;
                 if (json) {
@@ -265,12 +265,12 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                         json_double(&w, p_w);
                         json_key(&w, "covered_s");
                         json_double(&w, covered_s);
-                        json_key(&w, "gap_s");
-                        json_double(&w, gap_s);
+                        json_key(&w, "missing_s");
+                        json_double(&w, missing_s);
                         json_object_end(&w);
                 } else {
                         printf("%-24s %16.3f %12.2f %12.1f %12.1f\n", rows[i].key, e_j, p_w, covered_s,
-                               gap_s);
+                               missing_s);
                 }
                 free(rows[i].key);
         }
