@@ -2,7 +2,9 @@
  *
  *   bench-ingest raw URL N          N rows into periodic_metrics by a bare prepared INSERT loop in one
  *                                   transaction, then N more by the store's bulk path (PostgreSQL: COPY);
- *                                   prints "prepared ROWS/S" and "bulk ROWS/S"
+ *                                   prints "prepared ROWS/S" and "bulk ROWS/S", and this process's CPU
+ *                                   time per row of each ("prepared_cpu_us", "bulk_cpu_us": all of it
+ *                                   on SQLite, the client's share only on PostgreSQL)
  *   bench-ingest dbd HOST:PORT C N [MUNGE_SOCKET]
  *                                   C simulated nodes, one TCP connection each (HELLO with a MUNGE
  *                                   credential), N RECORD frames in all, sent as fast as the sockets take
@@ -31,6 +33,13 @@ static double now_s(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -107,7 +116,7 @@ static int raw(const char *url, uint64_t n)
                 fprintf(stderr, "raw: %s\n", jl_store_error(s));
                 return 1;
         }
-        double t = now_s();
+        double t = now_s(), c = cpu_s();
         int r = jl_store_begin(s);
         for (uint64_t i = 1; i <= n && r >= 0; i++) {
                 jl_msg_record m = make_record("raw-prepared", i);
@@ -119,7 +128,7 @@ static int raw(const char *url, uint64_t n)
         }
         if (r >= 0)
                 r = jl_store_commit(s);
-        double prepared = (double)n / (now_s() - t);
+        double prepared = (double)n / (now_s() - t), prepared_cpu = (cpu_s() - c) * 1e6 / (double)n;
         jl_stmt_finalize(st);
         if (r < 0) {
                 fprintf(stderr, "raw: prepared: %s\n", jl_store_error(s));
@@ -127,6 +136,7 @@ static int raw(const char *url, uint64_t n)
         }
         /* the store's bulk path (COPY on PostgreSQL), with duplicates dropped as the dbd does */
         t = now_s();
+        c = cpu_s();
         jl_bulk *b;
         r = jl_store_bulk_begin(s, "periodic_metrics", columns, 11, JL_BULK_IGNORE_CONFLICTS, &b);
         for (uint64_t i = 1; i <= n && r >= 0; i++) {
@@ -159,8 +169,9 @@ static int raw(const char *url, uint64_t n)
                 fprintf(stderr, "raw: bulk: %s\n", jl_store_error(s));
                 return 1;
         }
-        double bulk = (double)n / (now_s() - t);
-        printf("prepared %.0f\nbulk %.0f\n", prepared, bulk);
+        double bulk = (double)n / (now_s() - t), bulk_cpu = (cpu_s() - c) * 1e6 / (double)n;
+        printf("prepared %.0f\nbulk %.0f\nprepared_cpu_us %.2f\nbulk_cpu_us %.2f\n", prepared, bulk,
+               prepared_cpu, bulk_cpu);
         jl_store_close(s);
         return 0;
 }

@@ -16,6 +16,8 @@ pkgs=(
         powercap-utils lm-sensors prometheus-node-exporter stress-ng
         # e-mail of the measurement cluster: SMTP through libcurl; a real SMTP server for its tests
         libcurl4-openssl-dev python3-aiosmtpd
+        # the runtime: one build per MPI (Open MPI, MPICH, side by side), their tests in C and Fortran
+        openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
 )
 missing=()
 for p in "${pkgs[@]}"; do

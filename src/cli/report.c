@@ -39,6 +39,7 @@ typedef struct {
         int64_t energy_uj;
         int64_t start_us, end_us;
         int64_t covered_us; /* the union of the spans of its windows or records */
+        int64_t gap_us;     /* records only: time whose energy is estimated across counter wraps */
 } report_row;
 
 static int cmp_key(const void *a, const void *b)
@@ -47,7 +48,7 @@ static int cmp_key(const void *a, const void *b)
 }
 
 /* Run sql (params $1 = from, $2 = to, $3 = scope when set) and collect its rows (key, energy, start, end,
- * covered). Returns the row count or a negative errno. */
+ * covered, gap). Returns the row count or a negative errno. */
 static int collect(jl_store *s, const char *sql, uint64_t from_us, uint64_t to_us, const char *scope,
                    report_row **ret_rows)
 {
@@ -75,7 +76,8 @@ static int collect(jl_store *s, const char *sql, uint64_t from_us, uint64_t to_u
                                        .energy_uj = jl_stmt_column_int64(st, 1),
                                        .start_us = jl_stmt_column_int64(st, 2),
                                        .end_us = jl_stmt_column_int64(st, 3),
-                                       .covered_us = jl_stmt_column_int64(st, 4)};
+                                       .covered_us = jl_stmt_column_int64(st, 4),
+                                       .gap_us = jl_stmt_column_int64(st, 5)};
                 if (!rows[n++].key) {
                         r = -ENOMEM;
                         break;
@@ -129,6 +131,7 @@ static int add_edge(jl_store *s, const char *by, uint64_t from_us, uint64_t to_u
                 report_row *r = &(*rows)[i];
                 r->energy_uj += e[j].energy_uj;
                 r->covered_us += e[j].covered_us;
+                r->gap_us += e[j].gap_us;
                 r->start_us = MIN(r->start_us, e[j].start_us);
                 r->end_us = MAX(r->end_us, e[j].end_us);
         }
@@ -221,9 +224,11 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                 from_us = (uint64_t)first;
         }
 
-        int64_t total_uj = 0;
-        for (int i = 0; i < n; i++)
+        int64_t total_uj = 0, gap_us = 0;
+        for (int i = 0; i < n; i++) {
                 total_uj += rows[i].energy_uj;
+                gap_us += rows[i].gap_us;
+        }
         char from_s[40], to_s[40];
         format_iso8601(from_us * 1000, from_s, sizeof(from_s));
         format_iso8601(to_us * 1000, to_s, sizeof(to_s));
@@ -267,6 +272,10 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                         json_double(&w, covered_s);
                         json_key(&w, "missing_s");
                         json_double(&w, missing_s);
+                        if (strcmp(source, "metrics") == 0) {
+                                json_key(&w, "gap_s");
+                                json_double(&w, (double)rows[i].gap_us / 1e6);
+                        }
                         json_object_end(&w);
                 } else {
                         printf("%-24s %16.3f %12.2f %12.1f %12.1f\n", rows[i].key, e_j, p_w, covered_s,
@@ -283,6 +292,10 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                 putchar('\n');
         } else {
                 printf("%-24s %16.3f\n", "TOTAL", (double)total_uj / 1e6);
+                if (gap_us > 0)
+                        printf("(%.3f s of these records had their energy estimated across counter wraps that "
+                               "could not be resolved for certain: see docs/metrics.md, \"Gaps\")\n",
+                               (double)gap_us / 1e6);
                 if (n == 0)
                         printf("(no records in this range)\n");
         }

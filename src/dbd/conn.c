@@ -4,6 +4,7 @@
  * the database) and turned into cache items; MUNGE authentication of the HELLO. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <munge.h>
 #include <stdarg.h>
@@ -39,8 +40,8 @@ void dbd_item_clear(dbd_item *it)
 size_t dbd_item_bytes(const dbd_item *it)
 {
         size_t n = sizeof(*it);
-        if (it->kind == DBD_ITEM_RECORD && it->rec.domains_json)
-                n += strlen(it->rec.domains_json) + 1 + 16; /* malloc's overhead, roughly */
+        if (it->kind == DBD_ITEM_RECORD && it->rec.domains_json) /* and malloc's chunk header */
+                n += malloc_usable_size(it->rec.domains_json) + sizeof(size_t);
         return n;
 }
 
@@ -104,6 +105,21 @@ static const char *type_name(uint8_t t)
         return "unknown";
 }
 
+/* Decimal digits of v at p (no terminator); their count. */
+static size_t put_u64(char *p, uint64_t v)
+{
+        char tmp[20];
+        size_t n = 0;
+        do {
+                tmp[n++] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        for (size_t i = 0; i < n; i++)
+                p[i] = tmp[n - 1 - i];
+        return n;
+}
+
+/* {"name":energy_uj,...}, written by hand: snprintf was a third of the event loop's time per record. */
 static char *domains_json(const jl_msg_record *m)
 {
         if (m->ndomains == 0)
@@ -116,12 +132,32 @@ static char *domains_json(const jl_msg_record *m)
         if (!s)
                 return NULL;
         *p++ = '{';
-        for (size_t i = 0; i < m->ndomains; i++)
-                p += snprintf(p, size - (size_t)(p - s), "%s\"%s\":%" PRIu64, i ? "," : "",
-                              m->domains[i].name, m->domains[i].energy_uj);
+        for (size_t i = 0; i < m->ndomains; i++) {
+                size_t len = strlen(m->domains[i].name);
+                if (i)
+                        *p++ = ',';
+                *p++ = '"';
+                memcpy(p, m->domains[i].name, len);
+                p += len;
+                *p++ = '"';
+                *p++ = ':';
+                p += put_u64(p, m->domains[i].energy_uj);
+        }
         *p++ = '}';
         *p = '\0';
         return s;
+}
+
+static int hello_accepted(dbd_conn_proto *c, int64_t now_us, dbd_emit_fn emit, void *emit_data)
+{
+        dbd_item it = {.conn_id = c->id, .kind = DBD_ITEM_HELLO, .seq = c->hello_next_seq};
+        c->last_seq = 0;
+        c->state = DBD_CONN_READY;
+        memcpy(it.node, c->node, sizeof(it.node));
+        it.hello.time_us = now_us;
+        memcpy(it.hello.partition, c->partition, sizeof(it.hello.partition));
+        memcpy(it.hello.island, c->island, sizeof(it.hello.island));
+        return emit(emit_data, &it);
 }
 
 static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *payload, int64_t now_us,
@@ -143,21 +179,18 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                     (m.island[0] && !jl_msg_name_valid(m.island)))
                         return reject(why, whylen, -EBADMSG,
                                       "bad HELLO: partition or island is not printable");
-                int r = auth(auth_data, m.cred, m.cred_len, m.node, w, sizeof(w));
-                if (r < 0)
-                        return reject(why, whylen, r, "HELLO from node '%s' refused: %s", m.node, w);
                 memcpy(c->node, m.node, sizeof(c->node));
                 memcpy(c->partition, m.partition, sizeof(c->partition));
                 memcpy(c->island, m.island, sizeof(c->island));
-                c->last_seq = 0;
-                c->state = DBD_CONN_READY;
-                it.kind = DBD_ITEM_HELLO;
-                memcpy(it.node, c->node, sizeof(it.node));
-                it.seq = m.next_seq;
-                it.hello.time_us = now_us;
-                memcpy(it.hello.partition, m.partition, sizeof(it.hello.partition));
-                memcpy(it.hello.island, m.island, sizeof(it.hello.island));
-                return emit(emit_data, &it);
+                c->hello_next_seq = m.next_seq;
+                int r = auth(auth_data, m.cred, m.cred_len, m.node, w, sizeof(w));
+                if (r == DBD_AUTH_PENDING) {
+                        c->state = DBD_CONN_AUTHENTICATING;
+                        return 0;
+                }
+                if (r < 0)
+                        return reject(why, whylen, r, "HELLO from node '%s' refused: %s", m.node, w);
+                return hello_accepted(c, now_us, emit, emit_data);
         }
 
         switch (h->type) {
@@ -184,6 +217,7 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                 it.rec.temp_c = m.temp_max_c;
                 it.rec.freq_khz = m.freq_avg_khz;
                 it.rec.step_id = m.step_id;
+                it.rec.gap_us = (int64_t)m.gap_us;
                 it.rec.has_job = m.job_id[0] && jl_msg_job_id_parse(m.job_id, &it.rec.job_id) == 0;
                 if (m.ndomains > 0 && !(it.rec.domains_json = domains_json(&m)))
                         return reject(why, whylen, -ENOMEM, "out of memory");
@@ -225,13 +259,11 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
         }
 }
 
-int dbd_proto_feed(dbd_conn_proto *c, const void *data, size_t n, int64_t now_us, dbd_auth_fn auth,
-                   void *auth_data, dbd_emit_fn emit, void *emit_data, char *why, size_t whylen)
+static int process(dbd_conn_proto *c, int64_t now_us, dbd_auth_fn auth, void *auth_data, dbd_emit_fn emit,
+                   void *emit_data, char *why, size_t whylen)
 {
-        int r = jl_framer_feed(&c->framer, data, n);
-        if (r < 0)
-                return reject(why, whylen, r, "cannot buffer the stream: %s", strerror(-r));
-        for (;;) {
+        int r;
+        while (c->state != DBD_CONN_AUTHENTICATING) {
                 jl_frame_header h;
                 const uint8_t *payload;
                 r = jl_framer_next(&c->framer, &h, &payload);
@@ -256,4 +288,28 @@ int dbd_proto_feed(dbd_conn_proto *c, const void *data, size_t n, int64_t now_us
                 if (r < 0)
                         return r;
         }
+        return 0; /* the rest waits in the framer for the credential's answer */
+}
+
+int dbd_proto_feed(dbd_conn_proto *c, const void *data, size_t n, int64_t now_us, dbd_auth_fn auth,
+                   void *auth_data, dbd_emit_fn emit, void *emit_data, char *why, size_t whylen)
+{
+        int r = jl_framer_feed(&c->framer, data, n);
+        if (r < 0)
+                return reject(why, whylen, r, "cannot buffer the stream: %s", strerror(-r));
+        return process(c, now_us, auth, auth_data, emit, emit_data, why, whylen);
+}
+
+int dbd_proto_auth_done(dbd_conn_proto *c, int auth_r, const char *auth_why, int64_t now_us,
+                        dbd_emit_fn emit, void *emit_data, char *why, size_t whylen)
+{
+        if (c->state != DBD_CONN_AUTHENTICATING)
+                return reject(why, whylen, -EPROTO, "a credential's answer without a HELLO");
+        if (auth_r < 0)
+                return reject(why, whylen, auth_r, "HELLO from node '%s' refused: %s", c->node, auth_why);
+        int r = hello_accepted(c, now_us, emit, emit_data);
+        if (r < 0)
+                return reject(why, whylen, r, "out of memory");
+        /* a second HELLO among the buffered frames is refused by on_frame: the check is never called */
+        return process(c, now_us, NULL, NULL, emit, emit_data, why, whylen);
 }

@@ -1,14 +1,16 @@
 /* main.c - joule-dbd, the database daemon: accepts node connections on dbd.listen, runs one epoll event
- * loop over non-blocking sockets (a protocol state machine per connection, conn.c), caches what the nodes
- * send in chunks for the writer thread (queue.c, writer.c), ACKs what is committed, stops reading while
- * the cache is over dbd.max_memory_mb (backpressure, never dropping), reloads its batch settings on
- * SIGHUP, and on SIGTERM stores (and ACKs) what it holds before exiting 0.
+ * loop over non-blocking sockets (a protocol state machine per connection, conn.c; HELLO credentials checked
+ * by MUNGE worker threads, authpool.c, never on the loop), caches what the nodes send in chunks for the
+ * writer thread (queue.c, writer.c), ACKs what is committed, stops reading while the cache is over
+ * dbd.max_memory_mb (backpressure, never dropping), reloads its batch settings on SIGHUP, and on SIGTERM
+ * stores (and ACKs) what it holds before exiting 0.
  *
- * Order: configuration and log, listening socket, queue, writer thread, signals, then the loop; torn
- * down in reverse. */
+ * Order: configuration and log, listening socket, queue, writer thread, MUNGE workers, signals, then the
+ * loop; torn down in reverse. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -37,6 +39,10 @@
 #define TAG_SIGNAL 2
 #define TAG_DONE 3
 #define TAG_TIMER 4
+#define TAG_AUTH 5
+#define AUTH_THREADS 4        /* MUNGE decodes at once (each mostly waits on munged) */
+#define AUTH_MAX_WAITING 4096 /* HELLOs queued for them; beyond, a HELLO is refused (the node retries) */
+#define HELLO_READ 4096       /* read before a HELLO is accepted: what waits for the credential's answer */
 #define HELLO_TIMEOUT_NS (10 * NSEC_PER_SEC)
 #define OUT_MAX (1u << 20)
 #define STOP_DEADLINE_NS (20 * NSEC_PER_SEC)
@@ -48,10 +54,12 @@
                 (b) = _t;                                                                                   \
         } while (0)
 
-typedef struct {
+typedef struct conn {
         int fd;
         uint64_t id;
         char peer[80];
+        struct conn *node_next; /* in d->by_node, once its HELLO is accepted */
+        bool by_node;
         dbd_conn_proto proto;
         uint8_t *out;
         size_t out_len, out_off;
@@ -69,20 +77,26 @@ typedef struct {
         dbd_writer *writer;
         dbd_munge_auth auth;
         char *munge_socket;
+        dbd_auth_pool *authpool;
+        uint64_t feeding; /* the connection whose bytes are being fed (its HELLO goes to the pool) */
 
-        conn **conns; /* by slot */
+        conn **conns;   /* by slot */
+        conn **by_node; /* accepted connections by node name: chained buckets */
+        size_t nbuckets, nby_node;
         uint32_t *gens;
         size_t nslots;
         size_t *free_slots;
         size_t nfree;
         size_t nconns;
 
-        uint64_t mem_used, mem_limit;
+        uint64_t mem_used, mem_limit; /* the cache: queued chunks and the items of the current read */
+        uint64_t mem_peak;            /* since the last malloc_trim */
         bool paused, stopping, listen_paused;
         uint64_t stop_deadline_ns;
 
         dbd_item *pending; /* items of the current read, pushed to the queue together */
         size_t npending, pending_cap;
+        uint64_t pending_bytes;
         uint64_t records_in, acks_out, dropped_conns;
 } dbd;
 
@@ -148,6 +162,8 @@ static void reload(dbd *d)
         char **users = c.dbd.node_users;
         if (resolve_users(d, users) < 0)
                 (void)resolve_users(d, d->cfg.dbd.node_users);
+        if (dbd_auth_pool_set_uids(d->authpool, d->auth.uids, d->auth.nuids) < 0)
+                log_error(ENOMEM, "reload: out of memory; dbd.node_users may be stale");
         /* keep what cannot change at run time, take the rest */
         SWAP_STR(c.dbd.listen, d->cfg.dbd.listen);
         SWAP_STR(c.database.url, d->cfg.database.url);
@@ -170,10 +186,19 @@ static conn *conn_lookup(dbd *d, uint64_t id)
         return d->conns[slot];
 }
 
+/* HELLOs are read even while the cache is full (in small pieces, see conn_read), so that a node connecting
+ * during a database outage is not dropped for a HELLO it could not send. */
+static bool conn_wants_read(const dbd *d, const conn *c)
+{
+        if (d->stopping || c->closing)
+                return false;
+        return c->proto.state == DBD_CONN_AWAIT_HELLO || (c->proto.state == DBD_CONN_READY && !d->paused);
+}
+
 static void conn_events(dbd *d, conn *c)
 {
         struct epoll_event ev = {.data.u64 = c->id};
-        if (!d->paused && !d->stopping && !c->closing)
+        if (conn_wants_read(d, c))
                 ev.events |= EPOLLIN;
         if (c->out_off < c->out_len)
                 ev.events |= EPOLLOUT;
@@ -191,19 +216,43 @@ static int emit(void *userdata, dbd_item *it)
                 d->pending = p;
                 d->pending_cap = cap;
         }
+        d->pending_bytes += dbd_item_bytes(it);
         d->pending[d->npending++] = *it;
         return 0;
+}
+
+/* A HELLO's credential goes to the pool of MUNGE workers; the answer comes back through on_auth(). */
+static int auth_async(void *userdata, const uint8_t *cred, size_t cred_len, const char *node, char *why,
+                      size_t whylen)
+{
+        dbd *d = userdata;
+        if (cred_len == 0)
+                return dbd_auth_munge(NULL, cred, cred_len, node, why, whylen);
+        int r = dbd_auth_pool_submit(d->authpool, d->feeding, cred, cred_len, node);
+        if (r == -EAGAIN)
+                snprintf(why, whylen, "%d HELLOs are waiting for MUNGE already; try again later",
+                         AUTH_MAX_WAITING);
+        else if (r < 0)
+                snprintf(why, whylen, "out of memory");
+        return r < 0 ? r : DBD_AUTH_PENDING;
+}
+
+static bool cache_full(const dbd *d)
+{
+        return d->mem_used + d->pending_bytes >= d->mem_limit;
 }
 
 static void push_pending(dbd *d)
 {
         if (d->npending == 0)
                 return;
-        for (size_t i = 0; i < d->npending; i++) {
-                d->mem_used += dbd_item_bytes(&d->pending[i]);
+        for (size_t i = 0; i < d->npending; i++)
                 d->records_in += d->pending[i].kind == DBD_ITEM_RECORD;
-        }
-        int r = dbd_queue_push(&d->queue, d->pending, d->npending);
+        size_t added;
+        int r = dbd_queue_push(&d->queue, d->pending, d->npending, &added);
+        d->mem_used += added;
+        d->mem_peak = MAX(d->mem_peak, d->mem_used);
+        d->pending_bytes = 0;
         if (r < 0) {
                 /* not cached, not ACKed: the nodes send them again */
                 log_error(r, "cannot cache %zu messages: out of memory", d->npending);
@@ -213,8 +262,69 @@ static void push_pending(dbd *d)
         d->npending = 0;
 }
 
+/* ---- accepted connections by node name (a node that connects again closes its old connection) ---- */
+
+static size_t node_hash(const char *s)
+{
+        uint64_t h = 1469598103934665603ull;
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 1099511628211ull;
+        return (size_t)h;
+}
+
+static void by_node_add(dbd *d, conn *c)
+{
+        if (d->nby_node >= d->nbuckets) {
+                size_t n = d->nbuckets ? d->nbuckets * 2 : 64;
+                conn **b = calloc(n, sizeof(conn *));
+                if (b) { /* else longer chains */
+                        for (size_t i = 0; i < d->nbuckets; i++)
+                                for (conn *o = d->by_node[i], *next; o; o = next) {
+                                        next = o->node_next;
+                                        size_t j = node_hash(o->proto.node) & (n - 1);
+                                        o->node_next = b[j];
+                                        b[j] = o;
+                                }
+                        free(d->by_node);
+                        d->by_node = b;
+                        d->nbuckets = n;
+                }
+        }
+        if (d->nbuckets == 0)
+                return; /* out of memory: an old connection of this node is not found (it ends by itself) */
+        size_t j = node_hash(c->proto.node) & (d->nbuckets - 1);
+        c->node_next = d->by_node[j];
+        d->by_node[j] = c;
+        c->by_node = true;
+        d->nby_node++;
+}
+
+static void by_node_del(dbd *d, conn *c)
+{
+        if (!c->by_node)
+                return;
+        for (conn **p = &d->by_node[node_hash(c->proto.node) & (d->nbuckets - 1)]; *p; p = &(*p)->node_next)
+                if (*p == c) {
+                        *p = c->node_next;
+                        break;
+                }
+        c->by_node = false;
+        d->nby_node--;
+}
+
+static conn *by_node_find(const dbd *d, const char *node)
+{
+        if (d->nbuckets == 0)
+                return NULL;
+        for (conn *o = d->by_node[node_hash(node) & (d->nbuckets - 1)]; o; o = o->node_next)
+                if (strcmp(o->proto.node, node) == 0)
+                        return o;
+        return NULL;
+}
+
 static void conn_free(dbd *d, conn *c)
 {
+        by_node_del(d, c);
         size_t slot = (size_t)(c->id & 0xffffffffu);
         (void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -304,12 +414,24 @@ static void conn_send_error(dbd *d, conn *c, int err, const char *why)
                 (void)conn_send(d, c, &w);
 }
 
+static void set_paused(dbd *d, bool paused);
+
+/* Read what a connection sent, up to 256 KiB at a time, and not beyond the cache's limit: the check is made
+ * before every read, so that the cache overshoots dbd.max_memory_mb by one read's items at most. Before its
+ * HELLO is accepted a connection is read in small pieces, and not at all while the credential is checked:
+ * what follows the HELLO waits in its framer meanwhile. */
 static void conn_read(dbd *d, conn *c)
 {
         static uint8_t buf[65536];
         size_t total = 0;
-        while (total < 4 * sizeof(buf)) {
-                ssize_t k = recv(c->fd, buf, sizeof(buf), 0);
+        while (total < 4 * sizeof(buf) && c->proto.state != DBD_CONN_AUTHENTICATING) {
+                if (c->proto.state == DBD_CONN_READY && cache_full(d)) {
+                        push_pending(d);
+                        set_paused(d, true);
+                        return;
+                }
+                size_t want = c->proto.state == DBD_CONN_READY ? sizeof(buf) : HELLO_READ;
+                ssize_t k = recv(c->fd, buf, want, 0);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -331,11 +453,12 @@ static void conn_read(dbd *d, conn *c)
                 }
                 total += (size_t)k;
                 int64_t now = realtime_us();
+                d->feeding = c->id;
                 for (size_t off = 0; off < (size_t)k; off += FEED_PIECE) {
                         char why[512];
                         size_t n = MIN((size_t)FEED_PIECE, (size_t)k - off);
-                        int r = dbd_proto_feed(&c->proto, buf + off, n, now, dbd_auth_munge, &d->auth, emit,
-                                               d, why, sizeof(why));
+                        int r = dbd_proto_feed(&c->proto, buf + off, n, now, auth_async, d, emit, d, why,
+                                               sizeof(why));
                         if (r < 0) {
                                 /* what came before the bad frame is good: keep it */
                                 push_pending(d);
@@ -346,6 +469,45 @@ static void conn_read(dbd *d, conn *c)
                 }
         }
         push_pending(d);
+        if (c->proto.state == DBD_CONN_AUTHENTICATING)
+                conn_events(d, c); /* no EPOLLIN until the answer */
+}
+
+/* The answers of the MUNGE workers: a refused HELLO ends its connection; an accepted one closes any other
+ * connection of the same node (a node that reconnects before its old connection broke) and processes what
+ * the node sent after its HELLO. */
+static void on_auth(dbd *d)
+{
+        dbd_auth_result res[64];
+        size_t n = dbd_auth_pool_take(d->authpool, res, ARRAY_SIZE(res));
+        for (size_t i = 0; i < n; i++) {
+                conn *c = conn_lookup(d, res[i].conn_id);
+                if (!c || c->proto.state != DBD_CONN_AUTHENTICATING)
+                        continue; /* gone meanwhile (closed, timed out) */
+                if (d->stopping)
+                        continue; /* no new node now: its BYE would never be stored */
+                conn *o;
+                while (res[i].r == 0 && (o = by_node_find(d, c->proto.node))) {
+                        char why[160];
+                        snprintf(why, sizeof(why),
+                                 "the node connected again (from %s): its old connection is closed",
+                                 c->peer);
+                        conn_drop(d, o, why); /* its BYE goes before the new HELLO */
+                }
+                char why[512];
+                int r = dbd_proto_auth_done(&c->proto, res[i].r, res[i].why, realtime_us(), emit, d, why,
+                                            sizeof(why));
+                push_pending(d);
+                if (r < 0) {
+                        conn_send_error(d, c, r, why);
+                        conn_drop(d, c, why);
+                        continue;
+                }
+                by_node_add(d, c);
+                conn_events(d, c);
+        }
+        if (!d->paused && !d->stopping && cache_full(d))
+                set_paused(d, true);
 }
 
 static void accept_all(dbd *d)
@@ -408,7 +570,7 @@ static void accept_all(dbd *d)
                 (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                 d->conns[slot] = c;
                 d->nconns++;
-                struct epoll_event ev = {.events = d->paused ? 0 : EPOLLIN, .data.u64 = c->id};
+                struct epoll_event ev = {.events = EPOLLIN, .data.u64 = c->id}; /* its HELLO */
                 if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
                         conn_free(d, c);
                         continue;
@@ -500,8 +662,16 @@ static void on_timer(dbd *d)
         uint64_t now = mono_ns();
         for (size_t i = 0; i < d->nslots; i++) {
                 conn *c = d->conns[i];
-                if (c && c->proto.state == DBD_CONN_AWAIT_HELLO && now - c->opened_ns > HELLO_TIMEOUT_NS)
-                        conn_drop(d, c, "no HELLO within 10 s");
+                if (c && c->proto.state != DBD_CONN_READY && now - c->opened_ns > HELLO_TIMEOUT_NS)
+                        conn_drop(d, c,
+                                  c->proto.state == DBD_CONN_AWAIT_HELLO
+                                      ? "no HELLO within 10 s"
+                                      : "no answer from MUNGE within 10 s of the connection");
+        }
+        /* the cache shrank well below its peak: hand the freed pages back (glibc keeps them otherwise) */
+        if (d->mem_peak > d->mem_used * 2 && d->mem_peak - d->mem_used > (4u << 20)) {
+                malloc_trim(0);
+                d->mem_peak = d->mem_used;
         }
         if (d->listen_paused && !d->stopping) {
                 struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
@@ -678,6 +848,8 @@ static int run(dbd *d)
                                 on_done(d);
                         else if (tag == TAG_TIMER)
                                 on_timer(d);
+                        else if (tag == TAG_AUTH)
+                                on_auth(d);
                         else {
                                 conn *c = conn_lookup(d, tag);
                                 if (!c)
@@ -690,7 +862,7 @@ static int run(dbd *d)
                                         }
                                 }
                                 if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                                        if (d->paused || d->stopping) {
+                                        if (!conn_wants_read(d, c)) {
                                                 if (evs[i].events & (EPOLLHUP | EPOLLERR))
                                                         conn_drop(d, c, NULL);
                                                 continue;
@@ -699,7 +871,7 @@ static int run(dbd *d)
                                 }
                         }
                 }
-                if (!d->paused && !d->stopping && d->mem_used > d->mem_limit)
+                if (!d->paused && !d->stopping && cache_full(d))
                         set_paused(d, true);
         }
         return 0;
@@ -740,6 +912,9 @@ int main(int argc, char **argv)
                 return 2;
         }
         log_setup("joule-dbd", level);
+        /* a fixed threshold: the chunks' arrays are always mmap'd and go back to the system once stored
+         * (glibc would raise it after the first free and let them fragment the heap) */
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
         char err[512];
         int r = joule_config_init(&d.cfg);
@@ -784,6 +959,14 @@ int main(int argc, char **argv)
                 goto out_queue;
         }
 
+        r = dbd_auth_pool_start(d.munge_socket, AUTH_THREADS, AUTH_MAX_WAITING, &d.authpool);
+        if (r == 0)
+                r = dbd_auth_pool_set_uids(d.authpool, d.auth.uids, d.auth.nuids);
+        if (r < 0) {
+                log_error(r, "cannot start the MUNGE workers: %s", strerror(-r));
+                goto out_writer;
+        }
+
         d.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
         d.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         d.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -794,7 +977,8 @@ int main(int argc, char **argv)
         struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
         timerfd_settime(d.timer_fd, 0, &its, NULL);
         if (epoll_add(&d, d.listen_fd, TAG_LISTEN) < 0 || epoll_add(&d, d.signal_fd, TAG_SIGNAL) < 0 ||
-            epoll_add(&d, d.queue.done_fd, TAG_DONE) < 0 || epoll_add(&d, d.timer_fd, TAG_TIMER) < 0)
+            epoll_add(&d, d.queue.done_fd, TAG_DONE) < 0 || epoll_add(&d, d.timer_fd, TAG_TIMER) < 0 ||
+            epoll_add(&d, dbd_auth_pool_fd(d.authpool), TAG_AUTH) < 0)
                 goto out_writer;
 
         char url[512];
@@ -806,6 +990,8 @@ int main(int argc, char **argv)
                 ret = 0;
 
 out_writer:
+        dbd_auth_pool_stop(d.authpool);
+        d.authpool = NULL;
         if (!d.stopping) {
                 pthread_mutex_lock(&d.queue.lock);
                 d.queue.stop = d.queue.abort = true;
@@ -848,6 +1034,7 @@ out_config:
                 dbd_item_clear(&d.pending[i]);
         free(d.pending);
         free(d.conns);
+        free(d.by_node);
         free(d.gens);
         free(d.free_slots);
         free(d.auth.uids);

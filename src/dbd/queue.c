@@ -48,10 +48,11 @@ void dbd_queue_destroy(dbd_queue *q)
         pthread_mutex_destroy(&q->lock);
 }
 
-int dbd_queue_push(dbd_queue *q, dbd_item *items, size_t n)
+int dbd_queue_push(dbd_queue *q, dbd_item *items, size_t n, size_t *ret_bytes)
 {
         int r = 0;
         bool full = false;
+        size_t added = 0; /* chunks, their arrays' capacity, what the items hold besides */
         pthread_mutex_lock(&q->lock);
         for (size_t i = 0; i < n; i++) {
                 dbd_chunk *c = q->tail;
@@ -66,6 +67,8 @@ int dbd_queue_push(dbd_queue *q, dbd_item *items, size_t n)
                                 break;
                         }
                         c->cap = cap;
+                        c->bytes = sizeof(*c) + cap * sizeof(dbd_item);
+                        added += c->bytes;
                         c->first_ns = mono_ns();
                         if (q->tail)
                                 q->tail->next = c;
@@ -81,9 +84,13 @@ int dbd_queue_push(dbd_queue *q, dbd_item *items, size_t n)
                                 break;
                         }
                         c->items = it;
+                        c->bytes += (cap - c->cap) * sizeof(dbd_item);
+                        added += (cap - c->cap) * sizeof(dbd_item);
                         c->cap = cap;
                 }
-                c->bytes += dbd_item_bytes(&items[i]);
+                size_t extra = dbd_item_bytes(&items[i]) - sizeof(dbd_item);
+                c->bytes += extra;
+                added += extra;
                 c->items[c->n++] = items[i];
                 items[i].kind = DBD_ITEM_HELLO; /* moved: nothing left to free */
                 if (c->n >= q->batch_records)
@@ -92,6 +99,7 @@ int dbd_queue_push(dbd_queue *q, dbd_item *items, size_t n)
         if (full)
                 pthread_cond_signal(&q->cond);
         pthread_mutex_unlock(&q->lock);
+        *ret_bytes = added; /* also on failure: what was pushed before stays */
         return r;
 }
 

@@ -21,10 +21,18 @@
 #include "timeutil.h"
 
 #define SEEN_INTERVAL_US (10 * 1000000LL)
+/* The ended windows that batches touched are recomputed when the writer is idle, at most every second; while
+ * batches keep coming (a backlog: replays, a burst) at most every AGG_BUSY_NS, since every batch of a replay
+ * touches the same windows again and each recomputation reads them whole (it was half the writer's time). */
+#define AGG_BUSY_NS (10 * NSEC_PER_SEC)
 
 typedef struct {
         char *name;
-        int64_t updated_us;
+        int64_t updated_us;  /* when its nodes row was last touched by this writer */
+        uint64_t seq;        /* the newest seq of the node in a chunk handed to the database */
+        uint64_t seq_stored; /* the newest seq written to its nodes row (last_seq) */
+        uint64_t gen;        /* == dbd_writer.gen: listed at idx in the chunk at hand */
+        size_t idx;
 } seen_slot;
 
 struct dbd_writer {
@@ -43,6 +51,7 @@ struct dbd_writer {
 
         seen_slot *seen; /* node -> when its nodes row was last updated (open addressing) */
         size_t seen_cap, seen_n;
+        uint64_t gen; /* one per nodes_seen() call */
 };
 
 static int64_t now_us(void)
@@ -174,7 +183,8 @@ static int insert_records(dbd_writer *w, const dbd_item *items, size_t n)
                                               .has_job = it->rec.has_job,
                                               .job_id = it->rec.job_id,
                                               .step_id = it->rec.step_id,
-                                              .domains_json = it->rec.domains_json};
+                                              .domains_json = it->rec.domains_json,
+                                              .gap_us = it->rec.gap_us};
         }
         return jl_store_put_records(w->db, recs, k, NULL);
 }
@@ -207,52 +217,87 @@ static int job_messages(dbd_writer *w, const dbd_item *items, size_t n)
         return jl_store_put_job_events(w->db, ev, k);
 }
 
-/* last_seen_us and last_seq of the nodes in a chunk, at most every SEEN_INTERVAL_US per node. */
+/* last_seen_us and last_seq of the nodes in a chunk: at most every SEEN_INTERVAL_US per node, and always
+ * when the node's connection ended in this chunk (a BYE: every connection at shutdown) with a newer seq than
+ * its row holds, so that last_seq is exact once a node is disconnected. Names in *ret_due (stable pointers
+ * into the map) and their seqs in *ret_seqs, for the caller to note once the transaction commits. */
 static int nodes_seen(dbd_writer *w, const dbd_item *items, size_t n, int64_t now, char ***ret_due,
-                      size_t *ret_ndue)
+                      uint64_t **ret_seqs, size_t *ret_ndue)
 {
+        _cleanup_free_ char **names = NULL; /* the nodes of this chunk, each once */
+        _cleanup_free_ uint64_t *maxseq = NULL;
+        _cleanup_free_ bool *bye = NULL;
+        size_t nnames = 0, cap = 0;
+        w->gen++;
+        const char *last = NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const dbd_item *it = &items[i];
+                if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB && it->kind != DBD_ITEM_BYE)
+                        continue;
+                if (!last || strcmp(last, it->node) != 0) { /* runs of one node's messages: no hashing */
+                        seen_slot *s = seen_find(w, it->node);
+                        if (!s)
+                                return -ENOMEM;
+                        if (s->gen != w->gen) {
+                                if (nnames == cap) {
+                                        cap = cap ? cap * 2 : 64;
+                                        char **nn = realloc(names, cap * sizeof(char *));
+                                        if (nn)
+                                                names = nn;
+                                        uint64_t *nq = nn ? realloc(maxseq, cap * sizeof(uint64_t)) : NULL;
+                                        if (nq)
+                                                maxseq = nq;
+                                        bool *nb = nq ? realloc(bye, cap * sizeof(bool)) : NULL;
+                                        if (!nb)
+                                                return -ENOMEM;
+                                        bye = nb;
+                                }
+                                s->gen = w->gen;
+                                s->idx = nnames;
+                                names[nnames] = s->name;
+                                maxseq[nnames] = 0;
+                                bye[nnames++] = false;
+                        }
+                        k = s->idx;
+                        last = s->name;
+                }
+                if (it->kind == DBD_ITEM_BYE)
+                        bye[k] = true;
+                else if (it->seq > maxseq[k])
+                        maxseq[k] = it->seq;
+        }
         _cleanup_free_ char **due = NULL;
         _cleanup_free_ uint64_t *seqs = NULL;
+        _cleanup_free_ jl_store_node_seen *v = NULL;
         size_t ndue = 0;
-        int r = 0;
-        /* newest seq per node: walk backwards, first hit wins */
-        for (size_t i = n; i-- > 0;) {
-                const dbd_item *it = &items[i];
-                if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB)
-                        continue;
-                seen_slot *s = seen_find(w, it->node);
+        if (nnames > 0) {
+                due = malloc(nnames * sizeof(char *));
+                seqs = malloc(nnames * sizeof(uint64_t));
+                v = malloc(nnames * sizeof(jl_store_node_seen));
+                if (!due || !seqs || !v)
+                        return -ENOMEM;
+        }
+        for (size_t j = 0; j < nnames; j++) {
+                seen_slot *s = seen_find(w, names[j]);
                 if (!s)
                         return -ENOMEM;
-                if (s->updated_us != INT64_MIN && now - s->updated_us < SEEN_INTERVAL_US)
+                if (maxseq[j] > s->seq)
+                        s->seq = maxseq[j];
+                if (s->seq == 0)
+                        continue; /* a BYE only: jl_store_node_bye did the rest */
+                bool interval = s->updated_us == INT64_MIN || now - s->updated_us >= SEEN_INTERVAL_US;
+                if (!interval && !(bye[j] && s->seq > s->seq_stored))
                         continue;
-                bool dup = false;
-                for (size_t j = 0; j < ndue && !dup; j++)
-                        dup = due[j] == s->name;
-                if (dup)
-                        continue;
-                if (ndue % 64 == 0) {
-                        char **d = realloc(due, (ndue + 64) * sizeof(char *));
-                        uint64_t *q = d ? realloc(seqs, (ndue + 64) * sizeof(uint64_t)) : NULL;
-                        if (d)
-                                due = d;
-                        if (!d || !q)
-                                return -ENOMEM;
-                        seqs = q;
-                }
+                v[ndue] = (jl_store_node_seen){.node = s->name, .time_us = now, .seq = s->seq};
                 due[ndue] = s->name;
-                seqs[ndue++] = it->seq;
+                seqs[ndue++] = s->seq;
         }
-        if (ndue > 0) {
-                _cleanup_free_ jl_store_node_seen *v = calloc(ndue, sizeof(jl_store_node_seen));
-                if (!v)
-                        return -ENOMEM;
-                for (size_t j = 0; j < ndue; j++)
-                        v[j] = (jl_store_node_seen){.node = due[j], .time_us = now, .seq = seqs[j]};
-                r = jl_store_touch_nodes(w->db, v, ndue);
-        }
+        int r = ndue > 0 ? jl_store_touch_nodes(w->db, v, ndue) : 0;
         if (r < 0)
                 return r;
         *ret_due = TAKE_PTR(due);
+        *ret_seqs = TAKE_PTR(seqs);
         *ret_ndue = ndue;
         return 0;
 }
@@ -284,6 +329,7 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
 {
         int64_t now = now_us();
         _cleanup_free_ char **due = NULL;
+        _cleanup_free_ uint64_t *seqs = NULL;
         size_t ndue = 0;
         int r = jl_store_begin_immediate(w->db);
         if (r < 0)
@@ -301,7 +347,7 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
         if (r >= 0)
                 r = job_messages(w, items, n);
         if (r >= 0)
-                r = nodes_seen(w, items, n, now, &due, &ndue);
+                r = nodes_seen(w, items, n, now, &due, &seqs, &ndue);
         if (r >= 0)
                 r = jl_store_commit(w->db);
         if (r < 0) {
@@ -314,8 +360,10 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
         }
         for (size_t j = 0; j < ndue; j++) {
                 seen_slot *s = seen_find(w, due[j]);
-                if (s)
+                if (s) {
                         s->updated_us = now;
+                        s->seq_stored = MAX(s->seq_stored, seqs[j]);
+                }
         }
         /* the aggregation windows these records fall into */
         for (size_t i = 0; i < n; i++) {
@@ -543,6 +591,13 @@ static void *writer_main(void *arg)
                 uint64_t now = mono_ns();
                 bool ready = c && (c->n >= q->batch_records || q->flush_all ||
                                    now - c->first_ns >= q->batch_ms * NSEC_PER_MSEC);
+                if (ready && w->ndirty > 0 && now - w->last_agg_ns >= AGG_BUSY_NS) {
+                        pthread_mutex_unlock(&q->lock);
+                        (void)aggregate(w, false);
+                        w->last_agg_ns = mono_ns();
+                        pthread_mutex_lock(&q->lock);
+                        continue;
+                }
                 if (ready) {
                         q->head = c->next;
                         if (!q->head)
@@ -550,10 +605,6 @@ static void *writer_main(void *arg)
                         c->next = NULL;
                         pthread_mutex_unlock(&q->lock);
                         write_chunk(w, c);
-                        if (c->stored && now_ns(CLOCK_MONOTONIC) - w->last_agg_ns >= NSEC_PER_SEC) {
-                                (void)aggregate(w, false);
-                                w->last_agg_ns = mono_ns();
-                        }
                         pthread_mutex_lock(&q->lock);
                         c->next = q->done;
                         q->done = c;

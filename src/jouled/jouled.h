@@ -18,7 +18,11 @@
 #include "sampler.h"
 #include "shm.h"
 
-#define JD_STEPS_MAX 64
+/* Open job steps: at most JD_USER_STEPS_MAX of them declared by users for themselves (accounting only, and
+ * node.user_steps_max per user), so that root (slurmd, an admin) always has JD_STEPS_MAX - JD_USER_STEPS_MAX
+ * slots however many steps users open. */
+#define JD_STEPS_MAX 128
+#define JD_USER_STEPS_MAX 64
 #define JD_TEMPS_MAX 64
 #define JD_FREQS_MAX 256
 
@@ -30,6 +34,8 @@ typedef struct {
         jl_scope scope;
         bool estimated;
         bool counted; /* part of the node energy */
+        unsigned gaps;   /* intervals too long to unwrap for certain (docs/metrics.md, "Gaps") */
+        uint64_t gap_ns; /* their total length */
 } jd_domain;
 
 /* What the latest sample said: copied out under the lock by readers (query, /metrics). */
@@ -40,6 +46,8 @@ typedef struct {
         double node_power_w;
         const char *node_source; /* "node", "domains", "estimate", "none" */
         bool node_estimated;
+        unsigned node_gaps;   /* gaps of the domains counted in the node energy */
+        uint64_t node_gap_ns; /* their total length */
         size_t ndomains;
         jd_domain domains[JL_SHM_DOMAINS_MAX];
         size_t ntemps;
@@ -64,6 +72,9 @@ typedef struct {
         uint64_t begin_energy_uj; /* node energy of this jouled instance at begin (or at restart) */
         uint64_t carried_uj;      /* energy accounted by an earlier instance before a restart */
         bool complete;            /* false: recovered after a restart, a gap is not measured */
+        bool declared;            /* begun by root or node.admins (slurmd, an admin): the owner's frequency
+                                   * rights come from it; false: a user's own step, accounting only */
+        bool has_cpus;            /* the begin named the step's CPUs (the owner's CPU frequency rights) */
 } jd_step;
 
 typedef struct jd_sink jd_sink;
@@ -89,6 +100,7 @@ typedef struct jouled {
         bool rec_open;
         uint64_t rec_start_ns;
         uint64_t rec_start_node_uj;
+        uint64_t rec_start_gap_ns;
         uint64_t rec_start_dom_uj[JL_SHM_DOMAINS_MAX];
         double rec_temp_max;
         double rec_freq_sum;
@@ -104,6 +116,9 @@ typedef struct jouled {
 
         uid_t admin_uids[64]; /* node.admins resolved at start and at each reload */
         size_t nadmins;
+
+        int state_lock_fd; /* node.state_dir/lock, held while jouled runs */
+        int spool_lock_fd; /* node.spool + ".lock" (node.dbd set), held while jouled runs */
 
         jd_sink *sink;
         jd_metrics *metrics;
@@ -131,6 +146,10 @@ void jd_sample_locked(jouled *d);
 void jd_record_restart_locked(jouled *d); /* open the next record window at the latest sample */
 
 /* state.c: the state directory (node.state_dir). All called with the lock held (or before threads run). */
+/* Create and lock PATH (a POSIX write lock, held until *ret_fd is closed; PATH holds our pid). -EBUSY with
+ * the holder's pid in err when another process holds it. what names the locked thing in err. */
+int jd_lock_take(const char *path, const char *what, int *ret_fd, char *err, size_t errlen);
+/* Lock node.state_dir (jd_lock_take), then read the sequence number and the open steps. */
 int jd_state_load(jouled *d, char *err, size_t errlen);
 /* Take the next sequence number, reserving a new block on disk first when needed. */
 int jd_state_next_seq(jouled *d, uint64_t *ret_seq);
@@ -175,12 +194,16 @@ const char *jd_sink_kind(const jd_sink *s); /* "store" or "dbd" */
 uint64_t jd_sink_last_seq(jd_sink *s);
 /* Log the reporter's connection changes once each (monitor thread, outside the lock). */
 void jd_sink_log_changes(jd_sink *s);
-/* Stop: deliver what is queued for at most timeout_ms, then free. */
+/* Stop: deliver what is queued, then free. The store gets at most 0.5 s (none when its last batch failed),
+ * then what it has not taken goes to node.state_dir/pending; the dbd gets at most timeout_ms while it is
+ * connected and acknowledges something every second (the rest stays in the spool). */
 void jd_sink_close(jd_sink *s, unsigned timeout_ms);
 
 /* metrics.c: /metrics (libmicrohttpd, its own thread). */
 int jd_metrics_start(jouled *d, const char *listen, jd_metrics **ret, char *err, size_t errlen);
 void jd_metrics_stop(jd_metrics *m);
 
+/* Whether a socket address (struct sockaddr) is on the loopback: 127.0.0.0/8, ::1, ::ffff:127.x. */
+bool jd_addr_is_loopback(const void *sockaddr);
 /* Parse "host:port" (IPv4 dotted, "[v6]" or a name resolved now) into a socket address. */
 int jd_parse_listen(const char *s, void *ret_sockaddr, unsigned *ret_len, char *err, size_t errlen);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -58,6 +59,17 @@ static void resolve_admins(jouled *d)
                 }
                 if (d->nadmins < ARRAY_SIZE(d->admin_uids))
                         d->admin_uids[d->nadmins++] = pw.pw_uid;
+        }
+}
+
+/* Clients hold a descriptor each (local socket, control port, /metrics): the soft limit up to the hard one,
+ * so that the per-peer limits of server.c, not EMFILE, decide who is refused. */
+static void raise_fd_limit(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MIN(rl.rlim_max, (rlim_t)65536)) {
+                rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
+                (void)setrlimit(RLIMIT_NOFILE, &rl);
         }
 }
 
@@ -118,6 +130,7 @@ static void reload(jouled *d)
         double old_period = d->cfg.node.period_s, old_sample = d->cfg.node.sample_ms;
         d->cfg.node.period_s = n.node.period_s;
         d->cfg.node.sample_ms = n.node.sample_ms;
+        d->cfg.node.user_steps_max = n.node.user_steps_max;
         char **admins = d->cfg.node.admins;
         d->cfg.node.admins = n.node.admins;
         n.node.admins = admins;
@@ -196,7 +209,8 @@ int main(int argc, char **argv)
             {"version", no_argument, NULL, 'V'},
             {},
         };
-        static jouled daemon = {.stop_fd = -1, .shm_fd = -1, .shm_ro_fd = -1};
+        static jouled daemon = {
+            .stop_fd = -1, .shm_fd = -1, .shm_ro_fd = -1, .state_lock_fd = -1, .spool_lock_fd = -1};
         jouled *d = &daemon;
         int c;
         while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0)
@@ -232,6 +246,7 @@ int main(int argc, char **argv)
                 return 1;
         }
         pthread_mutex_init(&d->lock, NULL);
+        raise_fd_limit();
         d->rt_offset_ns = realtime_offset_ns();
         d->start_mono_ns = mono_ns();
         set_intervals(d);
@@ -276,7 +291,17 @@ int main(int argc, char **argv)
         jd_sample_locked(d);
         jd_record_restart_locked(d); /* the first record starts at the baseline: no energy left out */
         pthread_mutex_unlock(&d->lock);
-        /* 4. where records go */
+        /* 4. where records go (one jouled per spool: two would interleave their messages in one file) */
+        if (d->cfg.node.dbd) {
+                char lock[4200], what[4200];
+                snprintf(lock, sizeof(lock), "%s.lock", d->cfg.node.spool);
+                snprintf(what, sizeof(what), "spool %s", d->cfg.node.spool);
+                r = jd_lock_take(lock, what, &d->spool_lock_fd, err, sizeof(err));
+                if (r < 0) {
+                        log_error(r, "%s", err);
+                        goto out_monitor;
+                }
+        }
         r = jd_sink_open(&d->cfg, &d->sink, err, sizeof(err));
         if (r < 0) {
                 log_error(r, "%s", err);
@@ -378,11 +403,15 @@ out_servers:
         jd_server_free(control);
         jd_server_free(local);
 out_sink:
-        jd_sink_close(d->sink, 5000);
+        jd_sink_close(d->sink, 3000); /* then what is not delivered is safe on disk: spool or pending file */
         d->sink = NULL;
 out_monitor:
         jd_monitor_close(d);
 out_config:
+        if (d->spool_lock_fd >= 0)
+                close(d->spool_lock_fd);
+        if (d->state_lock_fd >= 0)
+                close(d->state_lock_fd);
         if (d->stop_fd >= 0)
                 close(d->stop_fd);
         pthread_mutex_destroy(&d->lock);

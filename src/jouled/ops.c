@@ -142,9 +142,31 @@ static char *step_json(jouled *d, const jd_step *st, const char *event, uint64_t
         return buf;
 }
 
+/* Root and node.admins have every right, on the local socket as on the control port. */
+static bool is_privileged(jouled *d, const jd_peer *peer)
+{
+        return jd_user_is_admin(d, peer->uid);
+}
+
+/* Steps users declared for themselves: the node's count, and one user's. Lock held. */
+static void count_user_steps(jouled *d, uid_t uid, size_t *ret_all, size_t *ret_uid)
+{
+        size_t all = 0, mine = 0;
+        for (size_t i = 0; i < d->nsteps; i++)
+                if (!d->steps[i].declared) {
+                        all++;
+                        mine += d->steps[i].uid == uid;
+                }
+        *ret_all = all;
+        *ret_uid = mine;
+}
+
 static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
                          char **ret_text)
 {
+        bool privileged = is_privileged(d, peer);
+        if (peer->remote && !privileged)
+                FAIL(rep, -EPERM, "only root and node.admins may begin job steps through the control port");
         if (!valid_job_id(req->job_id))
                 FAIL(rep, -EINVAL, "job id '%s' is not a number (as Slurm's job ids are)", req->job_id);
         if (req->step_id < -1)
@@ -161,12 +183,15 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         }
         if (strpbrk(st.user, " \t\n"))
                 FAIL(rep, -EINVAL, "user name '%s' has white space", st.user);
-        bool privileged = peer->uid == 0 || (peer->remote && jd_user_is_admin(d, peer->uid));
         if (!privileged && peer->uid != st.uid)
                 FAIL(rep, -EPERM, "only root or user '%s' may begin this job's steps", st.user);
-        if (req->cpumask_len > 0)
-                mask_from_request(req, st.cpumask);
-        else
+        /* A step root or an admin declares carries its owner's frequency rights (on its CPUs when it names
+         * them); a step users declare for themselves is for accounting only. */
+        st.declared = privileged;
+        mask_from_request(req, st.cpumask);
+        for (size_t w = 0; w < JL_CPU_MASK_WORDS; w++)
+                st.has_cpus = st.has_cpus || st.cpumask[w] != 0;
+        if (!st.has_cpus) /* no CPU named: the step covers the node (for its accounting) */
                 memset(st.cpumask, 0xff, sizeof(st.cpumask));
 
         jl_msg_job msg = {.end = false, .step_id = st.step_id};
@@ -179,6 +204,24 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         if (d->nsteps >= JD_STEPS_MAX) {
                 pthread_mutex_unlock(&d->lock);
                 FAIL(rep, -ENOSPC, "%d job steps are open on this node already", JD_STEPS_MAX);
+        }
+        if (!st.declared) {
+                size_t all, mine;
+                uint64_t per_user = d->cfg.node.user_steps_max;
+                count_user_steps(d, st.uid, &all, &mine);
+                if (mine >= per_user) {
+                        pthread_mutex_unlock(&d->lock);
+                        FAIL(rep, -EUSERS,
+                             "user '%s' has %zu job steps of their own open on this node "
+                             "(node.user_steps_max "
+                             "%" PRIu64 ")",
+                             st.user, mine, per_user);
+                }
+                if (all >= JD_USER_STEPS_MAX) {
+                        pthread_mutex_unlock(&d->lock);
+                        FAIL(rep, -ENOSPC, "%d job steps that users opened for themselves are open already",
+                             JD_USER_STEPS_MAX);
+                }
         }
         int r = jd_state_next_seq(d, &msg.seq);
         if (r < 0) {
@@ -210,7 +253,9 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
 static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
                        char **ret_text)
 {
-        bool privileged = peer->uid == 0 || (peer->remote && jd_user_is_admin(d, peer->uid));
+        bool privileged = is_privileged(d, peer);
+        if (peer->remote && !privileged)
+                FAIL(rep, -EPERM, "only root and node.admins may end job steps through the control port");
         jl_msg_job msg = {.end = true, .step_id = req->step_id};
         pthread_mutex_lock(&d->lock);
         int i = find_step(d, req->job_id, req->step_id);
@@ -223,6 +268,14 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
         if (!privileged && peer->uid != st.uid) {
                 pthread_mutex_unlock(&d->lock);
                 FAIL(rep, -EPERM, "only root or user '%s' may end this step", st.user);
+        }
+        if (!privileged && st.declared) {
+                /* its user ending it early would cut its accounting short (and the plugin's end would
+                 * find nothing) */
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -EPERM,
+                     "job %s step %" PRId64 " was begun by root or an admin: only they may end it",
+                     st.job_id, st.step_id);
         }
         int r = jd_state_next_seq(d, &msg.seq);
         if (r < 0) {
@@ -255,7 +308,8 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
         *ret_text = step_json(d, &st, "end", end_us, energy);
 }
 
-/* Every CPU of mask must belong to a step of uid. Lock held. */
+/* Every CPU of mask must belong to a step of uid that root or an admin declared with its CPUs (a step users
+ * declare for themselves gives no rights over CPUs that other users' jobs may run on). Lock held. */
 static bool owns_cpus(jouled *d, uid_t uid, const uint64_t *mask)
 {
         for (int c = 0; c < JL_CPU_MAX; c++) {
@@ -263,7 +317,8 @@ static bool owns_cpus(jouled *d, uid_t uid, const uint64_t *mask)
                         continue;
                 bool owned = false;
                 for (size_t i = 0; i < d->nsteps && !owned; i++)
-                        owned = d->steps[i].uid == uid && jl_cpu_mask_test(d->steps[i].cpumask, c);
+                        owned = d->steps[i].uid == uid && d->steps[i].declared && d->steps[i].has_cpus &&
+                                jl_cpu_mask_test(d->steps[i].cpumask, c);
                 if (!owned)
                         return false;
         }
@@ -274,7 +329,7 @@ static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
 {
         uint64_t mask[JL_CPU_MASK_WORDS];
         mask_from_request(req, mask);
-        bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
+        bool allowed = is_privileged(d, peer);
         if (!allowed && !peer->remote) {
                 pthread_mutex_lock(&d->lock);
                 allowed = owns_cpus(d, peer->uid, mask);
@@ -283,8 +338,8 @@ static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
         if (!allowed)
                 FAIL(rep, -EPERM,
                      peer->remote ? "only root and node.admins may set CPU frequencies"
-                                  : "only root and the owner of the job running on these CPUs may set "
-                                    "their frequency");
+                                  : "only root, node.admins and the owner of the job step that root "
+                                    "declared on these CPUs may set their frequency");
         _cleanup_free_ jl_cpu_info *info = malloc(sizeof(*info));
         if (!info)
                 FAIL(rep, -ENOMEM, "out of memory");
@@ -320,12 +375,14 @@ static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
         snprintf(rep->message, sizeof(rep->message), "%u CPUs set", n);
 }
 
-/* The node's GPUs are not assigned to steps: a user owns them when every step running on the node is theirs
- * (and one is). Lock held. */
+/* The node's GPUs are not assigned to steps: a user owns them when every step that root or an admin declared
+ * on the node is theirs (and one is; steps users declare for themselves count for nothing). Lock held. */
 static bool owns_gpus(jouled *d, uid_t uid)
 {
         bool any = false;
         for (size_t i = 0; i < d->nsteps; i++) {
+                if (!d->steps[i].declared)
+                        continue;
                 if (d->steps[i].uid != uid)
                         return false;
                 any = true;
@@ -338,7 +395,7 @@ static bool owns_gpus(jouled *d, uid_t uid)
  * default. A session of its own per request (GPU changes are rare; the provider's stays open). */
 static void op_set_gpufreq(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
 {
-        bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
+        bool allowed = is_privileged(d, peer);
         if (!allowed && !peer->remote) {
                 pthread_mutex_lock(&d->lock);
                 allowed = owns_gpus(d, peer->uid);
@@ -393,10 +450,8 @@ static void op_set_gpufreq(jouled *d, const jd_peer *peer, const jl_msg_request 
 
 static void op_set_powercap(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
 {
-        bool allowed = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
-        if (!allowed)
-                FAIL(rep, -EPERM, "only root%s may set a power limit",
-                     peer->remote ? " and node.admins" : "");
+        if (!is_privileged(d, peer))
+                FAIL(rep, -EPERM, "only root and node.admins may set a power limit");
         int r = jl_powercap_set_node_limit(req->watts);
         if (r == -ENODEV)
                 FAIL(rep, r, "this node has no RAPL package zone with a power limit");
@@ -415,7 +470,7 @@ void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req
         *rep = (jl_msg_reply){0};
         *ret_text = NULL;
         *ret_send_fd = -1;
-        bool privileged = peer->remote ? jd_user_is_admin(d, peer->uid) : peer->uid == 0;
+        bool privileged = is_privileged(d, peer);
         switch (req->op) {
         case JL_OP_GET_SHM:
                 if (peer->remote)
@@ -459,8 +514,7 @@ void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req
         }
         case JL_OP_RELOAD:
                 if (!privileged)
-                        FAIL(rep, -EPERM, "only root%s may reload jouled",
-                             peer->remote ? " and node.admins" : "");
+                        FAIL(rep, -EPERM, "only root and node.admins may reload jouled");
                 log_notice("reload requested (%s)", peer->desc);
                 kill(getpid(), SIGHUP);
                 snprintf(rep->message, sizeof(rep->message), "reloading");
@@ -522,6 +576,10 @@ char *jd_query_json(jouled *d)
         json_string(&w, s->node_source ? s->node_source : "none");
         json_key(&w, "estimated");
         json_bool(&w, s->node_estimated);
+        json_key(&w, "gaps");
+        json_uint(&w, s->node_gaps);
+        json_key(&w, "gap_s");
+        json_double(&w, (double)s->node_gap_ns / 1e9);
         json_key(&w, "domains");
         json_array_begin(&w);
         for (size_t i = 0; i < s->ndomains; i++) {

@@ -511,6 +511,8 @@ static void conn_close(jl_reporter *r, bool backoff)
         pthread_mutex_lock(&r->lock);
         r->st.connected = false;
         r->sent = r->head;
+        pthread_cond_broadcast(
+            &r->cond); /* jl_reporter_free() waits for acknowledgements only while connected */
         pthread_mutex_unlock(&r->lock);
         uint64_t now = mono_ns();
         if (backoff) {
@@ -982,6 +984,36 @@ fail:
         return k;
 }
 
+/* As jl_reporter_wait_acked, but only while connected and acknowledgements keep coming (one within every
+ * STOP_STALL_MS): without a dbd that answers, what is outstanding is safe in the spool (written and fsync'd
+ * when the thread stops) and waiting would only delay the stop. */
+#define STOP_STALL_MS 1000
+static void wait_acked_connected(jl_reporter *r, uint64_t seq, unsigned timeout_ms)
+{
+        uint64_t now = mono_ns(), end = now + (uint64_t)timeout_ms * NSEC_PER_MSEC;
+        pthread_mutex_lock(&r->lock);
+        uint64_t acked = r->st.acked, progress_ns = now;
+        while (r->st.connected && r->st.acked_seq < seq && !(r->n == r->head && r->last_seq < seq) &&
+               !r->thread_done) {
+                now = mono_ns();
+                if (r->st.acked != acked) {
+                        acked = r->st.acked;
+                        progress_ns = now;
+                }
+                uint64_t until = MIN(end, progress_ns + (uint64_t)STOP_STALL_MS * NSEC_PER_MSEC);
+                if (now >= until)
+                        break;
+                /* the condition variable runs on CLOCK_REALTIME: wait for the same span on it */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t ns = (uint64_t)ts.tv_nsec + (until - now);
+                ts.tv_sec += (time_t)(ns / NSEC_PER_SEC);
+                ts.tv_nsec = (long)(ns % NSEC_PER_SEC);
+                pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+        }
+        pthread_mutex_unlock(&r->lock);
+}
+
 void jl_reporter_free(jl_reporter *r, unsigned timeout_ms)
 {
         if (!r)
@@ -992,7 +1024,7 @@ void jl_reporter_free(jl_reporter *r, unsigned timeout_ms)
                 bool any = r->head < r->n;
                 pthread_mutex_unlock(&r->lock);
                 if (any && timeout_ms > 0)
-                        (void)jl_reporter_wait_acked(r, last, timeout_ms);
+                        wait_acked_connected(r, last, timeout_ms);
                 pthread_mutex_lock(&r->lock);
                 r->stopping = true;
                 pthread_mutex_unlock(&r->lock);

@@ -76,6 +76,7 @@ void jl_reporter_get_status(jl_reporter *r, jl_reporter_status *ret);
 /* Wait until every message up to seq is acknowledged: 0, or -ETIMEDOUT. For shutdown and tests. */
 int jl_reporter_wait_acked(jl_reporter *r, uint64_t seq, unsigned timeout_ms);
 
-/* Stop: give the thread up to timeout_ms to deliver what is outstanding, write and fsync the spool
- * (what is unacknowledged stays there for the next start), close everything. NULL is a no-op. */
+/* Stop: give the dbd up to timeout_ms to acknowledge what is outstanding, but only while it is connected
+ * and acknowledges something every second (not connected: no wait at all), write and fsync the spool (what
+ * is unacknowledged stays there for the next start), close everything. NULL is a no-op. */
 void jl_reporter_free(jl_reporter *r, unsigned timeout_ms);

@@ -3,7 +3,10 @@
  * (every request is an AUTHED frame whose MUNGE credential wraps the REQUEST). Each is an epoll loop over
  * non-blocking connections with a frame assembler and an output buffer per connection, so that many
  * clients are served at once and none can stall the others. A malformed frame, a bad credential or (on the
- * control port) a refused change is logged with the peer and drops that connection only. */
+ * control port) a refused change is logged with the peer and drops that connection only. A request must
+ * arrive whole within REQUEST_DEADLINE_NS of its first byte, and a reply must be read within as long (a
+ * client that sends one byte a second is dropped all the same); each peer (uid on the socket, address on
+ * the control port) holds a bounded number of connections, root on the socket excepted. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,10 +29,15 @@
 #include "timeutil.h"
 #include "wire.h"
 
-#define MAX_CONNS 4096
+#define MAX_CONNS 16384
+#define MAX_CONNS_PER_UID 1024 /* local socket, every uid but root (an MPI job: one per rank) */
+#define MAX_CONNS_PER_ADDR 64  /* control port, per client address */
 #define MAX_REQUEST_PAYLOAD (64u * 1024)
 #define MAX_OUT (4u * 1024 * 1024)
-#define PARTIAL_FRAME_TIMEOUT_NS (10 * NSEC_PER_SEC)
+#define REQUEST_DEADLINE_NS (5 * NSEC_PER_SEC)
+#define CONTROL_IDLE_NS (10 * NSEC_PER_SEC) /* control port: a connection without a request in progress */
+#define CLIENT_LOG_MAX 50 /* lines about clients' faults per window: a client cannot flood the journal */
+#define CLIENT_LOG_WINDOW_NS (10 * NSEC_PER_SEC)
 
 typedef struct conn conn;
 struct conn {
@@ -38,9 +46,12 @@ struct conn {
         jl_framer fr;
         uint8_t *out;
         size_t out_len, out_cap;
-        bool closing; /* drop once the output is flushed */
-        bool dead;    /* drop now (set while a frame is being served) */
-        uint64_t last_rx_ns;
+        bool closing;                 /* drop once the output is flushed */
+        bool dead;                    /* drop now (set while a frame is being served) */
+        uint64_t frame_start_ns;      /* first byte of the frame being received; 0: none */
+        uint64_t out_since_ns;        /* output waiting since; 0: none */
+        uint64_t idle_since_ns;       /* accepted, or its last request arrived */
+        struct sockaddr_storage addr; /* control port: the peer's address (the per-address limit) */
         jd_peer peer;
 };
 
@@ -53,6 +64,11 @@ struct jd_server {
         char *munge_socket;
         conn *conns;
         size_t nconns;
+        uint64_t log_window_ns; /* lines about clients: at most CLIENT_LOG_MAX per CLIENT_LOG_WINDOW_NS */
+        unsigned log_lines;
+        uint64_t log_suppressed;
+        uint64_t refused;        /* connections refused by a limit since the last log line */
+        uint64_t refused_log_ns; /* that log line's time: at most one every 10 s */
 };
 
 static const char listen_tag = 'L', stop_tag = 'S';
@@ -240,10 +256,31 @@ void jd_server_free(jd_server *s)
         free(s);
 }
 
+/* May a line about a client's fault be logged now? At most CLIENT_LOG_MAX per window; the next window
+ * begins with the count of the lines left out. */
+static bool client_log_ok(jd_server *s)
+{
+        uint64_t now = mono_ns();
+        if (!s->log_window_ns || now - s->log_window_ns >= CLIENT_LOG_WINDOW_NS) {
+                if (s->log_suppressed)
+                        log_warning(0, "%s: %" PRIu64 " more lines about clients were left out of the log",
+                                    s->remote ? "control port" : "socket", s->log_suppressed);
+                s->log_window_ns = now;
+                s->log_lines = 0;
+                s->log_suppressed = 0;
+        }
+        if (s->log_lines < CLIENT_LOG_MAX) {
+                s->log_lines++;
+                return true;
+        }
+        s->log_suppressed++;
+        return false;
+}
+
 static void conn_drop(jd_server *s, conn *c, const char *fmt, ...) _printf_(3, 4);
 static void conn_drop(jd_server *s, conn *c, const char *fmt, ...)
 {
-        if (fmt) {
+        if (fmt && client_log_ok(s)) {
                 char why[512];
                 va_list ap;
                 va_start(ap, fmt);
@@ -270,6 +307,10 @@ static int conn_flush(jd_server *s, conn *c)
                 memmove(c->out, c->out + n, c->out_len - (size_t)n);
                 c->out_len -= (size_t)n;
         }
+        if (c->out_len == 0)
+                c->out_since_ns = 0;
+        else if (!c->out_since_ns)
+                c->out_since_ns = mono_ns();
         struct epoll_event ev = {.events = EPOLLIN | (c->out_len ? EPOLLOUT : 0), .data.ptr = c};
         epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
         return 0;
@@ -348,8 +389,9 @@ static void serve_request(jd_server *s, conn *c, const jl_frame_header *h, const
         char why[256] = "";
         int r = jl_msg_request_decode(payload, h->length, &req, why, sizeof(why));
         if (r < 0) {
-                log_warning(0, "%s: malformed request: %s (%s); connection dropped",
-                            s->remote ? "control port" : "socket", why, c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0, "%s: malformed request: %s (%s); connection dropped",
+                                    s->remote ? "control port" : "socket", why, c->peer.desc);
                 reject(s, c, h->id, -EBADMSG, why);
                 return;
         }
@@ -363,16 +405,19 @@ static void serve_request(jd_server *s, conn *c, const jl_frame_header *h, const
         }
         r = send_reply(c, &rep, h->id, fd);
         if (r < 0) {
-                log_warning(0, "%s: cannot send the reply: %s (%s); connection dropped",
-                            s->remote ? "control port" : "socket", strerror(-r), c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0, "%s: cannot send the reply: %s (%s); connection dropped",
+                                    s->remote ? "control port" : "socket", strerror(-r), c->peer.desc);
                 c->dead = c->closing = true;
                 return;
         }
         if (s->remote && rep.err == -EPERM) {
-                log_warning(0, "control port: operation %u refused to uid %u: %s (%s); connection dropped",
+                if (client_log_ok(s))
+                        log_warning(
+                            0, "control port: operation %u refused to uid %u: %s (%s); connection dropped",
                             req.op, (unsigned)c->peer.uid, rep.message, c->peer.desc);
                 c->closing = true;
-        } else if (rep.err == -EPERM)
+        } else if (rep.err == -EPERM && client_log_ok(s))
                 log_info("socket: operation %u refused: %s (%s)", req.op, rep.message, c->peer.desc);
 }
 
@@ -386,17 +431,20 @@ static void serve_authed(jd_server *s, conn *c, const jl_frame_header *h, const 
         int r = jl_auth_unwrap_frame(&s->auth, payload, h->length, MAX_REQUEST_PAYLOAD, &uid, &gid, &inner,
                                      &ilen, why, sizeof(why));
         if (r < 0) {
-                log_warning(0, "control port: credential rejected: %s (%s); connection dropped", why,
-                            c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0, "control port: credential rejected: %s (%s); connection dropped", why,
+                                    c->peer.desc);
                 reject(s, c, h->id, r == -ECONNREFUSED ? -ECONNREFUSED : -EACCES, why);
                 return;
         }
         jl_frame_header ih;
         r = jl_frame_header_decode(inner, MAX_REQUEST_PAYLOAD, &ih);
         if (r < 0 || ih.type != JL_MSG_REQUEST) {
-                log_warning(
-                    0, "control port: the credential of uid %u wraps no request (%s); connection dropped",
-                    (unsigned)uid, c->peer.desc);
+                if (client_log_ok(s))
+                        log_warning(0,
+                                    "control port: the credential of uid %u wraps no request (%s); "
+                                    "connection dropped",
+                                    (unsigned)uid, c->peer.desc);
                 reject(s, c, h->id, -EBADMSG, "the credential must wrap one REQUEST frame");
                 return;
         }
@@ -432,9 +480,11 @@ static void conn_read(jd_server *s, conn *c)
                                 conn_free(s, c);
                         return;
                 }
-                c->last_rx_ns = mono_ns();
                 if (c->closing)
                         continue; /* discard what follows a rejected frame */
+                uint64_t now = mono_ns();
+                if (c->fr.len == 0)
+                        c->frame_start_ns = now; /* the first byte of a request: its deadline starts */
                 int r = jl_framer_feed(&c->fr, buf, (size_t)n);
                 if (r < 0) {
                         conn_drop(s, c, "%s",
@@ -450,7 +500,9 @@ static void conn_read(jd_server *s, conn *c)
                         else if (s->remote && h.type == JL_MSG_AUTHED)
                                 serve_authed(s, c, &h, payload);
                         else if (s->remote && h.type == JL_MSG_REQUEST) {
-                                log_warning(0,
+                                if (client_log_ok(s))
+                                        log_warning(
+                                            0,
                                             "control port: a request without a MUNGE credential (%s); "
                                             "connection dropped",
                                             c->peer.desc);
@@ -461,6 +513,9 @@ static void conn_read(jd_server *s, conn *c)
                                 return;
                         }
                         jl_framer_pop(&c->fr);
+                        /* what is left began in this read: the next request's deadline starts now */
+                        c->frame_start_ns = c->fr.len > 0 ? now : 0;
+                        c->idle_since_ns = now;
                 }
                 if (r < 0) {
                         conn_drop(s, c, "%s",
@@ -475,6 +530,67 @@ static void conn_read(jd_server *s, conn *c)
                 conn_free(s, c);
 }
 
+bool jd_addr_is_loopback(const void *sockaddr)
+{
+        const struct sockaddr *sa = sockaddr;
+        if (sa->sa_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+                return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        }
+        return false;
+}
+
+/* One peer of the control port: one address, except that every loopback address is one peer (any local
+ * user may connect from any of 127.0.0.0/8). */
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+        bool la = jd_addr_is_loopback(a), lb = jd_addr_is_loopback(b);
+        if (la || lb)
+                return la && lb;
+        if (a->ss_family != b->ss_family)
+                return false;
+        if (a->ss_family == AF_INET)
+                return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+                       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+        if (a->ss_family == AF_INET6)
+                return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                              &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+        return false;
+}
+
+/* Why a new connection may not be served (NULL: it may): the limits per peer and in all. */
+static const char *over_limit(jd_server *s, const conn *c)
+{
+        bool root = !s->remote && c->peer.uid == 0;
+        if (s->nconns >= MAX_CONNS && !root)
+                return "too many connections open";
+        if (root)
+                return NULL;
+        size_t same = 0;
+        for (const conn *o = s->conns; o; o = o->next)
+                same += s->remote ? same_addr(&o->addr, &c->addr) : o->peer.uid == c->peer.uid;
+        if (same >= (s->remote ? MAX_CONNS_PER_ADDR : MAX_CONNS_PER_UID))
+                return s->remote ? "too many connections from this address"
+                                 : "too many connections of this user";
+        return NULL;
+}
+
+/* A connection refused by a limit: logged at most once every 10 s, with the count since the last line. */
+static void refused(jd_server *s, const conn *c, const char *why)
+{
+        uint64_t now = mono_ns();
+        s->refused++;
+        if (s->refused_log_ns && now - s->refused_log_ns < 10 * NSEC_PER_SEC)
+                return;
+        log_warning(0, "%s: %s (%s): %" PRIu64 " connection%s refused",
+                    s->remote ? "control port" : "socket", why, c->peer.desc, s->refused,
+                    s->refused == 1 ? "" : "s");
+        s->refused = 0;
+        s->refused_log_ns = now;
+}
+
 static void accept_all(jd_server *s)
 {
         for (int i = 0; i < 64; i++) {
@@ -487,19 +603,14 @@ static void accept_all(jd_server *s)
                                             strerror(errno));
                         return;
                 }
-                if (s->nconns >= MAX_CONNS) {
-                        log_warning(0, "%s: %d connections open, refusing another",
-                                    s->remote ? "control port" : "socket", MAX_CONNS);
-                        close(fd);
-                        continue;
-                }
                 conn *c = calloc(1, sizeof(*c));
                 if (!c) {
                         close(fd);
                         continue;
                 }
                 c->fd = fd;
-                c->last_rx_ns = mono_ns();
+                c->addr = ss;
+                c->idle_since_ns = mono_ns();
                 jl_framer_init(&c->fr, MAX_REQUEST_PAYLOAD);
                 c->peer.remote = s->remote;
                 c->peer.uid = (uid_t)-1;
@@ -534,6 +645,14 @@ static void accept_all(jd_server *s)
                         }
                         snprintf(c->peer.desc, sizeof(c->peer.desc), "%s:%u", host, port);
                 }
+                const char *why = over_limit(s, c);
+                if (why) {
+                        refused(s, c, why);
+                        jl_framer_free(&c->fr);
+                        free(c);
+                        close(fd);
+                        continue;
+                }
                 if (epoll_add(s->epfd, fd, EPOLLIN, c) < 0) {
                         jl_framer_free(&c->fr);
                         free(c);
@@ -548,25 +667,48 @@ static void accept_all(jd_server *s)
         }
 }
 
-/* Drop connections that left a frame half-sent for too long (they would hold memory forever). */
-static void reap_stalled(jd_server *s)
+/* Drop connections whose request did not arrive whole, or whose reply was not read, within the deadline
+ * (however slowly they trickle). Returns the time until the next deadline in ms, -1: none. */
+static int reap_stalled(jd_server *s)
 {
-        uint64_t now = mono_ns();
+        uint64_t now = mono_ns(), next_dl = UINT64_MAX;
         for (conn *c = s->conns, *next; c; c = next) {
                 next = c->next;
-                if ((c->fr.len > 0 || c->closing) && now - c->last_rx_ns > PARTIAL_FRAME_TIMEOUT_NS)
-                        conn_drop(s, c, "an incomplete frame for %llu s",
-                                  (unsigned long long)(PARTIAL_FRAME_TIMEOUT_NS / NSEC_PER_SEC));
+                if (c->frame_start_ns && c->fr.len > 0 && now - c->frame_start_ns >= REQUEST_DEADLINE_NS) {
+                        conn_drop(s, c, "a request not complete %llu s after its first byte (%zu bytes)",
+                                  (unsigned long long)(REQUEST_DEADLINE_NS / NSEC_PER_SEC), c->fr.len);
+                        continue;
+                }
+                if (c->out_since_ns && now - c->out_since_ns >= REQUEST_DEADLINE_NS) {
+                        conn_drop(s, c, "a reply not read within %llu s (%zu bytes)",
+                                  (unsigned long long)(REQUEST_DEADLINE_NS / NSEC_PER_SEC), c->out_len);
+                        continue;
+                }
+                bool idle = c->fr.len == 0 && c->out_len == 0;
+                if (s->remote && idle && now - c->idle_since_ns >= CONTROL_IDLE_NS) {
+                        conn_drop(s, c, "no request for %llu s",
+                                  (unsigned long long)(CONTROL_IDLE_NS / NSEC_PER_SEC));
+                        continue;
+                }
+                if (s->remote && idle)
+                        next_dl = MIN(next_dl, c->idle_since_ns + CONTROL_IDLE_NS);
+                if (c->frame_start_ns && c->fr.len > 0)
+                        next_dl = MIN(next_dl, c->frame_start_ns + REQUEST_DEADLINE_NS);
+                if (c->out_since_ns)
+                        next_dl = MIN(next_dl, c->out_since_ns + REQUEST_DEADLINE_NS);
         }
+        if (next_dl == UINT64_MAX)
+                return -1;
+        return (int)MIN((next_dl - now) / NSEC_PER_MSEC + 1, (uint64_t)60000);
 }
 
 void *jd_server_thread(void *userdata)
 {
         jd_server *s = userdata;
-        uint64_t last_reap = mono_ns();
+        int timeout_ms = -1; /* no deadline pending: sleep until a client comes */
         for (;;) {
                 struct epoll_event ev[64];
-                int n = epoll_wait(s->epfd, ev, 64, 1000);
+                int n = epoll_wait(s->epfd, ev, 64, timeout_ms);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -597,10 +739,7 @@ void *jd_server_thread(void *userdata)
                                         conn_free(s, c);
                         }
                 }
-                if (mono_ns() - last_reap >= NSEC_PER_SEC) {
-                        reap_stalled(s);
-                        last_reap = mono_ns();
-                }
+                timeout_ms = reap_stalled(s);
         }
         return NULL;
 }

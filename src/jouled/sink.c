@@ -4,9 +4,12 @@
  * created and migrated on first use): periodic_metrics, steps, jobs and this node's row in nodes through
  * the store's cluster writer (src/store/cluster.h, joule-dbd's too: the same rows), each batch in one
  * transaction, idempotent by (node, seq) and (job, step, node) so that a retried batch is harmless; a failed
- * batch stays queued and is retried with a back-off. With node.dbd set the messages go to the reporter
- * (src/jouled/reporter.h, which spools and replays). */
+ * batch stays queued and is retried with a back-off. At a stop, what the store did not take within the
+ * stop's time (the database away or locked) is written to node.state_dir/pending (fsync'd) and queued
+ * first at the next start, so that jouled stops at once without losing it. With node.dbd set the messages
+ * go to the reporter (src/jouled/reporter.h, which spools and replays). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config-joule.h"
 #include "json.h"
@@ -25,9 +29,13 @@
 #include "store.h"
 #include "timeutil.h"
 #include "reporter.h"
+#include "wire.h"
 
 #define QUEUE_MAX 20000 /* ~55 h of records at the default period */
 #define BATCH_MAX 256
+#define STORE_STOP_MS 500 /* at a stop, the store's time to take what is queued (it takes a batch in ms) */
+#define PENDING_MAGIC "JLPEND1\n"
+#define PENDING_MAGIC_LEN 8
 
 typedef struct item item;
 struct item {
@@ -47,7 +55,11 @@ struct jd_sink {
         item *head, *tail;
         uint64_t queued, delivered, dropped;
         bool stop;
+        bool thread_done;  /* the thread has left its loop */
+        bool spilled;      /* the queue went to the pending file at the stop: leave that file alone */
+        bool pending_file; /* the pending file of the last stop was loaded and is not all delivered yet */
         uint64_t stop_deadline_ns;
+        char *pending_path; /* node.state_dir/pending */
         char err[256];
         bool dbd;
         char *url, *node, *partition, *island;
@@ -203,7 +215,8 @@ static int write_items(jd_sink *s, item *first, size_t n)
                                          .avg_power_w = m->avg_power_w,
                                          .max_temp_c = m->temp_max_c,
                                          .avg_freq_khz = m->freq_avg_khz,
-                                         .step_id = m->step_id};
+                                         .step_id = m->step_id,
+                                         .gap_us = (int64_t)m->gap_us};
                 rec->has_job = m->job_id[0] && jl_msg_job_id_parse(m->job_id, &rec->job_id) == 0;
                 r = domains_json(m, &json[nrec]);
                 rec->domains_json = json[nrec];
@@ -330,12 +343,128 @@ static void *sink_thread(void *userdata)
                         s->queued--;
                         s->delivered++;
                 }
-                if (!s->head)
+                if (!s->head) {
                         s->tail = NULL;
+                        if (s->pending_file && !s->spilled) {
+                                /* everything of the last stop is stored now */
+                                (void)unlink(s->pending_path);
+                                s->pending_file = false;
+                        }
+                }
                 s->err[0] = '\0';
                 pthread_mutex_unlock(&s->mu);
         }
+        pthread_mutex_lock(&s->mu);
+        s->thread_done = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
         return NULL;
+}
+
+/* The queue into the pending file (temporary file, fsync, rename, fsync of the directory): the frames as on
+ * the wire after a magic line. Lock held. */
+static int spill_locked(jd_sink *s)
+{
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s.XXXXXX", s->pending_path) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        _cleanup_fclose_ FILE *f = fdopen(fd, "w");
+        if (!f) {
+                int r = negative_errno();
+                unlink(tmp);
+                return r;
+        }
+        int dupfd = TAKE_FD(fd); /* f owns it now */
+        int r = fputs(PENDING_MAGIC, f) < 0 ? -EIO : 0;
+        for (item *it = s->head; it && r == 0; it = it->next) {
+                jl_wbuf w;
+                const uint8_t *data;
+                size_t len;
+                r = it->is_job ? jl_msg_job_encode(&it->job, 0, &w) : jl_msg_record_encode(&it->rec, 0, &w);
+                if (r == 0) {
+                        r = jl_wbuf_finish(&w, &data, &len);
+                        if (r == 0 && fwrite(data, 1, len, f) != len)
+                                r = -EIO;
+                        jl_wbuf_free(&w);
+                }
+        }
+        if (r == 0 && (fflush(f) != 0 || fsync(dupfd) < 0))
+                r = negative_errno();
+        if (r == 0 && rename(tmp, s->pending_path) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        _cleanup_free_ char *dir = strdup(s->pending_path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash) {
+                *slash = '\0';
+                _cleanup_close_ int dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0)
+                        (void)fsync(dfd);
+        }
+        return 0;
+}
+
+/* The pending file of the last stop, queued first. A file that does not decode is moved aside (logged). */
+static int load_pending(jd_sink *s)
+{
+        _cleanup_fclose_ FILE *f = fopen(s->pending_path, "re");
+        if (!f)
+                return errno == ENOENT ? 0 : negative_errno();
+        char magic[PENDING_MAGIC_LEN];
+        size_t n = 0, bad = 0;
+        if (fread(magic, 1, sizeof(magic), f) != sizeof(magic) ||
+            memcmp(magic, PENDING_MAGIC, sizeof(magic)))
+                bad++;
+        while (!bad) {
+                uint8_t hdr[JL_WIRE_HEADER_SIZE];
+                size_t got = fread(hdr, 1, sizeof(hdr), f);
+                if (got == 0)
+                        break;
+                jl_frame_header h;
+                if (got != sizeof(hdr) || jl_frame_header_decode(hdr, JL_WIRE_MAX_PAYLOAD, &h) < 0 ||
+                    (h.type != JL_MSG_RECORD && h.type != JL_MSG_JOB)) {
+                        bad++;
+                        break;
+                }
+                _cleanup_free_ uint8_t *payload = malloc(h.length ? h.length : 1);
+                item *it = calloc(1, sizeof(*it));
+                char why[256];
+                if (!payload || !it) {
+                        free(it);
+                        return -ENOMEM;
+                }
+                it->is_job = h.type == JL_MSG_JOB;
+                if (fread(payload, 1, h.length, f) != h.length ||
+                    (it->is_job ? jl_msg_job_decode(payload, h.length, &it->job, why, sizeof(why))
+                                : jl_msg_record_decode(payload, h.length, &it->rec, why, sizeof(why))) < 0) {
+                        free(it);
+                        bad++;
+                        break;
+                }
+                (void)push(s, it);
+                n++;
+        }
+        if (bad) {
+                char aside[4200];
+                snprintf(aside, sizeof(aside), "%s.bad", s->pending_path);
+                (void)rename(s->pending_path, aside);
+                log_warning(0, "%s: not a pending file of jouled after %zu messages; moved to %s",
+                            s->pending_path, n, aside);
+                return 0;
+        }
+        if (n > 0) {
+                s->pending_file = true;
+                log_notice("%zu records and job messages of the last stop queued again from %s", n,
+                           s->pending_path);
+        } else
+                (void)unlink(s->pending_path);
+        return 0;
 }
 
 int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errlen)
@@ -370,8 +499,26 @@ int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errle
                         jd_sink_close(s, 0);
                         return r;
                 }
+                char pending[4200];
+                snprintf(pending, sizeof(pending), "%s/pending", cfg->node.state_dir);
+                if (access(pending, F_OK) == 0)
+                        log_warning(0,
+                                    "%s holds what the store had not taken when jouled last stopped without "
+                                    "node.dbd; it is kept for a start without node.dbd",
+                                    pending);
                 *ret = s;
                 return 0; /* no thread of ours: the reporter has its own */
+        }
+        if (asprintf(&s->pending_path, "%s/pending", cfg->node.state_dir) < 0) {
+                s->pending_path = NULL;
+                jd_sink_close(s, 0);
+                return -ENOMEM;
+        }
+        int k = load_pending(s);
+        if (k < 0) {
+                snprintf(err, errlen, "%s: %s", s->pending_path, strerror(-k));
+                jd_sink_close(s, 0);
+                return k;
         }
         if (!s->dbd) {
                 /* open now, so that a wrong database.url is reported at start */
@@ -434,12 +581,44 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms)
         if (s->thread_started) {
                 pthread_mutex_lock(&s->mu);
                 s->stop = true;
-                s->stop_deadline_ns = mono_ns() + timeout_ms * NSEC_PER_MSEC;
-                pthread_cond_signal(&s->cv);
+                /* a store that failed its last batch gets no more time: the pending file is as safe */
+                s->stop_deadline_ns =
+                    mono_ns() + (s->err[0] ? 0 : MIN(timeout_ms, STORE_STOP_MS) * NSEC_PER_MSEC);
+                pthread_cond_broadcast(&s->cv);
+                /* the thread leaves its loop at the deadline, unless a store call holds it (SQLite waiting
+                 * on a lock, a PostgreSQL server that does not answer): then what it holds goes to disk
+                 * below and the thread is left to the exit */
+                struct timespec ts = ns_to_timespec(s->stop_deadline_ns);
+                while (!s->thread_done)
+                        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+                                break;
+                bool done = s->thread_done;
+                if (s->queued) {
+                        int r = spill_locked(s);
+                        if (r < 0)
+                                log_error(r,
+                                          "%" PRIu64
+                                          " records and job messages were not stored before exit, "
+                                          "and cannot be written to %s: %s",
+                                          s->queued, s->pending_path, strerror(-r));
+                        else
+                                log_notice("%" PRIu64
+                                           " records and job messages not stored yet are kept in %s "
+                                           "for the next start (%s)",
+                                           s->queued, s->pending_path,
+                                           s->err[0] ? s->err : "the stop's time ran out");
+                        s->spilled = true;
+                }
                 pthread_mutex_unlock(&s->mu);
+                if (!done) {
+                        log_warning(0,
+                                    "the store did not answer within the stop's %u ms; not waiting for it",
+                                    timeout_ms);
+                        pthread_detach(s->thread);
+                        return; /* the thread still uses s: it ends with the process */
+                }
                 pthread_join(s->thread, NULL);
-        }
-        if (s->queued)
+        } else if (s->queued)
                 log_warning(0, "%" PRIu64 " records and job messages were not stored before exit",
                             s->queued);
         while (s->head) {
@@ -448,7 +627,8 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms)
                 free(it);
         }
         if (s->store) {
-                (void)jl_store_node_bye(s->store, s->node, now_realtime_us());
+                if (!s->spilled) /* the store took everything: it answers */
+                        (void)jl_store_node_bye(s->store, s->node, now_realtime_us());
                 jl_store_close(s->store);
         }
         pthread_cond_destroy(&s->cv);
@@ -457,5 +637,6 @@ void jd_sink_close(jd_sink *s, unsigned timeout_ms)
         free(s->node);
         free(s->partition);
         free(s->island);
+        free(s->pending_path);
         free(s);
 }

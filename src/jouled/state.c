@@ -35,16 +35,22 @@ static int mkdir_p(const char *path, mode_t mode)
         return 0;
 }
 
-/* Write a file atomically: NAME.tmp, (fsync), rename over NAME, (fsync the directory). */
+/* Write a file atomically: a temporary file of a unique name (.NAME.XXXXXX: two writers never share one),
+ * (fsync), rename over NAME, (fsync the directory). */
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len, bool sync)
 {
         char path[4096], tmp[4096];
         if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
-            snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+            snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name) >= (int)sizeof(tmp))
                 return -ENAMETOOLONG;
-        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
+        if (fchmod(fd, 0644) < 0) {
+                int r = negative_errno();
+                unlink(tmp);
+                return r;
+        }
         size_t off = 0;
         while (off < len) {
                 ssize_t n = write(fd, data + off, len - off);
@@ -123,15 +129,22 @@ int jd_state_save_steps(jouled *d)
         FILE *f = open_memstream(&buf, &size);
         if (!f)
                 return -ENOMEM;
-        fputs("# jouled open job steps: job step uid begin_us energy_so_far_uj complete cpus user\n", f);
+        fputs(
+            "# jouled open job steps: job step uid begin_us energy_so_far_uj complete cpus user rights\n"
+            "# rights: cpus (root or an admin declared it with its CPUs), node (declared without CPUs), own "
+            "(the user's own step: accounting only)\n",
+            f);
         for (size_t i = 0; i < d->nsteps; i++) {
                 const jd_step *st = &d->steps[i];
                 char cpus[4096];
                 format_cpu_list(st->cpumask, cpus, sizeof(cpus));
                 uint64_t so_far = st->carried_uj + (d->snap.node_energy_uj - st->begin_energy_uj);
-                fprintf(f, "%s %" PRId64 " %u %" PRIu64 " %" PRIu64 " %d %s %s\n", st->job_id, st->step_id,
-                        (unsigned)st->uid, st->begin_us, so_far, st->complete ? 1 : 0, *cpus ? cpus : "-",
-                        st->user);
+                fprintf(f, "%s %" PRId64 " %u %" PRIu64 " %" PRIu64 " %d %s %s %s\n", st->job_id,
+                        st->step_id, (unsigned)st->uid, st->begin_us, so_far, st->complete ? 1 : 0,
+                        *cpus && st->has_cpus ? cpus : "-", st->user,
+                        !st->declared  ? "own"
+                        : st->has_cpus ? "cpus"
+                                       : "node");
         }
         if (fclose(f) != 0) {
                 free(buf);
@@ -147,12 +160,20 @@ int jd_state_save_steps(jouled *d)
 
 static int parse_step_line(char *line, jd_step *st)
 {
-        char *save = NULL, *tok[8];
-        for (int i = 0; i < 8; i++) {
+        char *save = NULL, *tok[10];
+        for (int i = 0; i < 10; i++) {
                 tok[i] = strtok_r(i ? NULL : line, " \t\n", &save);
-                if (!tok[i])
+                if (!tok[i] && i < 8)
                         return -EINVAL;
+                if (!tok[i])
+                        break;
         }
+        /* the rights column is new: a line of an older jouled has none (its steps are accounting only) */
+        const char *rights = tok[8] ? tok[8] : "own";
+        if (tok[8] && tok[9])
+                return -EINVAL;
+        if (strcmp(rights, "own") != 0 && strcmp(rights, "node") != 0 && strcmp(rights, "cpus") != 0)
+                return -EINVAL;
         uint64_t uid, begin, so_far, complete, job;
         int64_t step;
         *st = (jd_step){0};
@@ -161,8 +182,13 @@ static int parse_step_line(char *line, jd_step *st)
             parse_u64(tok[3], &begin) < 0 || parse_u64(tok[4], &so_far) < 0 ||
             parse_u64(tok[5], &complete) < 0 || complete > 1 || strlen(tok[7]) >= sizeof(st->user))
                 return -EINVAL;
-        if (strcmp(tok[6], "-") != 0 && parse_cpu_list(tok[6], st->cpumask, JL_CPU_MAX) < 0)
+        st->declared = strcmp(rights, "own") != 0;
+        st->has_cpus = strcmp(rights, "cpus") == 0;
+        if (st->has_cpus &&
+            (strcmp(tok[6], "-") == 0 || parse_cpu_list(tok[6], st->cpumask, JL_CPU_MAX) < 0))
                 return -EINVAL;
+        if (!st->has_cpus)
+                memset(st->cpumask, 0xff, sizeof(st->cpumask));
         jd_copy(st->job_id, sizeof(st->job_id), tok[0]);
         st->step_id = step;
         st->uid = (uid_t)uid;
@@ -171,6 +197,56 @@ static int parse_step_line(char *line, jd_step *st)
         st->begin_energy_uj = 0; /* this instance's energy starts at 0 at its first sample */
         st->complete = false;    /* the time between the crash and this start was not measured */
         jd_copy(st->user, sizeof(st->user), tok[7]);
+        return 0;
+}
+
+int jd_lock_take(const char *path, const char *what, int *ret_fd, char *err, size_t errlen)
+{
+        char dir[4096];
+        if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+                return -ENAMETOOLONG;
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = '\0';
+                int r = mkdir_p(dir, 0755);
+                if (r < 0) {
+                        snprintf(err, errlen, "%s: cannot create the directory of %s: %s", what, path,
+                                 strerror(-r));
+                        return r;
+                }
+        }
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) {
+                int r = negative_errno();
+                snprintf(err, errlen, "%s: %s: %s", what, path, strerror(-r));
+                return r;
+        }
+        /* a POSIX record lock: the kernel releases it when jouled dies, and names its holder's pid */
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fcntl(fd, F_SETLK, &fl) < 0) {
+                int r = negative_errno();
+                if (r != -EAGAIN && r != -EACCES) {
+                        snprintf(err, errlen, "%s: locking %s: %s", what, path, strerror(-r));
+                        return r;
+                }
+                struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+                if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK && who.l_pid > 0)
+                        snprintf(err, errlen,
+                                 "%s is in use by another jouled (pid %d, lock %s); refusing to start", what,
+                                 (int)who.l_pid, path);
+                else
+                        snprintf(err, errlen, "%s is in use by another jouled (lock %s); refusing to start",
+                                 what, path);
+                return -EBUSY;
+        }
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%d\n", (int)getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+                int r = negative_errno();
+                snprintf(err, errlen, "%s: writing %s: %s", what, path, strerror(-r));
+                return r;
+        }
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
@@ -183,6 +259,14 @@ int jd_state_load(jouled *d, char *err, size_t errlen)
                 return r;
         }
         char path[4096], text[64];
+        /* one jouled per state directory: two would hand out the same sequence numbers */
+        if (snprintf(path, sizeof(path), "%s/lock", dir) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        char what[4200];
+        snprintf(what, sizeof(what), "state directory %s", dir);
+        r = jd_lock_take(path, what, &d->state_lock_fd, err, errlen);
+        if (r < 0)
+                return r;
         snprintf(path, sizeof(path), "%s/seq", dir);
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         d->next_seq = 1;

@@ -42,6 +42,7 @@ enum {
         A_TIME_MS = 28,
         A_PARTITION = 29, /* hello */
         A_ISLAND = 30,    /* hello */
+        A_GAP_US = 31,    /* record: optional (absent: 0) */
         A_MAX = 32,
 };
 
@@ -70,6 +71,7 @@ static const char *attr_name(uint16_t t)
                 [A_CPUMASK] = "cpumask", [A_KHZ] = "khz",          [A_GPU] = "gpu",
                 [A_GPU_KHZ] = "gpu_khz", [A_WATTS] = "watts",      [A_TEXT] = "text",
                 [A_TIME_MS] = "time_ms", [A_PARTITION] = "partition", [A_ISLAND] = "island",
+                [A_GAP_US] = "gap_us",
         };
         return t < A_MAX && names[t] ? names[t] : "?";
 }
@@ -209,6 +211,8 @@ int jl_msg_record_encode(const jl_msg_record *m, uint32_t id, jl_wbuf *w)
                 jl_wbuf_put_double(w, A_TEMP_MAX, m->temp_max_c);
         if (isfinite(m->freq_avg_khz))
                 jl_wbuf_put_double(w, A_FREQ_AVG, m->freq_avg_khz);
+        if (m->gap_us)
+                jl_wbuf_put_u64(w, A_GAP_US, m->gap_us);
         if (m->job_id[0]) {
                 jl_wbuf_put_str(w, A_JOB, m->job_id);
                 jl_wbuf_put_i64(w, A_STEP, m->step_id);
@@ -257,6 +261,8 @@ static int record_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                 return get_double(a, &m->temp_max_c, why, whylen);
         case A_FREQ_AVG:
                 return get_double(a, &m->freq_avg_khz, why, whylen);
+        case A_GAP_US:
+                return get_u64(a, &m->gap_us, why, whylen);
         case A_JOB:
                 return get_str(a, m->job_id, sizeof(m->job_id), why, whylen);
         case A_STEP:
@@ -616,7 +622,8 @@ int jl_msg_record_validate(const jl_msg_record *m, char *why, size_t whylen)
 {
         if (!jl_msg_name_valid(m->node))
                 return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
-        if (m->seq > INT64_MAX || m->start_us > INT64_MAX || m->end_us > INT64_MAX || m->energy_uj > INT64_MAX)
+        if (m->seq > INT64_MAX || m->start_us > INT64_MAX || m->end_us > INT64_MAX ||
+            m->energy_uj > INT64_MAX || m->gap_us > INT64_MAX)
                 return invalid(why, whylen, "record %" PRIu64 ": a value is beyond 2^63", m->seq);
         if (m->job_id[0] && jl_msg_job_id_parse(m->job_id, NULL) < 0)
                 return invalid(why, whylen, "record %" PRIu64 ": job id '%s' is not a decimal number", m->seq,

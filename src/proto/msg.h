@@ -62,6 +62,8 @@ typedef struct {
         double avg_power_w;
         double temp_max_c;   /* NAN: no sensor */
         double freq_avg_khz; /* NAN: no cpufreq */
+        uint64_t gap_us;     /* time in the window whose energy is estimated: intervals too long to unwrap a
+                                counter for certain (docs/metrics.md, "Gaps"); optional on the wire, 0 absent */
         char job_id[JL_MSG_NAME_MAX]; /* "" when idle */
         int64_t step_id;              /* -1 when idle */
         size_t ndomains;

@@ -60,8 +60,8 @@ int jl_frame_header_decode(const uint8_t in[JL_WIRE_HEADER_SIZE], uint32_t max_p
         uint32_t len = rd32(in + 8);
         if (len > max_payload || len > JL_WIRE_MAX_PAYLOAD)
                 return -EMSGSIZE;
-        *ret = (jl_frame_header){.version = in[4], .type = in[5], .flags = rd16(in + 6), .length = len,
-                                 .id = rd32(in + 12)};
+        *ret = (jl_frame_header){
+            .version = in[4], .type = in[5], .flags = rd16(in + 6), .length = len, .id = rd32(in + 12)};
         return 0;
 }
 
@@ -95,9 +95,9 @@ void jl_wbuf_init(jl_wbuf *w, uint8_t type, uint16_t flags, uint32_t id)
         *w = (jl_wbuf){0};
         uint8_t *p = reserve(w, JL_WIRE_HEADER_SIZE);
         if (p)
-                jl_frame_header_encode(&(jl_frame_header){.version = JL_WIRE_VERSION, .type = type,
-                                                          .flags = flags, .id = id},
-                                       p);
+                jl_frame_header_encode(
+                    &(jl_frame_header){.version = JL_WIRE_VERSION, .type = type, .flags = flags, .id = id},
+                    p);
 }
 
 void jl_wbuf_free(jl_wbuf *w)
@@ -239,10 +239,10 @@ int jl_attr_double(const jl_attr *a, double *ret)
 
 int jl_attr_str(const jl_attr *a, char *buf, size_t size)
 {
-        if (a->len > JL_WIRE_MAX_STRING || memchr(a->value, '\0', a->len))
+        if (a->len > JL_WIRE_MAX_STRING || a->len + 1 > size)
+                return -ENAMETOOLONG; /* too long, whatever it holds */
+        if (memchr(a->value, '\0', a->len))
                 return -EBADMSG;
-        if (a->len + 1 > size)
-                return -ENAMETOOLONG;
         memcpy(buf, a->value, a->len);
         buf[a->len] = '\0';
         return 0;

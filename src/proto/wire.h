@@ -70,7 +70,8 @@ int jl_rbuf_next(jl_rbuf *r, jl_attr *ret);
 int jl_attr_u64(const jl_attr *a, uint64_t *ret);   /* -EBADMSG unless exactly 8 bytes */
 int jl_attr_i64(const jl_attr *a, int64_t *ret);
 int jl_attr_double(const jl_attr *a, double *ret);  /* also rejects non-finite values */
-/* Copy a string attribute into buf; -EBADMSG if it holds a NUL, -ENAMETOOLONG if it does not fit. */
+/* Copy a string attribute into buf; -ENAMETOOLONG if it does not fit (whatever it holds), -EBADMSG if it
+ * holds a NUL. */
 int jl_attr_str(const jl_attr *a, char *buf, size_t size);
 void jl_attr_nested(const jl_attr *a, jl_rbuf *ret);
 

@@ -4,6 +4,7 @@
  * workload deviation). */
 #include "mail.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -123,9 +124,20 @@ static bool url_host(const char *url, char *buf, size_t size)
         return true;
 }
 
+/* Loopback by address, never by the look of a name ("127.example.com" is anyone's host): an IPv4 literal in
+ * 127.0.0.0/8, the IPv6 loopback (also as an IPv4-mapped 127.x), or "localhost", which resolvers and
+ * libcurl keep on the loopback (RFC 6761). */
 static bool host_is_loopback(const char *h)
 {
-        return strcasecmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0;
+        struct in_addr a4;
+        struct in6_addr a6;
+        if (strcasecmp(h, "localhost") == 0)
+                return true;
+        if (inet_pton(AF_INET, h, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        if (inet_pton(AF_INET6, h, &a6) == 1)
+                return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+        return false;
 }
 
 int jl_mail_config_check(const jl_mail_config *c, char *err, size_t errlen)

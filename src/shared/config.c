@@ -43,6 +43,7 @@ static const key_desc keys[] = {
         K("node", "sample_ms", T_DOUBLE, node.sample_ms, "1000", .min = 10, .max = 60000),
         K("node", "state_dir", T_STR, node.state_dir, "/var/lib/joule/jouled"),
         K("node", "munge_socket", T_STR, node.munge_socket, NULL),
+        K("node", "user_steps_max", T_U64, node.user_steps_max, "4", .min = 0, .max = 64),
         K("dbd", "listen", T_STR, dbd.listen, "0.0.0.0:7420"),
         K("dbd", "batch_records", T_U64, dbd.batch_records, "1000", .min = 1, .max = 10000000),
         K("dbd", "batch_ms", T_U64, dbd.batch_ms, "1000", .min = 1, .max = 3600000),

@@ -27,6 +27,7 @@ typedef struct {
                 double sample_ms; /* jouled's sampling interval (live counters, shm page) */
                 char *state_dir;  /* jouled's persistent state: sequence number, open job steps */
                 char *munge_socket; /* munged's socket for the control port; NULL: MUNGE's default */
+                uint64_t user_steps_max; /* open job steps a user may declare for themselves (accounting) */
         } node;
         struct {
                 char *listen;

@@ -28,7 +28,7 @@ int jl_store_cluster_lock(jl_store *s)
 
 static const char *const record_columns[] = {"node",         "seq",         "start_us",     "end_us",
                                              "energy_uj",    "avg_power_w", "domains_json", "max_temp_c",
-                                             "avg_freq_khz", "job_id",      "step_id"};
+                                             "avg_freq_khz", "job_id",      "step_id",      "gap_us"};
 
 static int put_record(jl_bulk *b, const jl_store_record *m)
 {
@@ -47,6 +47,8 @@ static int put_record(jl_bulk *b, const jl_store_record *m)
                 r = m->has_job ? jl_bulk_int64(b, m->job_id) : jl_bulk_null(b);
         if (r >= 0)
                 r = m->has_job ? jl_bulk_int64(b, m->step_id) : jl_bulk_null(b);
+        if (r >= 0)
+                r = jl_bulk_int64(b, m->gap_us);
         if (r >= 0)
                 r = jl_bulk_row_end(b);
         return r;

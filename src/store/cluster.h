@@ -24,6 +24,7 @@ typedef struct {
         bool has_job;                    /* the first job step running in the window */
         int64_t job_id, step_id;
         const char *domains_json; /* {"package-0":123,...}: names in the node's order, µJ; NULL: none */
+        int64_t gap_us;           /* time of the window whose energy is estimated (metrics.md, "Gaps") */
 } jl_store_record;
 
 /* A job step began or ended on one node. */

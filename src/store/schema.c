@@ -264,6 +264,12 @@ static const migration migrations[] = {
      " machine_id BIGINT,"
      " message TEXT NOT NULL);\n"},
 
+    {3,
+     "periodic_metrics.gap_us: time of a record whose energy is estimated (counter wraps it could not "
+     "resolve for certain)",
+     /* NULL in rows of older nodes: no gaps known */
+     "ALTER TABLE periodic_metrics ADD COLUMN gap_us BIGINT;\n"},
+
     {4, "report windows: the time each aggregation's records cover, indexes for report and acct windows",
      /* the union of the records' time inside the window (NULL on rows written before: the whole window) */
      "ALTER TABLE periodic_aggregations ADD COLUMN covered_us BIGINT;\n"

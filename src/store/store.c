@@ -706,9 +706,10 @@ int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t 
 /* records wholly inside [$1, $2): start_us is bounded on both sides, so the index reads only the range */
 #define REPORT_RECORDS_WHERE " WHERE m.start_us >= $1 AND m.start_us <= $2 AND m.end_us <= $2"
 #define REPORT_RECORDS(key, join)                                                                           \
-        "SELECT x.k, SUM(x.e), MIN(x.s), MAX(x.t), " REPORT_COVER " FROM (SELECT " key                      \
+        "SELECT x.k, SUM(x.e), MIN(x.s), MAX(x.t), " REPORT_COVER ", SUM(x.g) FROM (SELECT " key            \
         " AS k, m.energy_uj "                                                                               \
-        "AS e, m.start_us AS s, m.end_us AS t, MAX(m.end_us) OVER (PARTITION BY " key " ORDER BY "          \
+        "AS e, m.start_us AS s, m.end_us AS t, COALESCE(m.gap_us, 0) AS g, MAX(m.end_us) OVER (PARTITION "  \
+        "BY " key " ORDER BY "                                                                              \
         "m.start_us, m.end_us ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM "                \
         "periodic_metrics m" join REPORT_RECORDS_WHERE ") x GROUP BY x.k ORDER BY x.k"
 
@@ -719,7 +720,7 @@ const char *jl_store_report_sql(const char *by, bool aggregations)
         if (aggregations)
                 /* a key's windows never overlap (one row per scope, key and window) */
                 return "SELECT scope_key, SUM(energy_uj), MIN(start_us), MAX(end_us), "
-                       "SUM(COALESCE(covered_us, end_us - start_us)) FROM periodic_aggregations "
+                       "SUM(COALESCE(covered_us, end_us - start_us)), 0 FROM periodic_aggregations "
                        "WHERE scope = $3 AND start_us >= $1 AND start_us < $2 AND end_us <= $2 "
                        "GROUP BY scope_key ORDER BY scope_key";
         if (strcmp(by, "node") == 0)

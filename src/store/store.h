@@ -190,7 +190,9 @@ int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t 
  * [$1, $2) (µs): from the periodic_aggregations windows of scope $3 that lie inside the range when
  * aggregations is set, else from the periodic_metrics records that lie inside it. Each row: key, energy
  * (µJ), first start, last end (µs), and the time the key's windows or records cover inside the range (µs:
- * the union of their spans, so that nodes reporting side by side count once and gaps count not at all).
+ * the union of their spans, so that nodes reporting side by side count once and gaps count not at all),
+ * and the time of the records whose energy was estimated across counter wraps (periodic_metrics.gap_us;
+ * 0 from the aggregations).
  * Both read the start_us index bounded on both sides: the cost follows the data inside the range. */
 const char *jl_store_report_sql(const char *by, bool aggregations);
 

@@ -74,6 +74,7 @@ typedef struct {
         int esu;                /* MSR energy status units: 1/2^esu J */
         double ambient_c, start_c, rth_k_per_w, tau_s; /* first-order thermal model */
         double msr_wrap_in_j;   /* >= 0: MSR counters start this many J before their 32-bit wrap */
+        double power_scale;     /* every power (and TDP) times this; the thermal resistance divided by it */
 } model;
 
 typedef struct {
@@ -83,6 +84,7 @@ typedef struct {
         double start_c;    /* NAN: = ambient */
         double tau_s;      /* NAN: the model's */
         double msr_wrap_in_j; /* NAN: MSR counters start where the powercap ones do */
+        double power_scale;   /* 0: 1 */
 } model_opts;
 
 /* model.c */
@@ -100,6 +102,29 @@ uint64_t msr_addr(const model *m, dom_type t);
 uint64_t msr_raw(const model *m, const domain *d);
 uint64_t msr_unit(const model *m);
 int msr_write(int fd, uint64_t addr, uint64_t value);
+
+/* work.c: workloads, and time and power across frequencies (README.md, "Workloads") */
+typedef enum { WORK_NONE, WORK_COMPUTE, WORK_MIXED, WORK_MEMORY } work_kind;
+typedef struct {
+        work_kind kind;  /* WORK_NONE: the CPU follows the plain `load` model */
+        double cycles;   /* compute cycles per iteration */
+        double mem_s;    /* memory time per iteration (does not scale with f) */
+        double activity; /* core activity while computing, 0..1 */
+} work;
+#define WORK_ITER_S_AT_FMAX 0.020 /* the kinds' iteration at f_max */
+#define WORK_STALL_ACTIVITY 0.3   /* core activity while stalled on memory, relative to computing */
+#define WORK_VMIN_OVER_VMAX 0.8   /* V(f_min) / V(f_max); V is linear in f between them */
+
+const char *work_kind_name(work_kind k);
+int work_parse(const model *m, int argc, char **argv, work *ret); /* KIND [CYCLES MEM_S [ACTIVITY]] */
+double work_time_s(const work *w, uint32_t khz);
+double work_core_activity(const work *w, uint32_t khz);
+double work_mem_activity(const work *w, uint32_t khz);
+double volt_ratio(const model *m, uint32_t khz);
+void node_power(const model *m, const work *w, const uint32_t *khz, const bool *online, double load,
+                double *pkg_w, double *dram_w, double *node_w);
+int work_sweep(const model *m, const work *w, const bool *on_set, const bool *online, char *buf,
+               size_t size);
 
 /* serve.c */
 int serve_main(const char *root, unsigned tick_ms);

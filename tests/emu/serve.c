@@ -43,6 +43,8 @@ typedef struct {
         uint64_t node_truth_uj; /* the whole node: packages + DRAM + the rest of the board */
         double node_carry_uj, node_w;
         double pkg_w[EMU_MAX_PKG];
+        double dram_w[EMU_MAX_PKG];
+        work work[EMU_MAX_CPU]; /* the workload each CPU runs (`work`), WORK_NONE: the plain load model */
         char stat_text[8192];
         /* a phase in progress */
         int phase_fd;
@@ -155,8 +157,9 @@ static void update_freqs(emu *e)
                         target = hi;
                 else if (strcmp(gov, "powersave") == 0 && strcmp(e->m.driver, "intel_pstate") != 0)
                         target = lo;
-                else /* demand-driven: intel_pstate powersave, ondemand, schedutil, conservative */
-                        target = lo + e->load * (hi - lo);
+                else /* demand-driven: intel_pstate powersave, ondemand, schedutil, conservative; a CPU
+                      * running a workload is busy */
+                        target = lo + (e->work[c].kind != WORK_NONE ? 1.0 : e->load) * (hi - lo);
                 if (target > hi)
                         target = hi;
                 if (target < lo)
@@ -182,22 +185,8 @@ static void update_freqs(emu *e)
 static void compute_power(emu *e)
 {
         const model *m = &e->m;
-        int per_pkg = m->cores_per_pkg * m->threads_per_core;
-        double dram_total = 0, pkg_total = 0;
-        for (int p = 0; p < m->npkg; p++) {
-                double fsum = 0;
-                int on = 0;
-                for (int c = p * per_pkg; c < (p + 1) * per_pkg; c++)
-                        if (e->online[c]) {
-                                fsum += e->cur_khz[c] ? e->cur_khz[c] : m->fmin_khz;
-                                on++;
-                        }
-                double f = on ? fsum / on : 0;
-                e->pkg_w[p] = m->idle_w + e->load * m->dyn_w * ((double)on / per_pkg) * (f / m->fmax_khz);
-                pkg_total += e->pkg_w[p];
-                dram_total += m->dram_idle_w + m->dram_dyn_w * e->load;
-        }
-        e->node_w = pkg_total + dram_total + m->rest_w;
+        /* work.c: idle + load × dyn × f/f_max per CPU, or the workload's activity × V(f)^2 × f */
+        node_power(m, e->work, e->cur_khz, e->online, e->load, e->pkg_w, e->dram_w, &e->node_w);
         for (int i = 0; i < e->ndom; i++) {
                 domain *d = &e->dom[i];
                 switch (d->type) {
@@ -208,7 +197,9 @@ static void compute_power(emu *e)
                         d->power_w = 0.3 * m->idle_w + 0.85 * (e->pkg_w[d->pkg] - m->idle_w);
                         break;
                 case DOM_DRAM:
-                        d->power_w = m->dram_idle_w + m->dram_dyn_w * e->load;
+                        /* the broken model's stray dram zone belongs to no package */
+                        d->power_w =
+                            d->pkg >= 0 ? e->dram_w[d->pkg] : m->dram_idle_w + m->dram_dyn_w * e->load;
                         break;
                 case DOM_PSYS:
                         d->power_w = e->node_w;
@@ -309,8 +300,9 @@ static void advance(emu *e, uint64_t now)
         }
         for (int c = 0; c < e->ncpu; c++)
                 if (e->online[c]) {
-                        e->jiffies[c][0] += e->load * dt * 100;
-                        e->jiffies[c][1] += (1 - e->load) * dt * 100;
+                        double busy = e->work[c].kind != WORK_NONE ? 1.0 : e->load;
+                        e->jiffies[c][0] += busy * dt * 100;
+                        e->jiffies[c][1] += (1 - busy) * dt * 100;
                 }
         write_outputs(e);
 }
@@ -356,6 +348,17 @@ static void truth_json(const emu *e, sbuf *b)
         for (int c = 0; c < e->ncpu; c++)
                 if (e->online[c]) {
                         sb_printf(b, "%s\"cpu%d\": %u", first ? "" : ", ", c, e->cur_khz[c]);
+                        first = false;
+                }
+        sb_printf(b, "}, \"work\": {");
+        first = true;
+        for (int c = 0; c < e->ncpu; c++)
+                if (e->work[c].kind != WORK_NONE) {
+                        sb_printf(b,
+                                  "%s\"cpu%d\": {\"kind\": \"%s\", \"cycles\": %.0f, \"mem_s\": %.9f, "
+                                  "\"activity\": %.4f}",
+                                  first ? "" : ", ", c, work_kind_name(e->work[c].kind), e->work[c].cycles,
+                                  e->work[c].mem_s, e->work[c].activity);
                         first = false;
                 }
         sb_printf(b, "}}\n");
@@ -497,6 +500,38 @@ static bool parse_double(const char *s, double lo, double hi, double *ret)
         return true;
 }
 
+/* "all" or a CPU list ("0-3,5") of online CPUs */
+static bool parse_cpus(const emu *e, const char *s, bool *set)
+{
+        for (int c = 0; c < e->ncpu; c++)
+                set[c] = s && strcmp(s, "all") == 0 && e->online[c];
+        if (!s || strcmp(s, "all") == 0)
+                return s != NULL;
+        for (const char *p = s; *p;) {
+                char *end;
+                long a = strtol(p, &end, 10), b = a;
+                if (end == p || a < 0 || a >= e->ncpu)
+                        return false;
+                p = end;
+                if (*p == '-') {
+                        b = strtol(p + 1, &end, 10);
+                        if (end == p + 1 || b < a || b >= e->ncpu)
+                                return false;
+                        p = end;
+                }
+                for (long c = a; c <= b; c++) {
+                        if (!e->online[c])
+                                return false;
+                        set[c] = true;
+                }
+                if (*p == ',')
+                        p++;
+                else if (*p)
+                        return false;
+        }
+        return true;
+}
+
 static void handle(emu *e, int fd, char *line)
 {
         char *argv[8] = {0};
@@ -541,6 +576,37 @@ static void handle(emu *e, int fd, char *line)
                 e->phase_fd = fd;
                 compute_power(e);
                 return;
+        }
+        if (strcmp(cmd, "work") == 0 || strcmp(cmd, "sweep") == 0) {
+                bool set[EMU_MAX_CPU];
+                work w;
+                /* CPUS may be left out: all online CPUs */
+                int skip = argc > 1 && argv[1][0] >= 'a' && argv[1][0] <= 'z' && strcmp(argv[1], "all") != 0
+                               ? 1
+                               : 2;
+                if (!parse_cpus(e, skip == 1 ? "all" : argv[1], set) ||
+                    work_parse(&e->m, argc - skip, argv + skip, &w) < 0 ||
+                    (w.kind == WORK_NONE && cmd[0] == 's'))
+                        return reply(
+                            fd,
+                            "error: usage: work [CPUS] idle|compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
+                            " | sweep [CPUS] compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
+                            " (CPUS: all, the default, or a list of online CPUs, 0-3,5)\n");
+                sbuf b = {.len = 0};
+                if (cmd[0] == 's') {
+                        if (work_sweep(&e->m, &w, set, e->online, b.buf, sizeof(b.buf)) < 0)
+                                return reply(fd, "error: sweep: reply too long\n");
+                        return reply(fd, b.buf);
+                }
+                /* the interval so far at the old power, then the new workload; the truth at this instant */
+                advance(e, now);
+                for (int c = 0; c < e->ncpu; c++)
+                        if (set[c])
+                                e->work[c] = w;
+                update_freqs(e); /* a demand governor follows the new work at once */
+                compute_power(e);
+                truth_json(e, &b);
+                return reply(fd, b.buf);
         }
         if (strcmp(cmd, "set-temp") == 0 || strcmp(cmd, "ambient") == 0) {
                 if (!parse_double(argv[1], -50, 150, &x))
@@ -600,8 +666,8 @@ static void handle(emu *e, int fd, char *line)
                 return reply(fd, "ok\n");
         }
         snprintf(text, sizeof(text),
-                 "error: unknown command '%.64s' (ping truth load phase set-temp ambient offline backwards "
-                 "freeze thaw tick quit)\n",
+                 "error: unknown command '%.64s' (ping truth load phase work sweep set-temp ambient offline "
+                 "backwards freeze thaw tick quit)\n",
                  cmd);
         reply(fd, text);
 }

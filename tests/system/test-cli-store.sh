@@ -112,7 +112,7 @@ t_check "report --by node over a gap, from the node aggregations: 76 W over the 
         jtest "$OUT" 'j["source"] == "aggregations" and j["rows"] == [{"key": "g1", "energy_j": 9120, "avg_power_w": 76, "covered_s": 120, "missing_s": 240}]'
 OUT=$(J report --by cluster --from 2026-01-02 --to 2026-01-02T00:06:00Z --json)
 t_check "report --by cluster over a gap, from the records: 76 W over the 120 s covered, 240 s missing" -- \
-        jtest "$OUT" 'j["source"] == "metrics" and j["rows"] == [{"key": "cluster", "energy_j": 9120, "avg_power_w": 76, "covered_s": 120, "missing_s": 240}]'
+        jtest "$OUT" 'j["source"] == "metrics" and j["rows"] == [{"key": "cluster", "energy_j": 9120, "avg_power_w": 76, "covered_s": 120, "missing_s": 240, "gap_s": 0}]'
 OUT=$(J report --by node --from 2026-01-02 --to 2026-01-02T00:06:00Z)
 t_check "report table: covered and missing columns" -- \
         sh -c 'printf "%s\n" "$1" | grep -q "^g1 .*9120.000 .*76.00 .*120.0 .*240.0"' _ "$OUT"

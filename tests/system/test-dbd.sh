@@ -179,6 +179,9 @@ t_check "a window's node count and power: the first minute of n1..n5" -- test \
 t_check "every node heard from is in nodes, disconnected, with last_seen and last_seq" -- test \
         "$(q "SELECT COUNT(*) FROM nodes WHERE last_seen_us IS NOT NULL AND status = 'disconnected'
               AND name IN ('n1', 'n2', 'n3', 'n4', 'n5', 'evil1')")" = 6
+t_check "last_seq of every disconnected node is its newest stored seq (n1: its job's end, seq $((N1 + 2)))" -- test \
+        "$(q "SELECT name, last_seq FROM nodes WHERE name IN ('n1', 'n2', 'n3', 'n4', 'n5', 'evil1') ORDER BY name")" = \
+        "$(printf 'evil1|5\nn1|%s\nn2|%s\nn3|%s\nn4|%s\nn5|50' $((N1 + 2)) $N2 $N3 $N4)"
 t_check "n1's partition and island come from its HELLO" -- test \
         "$(q "SELECT partition_name, island FROM nodes WHERE name = 'n1'")" = "p1|i1"
 if ! t_done; then

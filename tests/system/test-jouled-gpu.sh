@@ -55,6 +55,12 @@ t_check "a list with one bad clock is refused as a whole ($OUT)" -- \
 OUT=$(PN setgpu 0 1755000)
 t_check "another user without a job on the node: -EPERM with words ($OUT)" -- \
         sh -c '[ "${1%% *}" = -1 ] && printf "%s" "$1" | grep -q "owner of the job running on this node"' _ "$OUT"
+QN() { setpriv --reuid=65534 --regid=65534 --clear-groups "$JOULED_CLIENT" --socket "$JD_SOCK" "$@"; }
+t_check "nobody begins a step of their own (accounting only)" -- jtest "$(QN begin 699 0)" 'j["err"] == 0'
+BEFORE=$(state 0 graphics_mhz)
+OUT=$(PN setgpu 0 1755000)
+t_check "a step of their own gives nobody no right to the GPUs ($OUT)" -- \
+        test "${OUT%% *}/$(state 0 graphics_mhz)" = "-1/$BEFORE"
 t_check "root begins job 700 for nobody" -- jtest "$(Q begin 700 0 nobody)" 'j["err"] == 0'
 OUT=$(PN setgpu 0 1755000)
 t_check "nobody, whose job runs on the node, sets GPU 0 to 1755 MHz ($OUT)" -- \
@@ -65,6 +71,7 @@ t_check "with root's job on the node too, nobody is refused ($OUT)" -- \
         test "${OUT%% *}/$(state 0 graphics_mhz)" = -1/1755
 Q end 701 0 >/dev/null
 Q end 700 0 >/dev/null
+Q end 699 0 >/dev/null
 OUT=$(PN setgpu 0 1980000)
 t_check "after their job ended, nobody is refused again ($OUT)" -- test "${OUT%% *}" = -1
 

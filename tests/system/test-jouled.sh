@@ -138,7 +138,10 @@ ctl phase 0.5 0.3 >/dev/null
 TR=$(ctl truth)
 t_check "the emulator reacts: cpu0 runs at 1.2 GHz, cpu2 does not" -- \
         jtest "$TR" 'j["freq_khz"]["cpu0"] == 1200000 and j["freq_khz"]["cpu2"] != 1200000'
-t_check "nobody ends their own job" -- jtest "$(qn end 200 0)" 'j["err"] == 0 and json.loads(j["text"])["user"] == "nobody"'
+t_check "nobody may not end the job root began for them" -- jtest "$(qn end 200 0)" 'j["err"] == -1'
+t_check "root ends it" -- jtest "$(q end 200 0)" 'j["err"] == 0 and json.loads(j["text"])["user"] == "nobody"'
+t_check "nobody begins a job of their own" -- jtest "$(qn begin 202 0)" 'j["err"] == 0'
+t_check "and ends it" -- jtest "$(qn end 202 0)" 'j["err"] == 0 and json.loads(j["text"])["user"] == "nobody"'
 t_check "root restores the default range (0 kHz) on every CPU" -- jtest "$(q cpufreq 0-1023 0)" 'j["err"] == 0'
 t_check "scaling_max_freq is back at cpuinfo_max_freq" -- \
         test "$(cat "$FX/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq")" = "$(cat "$FX/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")"

@@ -70,6 +70,19 @@ static int selftest(void)
         is_int(jl_mail_config_check(&d, err, sizeof(err)), 0, "the same with implicit TLS");
         d.server = "smtp://[::1]:2525";
         is_int(jl_mail_config_check(&d, err, sizeof(err)), 0, "clear text to the IPv6 loopback");
+        d.server = "smtp://127.0.0.2:2525";
+        is_int(jl_mail_config_check(&d, err, sizeof(err)), 0, "clear text to 127.0.0.2 (loopback)");
+        d.server = "smtp://localhost:2525";
+        is_int(jl_mail_config_check(&d, err, sizeof(err)), 0, "clear text to localhost");
+        /* issue 7: loopback is decided by address, not by a name that looks like one */
+        d.server = "smtp://127.example.com:25";
+        is_int(jl_mail_config_check(&d, err, sizeof(err)), -EINVAL,
+               "a password in clear text to 127.example.com is refused (%s)", err);
+        d.server = "smtp://127.0.0.1.example.com:25";
+        is_int(jl_mail_config_check(&d, err, sizeof(err)), -EINVAL, "and to 127.0.0.1.example.com (%s)",
+               err);
+        d.server = "smtp://[::ffff:10.0.0.1]:25";
+        is_int(jl_mail_config_check(&d, err, sizeof(err)), -EINVAL, "and to ::ffff:10.0.0.1 (%s)", err);
         d = c;
         d.sender = "not an address";
         is_int(jl_mail_config_check(&d, err, sizeof(err)), -EINVAL, "a bad sender (%s)", err);

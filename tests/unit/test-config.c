@@ -69,6 +69,15 @@ int main(void)
         is_int(load(&c, "dbd:\n  batch_records: 1e3\n", err, sizeof(err)), -EINVAL, "integer key with a float");
         joule_config_free(&c);
 
+        is_int(load(&c, "node:\n  name: a\n", err, sizeof(err)), 0, "node.user_steps_max has a default");
+        ok(c.node.user_steps_max == 4, "node.user_steps_max defaults to 4");
+        joule_config_free(&c);
+        is_int(load(&c, "node:\n  user_steps_max: 0\n", err, sizeof(err)), 0, "node.user_steps_max 0: none");
+        joule_config_free(&c);
+        is_int(load(&c, "node:\n  user_steps_max: 65\n", err, sizeof(err)), -EINVAL,
+               "node.user_steps_max above the users' 64 slots is refused");
+        joule_config_free(&c);
+
         is_int(load(&c, "runner:\n  jobs_processing: lifo\n", err, sizeof(err)), -EINVAL, "enum");
         ok(strstr(err, "fifo|random") != NULL, "enum error lists the choices: %s", err);
         joule_config_free(&c);
