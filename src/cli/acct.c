@@ -251,29 +251,22 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         if (cli_open_store(ctx, url, &s) < 0)
                 return 1;
 
-        char sql[768];
-        int np = 0;
-        int n = snprintf(sql, sizeof(sql),
-                         "SELECT job_id, step_id, user_name, node, start_us, end_us, energy_uj, complete "
-                         "FROM steps WHERE start_us < $1 AND (end_us IS NULL OR end_us >= $2)");
-        np = 2;
-        int p_user = 0, p_job = 0;
-        if (user) {
-                p_user = ++np;
-                n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND user_name = $%d", p_user);
-        }
-        if (job) {
-                p_job = ++np;
-                n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND job_id = $%d", p_job);
-        }
-        snprintf(sql + n, sizeof(sql) - (size_t)n, " ORDER BY job_id, step_id, node");
+        char sql[1024];
+        int64_t longest_us = 0;
+        int r = jl_store_acct_longest_us(s, &longest_us);
+        if (r >= 0)
+                r = jl_store_acct_sql(user != NULL, job != NULL, sql, sizeof(sql));
+        int p_user = 4, p_job = user ? 5 : 4;
 
         _cleanup_stmt_ jl_stmt *st = NULL;
-        int r = jl_store_prepare(s, sql, &st);
+        if (r >= 0)
+                r = jl_store_prepare(s, sql, &st);
         if (r == 0)
                 r = jl_stmt_bind_int64(st, 1, (int64_t)to_us);
         if (r == 0)
                 r = jl_stmt_bind_int64(st, 2, (int64_t)from_us);
+        if (r == 0)
+                r = jl_stmt_bind_int64(st, 3, (int64_t)from_us - longest_us);
         if (r == 0 && user)
                 r = jl_stmt_bind_text(st, p_user, user);
         if (r == 0 && job)

@@ -42,8 +42,8 @@ struct dbd_writer {
         int64_t period_us, grace_us, lookback_us;
 
         jl_store *db;
-        bool outage; /* a failure was logged; log the recovery */
-        jl_stmt *st_agg[3];
+        bool outage;        /* a failure was logged; log the recovery */
+        jl_stmt *st_agg[4]; /* one per scope: cluster, partition, island, node */
 
         int64_t *dirty; /* aggregation windows to recompute (start_us), unordered, unique */
         size_t ndirty, dirty_cap;
@@ -69,7 +69,7 @@ static bool transient(int r)
 
 static void finalize_all(dbd_writer *w)
 {
-        jl_stmt **all[] = {&w->st_agg[0], &w->st_agg[1], &w->st_agg[2]};
+        jl_stmt **all[] = {&w->st_agg[0], &w->st_agg[1], &w->st_agg[2], &w->st_agg[3]};
         for (size_t i = 0; i < ARRAY_SIZE(all); i++)
                 if (*all[i]) {
                         jl_stmt_finalize(*all[i]);
@@ -394,28 +394,33 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
 #define AGG_UPSERT                                                                                          \
         " ON CONFLICT (scope, scope_key, start_us) DO UPDATE SET end_us = excluded.end_us, "                \
         "energy_uj = excluded.energy_uj, avg_power_w = excluded.avg_power_w, node_count = "                 \
-        "excluded.node_count, "                                                                             \
-        "records = excluded.records"
+        "excluded.node_count, records = excluded.records, covered_us = excluded.covered_us"
 #define AGG_INSERT                                                                                          \
         "INSERT INTO periodic_aggregations (start_us, end_us, scope, scope_key, energy_uj, avg_power_w, "   \
-        "node_count, records) "
+        "node_count, records, covered_us) "
+/* One scope's rows of the window [$1, $2) ($3 its length, $4 the lookback of the scan): per key the
+ * energy, the nodes, the records and the time the records cover inside the window (covered_us: the union
+ * of their clipped spans; each record adds what lies beyond the latest end of those that start before
+ * it, pm), so that `joule report` gives the power over the time a key reported, not over the window. */
+#define AGG_SCOPE(scope, key, join, where)                                                                  \
+        AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), '" scope "', y.k, "                      \
+                   "CAST(ROUND(SUM(y.e)) AS BIGINT), SUM(y.e) / CAST($3 AS DOUBLE PRECISION), "             \
+                   "COUNT(DISTINCT y.node), COUNT(*), CAST(SUM(CASE WHEN y.pm IS NULL OR y.s >= y.pm THEN " \
+                   "y.t - y.s WHEN y.t > y.pm THEN y.t - y.pm ELSE 0 END) AS BIGINT) FROM (SELECT x.k, "    \
+                   "x.node, x.e, x.s, x.t, MAX(x.t) OVER (PARTITION BY x.k ORDER BY x.s, x.t ROWS BETWEEN " \
+                   "UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM (SELECT " key                           \
+                   " AS k, m.node AS node, " AGG_ENERGY                                                     \
+                   " AS e, CASE WHEN m.start_us > $1 THEN m.start_us ELSE $1 END AS s, CASE "               \
+                   "WHEN m.end_us < $2 THEN m.end_us ELSE $2 END AS t FROM periodic_metrics m" join         \
+                   " WHERE" AGG_WHERE where ") x) y GROUP BY y.k HAVING COUNT(*) > 0" AGG_UPSERT
 
-static const char *const agg_sql[3] = {
-    AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'cluster', 'cluster', "
-               "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
-               "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT m.node AS node, " AGG_ENERGY " AS e "
-               "FROM periodic_metrics m WHERE" AGG_WHERE ") x HAVING COUNT(*) > 0" AGG_UPSERT,
-    AGG_INSERT
-    "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'partition', x.k, "
-    "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
-    "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT n.partition_name AS k, m.node AS node, " AGG_ENERGY
-    " AS e FROM periodic_metrics m JOIN nodes n ON n.name = m.node WHERE" AGG_WHERE
-    " AND n.partition_name IS NOT NULL) x GROUP BY x.k HAVING COUNT(*) > 0" AGG_UPSERT,
-    AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'island', x.k, "
-               "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
-               "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT n.island AS k, m.node AS node, " AGG_ENERGY
-               " AS e FROM periodic_metrics m JOIN nodes n ON n.name = m.node WHERE" AGG_WHERE
-               " AND n.island IS NOT NULL) x GROUP BY x.k HAVING COUNT(*) > 0" AGG_UPSERT,
+static const char *const agg_sql[4] = {
+    AGG_SCOPE("cluster", "CAST('cluster' AS TEXT)", "", ""),
+    AGG_SCOPE("partition", "n.partition_name", " JOIN nodes n ON n.name = m.node",
+              " AND n.partition_name IS NOT NULL"),
+    AGG_SCOPE("island", "n.island", " JOIN nodes n ON n.name = m.node", " AND n.island IS NOT NULL"),
+    /* per node too, so that `joule report --by node` reads summaries, not every record */
+    AGG_SCOPE("node", "m.node", "", ""),
 };
 
 static int aggregate_window(dbd_writer *w, int64_t start)
@@ -424,7 +429,7 @@ static int aggregate_window(dbd_writer *w, int64_t start)
         if (r < 0)
                 return r;
         r = jl_store_cluster_lock(w->db);
-        for (int i = 0; i < 3 && r >= 0; i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(agg_sql) && r >= 0; i++) {
                 r = prep(w, &w->st_agg[i], agg_sql[i]);
                 jl_stmt *st = w->st_agg[i];
                 if (r >= 0 && (r = jl_stmt_bind_int64(st, 1, start)) >= 0 &&

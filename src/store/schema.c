@@ -286,6 +286,16 @@ static const migration migrations[] = {
      "ALTER TABLE machines ADD COLUMN calibrated_base_temperature_c DOUBLE PRECISION;\n"
      "ALTER TABLE machines ADD COLUMN calibrated_sleep_time_after_job_s DOUBLE PRECISION;\n"
      "ALTER TABLE machines ADD COLUMN calibration_json TEXT;\n"},
+    {5, "report windows: the time each aggregation's records cover, indexes for report and acct windows",
+     /* the union of the records' time inside the window (NULL on rows written before: the whole window) */
+     "ALTER TABLE periodic_aggregations ADD COLUMN covered_us BIGINT;\n"
+     /* joule report reads one scope over [from, to): both bounds on the index */
+     "CREATE INDEX periodic_aggregations_scope ON periodic_aggregations (scope, start_us);\n"
+     /* joule acct: the longest finished step bounds how far before --from a step can have begun; the
+      * running ones have their own small index, in the report's order (so that no planner scans the
+      * whole table for the order when none is running) */
+     "CREATE INDEX steps_duration ON steps ((end_us - start_us));\n"
+     "CREATE INDEX steps_running ON steps (job_id, step_id, node) WHERE end_us IS NULL;\n"},
 };
 
 int jl_store_schema_latest(void)

@@ -128,14 +128,18 @@ static void test_migrations(jl_store *s)
                !jl_store_migration_name(latest + 1),
            "migrations are named");
 
+        /* versions need not be contiguous (branches number theirs ahead) */
+        int count = 0;
+        for (int i = 1; i <= latest; i++)
+                count += jl_store_migration_name(i) != NULL;
         int r = jl_store_migrate(s);
-        is_int(r, latest, "migrate from empty applies every migration");
+        is_int(r, count, "migrate from empty applies every migration");
         if (r < 0)
                 printf("# %s\n", jl_store_error(s));
         is_int(jl_store_schema_version(s, &v), 0, "schema version after migrate");
         is_int(v, latest, "database is current");
         is_int(jl_store_migrate(s), 0, "migrate again is a no-op");
-        is_int(query_int(s, "SELECT COUNT(*) FROM schema_version"), latest,
+        is_int(query_int(s, "SELECT COUNT(*) FROM schema_version"), count,
                "one schema_version row per migration");
 
         static const char *const tables[] = {
