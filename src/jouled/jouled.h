@@ -182,6 +182,7 @@ void jd_server_free(jd_server *s);
 int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errlen);
 int jd_sink_record(jd_sink *s, const jl_msg_record *m);
 int jd_sink_job(jd_sink *s, const jl_msg_job *m);
+int jd_sink_rt(jd_sink *s, const jl_msg_rt *m); /* a runtime record (applications, loops, events) */
 /* For the status: messages waiting, messages delivered, the last error ("" when none; copied). */
 void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen);
 const char *jd_sink_kind(const jd_sink *s); /* "store" or "dbd" */

@@ -128,14 +128,17 @@ static void test_migrations(jl_store *s)
                !jl_store_migration_name(latest + 1),
            "migrations are named");
 
+        int nmig = 0; /* versions may skip numbers (branches reserve theirs) */
+        for (int k = 1; k <= latest; k++)
+                nmig += jl_store_migration_name(k) != NULL;
         int r = jl_store_migrate(s);
-        is_int(r, latest, "migrate from empty applies every migration");
+        is_int(r, nmig, "migrate from empty applies every migration");
         if (r < 0)
                 printf("# %s\n", jl_store_error(s));
         is_int(jl_store_schema_version(s, &v), 0, "schema version after migrate");
         is_int(v, latest, "database is current");
         is_int(jl_store_migrate(s), 0, "migrate again is a no-op");
-        is_int(query_int(s, "SELECT COUNT(*) FROM schema_version"), latest,
+        is_int(query_int(s, "SELECT COUNT(*) FROM schema_version"), nmig,
                "one schema_version row per migration");
 
         static const char *const tables[] = {
