@@ -168,5 +168,23 @@ T0=$(date +%s%N)
 OUT=$(JOULE_SOCKET=$T_DIR/none.sock JOULE_JOB_ID=5 "$RT_CLIENT" event policy 1 x)
 T1=$(date +%s%N)
 t_check "report.c with jouled down: an error at once ($OUT, $(((T1 - T0) / 1000000)) ms)" -- sh -c "[ $(((T1 - T0) / 1000000)) -lt 1500 ] && echo '$OUT' | grep -q '^err'"
+
+# --- an Open MPI program on 2 ranks under joule launch ---
+if command -v mpicc.openmpi >/dev/null && [ -f "${JOULE_LIBDIR:-}/libjoule-rt-ompi.so" ]; then
+        export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+        export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+        mpicc.openmpi -O2 -o "$T_DIR/pp" "$(dirname "$0")/../runtime/mpi-pingpong.c"
+        # MPI libraries leave their allocations at exit: no leak check for the MPI program
+        OUT=$(ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 timeout 60 "$JOULE" -c "$JD_CFG" launch --verbose 1 --policy monitoring -- mpirun.openmpi -np 2 "$T_DIR/pp" 60 2>&1)
+        RC=$?
+        t_check "launch runs an Open MPI program on 2 ranks (rc $RC)" -- sh -c "[ $RC = 0 ] && printf '%s' '$OUT' | grep -q '^result:'"
+        t_check "both ranks are managed by libjoule-rt-ompi.so" -- sh -c "[ \$(printf '%s\n' '$OUT' | grep -c 'managed by libjoule-rt-ompi.so') = 2 ]"
+        JOB3=$(printf '%s\n' "$OUT" | sed -n 's/^joule launch: job \([0-9]*\) step 0$/\1/p')
+        for _ in $(seq 50); do J acct --json --job "$JOB3" | grep -q '"complete": *true' && break; sleep 0.1; done
+        OUT=$(J acct --json --job "$JOB3")
+        t_check "the MPI step is accounted by joule acct" -- jtest "$OUT" "len(j) == 1 and j[0]['complete'] is True and j[0]['energy_j'] > 0"
+else
+        t_skip "launch of an Open MPI program" "mpicc.openmpi or libjoule-rt-ompi.so missing"
+fi
 jouled_stop TERM
 t_done
