@@ -169,6 +169,15 @@ OUT=$(JOULE_SOCKET=$T_DIR/none.sock JOULE_JOB_ID=5 "$RT_CLIENT" event policy 1 x
 T1=$(date +%s%N)
 t_check "report.c with jouled down: an error at once ($OUT, $(((T1 - T0) / 1000000)) ms)" -- sh -c "[ $(((T1 - T0) / 1000000)) -lt 1500 ] && echo '$OUT' | grep -q '^err'"
 
+# --- a user's launch: a step of their own, for accounting only ---
+OUT=$(as_user 65534 "$JOULE" -c "$JD_CFG" launch -- "$RT_CLIENT" setfreq 2 $F1 2>"$T_DIR/user.err")
+RC=$?
+t_check "nobody's launch: the runtime's frequency request is refused, the program runs ($OUT, rc $RC)" -- sh -c "[ '$OUT' = 'err -1 Operation not permitted' ] && [ $RC = 1 ] && [ \$(cat $CF/policy2/scaling_max_freq) != $F1 ]"
+JOB4=$(sed -n 's/^joule launch: job \([0-9]*\) step 0$/\1/p' "$T_DIR/user.err")
+for _ in $(seq 50); do J acct --json --job "$JOB4" | grep -q '"complete": *true' && break; sleep 0.1; done
+OUT=$(J acct --json --job "$JOB4")
+t_check "nobody's launched step is accounted as nobody's" -- jtest "$OUT" "len(j) == 1 and j[0]['user'] == 'nobody' and j[0]['complete'] is True"
+
 # --- an Open MPI program on 2 ranks under joule launch ---
 if command -v mpicc.openmpi >/dev/null && [ -f "${JOULE_LIBDIR:-}/libjoule-rt-ompi.so" ]; then
         export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
