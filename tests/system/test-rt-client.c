@@ -7,6 +7,7 @@
  *   test-rt-client loop KEY ITERATIONS            a loop signature
  *   test-rt-client event KIND VALUE MESSAGE       a policy decision
  *   test-rt-client badapp                         a record jouled must refuse (negative time, a spaced name)
+ *   test-rt-client bench N                        N events on one connection: the mean time of a call
  * Prints "ok" or "err N TEXT"; exits 0 on success, 1 on a refusal, 2 on bad usage. */
 #include <errno.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "report.h"
@@ -102,6 +104,20 @@ int main(int argc, char **argv)
         }
         if (strcmp(cmd, "event") == 0 && argc >= 5)
                 return done(jl_rt_report_event(argv[2], strtod(argv[3], NULL), argv[4]));
+        if (strcmp(cmd, "bench") == 0 && argc >= 3) {
+                int n = atoi(argv[2]);
+                struct timespec a, b;
+                clock_gettime(CLOCK_MONOTONIC, &a);
+                for (int i = 0; i < n; i++) {
+                        int r = jl_rt_report_event("bench", i, "a policy decision");
+                        if (r < 0)
+                                return done(r);
+                }
+                clock_gettime(CLOCK_MONOTONIC, &b);
+                double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3;
+                printf("%d events in %.0f us: %.1f us per call\n", n, us, n > 0 ? us / n : 0);
+                return 0;
+        }
         if (strcmp(cmd, "badapp") == 0) {
                 jl_rt_app_record a = {.time_s = -1,
                                       .pck_power_w = NAN,
