@@ -26,6 +26,11 @@
 #define JD_TEMPS_MAX 64
 #define JD_FREQS_MAX 256
 #define JD_WATCH_MAX 4
+/* The runtime's records a user's processes may send per step: JD_RT_RATE per second, bursts of JD_RT_BURST
+ * (a flood would otherwise crowd the node's periodic records out of the sink's queue); root is not limited.
+ */
+#define JD_RT_RATE 200.0
+#define JD_RT_BURST 2000.0
 
 typedef struct {
         char name[JL_SHM_NAME_MAX];
@@ -74,6 +79,8 @@ typedef struct {
         bool has_cpus;            /* the begin named the step's CPUs (the owner's CPU frequency rights) */
         /* processes whose end ends the step (JL_OP_WATCH_PID: `joule launch` and its command); persisted
          * with their start times so that a restarted jouled watches them again (a reused pid is not them) */
+        double rt_tokens;      /* the runtime's records users may still send now (a token bucket) */
+        uint64_t rt_refill_ns; /* CLOCK_MONOTONIC of its last refill; 0: never (full) */
         size_t nwatch;
         struct {
                 pid_t pid;

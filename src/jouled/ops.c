@@ -561,6 +561,22 @@ static void op_rt_record(jouled *d, const jd_peer *peer, const jl_msg_request *r
                 FAIL(rep, -EPERM, "only root or user '%s' may send records for job %s step %" PRId64, user,
                      m.job_id, m.step_id);
         }
+        if (peer->uid != 0) {
+                jd_step *st = &d->steps[i];
+                uint64_t now = mono_ns();
+                double add =
+                    st->rt_refill_ns ? (double)(now - st->rt_refill_ns) / 1e9 * JD_RT_RATE : JD_RT_BURST;
+                st->rt_tokens = MIN(JD_RT_BURST, st->rt_tokens + add);
+                st->rt_refill_ns = now;
+                if (st->rt_tokens < 1) {
+                        pthread_mutex_unlock(&d->lock);
+                        FAIL(rep, -EBUSY,
+                             "too many records for job %s step %" PRId64
+                             ": at most %.0f a second (bursts of %.0f)",
+                             m.job_id, m.step_id, JD_RT_RATE, JD_RT_BURST);
+                }
+                st->rt_tokens -= 1;
+        }
         int r = jd_state_next_seq(d, &m.seq);
         if (r < 0) {
                 pthread_mutex_unlock(&d->lock);

@@ -62,6 +62,10 @@ OUT=$(as_user 65534 "$RT_CLIENT" badapp)
 t_check "malformed records (negative time, a name with a space) are refused with -EINVAL: $OUT" -- test "$OUT" = "-22 -22"
 t_check "root's own step 101: a signature without counters" -- sh -c "'$JOULE' -c '$JD_CFG' job begin --job 101 >/dev/null && JOULE_JOB_ID=101 JOULE_STEP_ID=0 '$RT_CLIENT' app nc-app && '$JOULE' -c '$JD_CFG' job end --job 101 >/dev/null"
 t_check "jouled keeps serving after the refusals" -- as_user 65534 "$RT_CLIENT" event phase 2 "CPU bound"
+J job begin --job 102 --user nobody >/dev/null
+OUT=$(as_user 65534 env JOULE_JOB_ID=102 "$RT_CLIENT" bench 2500)
+t_check "a user's flood of records is cut at the step's limit (bursts of 2000): $OUT" -- test "$OUT" = "err -16 Device or resource busy"
+J job end --job 102 >/dev/null
 
 # --- the end restores what was in force before the step ---
 J job end --job 100 --step 0 >/dev/null
