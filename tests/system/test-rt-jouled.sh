@@ -139,6 +139,19 @@ t_check "the step's frequency is still in force" -- wait_state "$(pinned $F1)"
 J job end --job 300 >/dev/null
 t_check "job end after the restart restores the settings from before" -- wait_state "$BEFORE"
 
+# --- a launched program outlives a jouled restart: the new jouled watches it again ---
+launch_bg "$T_DIR/l4.out" "$T_DIR/l4.err" "$RT_CLIENT" hold 2-3 $F3 60
+t_ok $? "launch a program that sets $F3 kHz"
+t_check "... in force" -- wait_state "$(pinned $F3)"
+CHILD=$(pgrep -P $LPID)
+jouled_stop KILL
+rm -f "$JD_SOCK"
+jouled_start rt1
+t_ok $? "jouled killed -9 and started again while the program runs"
+kill -9 "$CHILD"
+t_check "kill -9 of the program after the restart: the restarted jouled restores the settings" -- wait_state "$BEFORE"
+wait $LPID 2>/dev/null
+
 # --- the step's program ends while jouled is down: restored at jouled's start ---
 launch_bg "$T_DIR/l3.out" "$T_DIR/l3.err" "$RT_CLIENT" hold 2-3 $F2 60
 t_ok $? "launch a program that sets $F2 kHz"
