@@ -1,7 +1,8 @@
 /* report.c - the runtime's client of jouled (report.h): one connection to the local socket, kept open and
  * made again once when jouled closed it (restarted), each request bounded by JL_RT_REPORT_TIMEOUT_MS in
  * all. Thread-safe (one mutex: a rank's requests are rare). Never logs, never raises a signal (SIGPIPE is
- * suppressed by the client's sends), never blocks the application past the timeout. */
+ * suppressed by the client's sends), never blocks the application past the timeout (the connect does not
+ * wait either: a jouled that is stopped with a full backlog is -EAGAIN at once). */
 #include "report.h"
 
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,14 +70,26 @@ static int step_from_env(char *job, size_t size, int64_t *ret_step)
         return 0;
 }
 
+/* A non-blocking connect: a unix connect waits while the listener's backlog is full (a jouled that is
+ * stopped); this one fails at once with -EAGAIN instead. The client's exchange polls, so the descriptor
+ * stays non-blocking. */
 static int connect_locked(void)
 {
         if (report_fd >= 0)
                 return 0;
-        int fd;
-        int r = jl_client_connect(jl_client_socket_path(NULL), &fd);
-        if (r < 0)
+        const char *path = jl_client_socket_path(NULL);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
                 return r;
+        }
         report_fd = fd;
         return 0;
 }

@@ -185,6 +185,16 @@ T0=$(date +%s%N)
 OUT=$(JOULE_SOCKET=$T_DIR/none.sock JOULE_JOB_ID=5 "$RT_CLIENT" event policy 1 x)
 T1=$(date +%s%N)
 t_check "report.c with jouled down: an error at once ($OUT, $(((T1 - T0) / 1000000)) ms)" -- sh -c "[ $(((T1 - T0) / 1000000)) -lt 1500 ] && echo '$OUT' | grep -q '^err'"
+J job begin --job 103 >/dev/null
+kill -STOP "$JD_PID"
+T0=$(date +%s%N)
+OUT=$(JOULE_JOB_ID=103 JOULE_STEP_ID=0 "$RT_CLIENT" event policy 1 x)
+T1=$(date +%s%N)
+kill -CONT "$JD_PID"
+MS=$(((T1 - T0) / 1000000))
+t_check "report.c with jouled stopped (SIGSTOP): gives up within its 1 s ($OUT, $MS ms)" -- sh -c "[ $MS -ge 900 ] && [ $MS -lt 1500 ] && [ '$OUT' = 'err -110 Connection timed out' ]"
+t_check "jouled serves again after SIGCONT" -- env JOULE_JOB_ID=103 JOULE_STEP_ID=0 "$RT_CLIENT" event policy 1 y
+J job end --job 103 >/dev/null
 
 # --- a user's launch: a step of their own, for accounting only ---
 OUT=$(as_user 65534 "$JOULE" -c "$JD_CFG" launch -- "$RT_CLIENT" setfreq 2 $F1 2>"$T_DIR/user.err")
