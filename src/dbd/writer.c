@@ -189,6 +189,54 @@ static int insert_records(dbd_writer *w, const dbd_item *items, size_t n)
         return jl_store_put_records(w->db, recs, k, NULL);
 }
 
+/* The runtime's records of a chunk (applications, loops, events: cluster.h). */
+static int rt_messages(dbd_writer *w, const dbd_item *items, size_t n)
+{
+        size_t nrt = 0;
+        for (size_t i = 0; i < n; i++)
+                nrt += items[i].kind == DBD_ITEM_RT;
+        if (nrt == 0)
+                return 0;
+        _cleanup_free_ jl_store_rt *v = calloc(nrt, sizeof(jl_store_rt));
+        if (!v)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const dbd_item *it = &items[i];
+                if (it->kind != DBD_ITEM_RT || !it->rt)
+                        continue;
+                const jl_msg_rt *m = it->rt;
+                int64_t job = 0;
+                (void)jl_msg_job_id_parse(m->job_id, &job);
+                v[k++] = (jl_store_rt){.kind = m->kind,
+                                       .node = m->node,
+                                       .seq = m->seq,
+                                       .job_id = job,
+                                       .step_id = m->step_id,
+                                       .time_us = (int64_t)m->time_us,
+                                       .name = m->name,
+                                       .policy = m->policy,
+                                       .tag = m->tag,
+                                       .message = m->message,
+                                       .policy_th = m->policy_th,
+                                       .time_s = m->time_s,
+                                       .energy_j = m->energy_j,
+                                       .avg_power_w = m->avg_power_w,
+                                       .pck_power_w = m->pck_power_w,
+                                       .dram_power_w = m->dram_power_w,
+                                       .cpi = m->cpi,
+                                       .tpi = m->tpi,
+                                       .gbs = m->gbs,
+                                       .gflops = m->gflops,
+                                       .time_per_iteration_s = m->time_per_iteration_s,
+                                       .value = m->value,
+                                       .iterations = (int64_t)m->iterations,
+                                       .avg_cpufreq_khz = (int64_t)m->avg_cpufreq_khz,
+                                       .def_cpufreq_khz = (int64_t)m->def_cpufreq_khz};
+        }
+        return jl_store_put_rt(w->db, v, k);
+}
+
 /* The job step begins and ends of a chunk, in order, and the jobs rows they touch (cluster.h). */
 static int job_messages(dbd_writer *w, const dbd_item *items, size_t n)
 {
@@ -233,7 +281,8 @@ static int nodes_seen(dbd_writer *w, const dbd_item *items, size_t n, int64_t no
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 const dbd_item *it = &items[i];
-                if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB && it->kind != DBD_ITEM_BYE)
+                if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB && it->kind != DBD_ITEM_BYE &&
+                    it->kind != DBD_ITEM_RT)
                         continue;
                 if (!last || strcmp(last, it->node) != 0) { /* runs of one node's messages: no hashing */
                         seen_slot *s = seen_find(w, it->node);
@@ -346,6 +395,8 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
                 r = insert_records(w, items, n);
         if (r >= 0)
                 r = job_messages(w, items, n);
+        if (r >= 0)
+                r = rt_messages(w, items, n);
         if (r >= 0)
                 r = nodes_seen(w, items, n, now, &due, &seqs, &ndue);
         if (r >= 0)

@@ -296,6 +296,17 @@ static const migration migrations[] = {
       * whole table for the order when none is running) */
      "CREATE INDEX steps_duration ON steps ((end_us - start_us));\n"
      "CREATE INDEX steps_running ON steps (job_id, step_id, node) WHERE end_us IS NULL;\n"},
+    {6,
+     "runtime: applications.tag, loops.time_per_iteration_s, and (node, seq) of the runtime's records so "
+     "that replays are harmless",
+     "ALTER TABLE applications ADD COLUMN tag TEXT;\n"
+     "ALTER TABLE applications ADD COLUMN seq BIGINT;\n"
+     "ALTER TABLE loops ADD COLUMN time_per_iteration_s DOUBLE PRECISION;\n"
+     "ALTER TABLE loops ADD COLUMN seq BIGINT;\n"
+     "ALTER TABLE events ADD COLUMN seq BIGINT;\n"
+     "CREATE UNIQUE INDEX loops_node_seq ON loops (node, seq);\n"
+     "CREATE UNIQUE INDEX events_node_seq ON events (node, seq);\n"
+     "CREATE INDEX events_job ON events (job_id, step_id);\n"},
 };
 
 int jl_store_schema_latest(void)
