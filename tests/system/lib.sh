@@ -9,9 +9,10 @@ T_N=0
 T_FAILED=0
 T_PIDS=()
 
-t_ok() { # t_ok COND_EXIT_STATUS DESCRIPTION
+t_ok() { # t_ok COND_EXIT_STATUS DESCRIPTION (a description on several lines is joined: one TAP line)
         local st=$1
         shift
+        set -- "$(printf '%s' "$*" | tr '\n' ' ')"
         T_N=$((T_N + 1))
         if [ "$st" -eq 0 ]; then
                 echo "ok $T_N - $*"
