@@ -18,6 +18,8 @@ pkgs=(
         libcurl4-openssl-dev python3-aiosmtpd
         # the runtime: one build per MPI (Open MPI, MPICH, side by side), their tests in C and Fortran
         openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
+        # the Slurm plugin: its header, and a real one-node Slurm with munged for its tests
+        libslurm-dev slurmctld slurmd slurm-client
 )
 missing=()
 for p in "${pkgs[@]}"; do
