@@ -14,19 +14,19 @@ typedef struct {
                 char *url; /* SQLite path or postgresql://... */
         } database;
         struct {
-                char *name;      /* default: the host name */
-                double period_s; /* power monitoring period */
-                char *dbd;       /* host:port of joule-dbd; NULL: write to the store directly */
-                char *socket;    /* local API socket */
+                char *name;       /* default: the host name */
+                double period_s;  /* power monitoring period */
+                char *dbd;        /* host:port of joule-dbd; NULL: write to the store directly */
+                char *socket;     /* local API socket */
                 char *control_listen;
                 char *metrics_listen;
-                char **admins; /* NULL-terminated */
+                char **admins;    /* NULL-terminated */
                 char *partition;
                 char *island;
-                char *spool;             /* spool file for records while the dbd is unreachable */
-                double sample_ms;        /* jouled's sampling interval (live counters, shm page) */
-                char *state_dir;         /* jouled's persistent state: sequence number, open job steps */
-                char *munge_socket;      /* munged's socket for the control port; NULL: MUNGE's default */
+                char *spool;      /* spool file for records while the dbd is unreachable */
+                double sample_ms; /* jouled's sampling interval (live counters, shm page) */
+                char *state_dir;  /* jouled's persistent state: sequence number, open job steps */
+                char *munge_socket; /* munged's socket for the control port; NULL: MUNGE's default */
                 uint64_t user_steps_max; /* open job steps a user may declare for themselves (accounting) */
         } node;
         struct {
@@ -71,7 +71,7 @@ typedef struct {
                 char *profile; /* benchmarking | profiling */
         } machine;
         struct {
-                char *server; /* smtp://host:port or smtps://host:port */
+                char *server;   /* smtp://host:port or smtps://host:port */
                 char *user;
                 char *password;
                 char *sender;
@@ -89,10 +89,9 @@ typedef struct {
                 double min_energy_th;         /* min_energy's time penalty bound (0.05: 5 %) */
                 double min_time_th;           /* min_time's minimum efficiency (PerfGain >= th x FreqGain) */
                 uint64_t default_cpufreq_khz; /* where monitoring and min_energy start; 0: the nominal max */
-                uint64_t
-                    min_time_start_khz;  /* where min_time starts; 0: three steps below the nominal max */
-                char **user_policies;    /* policies every user may choose; NULL: all three */
-                char **authorized_users; /* may also set frequencies, any threshold, learning runs */
+                uint64_t min_time_start_khz;  /* where min_time starts; 0: 3 steps below the nominal max */
+                char **user_policies;         /* policies every user may choose; NULL: all three */
+                char **authorized_users;      /* may also set frequencies, any threshold, learning runs */
         } policies;
 } joule_config;
 
