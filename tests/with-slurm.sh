@@ -87,6 +87,11 @@ stop() {
                 scancel $jobs 2>/dev/null
                 for _ in $(seq 50); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
         fi
+        # a slurmstepd of this cluster that outlived its job (killed tests): known by its SLURM_CONF
+        for p in $(pgrep -x slurmstepd); do
+                { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "SLURM_CONF=$dir/slurm.conf" &&
+                        kill -9 "$p"
+        done
         for f in slurmd slurmctld; do
                 [ -f "$dir/$f.pid" ] || continue
                 p=$(cat "$dir/$f.pid")

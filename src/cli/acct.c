@@ -97,13 +97,17 @@ int cli_parse_range(const char *from, const char *to, uint64_t now_us, uint64_t 
 {
         uint64_t f = 0, t = now_us;
         if (from && cli_parse_time(from, now_us, &f) < 0) {
-                log_error(EINVAL, "--from '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
-                                  "or -DURATION such as -2h, -1d)", from);
+                log_error(EINVAL,
+                          "--from '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
+                          "or -DURATION such as -2h, -1d)",
+                          from);
                 return -EINVAL;
         }
         if (to && cli_parse_time(to, now_us, &t) < 0) {
-                log_error(EINVAL, "--to '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
-                                  "or -DURATION such as -2h, -1d)", to);
+                log_error(EINVAL,
+                          "--to '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
+                          "or -DURATION such as -2h, -1d)",
+                          to);
                 return -EINVAL;
         }
         if (f >= t) {
@@ -124,30 +128,54 @@ uint64_t cli_now_us(void)
 
 static int usage(FILE *f)
 {
-        fputs("Usage: joule acct [--user U] [--job ID] [--from T] [--to T] [--json | --csv] [--url URL]\n\n"
-              "Energy, time and average power of every job step that ran in the time range, over all of\n"
-              "its nodes (steps still running show no end and no energy yet).\n\n"
-              "  -u, --user U    only U's job steps\n"
-              "  -j, --job ID    only job ID\n"
-              "      --from T    steps running at or after T: YYYY-MM-DD[THH:MM:SS[.fff]][Z] (UTC), now,\n"
-              "                  or -DURATION (-90min, -2h, -7d)\n"
-              "      --to T      steps that began before T (default: now)\n"
-              "      --json      one JSON array of {job_id, step_id, user, nodes, start, end, time_s,\n"
-              "                  energy_j, avg_power_w, complete}\n"
-              "      --csv       the same as CSV with a header line\n"
-              "      --url URL   the database (default: database.url)\n",
-              f);
+        fputs(
+            "Usage: joule acct [--user U] [--job ID] [--from T] [--to T] [--json | --csv] [--url URL]\n\n"
+            "Energy, time and average power of every job step that ran in the time range, over all of\n"
+            "its nodes (steps still running show no end and no energy yet).\n\n"
+            "  -u, --user U    only U's job steps\n"
+            "  -j, --job ID    only job ID\n"
+            "      --from T    steps running at or after T: YYYY-MM-DD[THH:MM:SS[.fff]][Z] (UTC), now,\n"
+            "                  or -DURATION (-90min, -2h, -7d)\n"
+            "      --to T      steps that began before T (default: now)\n"
+            "      --json      one JSON array of {job_id, step_id, jobid, user, nodes, start, end, time_s,\n"
+            "                  energy_j, avg_power_w, complete} (jobid as sacct's: 77.0, 77.batch, "
+            "77.extern)\n"
+            "      --csv       the same as CSV with a header line\n"
+            "      --url URL   the database (default: database.url)\n",
+            f);
         return f == stdout ? 0 : 2;
 }
 
 typedef struct {
         int64_t job_id, step_id;
         char *user;
-        char *nodes; /* comma-separated */
+        char *nodes;              /* comma-separated */
         int64_t start_us, end_us; /* end_us -1: running on some node */
         int64_t energy_uj;
         bool complete;
 } acct_row;
+
+/* The job step's id as sacct shows it: "77" (the job as a whole, step -1), "77.0", and Slurm's special
+ * steps by name ("77.batch", "77.extern", "77.interactive"; their ids are slurm.h's SLURM_BATCH_SCRIPT,
+ * SLURM_EXTERN_CONT, SLURM_INTERACTIVE_STEP, as the Slurm plugin declares them). */
+static const char *step_jobid(int64_t job, int64_t step, char *buf, size_t len)
+{
+        static const struct {
+                int64_t id;
+                const char *name;
+        } special[] = {{0xfffffffb, "batch"}, {0xfffffffc, "extern"}, {0xfffffffa, "interactive"}};
+        if (step < 0) {
+                snprintf(buf, len, "%" PRId64, job);
+                return buf;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(special); i++)
+                if (step == special[i].id) {
+                        snprintf(buf, len, "%" PRId64 ".%s", job, special[i].name);
+                        return buf;
+                }
+        snprintf(buf, len, "%" PRId64 ".%" PRId64, job, step);
+        return buf;
+}
 
 static void rows_free(acct_row *rows, size_t n)
 {
@@ -189,11 +217,15 @@ static void csv_text(FILE *f, const char *s)
 int verb_acct(cli_context *ctx, int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"user", required_argument, NULL, 'u'}, {"job", required_argument, NULL, 'j'},
-                {"from", required_argument, NULL, 'F'}, {"to", required_argument, NULL, 'T'},
-                {"json", no_argument, NULL, 'J'},       {"csv", no_argument, NULL, 'C'},
-                {"url", required_argument, NULL, 'U'},  {"help", no_argument, NULL, 'h'},
-                {0},
+            {"user", required_argument, NULL, 'u'},
+            {"job", required_argument, NULL, 'j'},
+            {"from", required_argument, NULL, 'F'},
+            {"to", required_argument, NULL, 'T'},
+            {"json", no_argument, NULL, 'J'},
+            {"csv", no_argument, NULL, 'C'},
+            {"url", required_argument, NULL, 'U'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
         };
         const char *user = NULL, *job = NULL, *from = NULL, *to = NULL, *url = NULL;
         bool json = false, csv = false;
@@ -300,8 +332,12 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         }
                         row = &rows[nrows++];
                         const char *u = jl_stmt_column_text(st, 2);
-                        *row = (acct_row){.job_id = jid, .step_id = sid, .user = strdup(u ? u : ""),
-                                          .start_us = INT64_MAX, .end_us = 0, .complete = true};
+                        *row = (acct_row){.job_id = jid,
+                                          .step_id = sid,
+                                          .user = strdup(u ? u : ""),
+                                          .start_us = INT64_MAX,
+                                          .end_us = 0,
+                                          .complete = true};
                         if (!row->user) {
                                 r = -ENOMEM;
                                 break;
@@ -335,8 +371,10 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                     jl_stmt_bind_text(q, 1, user) == 0)
                         seen = jl_stmt_step(q) == JL_STORE_ROW;
                 if (!seen) {
-                        log_error(ENOENT, "acct: unknown user '%s' (not a user of this machine, and no job step "
-                                          "of that user was ever recorded)", user);
+                        log_error(ENOENT,
+                                  "acct: unknown user '%s' (not a user of this machine, and no job step "
+                                  "of that user was ever recorded)",
+                                  user);
                         rows_free(rows, nrows);
                         return 1;
                 }
@@ -349,7 +387,7 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         } else if (csv) {
                 printf("job_id,step_id,user,nodes,start,end,time_s,energy_j,avg_power_w,complete\n");
         } else {
-                printf("%-10s %5s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOB", "STEP", "USER", "START", "END",
+                printf("%-16s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOBID", "USER", "START", "END",
                        "TIME(s)", "ENERGY(J)", "POWER(W)", "NODES");
         }
         for (size_t i = 0; i < nrows; i++) {
@@ -359,7 +397,7 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                 double time_s = (double)(end - a->start_us) / 1e6;
                 double energy_j = (double)a->energy_uj / 1e6;
                 double power_w = !running && time_s > 0 ? energy_j / time_s : NAN;
-                char start_s[40], end_s[40];
+                char start_s[40], end_s[40], jobid[48];
                 format_iso8601((uint64_t)a->start_us * 1000, start_s, sizeof(start_s));
                 if (running)
                         snprintf(end_s, sizeof(end_s), "running");
@@ -371,6 +409,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         json_int(&w, a->job_id);
                         json_key(&w, "step_id");
                         json_int(&w, a->step_id);
+                        json_key(&w, "jobid"); /* as sacct's JobID: "77.0", "77.batch" */
+                        json_string(&w, step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)));
                         json_key(&w, "user");
                         json_string(&w, a->user);
                         json_key(&w, "nodes");
@@ -411,8 +451,9 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                                 snprintf(e, sizeof(e), "%.3f%s", energy_j, a->complete ? "" : "*");
                                 snprintf(p, sizeof(p), "%.2f", power_w);
                         }
-                        printf("%-10" PRId64 " %5" PRId64 " %-12s %-24s %-24s %10.1f %14s %10s %s\n", a->job_id,
-                               a->step_id, a->user, start_s, end_s, time_s, e, p, a->nodes);
+                        printf("%-16s %-12s %-24s %-24s %10.1f %14s %10s %s\n",
+                               step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)), a->user, start_s,
+                               end_s, time_s, e, p, a->nodes);
                 }
         }
         if (json) {
