@@ -97,17 +97,13 @@ int cli_parse_range(const char *from, const char *to, uint64_t now_us, uint64_t 
 {
         uint64_t f = 0, t = now_us;
         if (from && cli_parse_time(from, now_us, &f) < 0) {
-                log_error(EINVAL,
-                          "--from '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
-                          "or -DURATION such as -2h, -1d)",
-                          from);
+                log_error(EINVAL, "--from '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
+                                  "or -DURATION such as -2h, -1d)", from);
                 return -EINVAL;
         }
         if (to && cli_parse_time(to, now_us, &t) < 0) {
-                log_error(EINVAL,
-                          "--to '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
-                          "or -DURATION such as -2h, -1d)",
-                          to);
+                log_error(EINVAL, "--to '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
+                                  "or -DURATION such as -2h, -1d)", to);
                 return -EINVAL;
         }
         if (f >= t) {
@@ -128,28 +124,26 @@ uint64_t cli_now_us(void)
 
 static int usage(FILE *f)
 {
-        fputs(
-            "Usage: joule acct [--user U] [--job ID] [--from T] [--to T] [--json | --csv] [--url URL]\n\n"
-            "Energy, time and average power of every job step that ran in the time range, over all of\n"
-            "its nodes (steps still running show no end and no energy yet).\n\n"
-            "  -u, --user U    only U's job steps\n"
-            "  -j, --job ID    only job ID\n"
-            "      --from T    steps running at or after T: YYYY-MM-DD[THH:MM:SS[.fff]][Z] (UTC), now,\n"
-            "                  or -DURATION (-90min, -2h, -7d)\n"
-            "      --to T      steps that began before T (default: now)\n"
-            "      --json      one JSON array of {job_id, step_id, jobid, user, nodes, start, end, time_s,\n"
-            "                  energy_j, avg_power_w, complete} (jobid as sacct's: 77.0, 77.batch, "
-            "77.extern)\n"
-            "      --csv       the same as CSV with a header line\n"
-            "      --url URL   the database (default: database.url)\n",
-            f);
+        fputs("Usage: joule acct [--user U] [--job ID] [--from T] [--to T] [--json | --csv] [--url URL]\n\n"
+              "Energy, time and average power of every job step that ran in the time range, over all of\n"
+              "its nodes (steps still running show no end and no energy yet).\n\n"
+              "  -u, --user U    only U's job steps\n"
+              "  -j, --job ID    only job ID\n"
+              "      --from T    steps running at or after T: YYYY-MM-DD[THH:MM:SS[.fff]][Z] (UTC), now,\n"
+              "                  or -DURATION (-90min, -2h, -7d)\n"
+              "      --to T      steps that began before T (default: now)\n"
+              "      --json      one JSON array of {job_id, step_id, jobid, user, nodes, start, end, time_s,\n"
+              "                  energy_j, avg_power_w, complete} (jobid as sacct's: 77.0, 77.batch, 77.extern)\n"
+              "      --csv       the same as CSV with a header line\n"
+              "      --url URL   the database (default: database.url)\n",
+              f);
         return f == stdout ? 0 : 2;
 }
 
 typedef struct {
         int64_t job_id, step_id;
         char *user;
-        char *nodes;              /* comma-separated */
+        char *nodes; /* comma-separated */
         int64_t start_us, end_us; /* end_us -1: running on some node */
         int64_t energy_uj;
         bool complete;
@@ -217,15 +211,11 @@ static void csv_text(FILE *f, const char *s)
 int verb_acct(cli_context *ctx, int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"user", required_argument, NULL, 'u'},
-            {"job", required_argument, NULL, 'j'},
-            {"from", required_argument, NULL, 'F'},
-            {"to", required_argument, NULL, 'T'},
-            {"json", no_argument, NULL, 'J'},
-            {"csv", no_argument, NULL, 'C'},
-            {"url", required_argument, NULL, 'U'},
-            {"help", no_argument, NULL, 'h'},
-            {0},
+                {"user", required_argument, NULL, 'u'}, {"job", required_argument, NULL, 'j'},
+                {"from", required_argument, NULL, 'F'}, {"to", required_argument, NULL, 'T'},
+                {"json", no_argument, NULL, 'J'},       {"csv", no_argument, NULL, 'C'},
+                {"url", required_argument, NULL, 'U'},  {"help", no_argument, NULL, 'h'},
+                {0},
         };
         const char *user = NULL, *job = NULL, *from = NULL, *to = NULL, *url = NULL;
         bool json = false, csv = false;
@@ -332,12 +322,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         }
                         row = &rows[nrows++];
                         const char *u = jl_stmt_column_text(st, 2);
-                        *row = (acct_row){.job_id = jid,
-                                          .step_id = sid,
-                                          .user = strdup(u ? u : ""),
-                                          .start_us = INT64_MAX,
-                                          .end_us = 0,
-                                          .complete = true};
+                        *row = (acct_row){.job_id = jid, .step_id = sid, .user = strdup(u ? u : ""),
+                                          .start_us = INT64_MAX, .end_us = 0, .complete = true};
                         if (!row->user) {
                                 r = -ENOMEM;
                                 break;
@@ -371,10 +357,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                     jl_stmt_bind_text(q, 1, user) == 0)
                         seen = jl_stmt_step(q) == JL_STORE_ROW;
                 if (!seen) {
-                        log_error(ENOENT,
-                                  "acct: unknown user '%s' (not a user of this machine, and no job step "
-                                  "of that user was ever recorded)",
-                                  user);
+                        log_error(ENOENT, "acct: unknown user '%s' (not a user of this machine, and no job step "
+                                          "of that user was ever recorded)", user);
                         rows_free(rows, nrows);
                         return 1;
                 }
@@ -387,8 +371,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         } else if (csv) {
                 printf("job_id,step_id,user,nodes,start,end,time_s,energy_j,avg_power_w,complete\n");
         } else {
-                printf("%-16s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOBID", "USER", "START", "END",
-                       "TIME(s)", "ENERGY(J)", "POWER(W)", "NODES");
+                printf("%-16s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOBID", "USER", "START", "END", "TIME(s)",
+                       "ENERGY(J)", "POWER(W)", "NODES");
         }
         for (size_t i = 0; i < nrows; i++) {
                 acct_row *a = &rows[i];
@@ -452,8 +436,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                                 snprintf(p, sizeof(p), "%.2f", power_w);
                         }
                         printf("%-16s %-12s %-24s %-24s %10.1f %14s %10s %s\n",
-                               step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)), a->user, start_s,
-                               end_s, time_s, e, p, a->nodes);
+                               step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)), a->user, start_s, end_s,
+                               time_s, e, p, a->nodes);
                 }
         }
         if (json) {
