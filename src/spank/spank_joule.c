@@ -376,6 +376,7 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
         uint32_t job = 0;
         if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS)
                 return 0;
+        parse_args(ac, av); /* slurm_spank_init is not called in this context */
         joule_config cfg;
         char err[512];
         if (joule_config_init(&cfg) < 0)
@@ -390,8 +391,10 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
         jl_msg_request req = {.op = JL_OP_QUERY, .gpu = -1, .step_id = -1};
         jl_client_reply rep = {.fd = -1};
         char why[1024], jid[32];
-        if (jouled_request(&req, &rep, why, sizeof(why)) < 0)
+        if (jouled_request(&req, &rep, why, sizeof(why)) < 0) {
+                slurm_info("joule: job %" PRIu32 ": the job's open steps not looked for: %s", job, why);
                 return 0;
+        }
         snprintf(jid, sizeof(jid), "%" PRIu32, job);
         const char *p = rep.text ? strstr(rep.text, "\"jobs\":") : NULL;
         int64_t steps[64];

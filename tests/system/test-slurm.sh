@@ -140,16 +140,17 @@ for cmd in "srun -N1 true" "sbatch --wrap true"; do
 done
 
 # --- sbatch with options: the batch step's and its srun step's environment; batch, 0, extern accounted ---
-JOB=$(sbatch --parsable --joule=on --joule-policy=min_energy --joule-verbose=0 -o "$OUTD/b.out" -e "$OUTD/b.err" \
-        --wrap "printenv; srun -n1 sh -c 'echo STEP_POLICY=\$JOULE_POLICY'")
+JOB=$(sbatch --parsable -n2 --joule=on --joule-policy=min_energy --joule-verbose=0 -o "$OUTD/b.out" -e "$OUTD/b.err" \
+        --wrap "printenv; srun -n1 sh -c 'echo STEP_POLICY=\$JOULE_POLICY'; srun -n2 sh -c 'echo TASK=\$SLURM_PROCID'")
 t_ok $? "sbatch --joule=on --joule-policy=min_energy: job $JOB"
 wait_job "$JOB"
 t_check "... the batch script sees JOULE_POLICY=min_energy and the loader in LD_PRELOAD" -- \
         sh -c "grep -qx JOULE_POLICY=min_energy '$OUTD/b.out' && grep -q '^LD_PRELOAD=$JOULE_LOADER' '$OUTD/b.out'"
 t_check "... its srun step too" -- grep -qx STEP_POLICY=min_energy "$OUTD/b.out"
-OUT=$(acct_wait "$JOB" 3)
-t_check "... $JOB.batch, $JOB.0 and $JOB.extern accounted" -- jtest "$OUT" \
-        "sorted(r['jobid'] for r in j) == ['$JOB.0', '$JOB.batch', '$JOB.extern'] and sorted(r['step_id'] for r in j) == [0, $BATCH, $EXT]"
+t_check "... a step of two tasks ran both" -- sh -c "grep -qx TASK=0 '$OUTD/b.out' && grep -qx TASK=1 '$OUTD/b.out'"
+OUT=$(acct_wait "$JOB" 4)
+t_check "... $JOB.batch, $JOB.0, $JOB.1 (two tasks, one begin and end) and $JOB.extern accounted" -- jtest "$OUT" \
+        "sorted(r['jobid'] for r in j) == ['$JOB.0', '$JOB.1', '$JOB.batch', '$JOB.extern'] and sorted(r['step_id'] for r in j) == [0, 1, $BATCH, $EXT]"
 # the accounting rows against Slurm's job completion log: user, start and end of the job (extern step)
 t_check "... the extern step's user, start and end match Slurm's job completion log within a second" -- \
         "$PY" - "$OUT" "$JOULE_SLURM_JOBCOMP" "$JOB" <<'EOF'
@@ -167,6 +168,10 @@ ok = (f['UserId'].startswith('root(') and ext['user'] == 'root'
 print(line, ext)
 sys.exit(0 if ok else 1)
 EOF
+
+# a time limit (Slurm's smallest, a minute; checked at the end of the abnormal ends)
+TL_JOB=$(sbatch --parsable -t 1 -o /dev/null --wrap "srun -n1 sleep 600")
+t_ok $? "sbatch -t 1 (a minute) of a 10-minute step: job $TL_JOB"
 
 # --- users: authorised and not ---
 run_as() { runuser -u "$1" -- env ASAN_OPTIONS="$ASAN_OPTIONS" SLURM_CONF="$SLURM_CONF" "${@:2}"; }
@@ -244,6 +249,13 @@ JOB=$(job_of "$T_DIR/rs.out")
 OUT=$(acct_wait "$JOB" 2)
 t_check "... $JOB.0 and .extern closed, marked incomplete" -- jtest "$OUT" \
         "len(j) == 2 and all(r['end'] and r['complete'] is False for r in j)"
+
+# the time limit: Slurm ends the job (its limit is checked every half minute or so)
+wait_job "$TL_JOB" || { for _ in $(seq 120); do squeue -h -j "$TL_JOB" | grep -q . || break; sleep 1; done; }
+OUT=$(acct_wait "$TL_JOB" 3)
+t_check "time limit: $TL_JOB.batch, .0 and .extern closed" -- jtest "$OUT" \
+        "sorted(r['jobid'] for r in j) == ['$TL_JOB.0', '$TL_JOB.batch', '$TL_JOB.extern'] and all(r['end'] for r in j)"
+t_check "... by the time limit (Slurm's job completion log says TIMEOUT)" -- grep -q "JobId=$TL_JOB .*JobState=TIMEOUT" "$JOULE_SLURM_JOBCOMP"
 
 # --- jouled down, or hung, at submission: the job runs, one line, at most 2 s added ---
 t0=$(date +%s.%N)
