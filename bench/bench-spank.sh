@@ -16,7 +16,8 @@ ROUNDS=${1:-30}
 [ "$(id -u)" = 0 ] || { echo "bench-spank.sh: needs root" >&2; exit 2; }
 if [ -z "${SLURM_CONF:-}" ]; then
         [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release -Dwerror=false >/dev/null
-        ninja -C "$BUILD" -j2 src/jouled/jouled src/cli/joule tests/emu/joule-emu src/spank/spank_joule.so >/dev/null
+        ninja -C "$BUILD" -j2 src/jouled/jouled src/cli/joule tests/emu/joule-emu src/spank/spank_joule.so \
+                src/loader/libjoule-loader.so >/dev/null
         exec "$ROOT/tests/with-slurm.sh" -- "$0" "$@"
 fi
 [ -n "${JOULE_SLURM_SKIP:-}" ] && { echo "bench-spank.sh: $JOULE_SLURM_SKIP" >&2; exit 2; }
@@ -47,7 +48,7 @@ EOF
 pids+=($!)
 for _ in $(seq 100); do [ -S "$D/j.sock" ] && break; sleep 0.05; done
 cd "$JOULE_SLURM_DIR/out"
-with="optional $B/src/spank/spank_joule.so config=$D/j.yml"
+with="optional $B/src/spank/spank_joule.so config=$D/j.yml loader=$B/src/loader/libjoule-loader.so"
 one() { # one MODE: seconds of one srun
         case $1 in
         none) : >"$JOULE_SLURM_PLUGSTACK" ;;
@@ -57,7 +58,7 @@ one() { # one MODE: seconds of one srun
         local t0 t1 opt=
         [ "$1" = on ] && opt=--joule=on
         t0=$(date +%s%N)
-        srun -N1 -n1 $opt true
+        srun -Q -N1 -n1 $opt true
         t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000))
 }
