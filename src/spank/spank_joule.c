@@ -57,10 +57,10 @@ static void notice(const char *fmt, ...)
         g.notice[n + 1] = '\0';
 }
 
-static int opt_cb(const char *name, const char *optarg, int remote)
+static int opt_cb(const char *name, const char *value, int remote)
 {
         char why[256];
-        int r = jl_spank_parse_option(&g.opts, name, optarg, why, sizeof(why));
+        int r = jl_spank_parse_option(&g.opts, name, value, why, sizeof(why));
         if (r == 0)
                 return 0;
         if (!remote) {
