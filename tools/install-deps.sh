@@ -19,7 +19,7 @@ pkgs=(
         # the runtime: one build per MPI (Open MPI, MPICH, side by side), their tests in C and Fortran
         openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
         # the Slurm plugin: its header, and a real one-node Slurm with munged for its tests
-        libslurm-dev slurmctld slurmd slurm-client
+        libslurm-dev slurmctld slurmd slurm-client iproute2
 )
 missing=()
 for p in "${pkgs[@]}"; do
