@@ -133,7 +133,7 @@ static int usage(FILE *f)
               "                  or -DURATION (-90min, -2h, -7d)\n"
               "      --to T      steps that began before T (default: now)\n"
               "      --json      one JSON array of {job_id, step_id, jobid, user, nodes, start, end, time_s,\n"
-              "                  energy_j, avg_power_w, complete} (jobid as sacct's: 77.0, 77.batch, 77.extern)\n"
+              "                  energy_j, avg_power_w, complete}; jobid as sacct's: 77.0, 77.batch\n"
               "      --csv       the same as CSV with a header line\n"
               "      --url URL   the database (default: database.url)\n",
               f);
@@ -371,8 +371,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         } else if (csv) {
                 printf("job_id,step_id,user,nodes,start,end,time_s,energy_j,avg_power_w,complete\n");
         } else {
-                printf("%-16s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOBID", "USER", "START", "END", "TIME(s)",
-                       "ENERGY(J)", "POWER(W)", "NODES");
+                printf("%-16s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOBID", "USER", "START", "END",
+                       "TIME(s)", "ENERGY(J)", "POWER(W)", "NODES");
         }
         for (size_t i = 0; i < nrows; i++) {
                 acct_row *a = &rows[i];
@@ -436,8 +436,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                                 snprintf(p, sizeof(p), "%.2f", power_w);
                         }
                         printf("%-16s %-12s %-24s %-24s %10.1f %14s %10s %s\n",
-                               step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)), a->user, start_s, end_s,
-                               time_s, e, p, a->nodes);
+                               step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)), a->user, start_s,
+                               end_s, time_s, e, p, a->nodes);
                 }
         }
         if (json) {
