@@ -31,7 +31,8 @@ static int bad(char *why, size_t whylen, const char *name, const char *value, co
 int jl_spank_parse_option(jl_spank_opts *o, const char *name, const char *value, char *why, size_t whylen)
 {
         if (strcmp(name, "joule") == 0) {
-                if (!value || strcmp(value, "on") == 0 || strcmp(value, "1") == 0 ||
+                /* --joule alone: srun passes no value, slurmstepd an empty one */
+                if (!value || !*value || strcmp(value, "on") == 0 || strcmp(value, "1") == 0 ||
                     strcmp(value, "yes") == 0)
                         o->enabled = 1;
                 else if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0 || strcmp(value, "no") == 0)

@@ -115,6 +115,16 @@ t_check "srun --joule=off: no JOULE_POLICY" -- sh -c "! grep -q '^JOULE_POLICY='
 OUT=$(acct_wait "$JOB" 2)
 t_check "... still accounted" -- jtest "$OUT" "sorted(r['jobid'] for r in j) == ['$JOB.0', '$JOB.extern']"
 
+srun -N1 -n1 --joule printenv >"$T_DIR/alone.out" 2>"$T_DIR/alone.err"
+t_check "srun --joule alone: on (monitoring), no complaint" -- \
+        sh -c "grep -qx JOULE_POLICY=monitoring '$T_DIR/alone.out' && ! grep -q 'ignored' '$T_DIR/alone.err'"
+printf '#!/bin/bash\n#SBATCH --joule=on\n#SBATCH --joule-policy=min_energy\nprintenv JOULE_POLICY\n' >"$OUTD/dir.sh"
+JOB=$(sbatch --parsable -o "$OUTD/dir.out" "$OUTD/dir.sh")
+wait_job "$JOB"
+t_check "#SBATCH --joule=on / --joule-policy=min_energy directives" -- grep -qx min_energy "$OUTD/dir.out"
+OUT=$(salloc -N1 --joule=on --joule-policy=min_energy srun -n1 printenv JOULE_POLICY 2>/dev/null)
+t_check "salloc --joule=on --joule-policy=min_energy, srun inside" -- test "$OUT" = min_energy
+
 # --- plugstack default=on ---
 plugstack default=on
 srun -N1 -n1 printenv >"$T_DIR/don.out" 2>&1

@@ -31,6 +31,10 @@ int main(void)
         /* option values */
         is_int(jl_spank_parse_option(&o, "joule", NULL, why, sizeof(why)), 0, "--joule alone");
         is_int(o.enabled, 1, "... is on");
+        o.enabled = -1;
+        is_int(jl_spank_parse_option(&o, "joule", "", why, sizeof(why)), 0,
+               "--joule alone as slurmstepd passes it (an empty value)");
+        is_int(o.enabled, 1, "... is on");
         is_int(jl_spank_parse_option(&o, "joule", "off", why, sizeof(why)), 0, "--joule=off");
         is_int(o.enabled, 0, "... is off");
         is_int(jl_spank_parse_option(&o, "joule", "maybe", why, sizeof(why)), -EINVAL,
