@@ -233,6 +233,8 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         st.begin_us = jd_realtime_us(d, d->snap.t_ns);
         st.begin_energy_uj = d->snap.node_energy_uj;
         d->steps[d->nsteps++] = st;
+        if (st.declared && !peer->remote) /* share.c: the process that began it leads its process tree */
+                jd_share_begin(d, &d->steps[d->nsteps - 1], peer->pid);
         (void)jd_state_save_steps(d);
         rep->energy_uj = d->snap.node_energy_uj;
         rep->time_ms = d->snap.t_ns / NSEC_PER_MSEC;
@@ -286,6 +288,8 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
         jd_sample_locked(d);
         uint64_t end_us = jd_realtime_us(d, d->snap.t_ns);
         uint64_t energy = st.carried_uj + (d->snap.node_energy_uj - st.begin_energy_uj);
+        if (d->steps[i].share_leader > 0 && kill(d->steps[i].share_leader, 0) == 0)
+                energy = d->steps[i].share_uj; /* share.c: its share, updated by the sample just taken */
         memmove(&d->steps[i], &d->steps[i + 1], (d->nsteps - (size_t)i - 1) * sizeof(jd_step));
         d->nsteps--;
         (void)jd_state_save_steps(d);

@@ -267,6 +267,33 @@ t_check "time limit: $TL_JOB.batch, .0 and .extern closed" -- jtest "$OUT" \
         "sorted(r['jobid'] for r in j) == ['$TL_JOB.0', '$TL_JOB.batch', '$TL_JOB.extern'] and all(r['end'] for r in j)"
 t_check "... by the time limit (Slurm's job completion log says TIMEOUT)" -- grep -q "JobId=$TL_JOB .*JobState=TIMEOUT" "$JOULE_SLURM_JOBCOMP"
 
+# --- a shared node: two jobs at once, each step its job's share of the node's energy by CPU time ---
+REF=$(J job begin --job 999999 --step 0 --json) # by hand: no share, the node's energy (the reference)
+A=$(sbatch --parsable -n1 -o /dev/null --wrap "timeout 3 sh -c 'while :; do :; done'; true")
+B=$(sbatch --parsable -n1 -o /dev/null --wrap "sleep 3")
+wait_job "$A"
+wait_job "$B"
+REF=$(J job end --job 999999 --step 0 --json)
+OA=$(acct_wait "$A" 2)
+OB=$(acct_wait "$B" 2)
+t_check "shared node: the busy job's and the idle job's shares add up to the node's energy over their time (2%), the busy one has most" -- \
+        "$PY" - "$OA" "$OB" "$REF" <<'EOF'
+import json, sys, time, calendar
+a, b, ref = (json.loads(x) for x in sys.argv[1:4])
+def iso(s):
+    return calendar.timegm(time.strptime(s[:19], '%Y-%m-%dT%H:%M:%S')) + float('0' + s[19:-1])
+ea = [r for r in a if r['jobid'].endswith('.extern')][0]
+eb = [r for r in b if r['jobid'].endswith('.extern')][0]
+p = ref['avg_power_w']
+t0 = min(iso(ea['start']), iso(eb['start'])); t1 = max(iso(ea['end']), iso(eb['end']))
+gap = max(0.0, max(iso(ea['start']), iso(eb['start'])) - min(iso(ea['end']), iso(eb['end'])))
+node = p * (t1 - t0 - gap)
+s = ea['energy_j'] + eb['energy_j']
+print('A %.3f J, B %.3f J, sum %.3f J, node %.3f J (%.2f W over %.3f s)' % (ea['energy_j'], eb['energy_j'], s, node, p, t1 - t0 - gap))
+sys.exit(0 if abs(s - node) <= 0.02 * node and ea['energy_j'] > 5 * eb['energy_j'] else 1)
+EOF
+t_diag "$(J acct --job "$A" --from -1h; J acct --job "$B" --from -1h)"
+
 # --- jouled down, or hung, at submission: the job runs, one line, at most 2 s added ---
 t0=$(date +%s.%N)
 srun -N1 -n1 true >/dev/null 2>&1
