@@ -33,3 +33,10 @@ fi
 if command -v systemctl >/dev/null && systemctl is-active -q prometheus-node-exporter 2>/dev/null; then
         systemctl stop prometheus-node-exporter || true
 fi
+# Slurm's packages may start slurmctld and slurmd where systemd runs (they fail without a slurm.conf); the
+# tests start their own on loopback (tests/with-slurm.sh).
+for s in slurmctld slurmd; do
+        if command -v systemctl >/dev/null && systemctl is-active -q "$s" 2>/dev/null; then
+                systemctl stop "$s" || true
+        fi
+done
