@@ -172,9 +172,11 @@ def iso(s): # joule: UTC ISO 8601 with ms
     return calendar.timegm(time.strptime(s[:19], '%Y-%m-%dT%H:%M:%S')) + float('0' + s[19:-1])
 def local(s): # Slurm: local time, whole seconds
     return time.mktime(time.strptime(s, '%Y-%m-%dT%H:%M:%S'))
+def near(ours, slurm): # Slurm's times are whole seconds (truncated): within a second of [T, T + 1)
+    return slurm - 1.0 <= ours <= slurm + 2.0
 ext = [r for r in rows if r['jobid'].endswith('.extern')][0]
 ok = (f['UserId'].startswith('root(') and ext['user'] == 'root'
-      and abs(iso(ext['start']) - local(f['StartTime'])) <= 1.0 and abs(iso(ext['end']) - local(f['EndTime'])) <= 1.0)
+      and near(iso(ext['start']), local(f['StartTime'])) and near(iso(ext['end']), local(f['EndTime'])))
 print(line, ext)
 sys.exit(0 if ok else 1)
 EOF
