@@ -18,6 +18,8 @@ pkgs=(
         libcurl4-openssl-dev python3-aiosmtpd
         # the runtime: one build per MPI (Open MPI, MPICH, side by side), their tests in C and Fortran
         openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
+        # the Slurm plugin: its header, and a real one-node Slurm with munged for its tests
+        libslurm-dev slurmctld slurmd slurm-client iproute2
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -31,3 +33,10 @@ fi
 if command -v systemctl >/dev/null && systemctl is-active -q prometheus-node-exporter 2>/dev/null; then
         systemctl stop prometheus-node-exporter || true
 fi
+# Slurm's packages may start slurmctld and slurmd where systemd runs (they fail without a slurm.conf); the
+# tests start their own on loopback (tests/with-slurm.sh).
+for s in slurmctld slurmd; do
+        if command -v systemctl >/dev/null && systemctl is-active -q "$s" 2>/dev/null; then
+                systemctl stop "$s" || true
+        fi
+done

@@ -136,8 +136,8 @@ static int usage(FILE *f)
               "      --from T    steps running at or after T: YYYY-MM-DD[THH:MM:SS[.fff]][Z] (UTC), now,\n"
               "                  or -DURATION (-90min, -2h, -7d)\n"
               "      --to T      steps that began before T (default: now)\n"
-              "      --json      one JSON array of {job_id, step_id, user, nodes, start, end, time_s,\n"
-              "                  energy_j, avg_power_w, complete}\n"
+              "      --json      one JSON array of {job_id, step_id, jobid, user, nodes, start, end, time_s,\n"
+              "                  energy_j, avg_power_w, complete}; jobid as sacct's: 77.0, 77.batch\n"
               "      --csv       the same as CSV with a header line\n"
               "      --url URL   the database (default: database.url)\n"
               "  -l, --long      the runtime's application signature per step and node: {job_id, step_id,\n"
@@ -226,6 +226,28 @@ typedef struct {
         int64_t energy_uj;
         bool complete;
 } acct_row;
+
+/* The job step's id as sacct shows it: "77" (the job as a whole, step -1), "77.0", and Slurm's special
+ * steps by name ("77.batch", "77.extern", "77.interactive"; their ids are slurm.h's SLURM_BATCH_SCRIPT,
+ * SLURM_EXTERN_CONT, SLURM_INTERACTIVE_STEP, as the Slurm plugin declares them). */
+static const char *step_jobid(int64_t job, int64_t step, char *buf, size_t len)
+{
+        static const struct {
+                int64_t id;
+                const char *name;
+        } special[] = {{0xfffffffb, "batch"}, {0xfffffffc, "extern"}, {0xfffffffa, "interactive"}};
+        if (step < 0) {
+                snprintf(buf, len, "%" PRId64, job);
+                return buf;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(special); i++)
+                if (step == special[i].id) {
+                        snprintf(buf, len, "%" PRId64 ".%s", job, special[i].name);
+                        return buf;
+                }
+        snprintf(buf, len, "%" PRId64 ".%" PRId64, job, step);
+        return buf;
+}
 
 static void rows_free(acct_row *rows, size_t n)
 {
@@ -449,8 +471,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         } else if (csv) {
                 printf("job_id,step_id,user,nodes,start,end,time_s,energy_j,avg_power_w,complete\n");
         } else {
-                printf("%-10s %5s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOB", "STEP", "USER", "START",
-                       "END", "TIME(s)", "ENERGY(J)", "POWER(W)", "NODES");
+                printf("%-16s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOBID", "USER", "START", "END",
+                       "TIME(s)", "ENERGY(J)", "POWER(W)", "NODES");
         }
         for (size_t i = 0; i < nrows; i++) {
                 acct_row *a = &rows[i];
@@ -459,7 +481,7 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                 double time_s = (double)(end - a->start_us) / 1e6;
                 double energy_j = (double)a->energy_uj / 1e6;
                 double power_w = !running && time_s > 0 ? energy_j / time_s : NAN;
-                char start_s[40], end_s[40];
+                char start_s[40], end_s[40], jobid[48];
                 format_iso8601((uint64_t)a->start_us * 1000, start_s, sizeof(start_s));
                 if (running)
                         snprintf(end_s, sizeof(end_s), "running");
@@ -471,6 +493,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         json_int(&w, a->job_id);
                         json_key(&w, "step_id");
                         json_int(&w, a->step_id);
+                        json_key(&w, "jobid"); /* as sacct's JobID: "77.0", "77.batch" */
+                        json_string(&w, step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)));
                         json_key(&w, "user");
                         json_string(&w, a->user);
                         json_key(&w, "nodes");
@@ -511,8 +535,9 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                                 snprintf(e, sizeof(e), "%.3f%s", energy_j, a->complete ? "" : "*");
                                 snprintf(p, sizeof(p), "%.2f", power_w);
                         }
-                        printf("%-10" PRId64 " %5" PRId64 " %-12s %-24s %-24s %10.1f %14s %10s %s\n",
-                               a->job_id, a->step_id, a->user, start_s, end_s, time_s, e, p, a->nodes);
+                        printf("%-16s %-12s %-24s %-24s %10.1f %14s %10s %s\n",
+                               step_jobid(a->job_id, a->step_id, jobid, sizeof(jobid)), a->user, start_s,
+                               end_s, time_s, e, p, a->nodes);
                 }
         }
         if (json) {

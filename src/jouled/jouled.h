@@ -91,6 +91,9 @@ typedef struct {
                 uint64_t start_ticks; /* /proc/PID/stat starttime */
                 int fd;               /* pidfd; -1 when not open */
         } watch[JD_WATCH_MAX];
+        pid_t share_leader;       /* share.c: the process that began the step (slurmstepd); 0 none */
+        uint64_t share_uj;        /* share.c: the step's share of the node's energy so far */
+        uint64_t share_ticks;     /* share.c: CPU ticks of the leader's process tree at the last update */
 } jd_step;
 
 /* The cpufreq settings of a CPU before a step's first change of it (restored when the step ends). */
@@ -142,6 +145,7 @@ typedef struct jouled {
         jd_saved_freq *saved; /* what the open steps' frequency changes will restore */
         size_t nsaved, saved_cap;
         int watch_epfd; /* epoll of the watched processes' pidfds (0: not yet; in the local socket's loop) */
+        uint64_t share_last_energy_uj; /* share.c: node energy at the last update */
 
         uid_t admin_uids[64]; /* node.admins resolved at start and at each reload */
         size_t nadmins;
@@ -244,3 +248,9 @@ void jd_metrics_stop(jd_metrics *m);
 bool jd_addr_is_loopback(const void *sockaddr);
 /* Parse "host:port" (IPv4 dotted, "[v6]" or a name resolved now) into a socket address. */
 int jd_parse_listen(const char *s, void *ret_sockaddr, unsigned *ret_len, char *err, size_t errlen);
+
+/* share.c: each step's share of the node's energy by the CPU time of its processes (docs/slurm.md). Lock
+ * held. jd_share_update after every sample; jd_share_begin when a declared step begins (leader: the
+ * requesting process, 0 for none). A step whose leader is alive at its end gets its share as its energy. */
+void jd_share_update(jouled *d);
+void jd_share_begin(jouled *d, jd_step *st, pid_t leader);

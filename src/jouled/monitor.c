@@ -259,6 +259,7 @@ void jd_sample_locked(jouled *d)
                 d->rec_freq_n++;
         }
         publish_shm(d);
+        jd_share_update(d); /* share.c: the steps' shares of the energy since the last sample */
 }
 
 /* Start the next record's window at the latest sample. Lock held. */

@@ -99,6 +99,15 @@ static const key_desc keys[] = {
         K("smtp", "timeout", T_DOUBLE, smtp.timeout_s, "30", .min = 0.1, .max = 3600),
         K("smtp", "ca_file", T_STR, smtp.ca_file, NULL),
         K("admin", "notification_email", T_STR, admin.notification_email, NULL),
+        K("policies", "default", T_ENUM, policies.default_policy, "monitoring", .choices = JOULE_POLICIES),
+        K("policies", "min_energy_th", T_DOUBLE, policies.min_energy_th, "0.05", .min = 0, .max = 1),
+        K("policies", "min_time_th", T_DOUBLE, policies.min_time_th, "0.7", .min = 0, .max = 1),
+        K("policies", "default_cpufreq_khz", T_U64, policies.default_cpufreq_khz, "0", .min = 0,
+          .max = 100000000),
+        K("policies", "min_time_start_khz", T_U64, policies.min_time_start_khz, "0", .min = 0,
+          .max = 100000000),
+        K("policies", "user_policies", T_STRV, policies.user_policies, NULL, .choices = JOULE_POLICIES),
+        K("policies", "authorized_users", T_STRV, policies.authorized_users, NULL),
 };
 
 static void strv_free(char **v)
@@ -267,7 +276,13 @@ static int set_list(joule_config *c, const key_desc *k, yaml_document_t *doc, ya
                         return errf(err, errlen, "%s:%zu: %s.%s: list items must be plain values", name,
                                     item ? item->start_mark.line + 1 : 0, k->section, k->key);
                 }
-                v[i] = strdup((const char *)item->data.scalar.value);
+                const char *val = (const char *)item->data.scalar.value;
+                if (k->choices && !in_choices(val, k->choices)) {
+                        strv_free(v);
+                        return errf(err, errlen, "%s:%zu: %s.%s: '%s' is not one of %s", name,
+                                    item->start_mark.line + 1, k->section, k->key, val, k->choices);
+                }
+                v[i] = strdup(val);
                 if (!v[i++]) {
                         strv_free(v);
                         return -ENOMEM;
@@ -322,6 +337,11 @@ static int apply_document(joule_config *c, yaml_document_t *doc, const char *nam
                                         r = set_list(c, k, doc, kv, name, err, errlen);
                                 else if (kv->type == YAML_SCALAR_NODE) {
                                         /* a single value stands for a list of one */
+                                        const char *val = (const char *)kv->data.scalar.value;
+                                        if (k->choices && !in_choices(val, k->choices))
+                                                return errf(err, errlen,
+                                                            "%s:%zu: %s.%s: '%s' is not one of %s", name,
+                                                            line, section, key, val, k->choices);
                                         char **v = calloc(2, sizeof(char *));
                                         if (!v || !(v[0] = strdup((const char *)kv->data.scalar.value))) {
                                                 free(v);

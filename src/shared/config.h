@@ -86,7 +86,19 @@ typedef struct {
         struct {
                 char *notification_email;
         } admin;
+        struct {
+                char *default_policy;         /* policies.default: monitoring | min_energy | min_time */
+                double min_energy_th;         /* min_energy's time penalty bound (0.05: 5 %) */
+                double min_time_th;           /* min_time's minimum efficiency (PerfGain >= th x FreqGain) */
+                uint64_t default_cpufreq_khz; /* where monitoring and min_energy start; 0: the nominal max */
+                uint64_t min_time_start_khz;  /* where min_time starts; 0: 3 steps below the nominal max */
+                char **user_policies;         /* policies every user may choose; NULL: all three */
+                char **authorized_users;      /* may also set frequencies, any threshold, learning runs */
+        } policies;
 } joule_config;
+
+/* The policies the runtime knows, in a '|'-separated list (the choices of policies.default). */
+#define JOULE_POLICIES "monitoring|min_energy|min_time"
 
 /* Fill with every default. */
 int joule_config_init(joule_config *c);

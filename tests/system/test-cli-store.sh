@@ -56,7 +56,7 @@ assert rows[3]["end"] == "" and rows[3]["energy_j"] == "", rows[3]
 PYEOF
 OUT=$(J acct --from 2026-01-01)
 t_check "acct table: a row per step, incomplete marked" -- \
-        sh -c 'printf "%s\n" "$1" | grep -q "^100 .* 1800.000 .* 30.00 n1,n2" && printf "%s\n" "$1" | grep -q "300.000\*"' _ "$OUT"
+        sh -c 'printf "%s\n" "$1" | grep -q "^100\.0 .* 1800.000 .* 30.00 n1,n2" && printf "%s\n" "$1" | grep -q "300.000\*"' _ "$OUT"
 
 bad() { # bad DESCRIPTION EXPECTED_RC PATTERN -- ARGS...
         local desc=$1 want=$2 pat=$3

@@ -96,6 +96,45 @@ int main(void)
         is_int(load(&c, "\x01\x02\xff", err, sizeof(err)), -EINVAL, "binary garbage");
         joule_config_free(&c);
 
+        /* policies: defaults, a full section, and refusals naming line and key */
+        is_int(load(&c, "", err, sizeof(err)), 0, "policies: defaults");
+        is_str(c.policies.default_policy, "monitoring", "policies.default defaults to monitoring");
+        is_near(c.policies.min_energy_th, 0.05, 1e-12, "policies.min_energy_th defaults to 0.05");
+        is_near(c.policies.min_time_th, 0.7, 1e-12, "policies.min_time_th defaults to 0.7");
+        is_int(c.policies.default_cpufreq_khz, 0, "policies.default_cpufreq_khz: 0 (the nominal maximum)");
+        ok(c.policies.user_policies == NULL && c.policies.authorized_users == NULL,
+           "policies.user_policies (all) and authorized_users (none) unset by default");
+        joule_config_free(&c);
+        is_int(load(&c,
+                    "policies:\n  default: min_energy\n  min_energy_th: 0.1\n  min_time_th: 0.5\n"
+                    "  default_cpufreq_khz: 2400000\n  min_time_start_khz: 2000000\n"
+                    "  user_policies: [monitoring, min_energy]\n  authorized_users: [alice, bob]\n",
+                    err, sizeof(err)),
+               0, "policies: a full section (%s)", err);
+        is_str(c.policies.default_policy, "min_energy", "policies.default");
+        is_int(c.policies.default_cpufreq_khz, 2400000, "policies.default_cpufreq_khz");
+        is_int(c.policies.min_time_start_khz, 2000000, "policies.min_time_start_khz");
+        ok(c.policies.user_policies && c.policies.user_policies[1] && !c.policies.user_policies[2] &&
+               strcmp(c.policies.user_policies[1], "min_energy") == 0,
+           "policies.user_policies as a list");
+        ok(c.policies.authorized_users && strcmp(c.policies.authorized_users[0], "alice") == 0,
+           "policies.authorized_users as a list");
+        joule_config_free(&c);
+        is_int(load(&c, "policies:\n  user_policies: [monitoring, fastest]\n", err, sizeof(err)), -EINVAL,
+               "policies.user_policies: an unknown policy is refused");
+        ok(strstr(err, "t.yml:2: policies.user_policies: 'fastest'") != NULL, "... naming line and key: %s",
+           err);
+        joule_config_free(&c);
+        is_int(load(&c, "policies:\n  user_policies: fastest\n", err, sizeof(err)), -EINVAL,
+               "policies.user_policies: a single unknown policy is refused");
+        joule_config_free(&c);
+        is_int(load(&c, "policies:\n  default: max_power\n", err, sizeof(err)), -EINVAL,
+               "policies.default: an unknown policy is refused");
+        joule_config_free(&c);
+        is_int(load(&c, "policies:\n  min_energy_th: 1.5\n", err, sizeof(err)), -EINVAL,
+               "policies.min_energy_th above 1 is refused");
+        joule_config_free(&c);
+
         joule_config_init(&c);
         is_int(joule_config_load(&c, "/nonexistent/joule.yml", err, sizeof(err)), -ENOENT,
                "an explicit missing file is an error");
