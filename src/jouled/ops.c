@@ -310,8 +310,8 @@ static int end_step_locked(jouled *d, size_t i, jd_step *ret_st, uint64_t *ret_e
         jd_sample_locked(d);
         uint64_t end_us = jd_realtime_us(d, d->snap.t_ns);
         uint64_t energy = st.carried_uj + (d->snap.node_energy_uj - st.begin_energy_uj);
-        if (st.share_leader > 0 && kill(st.share_leader, 0) == 0)
-                energy = st.share_uj; /* share.c: its share, updated by the sample just taken */
+        if (d->steps[i].share_leader > 0 && kill(d->steps[i].share_leader, 0) == 0)
+                energy = d->steps[i].share_uj; /* share.c: its share, updated by the sample just taken */
         close_watches(&d->steps[i]);
         memmove(&d->steps[i], &d->steps[i + 1], (d->nsteps - i - 1) * sizeof(jd_step));
         d->nsteps--;
