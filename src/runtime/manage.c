@@ -154,6 +154,7 @@ static struct {
         uint32_t loop_id, loop_size;
         uint64_t loop_iters;  /* as the detector counts them */
         uint64_t loop_iters0; /* when it was confirmed */
+        uint32_t loop_pos;    /* events since the current iteration began */
         snap loop_s0;
         double loop_pt, loop_ft, loop_tt; /* power × time, kHz × time, time over its windows */
         /* the signature window */
@@ -340,10 +341,15 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
         apply(&d);
 }
 
+/* The tracked loop ended. The detector counts iterations begun; the event that broke the loop either stood
+ * where the next iteration would have begun (every iteration begun was complete: a loop that ends at
+ * MPI_Finalize) or inside one (a period change: the last one begun is not counted). */
 static void loop_end(void)
 {
         if (!M.in_loop)
                 return;
+        if (M.loop_pos + 1 != M.loop_size && M.loop_iters > 0)
+                M.loop_iters--;
         snap b;
         take(&b);
         jl_rt_loop_record r = {
@@ -506,7 +512,14 @@ void jl_rt_manage_event(uint32_t event_id)
                 return;
         }
         jl_dynais_loop l;
-        jl_dynais_push(M.dyn, event_id, &l);
+        jl_dynais_state st = jl_dynais_push(M.dyn, event_id, &l);
+        /* this event broke the loop of level 0 (an end reports the ended loop's fields, an end-new-loop the
+         * new one's); when a level above speaks, level 0's state after the event tells */
+        if (l.level == 0 && (st == JL_DYNAIS_END_LOOP || st == JL_DYNAIS_END_NEW_LOOP)) {
+                loop_end();
+                if (st == JL_DYNAIS_END_LOOP)
+                        l.size = 0;
+        }
         if (l.level != 0)
                 jl_dynais_level(M.dyn, 0, &l);
         if (l.size == 0) {
@@ -518,6 +531,7 @@ void jl_rt_manage_event(uint32_t event_id)
                 M.loop_id = l.id;
                 M.loop_size = l.size;
                 M.loop_iters = M.loop_iters0 = l.iterations;
+                M.loop_pos = 0;
                 M.loop_pt = M.loop_ft = M.loop_tt = 0;
                 take(&M.loop_s0);
                 if (M.time_guided) {
@@ -528,8 +542,11 @@ void jl_rt_manage_event(uint32_t event_id)
                         jl_rt_say("new loop %08x:%u:0 after %llu iterations", l.id, l.size,
                                   (unsigned long long)l.iterations);
                 M.win_open = false;
-        } else if (l.iterations > M.loop_iters)
+        } else if (l.iterations > M.loop_iters) {
+                M.loop_pos = 0;
                 iteration(l.iterations);
+        } else
+                M.loop_pos++;
         mgr_leave();
 }
 
