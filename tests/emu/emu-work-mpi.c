@@ -9,7 +9,7 @@
  * --steady iterations and the mean frequency meanwhile. Self-contained (built by the tests with each MPI's
  * mpicc).
  *   emu-work-mpi --root DIR --kind KIND --iterations N [--calls K] [--iterations2 N2 --calls2 K2]
- *                [--cpus all|LIST] [--realloc] [--steady S] [--slice-ms 5] */
+ *                [--cycles C --mem-s S] [--cpus all|LIST] [--realloc] [--steady S] [--slice-ms 5] */
 #include <errno.h>
 #include <math.h>
 #include <mpi.h>
@@ -129,7 +129,7 @@ static bool read_khz(int cpu, double *ret)
 
 int main(int argc, char **argv)
 {
-        const char *root = NULL, *kind = NULL, *cpus_arg = "all";
+        const char *root = NULL, *kind = NULL, *cpus_arg = "all", *cycles = NULL, *mem_s = NULL;
         long iters1 = 0, iters2 = 0, calls1 = 2, calls2 = 0, steady = 0;
         double slice_s = 0.005;
         bool realloc_bufs = false;
@@ -161,6 +161,10 @@ int main(int argc, char **argv)
                         iters2 = atol(v);
                 else if (strcmp(a, "--calls2") == 0)
                         calls2 = atol(v);
+                else if (strcmp(a, "--cycles") == 0)
+                        cycles = v;
+                else if (strcmp(a, "--mem-s") == 0)
+                        mem_s = v;
                 else if (strcmp(a, "--steady") == 0)
                         steady = atol(v);
                 else if (strcmp(a, "--slice-ms") == 0)
@@ -190,7 +194,8 @@ int main(int argc, char **argv)
 
         double wl[4] = {0}; /* t0, e0, cycles, mem_s */
         if (rank == 0) {
-                snprintf(line, sizeof(line), "work %s %s", cpus_arg, kind);
+                snprintf(line, sizeof(line), "work %s %s%s%s%s%s", cpus_arg, kind, cycles ? " " : "",
+                         cycles ? cycles : "", mem_s ? " " : "", mem_s ? mem_s : "");
                 if (ctl(root, line, text, sizeof(text)) < 0)
                         MPI_Abort(MPI_COMM_WORLD, 1);
                 wl[0] = json_num(text, NULL, "t_s");
@@ -290,7 +295,8 @@ usage:
         if (rank == 0)
                 fputs("Usage: emu-work-mpi --root DIR --kind KIND --iterations N [--calls K] [--iterations2 "
                       "N2 "
-                      "--calls2 K2]\n                    [--cpus all|LIST] [--realloc] [--steady S] "
+                      "--calls2 K2]\n                    [--cycles C --mem-s S] [--cpus all|LIST] "
+                      "[--realloc] [--steady S] "
                       "[--slice-ms 5]\n",
                       stderr);
         MPI_Finalize();

@@ -73,8 +73,13 @@ t_ok $? "jouled runs on the emulated node"
 CF=$FX/sys/devices/system/cpu/cpufreq
 
 declare -A SWEEP
+# kinds: compute, mixed, memory, and mixed-mem (a quarter cycles, three quarters memory time: on CPUs 0-1
+# alone its optimum lies inside the range, where plain mixed's is at the top)
+kind_args() { case $1 in mixed-mem) echo "mixed 12000000 0.016" ;; *) echo "$1" ;; esac; }
+prog_kind_args() { case $1 in mixed-mem) echo "--kind mixed --cycles 12000000 --mem-s 0.016" ;; *) echo "--kind $1" ;; esac; }
 sweep() { # sweep KIND: the emulator's exact sweep for the CPUs the ranks run on (cached)
-        [ -n "${SWEEP[$1]:-}" ] || SWEEP[$1]=$(ctl sweep "$CPUS" "$1")
+        # shellcheck disable=SC2046
+        [ -n "${SWEEP[$1]:-}" ] || SWEEP[$1]=$(ctl sweep "$CPUS" $(kind_args "$1"))
         printf '%s' "${SWEEP[$1]}"
 }
 
@@ -89,7 +94,7 @@ run() {
         timeout "$RUN_TIMEOUT" "$NS_RUN" "$FX" -- taskset -c "$TASKSET" env LD_PRELOAD="$PRELOAD" \
                 ASAN_OPTIONS=detect_leaks=0 JOULE_LIBDIR="$JOULE_RT_BUILDDIR" JOULE_SOCKET="$JD_SOCK" \
                 JOULE_VERBOSE=2 JOULE_WINDOW_MS=500 JOULE_SETTLE_MS=60 "${envs[@]}" \
-                ${MPIRUN[$mpi]} "${PROG[$mpi]}" --root "$FX" --kind "$kind" --cpus "$CPUS" --iterations "$n" \
+                ${MPIRUN[$mpi]} "${PROG[$mpi]}" --root "$FX" $(prog_kind_args "$kind") --cpus "$CPUS" --iterations "$n" \
                 --steady 60 "${args[@]}" >"$T_DIR/$name.out" 2>"$T_DIR/$name.err"
 }
 
@@ -122,7 +127,7 @@ if t_f > (1 + th) * ref['time_s'] * 1.01:
     bad.append('bound broken')
 if saved < 0.8 * best_saved - 0.01 * ref['energy_j']:
     bad.append('saves less than 80% of the best saving')
-if sw['kind'] == 'compute' and f != sw['ref_khz']:
+if sw['kind'] == 'compute' and sw['mem_s'] == 0 and f != sw['ref_khz']:
     bad.append('a compute-bound code left the default frequency')
 if bad:
     print('; '.join(bad)); sys.exit(1)
@@ -131,7 +136,7 @@ EOF
 
 # --- min_energy: Open MPI, mixed, th 0.1 first (the core proof), then the other thresholds and kinds
 if [ "$CASES" = bench ]; then
-        ME_CASES="mixed:0.1 memory:0.1"
+        ME_CASES="mixed:0.1 memory:0.1 mixed-mem:0.1"
 else
         ME_CASES="mixed:0.1 mixed:0.05 mixed:0.2 memory:0.05 memory:0.1 memory:0.2 compute:0.05 compute:0.1 compute:0.2"
 fi
