@@ -180,6 +180,11 @@ static struct {
 
 static int mgr_lock;
 
+unsigned jl_rt_manage_period_ms(void)
+{
+        return M.cfg.period_ms ? M.cfg.period_ms : 1000;
+}
+
 bool jl_rt_managing(void)
 {
         return __atomic_load_n(&M.on, __ATOMIC_ACQUIRE);
@@ -480,7 +485,6 @@ void jl_rt_manage_event(uint32_t event_id)
 {
         if (!jl_rt_managing() || !mgr_enter())
                 return;
-        M.lock_needed = jl_rt_threaded();
         M.events++;
         if ((M.events & 1023u) == 0) {
                 double t = now_s();
@@ -567,6 +571,7 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         if (bad)
                 jl_rt_say("%s", why);
         M.mpi = mpi;
+        M.lock_needed = jl_rt_threaded(); /* known before MPI_Init returns (MPI_Init_thread's provided) */
         M.cpus = *cpus;
         M.ncpus = CPU_COUNT(&M.cpus);
         M.phase = JL_RT_PHASE_UNKNOWN;

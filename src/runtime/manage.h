@@ -39,3 +39,5 @@ void jl_rt_manage_period(void);
 /* The end: the last loop's and the application's records, the step's frequency given back. */
 void jl_rt_manage_fini(void);
 bool jl_rt_managing(void);
+/* The time-guided period (JOULE_PERIOD_MS) of the settings read at start. */
+unsigned jl_rt_manage_period_ms(void);

@@ -178,10 +178,26 @@ static void me_remember(jl_rt_policy *p, const jl_rt_sig *s)
         }
 }
 
-/* min_energy: the time at the chosen frequency is measured; above the bound, one step up. */
+static void mark(jl_rt_policy *p)
+{
+        size_t i = index_of(p, p->cur_khz);
+        p->measured[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
+static bool was_measured(const jl_rt_policy *p, unsigned long khz)
+{
+        size_t i = index_of(p, khz);
+        return p->measured[i / 64] & (UINT64_C(1) << (i % 64));
+}
+
+/* min_energy: the time at the chosen frequency is measured; above the bound, one step up. Within it, and
+ * farther from the reference than the probe, the model is fitted again through the reference and this point
+ * (a wider base than the probe's, so that noise weighs less) and, when it points to a frequency not yet
+ * measured, that one is tried (at most 4 times). */
 static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
 {
         double bound = bound_of(p);
+        mark(p);
         if (s->tpi_s > bound * (1 + JL_RT_POLICY_TOL)) {
                 size_t i = index_of(p, p->cur_khz);
                 unsigned long up = i + 1 < p->n ? p->freqs[i + 1] : p->freqs[i];
@@ -211,6 +227,31 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 return;
         }
         me_remember(p, s);
+        if (p->have_pm && p->rounds < 4 && isfinite(s->power_w) && p->cur_khz < p->probe_khz) {
+                jl_rt_time_model tm;
+                jl_rt_power_model pm;
+                unsigned long again;
+                if (jl_rt_time_fit((double)p->def_khz, p->t_ref, (double)p->cur_khz, s->tpi_s, &tm) == 0 &&
+                    jl_rt_power_fit((double)p->def_khz, p->p_ref, (double)p->cur_khz, s->power_w,
+                                    (double)p->freqs[0], (double)p->freqs[p->n - 1], &pm) == 0 &&
+                    jl_rt_min_energy_choose(p->freqs, p->n, p->def_khz, p->t_ref, p->th, JL_RT_POLICY_MARGIN,
+                                            &tm, &pm, &again) == 0 &&
+                    !was_measured(p, again)) {
+                        p->rounds++;
+                        p->tm = tm;
+                        p->pm = pm;
+                        snprintf(
+                            d->message, sizeof(d->message),
+                            "%lu kHz: %.6f s per iteration (%+.2f%%), %.2f W; model refitted through %lu "
+                            "and "
+                            "%lu kHz: T(f) = %.4g/f + %.6f s, P(f) = %.2f + %.2f s(f) W; trying %lu kHz",
+                            p->cur_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100, s->power_w, p->def_khz,
+                            p->cur_khz, tm.c_s_khz, tm.m_s, pm.a_w, pm.b_w, again);
+                        go(p, d, "policy", (double)again, again);
+                        p->state = ME_VERIFY;
+                        return;
+                }
+        }
         unsigned long final = p->best_khz ? p->best_khz : p->cur_khz;
         snprintf(d->message, sizeof(d->message),
                  "%lu kHz: %.6f s per iteration (%+.2f%% against %.6f s at %lu kHz, bound %+.1f%%), %.2f W; "
@@ -231,6 +272,9 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->p_ref = s->power_w;
                 p->best_khz = 0;
                 p->e_best = NAN;
+                p->rounds = 0;
+                memset(p->measured, 0, sizeof(p->measured));
+                mark(p);
                 me_remember(p, s);
                 jl_rt_phase ph = jl_rt_phase_classify(s, NULL);
                 if (ph == JL_RT_PHASE_IO_BOUND || ph == JL_RT_PHASE_BUSY_WAITING) {
@@ -267,6 +311,7 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
         case ME_PROBE: {
                 p->t_probe = s->tpi_s;
                 p->p_probe = s->power_w;
+                mark(p);
                 me_remember(p, s);
                 if (jl_rt_time_fit((double)p->def_khz, p->t_ref, (double)p->probe_khz, p->t_probe, &p->tm) <
                     0) {

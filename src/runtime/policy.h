@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model.h"
 
@@ -70,6 +71,9 @@ typedef struct {
         bool have_pm;
         unsigned moved;   /* consecutive windows whose time moved by more than CHANGE */
         unsigned repairs; /* bound repairs so far */
+        unsigned rounds;  /* min_energy: refits after a verified choice */
+        uint64_t
+            measured[(JL_RT_FREQS_MAX + 63) / 64]; /* min_energy: frequencies measured since the reference */
 } jl_rt_policy;
 
 /* Tolerances: a choice is made with MARGIN below the bound; a measured time above the bound by more than

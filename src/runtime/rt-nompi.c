@@ -69,12 +69,7 @@ static int rt_init(int verbose)
         if (sched_getaffinity(0, sizeof(cpus), &cpus) < 0)
                 CPU_ZERO(&cpus);
         jl_rt_manage_start(false, &cpus);
-        {
-                jl_rt_config c;
-                char why[8];
-                jl_rt_config_parse(NULL, &c, why, sizeof(why));
-                period_ms = c.period_ms;
-        }
+        period_ms = jl_rt_manage_period_ms();
         pthread_condattr_init(&attr);
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         r = pthread_cond_init(&wake, &attr);

@@ -143,7 +143,7 @@ fi
 want min_energy || want bench || ME_CASES=
 for c in $ME_CASES; do
         kind=${c%%:*} th=${c#*:}
-        run me-$kind-$th ompi $kind 250 JOULE_POLICY=min_energy JOULE_POLICY_TH=$th
+        run me-$kind-$th ompi $kind 300 JOULE_POLICY=min_energy JOULE_POLICY_TH=$th
         st=$?
         t_ok $st "min_energy th $th on $kind (Open MPI): the program completes"
         if ! t_check "min_energy th $th on $kind: steady time within (1 + th) of the time at the default, >= 80% of the best saving" -- \
@@ -158,7 +158,7 @@ done
 if ! want mpich; then
         :
 elif [ -n "${PROG[mpich]:-}" ]; then
-        run me-mpich-memory mpich memory 250 JOULE_POLICY=min_energy JOULE_POLICY_TH=0.1
+        run me-mpich-memory mpich memory 300 JOULE_POLICY=min_energy JOULE_POLICY_TH=0.1
         t_ok $? "min_energy th 0.1 on memory (MPICH): the program completes"
         t_check "min_energy th 0.1 on memory with MPICH: bound and saving" -- check_min_energy me-mpich-memory memory 0.1 ||
                 show_err me-mpich-memory
@@ -249,7 +249,7 @@ fi
 
 # --- jouled restarts mid-run: the program runs on, the policy goes on with the new jouled
 if want restart; then
-run restart ompi memory 250 JOULE_POLICY=min_energy JOULE_POLICY_TH=0.1 &
+run restart ompi memory 300 JOULE_POLICY=min_energy JOULE_POLICY_TH=0.1 &
 RP=$!
 sleep 2.5
 kill "$JD_PID"
