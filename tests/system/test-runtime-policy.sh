@@ -10,7 +10,8 @@
 # period and with buffers reallocated every iteration; bad settings and an unreachable jouled are one line
 # on stderr while the program runs to its end. TAP.
 # Environment: JOULE, JOULED, JOULE_EMU, NS_RUN, JOULE_LOADER, JOULE_RT_BUILDDIR, EMU_WORK_MPI_SRC;
-# POLICY_CASES (optional): some of "min_energy mpich min_time monitoring loops bad restart" (default: all);
+# POLICY_CASES (optional): some of "min_energy mpich min_time monitoring loops timeguided bad restart"
+# (default: all);
 # "bench" runs only the min_energy th 0.1 mixed and memory cases and prints their figures
 # (bench/bench-policy.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -233,6 +234,21 @@ if [ -n "${PROG[mpich]:-}" ]; then
         t_check "MPICH: the loop's size and count (+-1), reallocated buffers" -- check_loops loops-mpich ||
                 show_err loops-mpich
 fi
+fi
+
+# --- time-guided: an MPI program whose call rate is above JOULE_MAX_CALL_RATE, and a program without MPI
+if want timeguided; then
+run rate ompi compute 100 JOULE_POLICY=monitoring JOULE_MAX_CALL_RATE=100 -- --calls 21
+t_ok $? "a high call rate: the program completes"
+t_check "a call rate above JOULE_MAX_CALL_RATE: loop detection stops, time-guided mode" -- \
+        grep -qE 'event mode 1: time-guided \([0-9]+ MPI calls/s > 100: loop detection would cost more' "$T_DIR/rate.err"
+timeout "$RUN_TIMEOUT" "$NS_RUN" "$FX" -- env LD_PRELOAD="$PRELOAD" ASAN_OPTIONS=detect_leaks=0 \
+        JOULE_LIBDIR="$JOULE_RT_BUILDDIR" JOULE_SOCKET="$JD_SOCK" JOULE_VERBOSE=2 JOULE_POLICY=min_energy \
+        JOULE_PERIOD_MS=300 "$PY" -c 'import time; time.sleep(1)' 2>"$T_DIR/nompi.err"
+t_ok $? "a program without MPI under min_energy: it completes"
+t_check "without MPI: time-guided periods, progress in instructions or the frequency left at the default" -- \
+        sh -c "grep -qE 'event mode 1: time-guided: (no progress measure without hardware counters|progress)' '$T_DIR/nompi.err' && grep -q 'application python3[.0-9]*: policy min_energy' '$T_DIR/nompi.err' && grep -q 'not an MPI program: 3 periods of 300 ms' '$T_DIR/nompi.err'" ||
+        sed 's/^/#   /' "$T_DIR/nompi.err"
 fi
 
 # --- bad settings: one clear line, the program runs with the defaults
