@@ -144,7 +144,7 @@ static struct {
         size_t nfreqs;
         unsigned long nominal_khz, def_khz;
         jl_rt_policy pol;
-        bool pol_on, freq_changed, said_set_fail;
+        bool pol_on, freq_changed, said_set_fail, restart_policy;
         jl_rt_shm shm;
         jl_rt_counters ctr;
         jl_dynais *dyn;
@@ -290,6 +290,9 @@ static void apply(const jl_rt_decision *d)
                             "runs on",
                             d->khz, strerror(-r));
                 M.said_set_fail = true;
+                /* the frequency in force is not the one the policy believes: it starts over (a new
+                 * reference at the default) once jouled answers again */
+                M.restart_policy = true;
                 return;
         }
         M.said_set_fail = false;
@@ -342,6 +345,21 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
         if (!M.pol_on)
                 return;
         jl_rt_decision d;
+        if (M.restart_policy) {
+                if (!M.connected)
+                        reconnect();
+                if (!M.connected)
+                        return;
+                M.restart_policy = false;
+                if (jl_rt_policy_init(&M.pol, M.cfg.policy, M.cfg.th, M.freqs, M.nfreqs, M.def_khz, &d) < 0)
+                        return;
+                snprintf(
+                    d.message, sizeof(d.message),
+                    "jouled answers again: %s starts over, the reference at the default frequency %lu kHz",
+                    jl_rt_policy_name(M.cfg.policy), M.pol.def_khz);
+                apply(&d);
+                return;
+        }
         jl_rt_policy_signature(&M.pol, &s, &d);
         apply(&d);
 }

@@ -226,6 +226,10 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->t_cur = NAN;
                 return;
         }
+        /* within the bound but no power reading (jouled restarting): measure again, for a while */
+        if (!isfinite(s->power_w) && ++p->nopower < 3)
+                return;
+        p->nopower = 0;
         me_remember(p, s);
         if (p->have_pm && p->rounds < 4 && isfinite(s->power_w) && p->cur_khz < p->probe_khz) {
                 jl_rt_time_model tm;
@@ -253,9 +257,13 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 }
         }
         unsigned long final = p->best_khz ? p->best_khz : p->cur_khz;
+        double e_ref = p->p_ref * p->t_ref;
+        if (final != p->def_khz && isfinite(e_ref) && isfinite(p->e_best) &&
+            p->e_best > e_ref * (1 - JL_RT_POLICY_EMARGIN))
+                final = p->def_khz;
         snprintf(d->message, sizeof(d->message),
                  "%lu kHz: %.6f s per iteration (%+.2f%% against %.6f s at %lu kHz, bound %+.1f%%), %.2f W; "
-                 "holds %lu kHz (least measured energy within the bound)",
+                 "holds %lu kHz (least measured energy within the bound; the default unless 1%% less)",
                  p->cur_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100, p->t_ref, p->def_khz, p->th * 100,
                  s->power_w, final);
         unsigned long was = p->cur_khz;
@@ -268,6 +276,9 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
 {
         switch (p->state) {
         case ME_REF: {
+                if (!isfinite(s->power_w) && ++p->nopower < 3)
+                        return;
+                p->nopower = 0;
                 p->t_ref = s->tpi_s;
                 p->p_ref = s->power_w;
                 p->best_khz = 0;
@@ -309,6 +320,9 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 return;
         }
         case ME_PROBE: {
+                if (!isfinite(s->power_w) && ++p->nopower < 3)
+                        return;
+                p->nopower = 0;
                 p->t_probe = s->tpi_s;
                 p->p_probe = s->power_w;
                 mark(p);

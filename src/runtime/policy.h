@@ -71,6 +71,7 @@ typedef struct {
         bool have_pm;
         unsigned moved;   /* consecutive windows whose time moved by more than CHANGE */
         unsigned repairs; /* bound repairs so far */
+        unsigned nopower; /* min_energy: windows in a row without a power reading */
         unsigned rounds;  /* min_energy: refits after a verified choice */
         uint64_t
             measured[(JL_RT_FREQS_MAX + 63) / 64]; /* min_energy: frequencies measured since the reference */
@@ -82,6 +83,9 @@ typedef struct {
 #define JL_RT_POLICY_MARGIN 0.005
 #define JL_RT_POLICY_TOL 0.003
 #define JL_RT_POLICY_CHANGE 0.10
+/* min_energy leaves the default frequency only for a measured saving of more than this share of the
+ * energy per iteration there: less is within the power readings' noise and not worth the time. */
+#define JL_RT_POLICY_EMARGIN 0.01
 
 /* "monitoring", "min_energy", "min_time" (also with '-'). Returns 0 or -EINVAL. */
 int jl_rt_policy_parse(const char *name, jl_rt_policy_kind *ret);

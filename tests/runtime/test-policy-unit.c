@@ -133,9 +133,9 @@ static void test_model(void)
 static void test_min_energy(void)
 {
         const machine kinds[] = {
-            {.c = 60000, .m = 0, .p_static = 70, .p_dyn = 80},     /* compute-bound */
-            {.c = 30000, .m = 0.010, .p_static = 60, .p_dyn = 80}, /* mixed */
-            {.c = 1200, .m = 0.0196, .p_static = 60, .p_dyn = 80}, /* memory-bound */
+            {.c = 60000, .m = 0, .p_static = 70, .p_dyn = 80},      /* compute-bound */
+            {.c = 30000, .m = 0.010, .p_static = 30, .p_dyn = 100}, /* mixed */
+            {.c = 1200, .m = 0.0196, .p_static = 30, .p_dyn = 100}, /* memory-bound */
         };
         const char *names[] = {"compute", "mixed", "memory"};
         const double ths[] = {0.05, 0.1, 0.2};
@@ -180,7 +180,7 @@ static void test_bound_repair(void)
         ok(f >= 2000000, "above the cliff");
 
         /* measurement noise (+-0.2%) does not break the bound nor make the policy wander */
-        machine mixed = {.c = 30000, .m = 0.010, .p_static = 60, .p_dyn = 80};
+        machine mixed = {.c = 30000, .m = 0.010, .p_static = 30, .p_dyn = 100};
         jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
         f = run(&p, &mixed, 3000000, &sets, &bounds, 0.002);
         ok(m_time(&mixed, (double)f) <= 1.1 * 1.01 * m_time(&mixed, 3000000),
@@ -214,6 +214,15 @@ static void test_bound_repair(void)
            "the bound is against the time at the default frequency (%.6f <= %.6f)",
            m_time(&slower, (double)f), 1.05 * m_time(&slower, 3000000));
 
+        /* a saving within the power readings' noise (under 1 %) does not move the program off the default */
+        machine flat = {.c = 30000, .m = 0.010, .p_static = 60, .p_dyn = 80};
+        jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
+        f = run(&p, &flat, 3000000, NULL, NULL, 0);
+        unsigned long fb = best_within(&flat, 0.1);
+        ok(f == 3000000 && 1 - m_energy(&flat, (double)fb) / m_energy(&flat, 3000000) < 0.01,
+           "the best saving is %.2f%% (< 1%%): the default is held",
+           (1 - m_energy(&flat, (double)fb) / m_energy(&flat, 3000000)) * 100);
+
         /* no power readings: energy cannot be projected; the policy holds the default */
         jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
         unsigned long g = 3000000;
@@ -231,7 +240,7 @@ static void test_min_time(void)
 {
         const machine kinds[] = {
             {.c = 60000, .m = 0, .p_static = 70, .p_dyn = 80},
-            {.c = 30000, .m = 0.010, .p_static = 60, .p_dyn = 80},
+            {.c = 30000, .m = 0.010, .p_static = 30, .p_dyn = 100},
         };
         const double ths[] = {0.7, 0.5, 0.3};
         for (size_t k = 0; k < 2; k++)
@@ -261,7 +270,7 @@ static void test_monitoring(void)
         jl_rt_policy p;
         jl_rt_decision d;
         int sets;
-        machine x = {.c = 30000, .m = 0.010, .p_static = 60, .p_dyn = 80};
+        machine x = {.c = 30000, .m = 0.010, .p_static = 30, .p_dyn = 100};
         jl_rt_policy_init(&p, JL_RT_MONITORING, 0.1, freqs, nfreqs, 3000000, &d);
         ok(!d.set, "monitoring: no first frequency");
         run(&p, &x, 3000000, &sets, NULL, 0.01);
