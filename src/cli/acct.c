@@ -97,13 +97,17 @@ int cli_parse_range(const char *from, const char *to, uint64_t now_us, uint64_t 
 {
         uint64_t f = 0, t = now_us;
         if (from && cli_parse_time(from, now_us, &f) < 0) {
-                log_error(EINVAL, "--from '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
-                                  "or -DURATION such as -2h, -1d)", from);
+                log_error(EINVAL,
+                          "--from '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
+                          "or -DURATION such as -2h, -1d)",
+                          from);
                 return -EINVAL;
         }
         if (to && cli_parse_time(to, now_us, &t) < 0) {
-                log_error(EINVAL, "--to '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
-                                  "or -DURATION such as -2h, -1d)", to);
+                log_error(EINVAL,
+                          "--to '%s' is not a time (YYYY-MM-DD[THH:MM:SS[.fff]][Z] in UTC, now, "
+                          "or -DURATION such as -2h, -1d)",
+                          to);
                 return -EINVAL;
         }
         if (f >= t) {
@@ -135,15 +139,89 @@ static int usage(FILE *f)
               "      --json      one JSON array of {job_id, step_id, user, nodes, start, end, time_s,\n"
               "                  energy_j, avg_power_w, complete}\n"
               "      --csv       the same as CSV with a header line\n"
-              "      --url URL   the database (default: database.url)\n",
+              "      --url URL   the database (default: database.url)\n"
+              "  -l, --long      the runtime's application signature per step and node: {job_id, step_id,\n"
+              "                  node, app_name, policy, policy_th, time_s, energy_j, avg_power_w,\n"
+              "                  avg_cpufreq_khz, def_cpufreq_khz, cpi, gbs, tag} (null where unknown)\n"
+              "  -r, --loops     the runtime's loop signatures: {job_id, step_id, node, loop, iterations,\n"
+              "                  time_per_iteration_s, avg_power_w, avg_cpufreq_khz, cpi, gbs}\n",
               f);
         return f == stdout ? 0 : 2;
+}
+
+/* acct -l (applications) and acct -r (loops): what the runtime recorded, per step and node. */
+static int acct_runtime(cli_context *ctx, bool loops, const char *job, bool json, bool csv, const char *url)
+{
+        uint64_t job_id = 0;
+        if (job && (parse_u64(job, &job_id) < 0 || job_id > INT64_MAX)) {
+                log_error(EINVAL, "acct: the job id '%s' is not a non-negative integer", job);
+                return 2;
+        }
+        _cleanup_store_ jl_store *s = NULL;
+        if (cli_open_store(ctx, url, &s) < 0)
+                return 1;
+        static const cli_col app_cols[] = {
+            {"job_id", "JOB", 16, CLI_COL_INT},
+            {"step_id", "STEP", 5, CLI_COL_INT},
+            {"node", "NODE", 12, CLI_COL_TEXT},
+            {"app_name", "APP", 14, CLI_COL_TEXT},
+            {"policy", "POLICY", 11, CLI_COL_TEXT},
+            {"policy_th", "TH", 5, CLI_COL_DOUBLE},
+            {"time_s", "TIME(s)", 9, CLI_COL_DOUBLE},
+            {"energy_j", "ENERGY(J)", 12, CLI_COL_UJ_AS_J},
+            {"avg_power_w", "POWER(W)", 9, CLI_COL_DOUBLE},
+            {"avg_cpufreq_khz", "AVG(kHz)", 9, CLI_COL_INT},
+            {"def_cpufreq_khz", "DEF(kHz)", 9, CLI_COL_INT},
+            {"cpi", "CPI", 7, CLI_COL_DOUBLE},
+            {"gbs", "GB/s", 7, CLI_COL_DOUBLE},
+            {"tag", "TAG", 0, CLI_COL_TEXT},
+        };
+        static const cli_col loop_cols[] = {
+            {"job_id", "JOB", 16, CLI_COL_INT},
+            {"step_id", "STEP", 5, CLI_COL_INT},
+            {"node", "NODE", 12, CLI_COL_TEXT},
+            {"loop", "LOOP", 20, CLI_COL_TEXT},
+            {"iterations", "ITERS", 9, CLI_COL_INT},
+            {"time_per_iteration_s", "TIME/IT(s)", 11, CLI_COL_DOUBLE},
+            {"avg_power_w", "POWER(W)", 9, CLI_COL_DOUBLE},
+            {"avg_cpufreq_khz", "AVG(kHz)", 9, CLI_COL_INT},
+            {"cpi", "CPI", 7, CLI_COL_DOUBLE},
+            {"gbs", "GB/s", 0, CLI_COL_DOUBLE},
+        };
+        char sql[512];
+        if (loops)
+                snprintf(
+                    sql, sizeof(sql),
+                    "SELECT job_id, step_id, node, loop_key, iterations, time_per_iteration_s, power_w, "
+                    "avg_freq_khz, cpi, gbs FROM loops%s ORDER BY job_id, step_id, node, time_us, id",
+                    job ? " WHERE job_id = $1" : "");
+        else
+                snprintf(
+                    sql, sizeof(sql),
+                    "SELECT job_id, step_id, node, app_name, policy, policy_th, exec_time_s, energy_uj, "
+                    "power_w, avg_freq_khz, def_freq_khz, cpi, gbs, tag FROM applications%s "
+                    "ORDER BY job_id, step_id, node",
+                    job ? " WHERE job_id = $1" : "");
+        _cleanup_stmt_ jl_stmt *st = NULL;
+        int r = jl_store_prepare(s, sql, &st);
+        if (r == 0 && job)
+                r = jl_stmt_bind_int64(st, 1, (int64_t)job_id);
+        if (r == 0)
+                r = loops ? cli_print_table(st, loop_cols, ARRAY_SIZE(loop_cols), json, csv,
+                                            "(no loops recorded)")
+                          : cli_print_table(st, app_cols, ARRAY_SIZE(app_cols), json, csv,
+                                            "(no application signatures recorded)");
+        if (r < 0) {
+                log_error(r, "acct: %s", jl_store_error(s));
+                return 1;
+        }
+        return 0;
 }
 
 typedef struct {
         int64_t job_id, step_id;
         char *user;
-        char *nodes; /* comma-separated */
+        char *nodes;              /* comma-separated */
         int64_t start_us, end_us; /* end_us -1: running on some node */
         int64_t energy_uj;
         bool complete;
@@ -189,17 +267,29 @@ static void csv_text(FILE *f, const char *s)
 int verb_acct(cli_context *ctx, int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"user", required_argument, NULL, 'u'}, {"job", required_argument, NULL, 'j'},
-                {"from", required_argument, NULL, 'F'}, {"to", required_argument, NULL, 'T'},
-                {"json", no_argument, NULL, 'J'},       {"csv", no_argument, NULL, 'C'},
-                {"url", required_argument, NULL, 'U'},  {"help", no_argument, NULL, 'h'},
-                {0},
+            {"user", required_argument, NULL, 'u'},
+            {"job", required_argument, NULL, 'j'},
+            {"from", required_argument, NULL, 'F'},
+            {"to", required_argument, NULL, 'T'},
+            {"json", no_argument, NULL, 'J'},
+            {"csv", no_argument, NULL, 'C'},
+            {"url", required_argument, NULL, 'U'},
+            {"help", no_argument, NULL, 'h'},
+            {"long", no_argument, NULL, 'l'},
+            {"loops", no_argument, NULL, 'r'},
+            {0},
         };
         const char *user = NULL, *job = NULL, *from = NULL, *to = NULL, *url = NULL;
-        bool json = false, csv = false;
+        bool json = false, csv = false, app_long = false, loops = false;
         int c;
-        while ((c = getopt_long(argc, argv, "u:j:h", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "u:j:hlr", opts, NULL)) >= 0) {
                 switch (c) {
+                case 'l':
+                        app_long = true;
+                        break;
+                case 'r':
+                        loops = true;
+                        break;
                 case 'u':
                         user = optarg;
                         break;
@@ -235,6 +325,17 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                 log_error(EINVAL, "acct: --json and --csv exclude each other");
                 return 2;
         }
+        if (app_long || loops) {
+                if (app_long && loops) {
+                        log_error(EINVAL, "acct: -l and -r exclude each other");
+                        return 2;
+                }
+                if (user || from || to) {
+                        log_error(EINVAL, "acct: -l and -r take --job only (not --user, --from, --to)");
+                        return 2;
+                }
+                return acct_runtime(ctx, loops, job, json, csv, url);
+        }
         uint64_t job_id = 0, now_us = cli_now_us(), from_us, to_us;
         if (job && (parse_u64(job, &job_id) < 0 || job_id > INT64_MAX)) {
                 log_error(EINVAL, "acct: the job id '%s' is not a non-negative integer", job);
@@ -251,29 +352,22 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         if (cli_open_store(ctx, url, &s) < 0)
                 return 1;
 
-        char sql[768];
-        int np = 0;
-        int n = snprintf(sql, sizeof(sql),
-                         "SELECT job_id, step_id, user_name, node, start_us, end_us, energy_uj, complete "
-                         "FROM steps WHERE start_us < $1 AND (end_us IS NULL OR end_us >= $2)");
-        np = 2;
-        int p_user = 0, p_job = 0;
-        if (user) {
-                p_user = ++np;
-                n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND user_name = $%d", p_user);
-        }
-        if (job) {
-                p_job = ++np;
-                n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND job_id = $%d", p_job);
-        }
-        snprintf(sql + n, sizeof(sql) - (size_t)n, " ORDER BY job_id, step_id, node");
+        char sql[1024];
+        int64_t longest_us = 0;
+        int r = jl_store_acct_longest_us(s, &longest_us);
+        if (r >= 0)
+                r = jl_store_acct_sql(user != NULL, job != NULL, sql, sizeof(sql));
+        int p_user = 4, p_job = user ? 5 : 4;
 
         _cleanup_stmt_ jl_stmt *st = NULL;
-        int r = jl_store_prepare(s, sql, &st);
+        if (r >= 0)
+                r = jl_store_prepare(s, sql, &st);
         if (r == 0)
                 r = jl_stmt_bind_int64(st, 1, (int64_t)to_us);
         if (r == 0)
                 r = jl_stmt_bind_int64(st, 2, (int64_t)from_us);
+        if (r == 0)
+                r = jl_stmt_bind_int64(st, 3, (int64_t)from_us - longest_us);
         if (r == 0 && user)
                 r = jl_stmt_bind_text(st, p_user, user);
         if (r == 0 && job)
@@ -300,8 +394,12 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         }
                         row = &rows[nrows++];
                         const char *u = jl_stmt_column_text(st, 2);
-                        *row = (acct_row){.job_id = jid, .step_id = sid, .user = strdup(u ? u : ""),
-                                          .start_us = INT64_MAX, .end_us = 0, .complete = true};
+                        *row = (acct_row){.job_id = jid,
+                                          .step_id = sid,
+                                          .user = strdup(u ? u : ""),
+                                          .start_us = INT64_MAX,
+                                          .end_us = 0,
+                                          .complete = true};
                         if (!row->user) {
                                 r = -ENOMEM;
                                 break;
@@ -335,8 +433,10 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                     jl_stmt_bind_text(q, 1, user) == 0)
                         seen = jl_stmt_step(q) == JL_STORE_ROW;
                 if (!seen) {
-                        log_error(ENOENT, "acct: unknown user '%s' (not a user of this machine, and no job step "
-                                          "of that user was ever recorded)", user);
+                        log_error(ENOENT,
+                                  "acct: unknown user '%s' (not a user of this machine, and no job step "
+                                  "of that user was ever recorded)",
+                                  user);
                         rows_free(rows, nrows);
                         return 1;
                 }
@@ -349,8 +449,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         } else if (csv) {
                 printf("job_id,step_id,user,nodes,start,end,time_s,energy_j,avg_power_w,complete\n");
         } else {
-                printf("%-10s %5s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOB", "STEP", "USER", "START", "END",
-                       "TIME(s)", "ENERGY(J)", "POWER(W)", "NODES");
+                printf("%-10s %5s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOB", "STEP", "USER", "START",
+                       "END", "TIME(s)", "ENERGY(J)", "POWER(W)", "NODES");
         }
         for (size_t i = 0; i < nrows; i++) {
                 acct_row *a = &rows[i];
@@ -411,8 +511,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                                 snprintf(e, sizeof(e), "%.3f%s", energy_j, a->complete ? "" : "*");
                                 snprintf(p, sizeof(p), "%.2f", power_w);
                         }
-                        printf("%-10" PRId64 " %5" PRId64 " %-12s %-24s %-24s %10.1f %14s %10s %s\n", a->job_id,
-                               a->step_id, a->user, start_s, end_s, time_s, e, p, a->nodes);
+                        printf("%-10" PRId64 " %5" PRId64 " %-12s %-24s %-24s %10.1f %14s %10s %s\n",
+                               a->job_id, a->step_id, a->user, start_s, end_s, time_s, e, p, a->nodes);
                 }
         }
         if (json) {

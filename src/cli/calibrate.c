@@ -1,7 +1,8 @@
 /* calibrate.c - `joule calibrate`: measure a measurement machine's idle baseline (power and temperature,
  * mean and standard deviation), the cost of joule's own sampling, a load phase (stress-ng by default) and
  * the time it takes to cool back to the idle temperature; recommend machine.base_temperature_value and
- * runner.sleep_time_after_job, and with --write FILE store them as a YAML snippet. See docs/calibrate.md. */
+ * runner.sleep_time_after_job, and with --write FILE store them as a YAML snippet and in the machine's row
+ * of the database. See docs/calibrate.md. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -139,7 +140,8 @@ static int usage(FILE *f)
               "  --cool-max S       give up waiting for the cool-down after S (default 900 s)\n"
               "  --load-command CMD the load, through /bin/sh -c (default: stress-ng --cpu N --timeout S)\n"
               "  --json             one JSON object on stdout\n"
-              "  --write FILE       write the recommended settings as a YAML snippet to FILE\n",
+              "  --write FILE       write the recommended settings as a YAML snippet to FILE and store\n"
+              "                     them in the machine's row of the database (machine.id)\n",
               f);
         return f == stdout ? 0 : 2;
 }
@@ -243,10 +245,10 @@ static void print_human(const cal_result *r)
                 r->rec_base_temp, r->rec_sleep_s);
 }
 
-static void print_json(const cal_result *r)
+static void write_json(const cal_result *r, FILE *f)
 {
         json_writer w;
-        json_init(&w, stdout);
+        json_init(&w, f);
         json_object_begin(&w);
         json_key(&w, "idle");
         json_object_begin(&w);
@@ -316,8 +318,78 @@ static void print_json(const cal_result *r)
         json_double(&w, r->rec_sleep_s);
         json_object_end(&w);
         json_object_end(&w);
+}
+
+static void print_json(const cal_result *r)
+{
+        write_json(r, stdout);
         fputc('\n', stdout);
         fflush(stdout);
+}
+
+/* Store the calibration in the machine's row (machines.calibrated_*, calibration_json; see `joule machines
+ * show`) and the changelog, in one transaction. */
+static int store_calibration(const cal_result *r, cli_context *ctx)
+{
+        _cleanup_free_ char *json = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&json, &len);
+        if (!f)
+                return log_error(ENOMEM, "out of memory");
+        write_json(r, f);
+        if (fclose(f) != 0)
+                return log_error(ENOMEM, "out of memory");
+        jl_store *s = NULL;
+        int k = cli_open_store(ctx, NULL, &s);
+        if (k < 0)
+                return k;
+        int64_t id = ctx->config.machine.id, now = (int64_t)cli_now_us();
+        char msg[256];
+        snprintf(
+            msg, sizeof(msg),
+            "joule calibrate: base_temperature_value %.0f, sleep_time_after_job %.0f (idle %.2f W, %.2f °C)",
+            r->rec_base_temp, r->rec_sleep_s, r->idle_power.mean, r->idle_temp.n ? r->idle_temp.mean : NAN);
+        {
+                _cleanup_stmt_ jl_stmt *up = NULL, *cl = NULL;
+                k = jl_store_begin(s);
+                if (k >= 0)
+                        k = jl_store_prepare(
+                            s,
+                            "UPDATE machines SET calibrated_us = $2, calibrated_base_temperature_c "
+                            "= $3, calibrated_sleep_time_after_job_s = $4, calibration_json = "
+                            "$5, updated_us = $2 WHERE id = $1",
+                            &up);
+                if (k >= 0 && (k = jl_stmt_bind_int64(up, 1, id)) >= 0 &&
+                    (k = jl_stmt_bind_int64(up, 2, now)) >= 0 &&
+                    (k = jl_stmt_bind_double(up, 3, r->rec_base_temp)) >= 0 &&
+                    (k = jl_stmt_bind_double(up, 4, r->rec_sleep_s)) >= 0 &&
+                    (k = jl_stmt_bind_text(up, 5, json)) >= 0)
+                        k = jl_stmt_step(up);
+                bool missing = k >= 0 && jl_stmt_changes(up) != 1;
+                if (missing)
+                        k = -ENOENT;
+                if (k >= 0)
+                        k = jl_store_prepare(
+                            s, "INSERT INTO changelog (time_us, machine_id, message) VALUES ($1, $2, $3)",
+                            &cl);
+                if (k >= 0 && (k = jl_stmt_bind_int64(cl, 1, now)) >= 0 &&
+                    (k = jl_stmt_bind_int64(cl, 2, id)) >= 0 && (k = jl_stmt_bind_text(cl, 3, msg)) >= 0)
+                        k = jl_stmt_step(cl);
+                if (k >= 0)
+                        k = jl_store_commit(s);
+                if (missing)
+                        log_error(ENOENT,
+                                  "machine %lld (machine.id) does not exist in the database: add it with "
+                                  "`joule machines add --id %lld --description TEXT`",
+                                  (long long)id, (long long)id);
+                else if (k < 0)
+                        log_error(k, "cannot store the calibration of machine %lld: %s", (long long)id,
+                                  jl_store_error(s));
+                if (k < 0)
+                        jl_store_rollback(s);
+        } /* the statements are finalized here, before the store is closed */
+        jl_store_close(s);
+        return k < 0 ? k : 0;
 }
 
 static int write_snippet(const char *path, const cal_result *r, const cli_context *ctx)
@@ -507,6 +579,12 @@ int verb_calibrate(cli_context *ctx, int argc, char **argv)
                         ret = 1;
                 } else if (!o.json)
                         fprintf(stderr, "joule calibrate: wrote %s\n", o.write_path);
+                if (store_calibration(&cr, ctx) < 0)
+                        ret = 1;
+                else if (!o.json)
+                        fprintf(stderr,
+                                "joule calibrate: stored in machine %lld's row (joule machines show)\n",
+                                (long long)ctx->config.machine.id);
         }
         goto finish;
 

@@ -28,6 +28,25 @@ int verb_submit(cli_context *ctx, int argc, char **argv);
 int verb_jobs(cli_context *ctx, int argc, char **argv);
 int verb_run(cli_context *ctx, int argc, char **argv);
 int verb_calibrate(cli_context *ctx, int argc, char **argv);
+int verb_events(cli_context *ctx, int argc, char **argv);
+int verb_launch(cli_context *ctx, int argc, char **argv);
+
+/* A table of query results (events.c): column i of the query is cols[i]; text (NULL as "-"), JSON (an array
+ * of objects, NULL as null) or CSV (NULL empty). none: the text line when there are no rows. */
+typedef enum {
+        CLI_COL_INT,
+        CLI_COL_DOUBLE,
+        CLI_COL_UJ_AS_J, /* a µJ integer column shown in joules */
+        CLI_COL_TIME_US, /* µs since the epoch, shown as ISO 8601 UTC */
+        CLI_COL_TEXT,
+} cli_col_type;
+typedef struct {
+        const char *name;    /* JSON key and CSV header */
+        const char *heading; /* text header */
+        int width;
+        cli_col_type type;
+} cli_col;
+int cli_print_table(jl_stmt *st, const cli_col *cols, size_t ncols, bool json, bool csv, const char *none);
 
 /* Put a CPU list ("0-3,8") into a request's CPU mask (CPU i: bit i % 8 of byte i / 8); -EINVAL, -ERANGE. */
 int cli_cpus_to_mask(const char *s, jl_msg_request *req);

@@ -137,6 +137,8 @@ static int do_check(const char *url, const char *redacted, bool json)
                 json_key(&w, "pending");
                 json_array_begin(&w);
                 for (int v = version + 1; r >= 0 && v <= latest; v++) {
+                        if (!jl_store_migration_name(v)) /* versions need not be contiguous */
+                                continue;
                         json_object_begin(&w);
                         json_key(&w, "version");
                         json_int(&w, v);
@@ -159,7 +161,8 @@ static int do_check(const char *url, const char *redacted, bool json)
                 printf("schema:    version %d of %d%s\n", version, latest,
                        version == 0 ? " (empty: run `joule db init`)" : "");
                 for (int v = version + 1; v <= latest; v++)
-                        printf("pending:   %d %s\n", v, jl_store_migration_name(v));
+                        if (jl_store_migration_name(v))
+                                printf("pending:   %d %s\n", v, jl_store_migration_name(v));
         }
         if (r < 0) {
                 log_error(r, "%s", err);

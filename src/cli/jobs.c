@@ -265,7 +265,8 @@ static int do_show(jl_store *s, int64_t id, bool json)
         int r = jl_store_prepare(
             s,
             "SELECT j.id, j.machine_id, j.state, j.message, j.name, j.email, j.repo_url, "
-            "j.branch, j.scenario, j.created_us, j.started_us, j.finished_us, m.description "
+            "j.branch, j.scenario, j.created_us, j.started_us, j.finished_us, m.description, j.output, "
+            "j.claim_host, j.claim_boot_id, j.claim_pid "
             "FROM bench_jobs j LEFT JOIN machines m ON m.id = j.machine_id WHERE j.id = $1",
             &st);
         if (r >= 0 && (r = jl_stmt_bind_int64(st, 1, id)) >= 0)
@@ -302,6 +303,24 @@ static int do_show(jl_store *s, int64_t id, bool json)
                 cli_json_time(&w, st, 10);
                 json_key(&w, "finished");
                 cli_json_time(&w, st, 11);
+                json_key(&w, "claimed_by");
+                if (jl_stmt_column_is_null(st, 14))
+                        json_null(&w);
+                else {
+                        json_object_begin(&w);
+                        json_key(&w, "host");
+                        json_text_or_null(&w, st, 14);
+                        json_key(&w, "boot_id");
+                        json_text_or_null(&w, st, 15);
+                        json_key(&w, "pid");
+                        if (jl_stmt_column_is_null(st, 16))
+                                json_null(&w);
+                        else
+                                json_int(&w, jl_stmt_column_int64(st, 16));
+                        json_object_end(&w);
+                }
+                json_key(&w, "output");
+                json_text_or_null(&w, st, 13);
                 json_key(&w, "run");
                 r = show_run(s, id, &w);
                 json_object_end(&w);
@@ -330,7 +349,15 @@ static int do_show(jl_store *s, int64_t id, bool json)
         printf("submitted: %s\n", time_or_dash(st, 9, b, sizeof(b)));
         printf("started:   %s\n", time_or_dash(st, 10, b, sizeof(b)));
         printf("finished:  %s\n", time_or_dash(st, 11, b, sizeof(b)));
-        return show_run(s, id, NULL);
+        if ((v = jl_stmt_column_text(st, 14)))
+                printf("runner:    pid %" PRId64 " on %s\n", jl_stmt_column_int64(st, 16), v);
+        r = show_run(s, id, NULL);
+        if ((v = jl_stmt_column_text(st, 13)) && *v) {
+                size_t n = strlen(v);
+                printf("output (its last %d KiB at most):\n%s%s", JL_RUNNER_OUTPUT_MAX / 1024, v,
+                       v[n - 1] == '\n' ? "" : "\n");
+        }
+        return r;
 }
 
 /* ---- cancel ---- */

@@ -1,6 +1,6 @@
-/* machines.c - `joule machines add | list | revalidate | clear-error`: the measurement machines of the
- * cluster (the `machines` table; `id` and `description` unique), flagging one for the control workload and
- * clearing its control-workload error, and the helpers the queue's verbs share (ids on the command line,
+/* machines.c - `joule machines add | list | show | revalidate | clear-error`: the measurement machines of
+ * the cluster (the `machines` table; `id` and `description` unique), flagging one for the control workload
+ * and clearing its control-workload error, and the helpers the queue's verbs share (ids on the command line,
  * "does this machine exist", ISO 8601 or null in JSON). */
 #include <errno.h>
 #include <getopt.h>
@@ -64,6 +64,7 @@ static int usage(FILE *f)
 {
         fputs("Usage: joule machines add --id N --description TEXT [--url URL]\n"
               "       joule machines list [--json] [--url URL]\n"
+              "       joule machines show --id N [--json] [--url URL]\n"
               "       joule machines revalidate --id N [--url URL]\n"
               "       joule machines clear-error --id N [--url URL]\n\n"
               "The measurement machines that take benchmark jobs (machine.id in each runner's "
@@ -74,7 +75,9 @@ static int usage(FILE *f)
               "  -i, --id N             the machine's id (a positive integer)\n"
               "  -d, --description TEXT what the machine is (printable, at most 256 bytes)\n"
               "  -j, --json             list: one JSON array of {id, description, status, temperature_c,\n"
-              "                         jobs_processed, jobs_waiting, needs_validation, updated}\n"
+              "                         jobs_processed, jobs_waiting, needs_validation, updated,\n"
+              "                         calibration}; show: that object of one machine, with the\n"
+              "                         calibration's report, created and the runner's config\n"
               "  -u, --url URL          the database (default: database.url)\n",
               f);
         return f == stdout ? 0 : 2;
@@ -170,22 +173,29 @@ static int do_flag(jl_store *s, int64_t id, bool clear)
         return 0;
 }
 
-static int do_list(jl_store *s, bool json)
+static int do_list(jl_store *s, bool json, int64_t only)
 {
         _cleanup_stmt_ jl_stmt *st = NULL;
         int r = jl_store_prepare(
             s,
             "SELECT m.id, m.description, m.status, m.current_temperature_c, m.jobs_processed, "
             "m.needs_validation, m.updated_us, (SELECT COUNT(*) FROM bench_jobs j WHERE "
-            "j.machine_id = m.id AND j.state = 'WAITING') FROM machines m ORDER BY m.id",
+            "j.machine_id = m.id AND j.state = 'WAITING'), m.calibrated_us, "
+            "m.calibrated_base_temperature_c, "
+            "m.calibrated_sleep_time_after_job_s, m.calibration_json, m.config_json, m.created_us "
+            "FROM machines m WHERE $1 = 0 OR m.id = $1 ORDER BY m.id",
             &st);
+        if (r >= 0)
+                r = jl_stmt_bind_int64(st, 1, only);
         if (r < 0)
                 return log_error(r, "cannot read the machines: %s", jl_store_error(s));
         json_writer w;
+        int found = 0;
         if (json) {
                 json_init(&w, stdout);
-                json_array_begin(&w);
-        } else
+                if (!only)
+                        json_array_begin(&w);
+        } else if (!only)
                 printf("%6s  %-32s %-14s %8s %8s %8s  %s\n", "ID", "DESCRIPTION", "STATUS", "TEMP_C", "JOBS",
                        "WAITING", "UPDATED");
         while ((r = jl_stmt_step(st)) == JL_STORE_ROW) {
@@ -211,7 +221,64 @@ static int do_list(jl_store *s, bool json)
                         json_bool(&w, jl_stmt_column_int64(st, 5) != 0);
                         json_key(&w, "updated");
                         cli_json_time(&w, st, 6);
+                        json_key(&w, "calibration");
+                        if (jl_stmt_column_is_null(st, 8))
+                                json_null(&w);
+                        else {
+                                json_object_begin(&w);
+                                json_key(&w, "time");
+                                cli_json_time(&w, st, 8);
+                                json_key(&w, "base_temperature_value");
+                                json_double(&w, jl_stmt_column_double(st, 9));
+                                json_key(&w, "sleep_time_after_job");
+                                json_double(&w, jl_stmt_column_double(st, 10));
+                                if (only) { /* show: the whole report of `joule calibrate --json` */
+                                        json_key(&w, "report");
+                                        const char *rep = jl_stmt_column_text(st, 11);
+                                        if (rep) {
+                                                fputs(rep, stdout); /* JSON already */
+                                                w.after_key = false;
+                                        } else
+                                                json_null(&w);
+                                }
+                                json_object_end(&w);
+                        }
+                        if (only) {
+                                json_key(&w, "created");
+                                cli_json_time(&w, st, 13);
+                                json_key(&w, "config");
+                                const char *cfg = jl_stmt_column_text(st, 12);
+                                if (cfg) {
+                                        fputs(cfg, stdout); /* JSON already */
+                                        w.after_key = false;
+                                } else
+                                        json_null(&w);
+                        }
                         json_object_end(&w);
+                } else if (only) {
+                        char ubuf[64] = "-";
+                        const char *status = jl_stmt_column_text(st, 2);
+                        printf("machine:     %" PRId64 "\n", jl_stmt_column_int64(st, 0));
+                        printf("description: %s\n", jl_stmt_column_text(st, 1));
+                        printf("status:      %s%s\n", status ? status : "-",
+                               jl_stmt_column_int64(st, 5) ? " (needs validation)" : "");
+                        if (!isnan(temp))
+                                printf("temperature: %.1f °C\n", temp);
+                        printf("jobs:        %" PRId64 " processed, %" PRId64 " waiting\n",
+                               jl_stmt_column_int64(st, 4), jl_stmt_column_int64(st, 7));
+                        if (!jl_stmt_column_is_null(st, 6))
+                                format_iso8601((uint64_t)jl_stmt_column_int64(st, 6) * NSEC_PER_USEC, ubuf,
+                                               sizeof(ubuf));
+                        printf("updated:     %s\n", ubuf);
+                        if (jl_stmt_column_is_null(st, 8))
+                                printf("calibrated:  never (joule calibrate --write FILE)\n");
+                        else {
+                                format_iso8601((uint64_t)jl_stmt_column_int64(st, 8) * NSEC_PER_USEC, ubuf,
+                                               sizeof(ubuf));
+                                printf("calibrated:  %s: base_temperature_value %.0f, sleep_time_after_job "
+                                       "%.0f\n",
+                                       ubuf, jl_stmt_column_double(st, 9), jl_stmt_column_double(st, 10));
+                        }
                 } else {
                         char tbuf[32] = "-", ubuf[64] = "-";
                         if (!isnan(temp))
@@ -225,14 +292,22 @@ static int do_list(jl_store *s, bool json)
                                status ? status : "-", tbuf, jl_stmt_column_int64(st, 4),
                                jl_stmt_column_int64(st, 7), ubuf,
                                jl_stmt_column_int64(st, 5) ? "  (needs validation)" : "");
+                        if (!jl_stmt_column_is_null(st, 8))
+                                printf("%6s  calibrated: base_temperature_value %.0f, sleep_time_after_job "
+                                       "%.0f\n",
+                                       "", jl_stmt_column_double(st, 9), jl_stmt_column_double(st, 10));
                 }
+                found++;
         }
-        if (json) {
+        if (json && !only)
                 json_array_end(&w);
+        if (json && (found || !only))
                 fputc('\n', stdout);
-        }
         if (r < 0)
                 return log_error(r, "cannot read the machines: %s", jl_store_error(s));
+        if (only && !found)
+                return log_error(ENOENT, "machine %" PRId64 " does not exist (see `joule machines list`)",
+                                 only);
         return 0;
 }
 
@@ -268,15 +343,16 @@ int verb_machines(cli_context *ctx, int argc, char **argv)
         }
         if (optind != argc - 1) {
                 usage(stderr);
-                log_error(EINVAL, optind >= argc
-                                      ? "machines: no command given (add, list, revalidate, clear-error)"
-                                      : "machines: too many arguments");
+                log_error(EINVAL,
+                          optind >= argc
+                              ? "machines: no command given (add, list, show, revalidate, clear-error)"
+                              : "machines: too many arguments");
                 return 2;
         }
         const char *cmd = argv[optind];
         bool add = strcmp(cmd, "add") == 0, reval = strcmp(cmd, "revalidate") == 0,
-             clear = strcmp(cmd, "clear-error") == 0;
-        if (!add && !reval && !clear && strcmp(cmd, "list") != 0) {
+             clear = strcmp(cmd, "clear-error") == 0, show = strcmp(cmd, "show") == 0;
+        if (!add && !reval && !clear && !show && strcmp(cmd, "list") != 0) {
                 usage(stderr);
                 log_error(EINVAL, "machines: unknown command '%s'", cmd);
                 return 2;
@@ -294,7 +370,7 @@ int verb_machines(cli_context *ctx, int argc, char **argv)
                                   DESCRIPTION_MAX);
                         return 2;
                 }
-        } else if (reval || clear) {
+        } else if (reval || clear || show) {
                 if (!id_s || description) {
                         log_error(EINVAL, "machines %s: --id is required (and no --description)", cmd);
                         return 2;
@@ -310,5 +386,5 @@ int verb_machines(cli_context *ctx, int argc, char **argv)
                 return 1;
         if (reval || clear)
                 return do_flag(s, id, clear) < 0 ? 1 : 0;
-        return (add ? do_add(s, id, description) : do_list(s, json)) < 0 ? 1 : 0;
+        return (add ? do_add(s, id, description) : do_list(s, json, show ? id : 0)) < 0 ? 1 : 0;
 }

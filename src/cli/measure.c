@@ -205,6 +205,10 @@ static void print_json(const jl_sampler *s, char **cmd, int exit_code, uint64_t 
                 json_uint(&w, t->wraps);
                 json_key(&w, "glitches");
                 json_uint(&w, t->glitches);
+                json_key(&w, "gaps");
+                json_uint(&w, t->gaps);
+                json_key(&w, "gap_s");
+                json_double(&w, (double)t->gap_ns / 1e9);
                 json_key(&w, "errors");
                 json_uint(&w, t->errors);
                 json_object_end(&w);
@@ -362,6 +366,12 @@ static void print_summary(const jl_sampler *s, char **cmd)
                         fprintf(f, " warning: %s/%s: %u failed readings, %u counter glitches%s%s\n",
                                 t->ch.provider, t->ch.name, t->errors, t->glitches, t->last_err ? ": " : "",
                                 t->last_err ? jl_errno_hint(t->last_err) : "");
+                if (t->gaps)
+                        fprintf(
+                            f,
+                            " warning: %s/%s: %u gaps (%.3f s): reads too far apart to unwrap the counter "
+                            "for certain; their energy is estimated from the power around them\n",
+                            t->ch.provider, t->ch.name, t->gaps, (double)t->gap_ns / 1e9);
         }
         fputc('\n', f);
 }
@@ -537,7 +547,8 @@ int verb_measure(cli_context *ctx, int argc, char **argv)
         int status = 0;
         for (bool done = false; !done;) {
                 struct pollfd pfd[2] = {{.fd = tfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-                if (poll(pfd, 2, -1) < 0) {
+                /* between ticks, the reads the sampler needs to unwrap fast-wrapping counters */
+                if (poll(pfd, 2, jl_sampler_guard_timeout_ms(s, mono_ns())) < 0) {
                         if (errno == EINTR)
                                 continue;
                         log_error(errno, "poll: %m");
@@ -548,6 +559,7 @@ int verb_measure(cli_context *ctx, int argc, char **argv)
                         if (read(tfd, &expirations, sizeof(expirations)) > 0)
                                 jl_sampler_tick(s);
                 }
+                jl_sampler_guard(s);
                 if (!(pfd[1].revents & POLLIN))
                         continue;
                 struct signalfd_siginfo si;

@@ -35,6 +35,10 @@ void dbd_item_clear(dbd_item *it)
                 free(it->rec.domains_json);
                 it->rec.domains_json = NULL;
         }
+        if (it->kind == DBD_ITEM_RT) {
+                free(it->rt);
+                it->rt = NULL;
+        }
 }
 
 size_t dbd_item_bytes(const dbd_item *it)
@@ -42,6 +46,8 @@ size_t dbd_item_bytes(const dbd_item *it)
         size_t n = sizeof(*it);
         if (it->kind == DBD_ITEM_RECORD && it->rec.domains_json) /* and malloc's chunk header */
                 n += malloc_usable_size(it->rec.domains_json) + sizeof(size_t);
+        if (it->kind == DBD_ITEM_RT && it->rt)
+                n += malloc_usable_size(it->rt) + sizeof(size_t);
         return n;
 }
 
@@ -91,6 +97,8 @@ static const char *type_name(uint8_t t)
                 return "RECORD";
         case JL_MSG_JOB:
                 return "JOB";
+        case JL_MSG_RT:
+                return "RT";
         case JL_MSG_ACK:
                 return "ACK";
         case JL_MSG_ERROR:
@@ -217,6 +225,7 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                 it.rec.temp_c = m.temp_max_c;
                 it.rec.freq_khz = m.freq_avg_khz;
                 it.rec.step_id = m.step_id;
+                it.rec.gap_us = (int64_t)m.gap_us;
                 it.rec.has_job = m.job_id[0] && jl_msg_job_id_parse(m.job_id, &it.rec.job_id) == 0;
                 if (m.ndomains > 0 && !(it.rec.domains_json = domains_json(&m)))
                         return reject(why, whylen, -ENOMEM, "out of memory");
@@ -249,6 +258,39 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                 it.job.energy_uj = (int64_t)m.energy_uj;
                 memcpy(it.job.user, m.user, sizeof(it.job.user));
                 return emit(emit_data, &it);
+        }
+        case JL_MSG_RT: {
+                jl_msg_rt *m = malloc(sizeof(*m));
+                if (!m)
+                        return reject(why, whylen, -ENOMEM, "out of memory");
+                if (jl_msg_rt_decode(payload, h->length, m, w, sizeof(w)) < 0) {
+                        free(m);
+                        return reject(why, whylen, -EBADMSG, "bad RT: %s", w);
+                }
+                if (strcmp(m->node, c->node) != 0) {
+                        free(m);
+                        return reject(why, whylen, -EPERM, "RT of node '%s' on the connection of node '%s'",
+                                      m->node, c->node);
+                }
+                if (jl_msg_rt_validate(m, true, w, sizeof(w)) < 0) {
+                        free(m);
+                        return reject(why, whylen, -EBADMSG, "bad RT: %s", w);
+                }
+                if (m->seq <= c->last_seq) {
+                        uint64_t seq = m->seq;
+                        free(m);
+                        return reject(why, whylen, -EBADMSG, "RT seq %" PRIu64 " after seq %" PRIu64, seq,
+                                      c->last_seq);
+                }
+                c->last_seq = m->seq;
+                it.kind = DBD_ITEM_RT;
+                memcpy(it.node, m->node, sizeof(it.node));
+                it.seq = m->seq;
+                it.rt = m;
+                int r = emit(emit_data, &it);
+                if (r < 0)
+                        dbd_item_clear(&it);
+                return r;
         }
         case JL_MSG_HELLO:
                 return reject(why, whylen, -EPROTO, "a second HELLO");

@@ -22,6 +22,7 @@ typedef enum {
         DBD_ITEM_BYE,    /* its connection ended */
         DBD_ITEM_RECORD, /* one periodic record */
         DBD_ITEM_JOB,    /* a job step began or ended */
+        DBD_ITEM_RT,     /* a record of the runtime: application, loop or event */
 } dbd_item_kind;
 
 typedef struct {
@@ -36,12 +37,14 @@ typedef struct {
                         bool has_job;
                         int64_t job_id, step_id;
                         char *domains_json; /* malloc'd; NULL when no domains */
+                        int64_t gap_us;
                 } rec;
                 struct {
                         bool end, complete;
                         int64_t job_id, step_id, time_us, energy_uj;
                         char user[JL_MSG_NAME_MAX];
                 } job;
+                jl_msg_rt *rt; /* malloc'd */
                 struct {
                         int64_t time_us; /* realtime µs of the HELLO or of the disconnect */
                         char partition[JL_MSG_NAME_MAX];

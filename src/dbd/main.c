@@ -608,7 +608,8 @@ static void on_done(dbd *d)
                         continue;
                 for (size_t i = 0; i < c->n; i++) {
                         const dbd_item *it = &c->items[i];
-                        if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB)
+                        if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB &&
+                            it->kind != DBD_ITEM_RT)
                                 continue;
                         conn *cn = conn_lookup(d, it->conn_id);
                         if (!cn)

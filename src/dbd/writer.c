@@ -42,8 +42,8 @@ struct dbd_writer {
         int64_t period_us, grace_us, lookback_us;
 
         jl_store *db;
-        bool outage; /* a failure was logged; log the recovery */
-        jl_stmt *st_agg[3];
+        bool outage;        /* a failure was logged; log the recovery */
+        jl_stmt *st_agg[4]; /* one per scope: cluster, partition, island, node */
 
         int64_t *dirty; /* aggregation windows to recompute (start_us), unordered, unique */
         size_t ndirty, dirty_cap;
@@ -69,7 +69,7 @@ static bool transient(int r)
 
 static void finalize_all(dbd_writer *w)
 {
-        jl_stmt **all[] = {&w->st_agg[0], &w->st_agg[1], &w->st_agg[2]};
+        jl_stmt **all[] = {&w->st_agg[0], &w->st_agg[1], &w->st_agg[2], &w->st_agg[3]};
         for (size_t i = 0; i < ARRAY_SIZE(all); i++)
                 if (*all[i]) {
                         jl_stmt_finalize(*all[i]);
@@ -183,9 +183,58 @@ static int insert_records(dbd_writer *w, const dbd_item *items, size_t n)
                                               .has_job = it->rec.has_job,
                                               .job_id = it->rec.job_id,
                                               .step_id = it->rec.step_id,
-                                              .domains_json = it->rec.domains_json};
+                                              .domains_json = it->rec.domains_json,
+                                              .gap_us = it->rec.gap_us};
         }
         return jl_store_put_records(w->db, recs, k, NULL);
+}
+
+/* The runtime's records of a chunk (applications, loops, events: cluster.h). */
+static int rt_messages(dbd_writer *w, const dbd_item *items, size_t n)
+{
+        size_t nrt = 0;
+        for (size_t i = 0; i < n; i++)
+                nrt += items[i].kind == DBD_ITEM_RT;
+        if (nrt == 0)
+                return 0;
+        _cleanup_free_ jl_store_rt *v = calloc(nrt, sizeof(jl_store_rt));
+        if (!v)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const dbd_item *it = &items[i];
+                if (it->kind != DBD_ITEM_RT || !it->rt)
+                        continue;
+                const jl_msg_rt *m = it->rt;
+                int64_t job = 0;
+                (void)jl_msg_job_id_parse(m->job_id, &job);
+                v[k++] = (jl_store_rt){.kind = m->kind,
+                                       .node = m->node,
+                                       .seq = m->seq,
+                                       .job_id = job,
+                                       .step_id = m->step_id,
+                                       .time_us = (int64_t)m->time_us,
+                                       .name = m->name,
+                                       .policy = m->policy,
+                                       .tag = m->tag,
+                                       .message = m->message,
+                                       .policy_th = m->policy_th,
+                                       .time_s = m->time_s,
+                                       .energy_j = m->energy_j,
+                                       .avg_power_w = m->avg_power_w,
+                                       .pck_power_w = m->pck_power_w,
+                                       .dram_power_w = m->dram_power_w,
+                                       .cpi = m->cpi,
+                                       .tpi = m->tpi,
+                                       .gbs = m->gbs,
+                                       .gflops = m->gflops,
+                                       .time_per_iteration_s = m->time_per_iteration_s,
+                                       .value = m->value,
+                                       .iterations = (int64_t)m->iterations,
+                                       .avg_cpufreq_khz = (int64_t)m->avg_cpufreq_khz,
+                                       .def_cpufreq_khz = (int64_t)m->def_cpufreq_khz};
+        }
+        return jl_store_put_rt(w->db, v, k);
 }
 
 /* The job step begins and ends of a chunk, in order, and the jobs rows they touch (cluster.h). */
@@ -232,7 +281,8 @@ static int nodes_seen(dbd_writer *w, const dbd_item *items, size_t n, int64_t no
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 const dbd_item *it = &items[i];
-                if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB && it->kind != DBD_ITEM_BYE)
+                if (it->kind != DBD_ITEM_RECORD && it->kind != DBD_ITEM_JOB && it->kind != DBD_ITEM_BYE &&
+                    it->kind != DBD_ITEM_RT)
                         continue;
                 if (!last || strcmp(last, it->node) != 0) { /* runs of one node's messages: no hashing */
                         seen_slot *s = seen_find(w, it->node);
@@ -346,6 +396,8 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
         if (r >= 0)
                 r = job_messages(w, items, n);
         if (r >= 0)
+                r = rt_messages(w, items, n);
+        if (r >= 0)
                 r = nodes_seen(w, items, n, now, &due, &seqs, &ndue);
         if (r >= 0)
                 r = jl_store_commit(w->db);
@@ -393,28 +445,33 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
 #define AGG_UPSERT                                                                                          \
         " ON CONFLICT (scope, scope_key, start_us) DO UPDATE SET end_us = excluded.end_us, "                \
         "energy_uj = excluded.energy_uj, avg_power_w = excluded.avg_power_w, node_count = "                 \
-        "excluded.node_count, "                                                                             \
-        "records = excluded.records"
+        "excluded.node_count, records = excluded.records, covered_us = excluded.covered_us"
 #define AGG_INSERT                                                                                          \
         "INSERT INTO periodic_aggregations (start_us, end_us, scope, scope_key, energy_uj, avg_power_w, "   \
-        "node_count, records) "
+        "node_count, records, covered_us) "
+/* One scope's rows of the window [$1, $2) ($3 its length, $4 the lookback of the scan): per key the
+ * energy, the nodes, the records and the time the records cover inside the window (covered_us: the union
+ * of their clipped spans; each record adds what lies beyond the latest end of those that start before
+ * it, pm), so that `joule report` gives the power over the time a key reported, not over the window. */
+#define AGG_SCOPE(scope, key, join, where)                                                                  \
+        AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), '" scope "', y.k, "                      \
+                   "CAST(ROUND(SUM(y.e)) AS BIGINT), SUM(y.e) / CAST($3 AS DOUBLE PRECISION), "             \
+                   "COUNT(DISTINCT y.node), COUNT(*), CAST(SUM(CASE WHEN y.pm IS NULL OR y.s >= y.pm THEN " \
+                   "y.t - y.s WHEN y.t > y.pm THEN y.t - y.pm ELSE 0 END) AS BIGINT) FROM (SELECT x.k, "    \
+                   "x.node, x.e, x.s, x.t, MAX(x.t) OVER (PARTITION BY x.k ORDER BY x.s, x.t ROWS BETWEEN " \
+                   "UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM (SELECT " key                           \
+                   " AS k, m.node AS node, " AGG_ENERGY                                                     \
+                   " AS e, CASE WHEN m.start_us > $1 THEN m.start_us ELSE $1 END AS s, CASE "               \
+                   "WHEN m.end_us < $2 THEN m.end_us ELSE $2 END AS t FROM periodic_metrics m" join         \
+                   " WHERE" AGG_WHERE where ") x) y GROUP BY y.k HAVING COUNT(*) > 0" AGG_UPSERT
 
-static const char *const agg_sql[3] = {
-    AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'cluster', 'cluster', "
-               "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
-               "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT m.node AS node, " AGG_ENERGY " AS e "
-               "FROM periodic_metrics m WHERE" AGG_WHERE ") x HAVING COUNT(*) > 0" AGG_UPSERT,
-    AGG_INSERT
-    "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'partition', x.k, "
-    "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
-    "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT n.partition_name AS k, m.node AS node, " AGG_ENERGY
-    " AS e FROM periodic_metrics m JOIN nodes n ON n.name = m.node WHERE" AGG_WHERE
-    " AND n.partition_name IS NOT NULL) x GROUP BY x.k HAVING COUNT(*) > 0" AGG_UPSERT,
-    AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), 'island', x.k, "
-               "CAST(ROUND(SUM(x.e)) AS BIGINT), SUM(x.e) / CAST($3 AS DOUBLE PRECISION), "
-               "COUNT(DISTINCT x.node), COUNT(*) FROM (SELECT n.island AS k, m.node AS node, " AGG_ENERGY
-               " AS e FROM periodic_metrics m JOIN nodes n ON n.name = m.node WHERE" AGG_WHERE
-               " AND n.island IS NOT NULL) x GROUP BY x.k HAVING COUNT(*) > 0" AGG_UPSERT,
+static const char *const agg_sql[4] = {
+    AGG_SCOPE("cluster", "CAST('cluster' AS TEXT)", "", ""),
+    AGG_SCOPE("partition", "n.partition_name", " JOIN nodes n ON n.name = m.node",
+              " AND n.partition_name IS NOT NULL"),
+    AGG_SCOPE("island", "n.island", " JOIN nodes n ON n.name = m.node", " AND n.island IS NOT NULL"),
+    /* per node too, so that `joule report --by node` reads summaries, not every record */
+    AGG_SCOPE("node", "m.node", "", ""),
 };
 
 static int aggregate_window(dbd_writer *w, int64_t start)
@@ -423,7 +480,7 @@ static int aggregate_window(dbd_writer *w, int64_t start)
         if (r < 0)
                 return r;
         r = jl_store_cluster_lock(w->db);
-        for (int i = 0; i < 3 && r >= 0; i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(agg_sql) && r >= 0; i++) {
                 r = prep(w, &w->st_agg[i], agg_sql[i]);
                 jl_stmt *st = w->st_agg[i];
                 if (r >= 0 && (r = jl_stmt_bind_int64(st, 1, start)) >= 0 &&

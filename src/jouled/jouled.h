@@ -25,6 +25,12 @@
 #define JD_USER_STEPS_MAX 64
 #define JD_TEMPS_MAX 64
 #define JD_FREQS_MAX 256
+#define JD_WATCH_MAX 4
+/* The runtime's records a user's processes may send per step: JD_RT_RATE per second, bursts of JD_RT_BURST
+ * (a flood would otherwise crowd the node's periodic records out of the sink's queue); root is not limited.
+ */
+#define JD_RT_RATE 200.0
+#define JD_RT_BURST 2000.0
 
 typedef struct {
         char name[JL_SHM_NAME_MAX];
@@ -34,6 +40,8 @@ typedef struct {
         jl_scope scope;
         bool estimated;
         bool counted; /* part of the node energy */
+        unsigned gaps;   /* intervals too long to unwrap for certain (docs/metrics.md, "Gaps") */
+        uint64_t gap_ns; /* their total length */
 } jd_domain;
 
 /* What the latest sample said: copied out under the lock by readers (query, /metrics). */
@@ -44,6 +52,8 @@ typedef struct {
         double node_power_w;
         const char *node_source; /* "node", "domains", "estimate", "none" */
         bool node_estimated;
+        unsigned node_gaps;   /* gaps of the domains counted in the node energy */
+        uint64_t node_gap_ns; /* their total length */
         size_t ndomains;
         jd_domain domains[JL_SHM_DOMAINS_MAX];
         size_t ntemps;
@@ -71,7 +81,27 @@ typedef struct {
         bool declared;            /* begun by root or node.admins (slurmd, an admin): the owner's frequency
                                    * rights come from it; false: a user's own step, accounting only */
         bool has_cpus;            /* the begin named the step's CPUs (the owner's CPU frequency rights) */
+        /* processes whose end ends the step (JL_OP_WATCH_PID: `joule launch` and its command); persisted
+         * with their start times so that a restarted jouled watches them again (a reused pid is not them) */
+        double rt_tokens;      /* the runtime's records users may still send now (a token bucket) */
+        uint64_t rt_refill_ns; /* CLOCK_MONOTONIC of its last refill; 0: never (full) */
+        size_t nwatch;
+        struct {
+                pid_t pid;
+                uint64_t start_ticks; /* /proc/PID/stat starttime */
+                int fd;               /* pidfd; -1 when not open */
+        } watch[JD_WATCH_MAX];
 } jd_step;
+
+/* The cpufreq settings of a CPU before a step's first change of it (restored when the step ends). */
+typedef struct {
+        char job_id[JL_MSG_NAME_MAX];
+        int64_t step_id;
+        int cpu;
+        char governor[32];         /* "": unknown (not written back) */
+        uint64_t min_khz, max_khz; /* scaling_min_freq, scaling_max_freq */
+        uint64_t setspeed_khz;     /* scaling_setspeed under the userspace governor; 0: none */
+} jd_saved_freq;
 
 typedef struct jd_sink jd_sink;
 typedef struct jd_metrics jd_metrics;
@@ -96,6 +126,7 @@ typedef struct jouled {
         bool rec_open;
         uint64_t rec_start_ns;
         uint64_t rec_start_node_uj;
+        uint64_t rec_start_gap_ns;
         uint64_t rec_start_dom_uj[JL_SHM_DOMAINS_MAX];
         double rec_temp_max;
         double rec_freq_sum;
@@ -108,6 +139,9 @@ typedef struct jouled {
         uint64_t seq_reserved; /* every seq below it may have been used: persisted before use */
         jd_step steps[JD_STEPS_MAX];
         size_t nsteps;
+        jd_saved_freq *saved; /* what the open steps' frequency changes will restore */
+        size_t nsaved, saved_cap;
+        int watch_epfd; /* epoll of the watched processes' pidfds (0: not yet; in the local socket's loop) */
 
         uid_t admin_uids[64]; /* node.admins resolved at start and at each reload */
         size_t nadmins;
@@ -150,6 +184,8 @@ int jd_state_load(jouled *d, char *err, size_t errlen);
 int jd_state_next_seq(jouled *d, uint64_t *ret_seq);
 /* Rewrite the open steps file (atomic rename). */
 int jd_state_save_steps(jouled *d);
+/* Rewrite node.state_dir/cpufreq: the saved settings of the CPUs that open steps changed (fsync'd). */
+int jd_state_save_freqs(jouled *d);
 
 /* ops.c: request handling, shared by the local socket and the control port. */
 typedef struct {
@@ -165,6 +201,11 @@ typedef struct {
  */
 void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
                        char **ret_text, int *ret_send_fd);
+/* The watched processes (JL_OP_WATCH_PID): start watching on epfd (the local socket's loop calls it once at
+ * start: the steps of an earlier run are watched again, those whose process is gone end now, and saved
+ * frequencies of steps no longer open are restored), and handle the pidfds that became readable. */
+void jd_watch_start(jouled *d, int epfd);
+void jd_watch_reap(jouled *d);
 /* The node status as JSON (QUERY); malloc'd. */
 char *jd_query_json(jouled *d);
 bool jd_user_is_admin(jouled *d, uid_t uid);
@@ -182,6 +223,7 @@ void jd_server_free(jd_server *s);
 int jd_sink_open(const joule_config *cfg, jd_sink **ret, char *err, size_t errlen);
 int jd_sink_record(jd_sink *s, const jl_msg_record *m);
 int jd_sink_job(jd_sink *s, const jl_msg_job *m);
+int jd_sink_rt(jd_sink *s, const jl_msg_rt *m); /* a runtime record (applications, loops, events) */
 /* For the status: messages waiting, messages delivered, the last error ("" when none; copied). */
 void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen);
 const char *jd_sink_kind(const jd_sink *s); /* "store" or "dbd" */

@@ -1,4 +1,5 @@
-/* monitor.c - jouled's monitor: opens the providers, samples them every node.sample_ms on a timerfd,
+/* monitor.c - jouled's monitor: opens the providers, samples them every node.sample_ms on a timerfd (and
+ * takes the sampler's guard reads of fast-wrapping counters in between),
  * publishes the node and domain energies into the shared-memory page (seqlock) and a snapshot for the
  * other services, and emits one periodic record every node.period to the sink. */
 #include <errno.h>
@@ -177,16 +178,19 @@ void jd_sample_locked(jouled *d)
                         dom->scope = c->scope;
                         dom->estimated = c->estimated;
                         dom->counted = false;
-                        /* fewer than 4 samples per wrap: a wrap could pass unseen */
-                        if (c->wrap_uj && !d->wrap_warned && sm->nsamples >= 2 &&
-                            t->power_w * ((double)d->sample_ns / 1e9) * 4 > (double)c->wrap_uj / 1e6) {
+                        dom->gaps = t->gaps;
+                        dom->gap_ns = t->gap_ns;
+                        /* the sampler reads wrapping counters as often as they need; an interval that
+                         * was still too long (the daemon stalled) is a counted gap: say so once */
+                        if (t->gaps && !d->wrap_warned) {
                                 d->wrap_warned = true;
                                 log_warning(
                                     0,
-                                    "%s wraps every %.0f s at %.0f W: node.sample_ms (%.0f ms) must be "
-                                    "at most a quarter of that",
-                                    c->name, (double)c->wrap_uj / 1e6 / t->power_w, t->power_w,
-                                    (double)d->sample_ns / 1e6);
+                                    "%s: %u interval(s) (%.0f ms in all) between reads were too long "
+                                    "to unwrap its counter for certain (at the %.0f W it may draw it "
+                                    "wraps every %.3f s); their energy is estimated and counted as gaps",
+                                    c->name, t->gaps, (double)t->gap_ns / 1e6, jl_track_bound_w(t),
+                                    (double)c->wrap_uj / 1e6 / jl_track_bound_w(t));
                         }
                         if (c->estimated) {
                                 if (c->scope == JL_SCOPE_NODE && est_idx < 0)
@@ -240,6 +244,13 @@ void jd_sample_locked(jouled *d)
                 s->node_source = "none";
                 s->node_estimated = false;
         }
+        s->node_gaps = 0;
+        s->node_gap_ns = 0;
+        for (size_t i = 0; i < s->ndomains; i++)
+                if (s->domains[i].counted) {
+                        s->node_gaps += s->domains[i].gaps;
+                        s->node_gap_ns += s->domains[i].gap_ns;
+                }
         if (had && s->t_ns > prev_t && s->node_energy_uj >= prev_energy)
                 s->node_power_w =
                     (double)(s->node_energy_uj - prev_energy) / 1e6 / ((double)(s->t_ns - prev_t) / 1e9);
@@ -256,6 +267,7 @@ void jd_record_restart_locked(jouled *d)
         d->rec_open = true;
         d->rec_start_ns = d->snap.t_ns;
         d->rec_start_node_uj = d->snap.node_energy_uj;
+        d->rec_start_gap_ns = d->snap.node_gap_ns;
         for (size_t i = 0; i < d->snap.ndomains; i++)
                 d->rec_start_dom_uj[i] = d->snap.domains[i].energy_uj;
         d->rec_temp_max = NAN;
@@ -279,6 +291,7 @@ static int record_build(jouled *d, jl_msg_record *m)
         double dur_s = (double)(s->t_ns - d->rec_start_ns) / 1e9;
         m->avg_power_w = dur_s > 0 ? (double)m->energy_uj / 1e6 / dur_s : 0;
         m->temp_max_c = d->rec_temp_max;
+        m->gap_us = (s->node_gap_ns - d->rec_start_gap_ns) / NSEC_PER_USEC;
         m->freq_avg_khz = d->rec_freq_n ? d->rec_freq_sum / (double)d->rec_freq_n : NAN;
         if (d->nsteps > 0) {
                 jd_copy(m->job_id, sizeof(m->job_id), d->steps[0].job_id);
@@ -291,13 +304,10 @@ static int record_build(jouled *d, jl_msg_record *m)
         return 0;
 }
 
-static int arm_timer(jouled *d, int tfd, uint64_t ns)
+static int arm_at(int tfd, uint64_t t_ns)
 {
-        pthread_mutex_lock(&d->lock);
-        jl_sampler_set_interval(d->sampler, ns);
-        pthread_mutex_unlock(&d->lock);
-        struct itimerspec its = {.it_interval = ns_to_timespec(ns), .it_value = ns_to_timespec(ns)};
-        return timerfd_settime(tfd, 0, &its, NULL) < 0 ? negative_errno() : 0;
+        struct itimerspec its = {.it_value = ns_to_timespec(t_ns)};
+        return timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? negative_errno() : 0;
 }
 
 void *jd_monitor_thread(void *userdata)
@@ -308,14 +318,21 @@ void *jd_monitor_thread(void *userdata)
                 log_error(errno, "monitor: timerfd_create: %s", strerror(errno));
                 return NULL;
         }
+        /* Regular samples every node.sample_ms; in between, the guard reads the sampler asks for (only the
+         * providers of counters that would otherwise wrap unseen, as often as their power needs). */
         pthread_mutex_lock(&d->lock);
         uint64_t armed_ns = d->sample_ns;
+        jl_sampler_set_interval(d->sampler, armed_ns);
         pthread_mutex_unlock(&d->lock);
-        if (arm_timer(d, tfd, armed_ns) < 0) {
-                log_error(errno, "monitor: arming the timer: %s", strerror(errno));
-                return NULL;
-        }
+        uint64_t next_ns = mono_ns() + armed_ns;
         for (;;) {
+                pthread_mutex_lock(&d->lock);
+                uint64_t wake_ns = MIN(next_ns, jl_sampler_next_due_ns(d->sampler));
+                pthread_mutex_unlock(&d->lock);
+                if (arm_at(tfd, wake_ns) < 0) {
+                        log_error(errno, "monitor: arming the timer: %s", strerror(errno));
+                        break;
+                }
                 struct pollfd pfd[2] = {{.fd = tfd, .events = POLLIN}, {.fd = d->stop_fd, .events = POLLIN}};
                 if (poll(pfd, 2, -1) < 0) {
                         if (errno == EINTR)
@@ -328,6 +345,15 @@ void *jd_monitor_thread(void *userdata)
                 uint64_t ticks;
                 if (read(tfd, &ticks, sizeof(ticks)) < 0)
                         continue;
+                uint64_t now = mono_ns();
+                if (now < next_ns) {
+                        pthread_mutex_lock(&d->lock);
+                        jl_sampler_guard_at(d->sampler, now);
+                        pthread_mutex_unlock(&d->lock);
+                        continue;
+                }
+                /* the next regular sample: one period on, or one period from now after a stall */
+                next_ns = next_ns + armed_ns > now ? next_ns + armed_ns : now + armed_ns;
 
                 jl_msg_record rec;
                 bool emit = false;
@@ -359,8 +385,13 @@ void *jd_monitor_thread(void *userdata)
                 if (qr < 0)
                         log_error(qr, "monitor: record %llu not queued: %s", (unsigned long long)rec.seq,
                                   strerror(-qr));
-                if (want_ns != armed_ns && arm_timer(d, tfd, want_ns) == 0)
+                if (want_ns != armed_ns) {
+                        pthread_mutex_lock(&d->lock);
+                        jl_sampler_set_interval(d->sampler, want_ns);
+                        pthread_mutex_unlock(&d->lock);
+                        next_ns = next_ns - armed_ns + want_ns;
                         armed_ns = want_ns;
+                }
         }
         return NULL;
 }

@@ -12,9 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config-joule.h"
+#include "fileio.h"
 #include "json.h"
 #include "jouled.h"
 #include "log.h"
@@ -250,13 +254,87 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         *ret_text = step_json(d, &st, "begin", 0, 0);
 }
 
+/* Put back what the step's frequency changes replaced (lock held): the governor, the limits, the userspace
+ * governor's speed, CPU by CPU, as saved before the step's first change of each. */
+static void restore_freqs_locked(jouled *d, const char *job_id, int64_t step_id)
+{
+        size_t k = 0, n = 0, failed = 0;
+        for (size_t i = 0; i < d->nsaved; i++) {
+                jd_saved_freq *f = &d->saved[i];
+                if (strcmp(f->job_id, job_id) != 0 || f->step_id != step_id) {
+                        d->saved[k++] = *f;
+                        continue;
+                }
+                int r = 0;
+                if (f->governor[0])
+                        r = jl_cpufreq_set_governor(f->cpu, f->governor);
+                if (r >= 0 && f->min_khz && f->max_khz)
+                        r = jl_cpufreq_set_limits(f->cpu, f->min_khz, f->max_khz);
+                if (r >= 0 && f->setspeed_khz && strcmp(f->governor, "userspace") == 0)
+                        r = jl_cpufreq_set_speed(f->cpu, f->setspeed_khz);
+                if (r < 0 && failed++ == 0)
+                        log_warning(r, "job %s step %" PRId64 ": cpu%d: restoring its cpufreq settings: %s",
+                                    job_id, step_id, f->cpu, strerror(-r));
+                n++;
+        }
+        if (n == 0)
+                return;
+        d->nsaved = k;
+        (void)jd_state_save_freqs(d);
+        log_info("job %s step %" PRId64 ": cpufreq settings of %zu CPUs restored%s", job_id, step_id,
+                 n - failed, failed ? " (some failed)" : "");
+}
+
+static void close_watches(jd_step *st)
+{
+        for (size_t w = 0; w < st->nwatch; w++)
+                if (st->watch[w].fd > 0) {
+                        close(st->watch[w].fd); /* leaves the epoll set with it */
+                        st->watch[w].fd = -1;
+                }
+}
+
+/* End open step i (lock held): a sample now, the step's energy, its frequencies restored, the end message
+ * queued. *ret_st, *ret_end_us, *ret_energy: what ended. */
+static int end_step_locked(jouled *d, size_t i, jd_step *ret_st, uint64_t *ret_end_us, uint64_t *ret_energy)
+{
+        jd_step st = d->steps[i];
+        jl_msg_job msg = {.end = true, .step_id = st.step_id};
+        int r = jd_state_next_seq(d, &msg.seq);
+        if (r < 0) {
+                log_error(r, "job end: cannot persist the next sequence number: %s", strerror(-r));
+                return r;
+        }
+        jd_sample_locked(d);
+        uint64_t end_us = jd_realtime_us(d, d->snap.t_ns);
+        uint64_t energy = st.carried_uj + (d->snap.node_energy_uj - st.begin_energy_uj);
+        close_watches(&d->steps[i]);
+        memmove(&d->steps[i], &d->steps[i + 1], (d->nsteps - i - 1) * sizeof(jd_step));
+        d->nsteps--;
+        (void)jd_state_save_steps(d);
+        restore_freqs_locked(d, st.job_id, st.step_id);
+        jd_copy(msg.node, sizeof(msg.node), d->cfg.node.name);
+        jd_copy(msg.job_id, sizeof(msg.job_id), st.job_id);
+        jd_copy(msg.user, sizeof(msg.user), st.user);
+        msg.time_us = end_us;
+        msg.energy_uj = energy;
+        msg.complete = st.complete;
+        r = jd_sink_job(d->sink, &msg); /* under the lock: in sequence order */
+        if (r < 0)
+                log_error(r, "job %s step %" PRId64 ": end not queued for the database: %s", st.job_id,
+                          st.step_id, strerror(-r));
+        *ret_st = st;
+        *ret_end_us = end_us;
+        *ret_energy = energy;
+        return 0;
+}
+
 static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
                        char **ret_text)
 {
         bool privileged = is_privileged(d, peer);
         if (peer->remote && !privileged)
                 FAIL(rep, -EPERM, "only root and node.admins may end job steps through the control port");
-        jl_msg_job msg = {.end = true, .step_id = req->step_id};
         pthread_mutex_lock(&d->lock);
         int i = find_step(d, req->job_id, req->step_id);
         if (i < 0) {
@@ -277,35 +355,240 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
                      "job %s step %" PRId64 " was begun by root or an admin: only they may end it",
                      st.job_id, st.step_id);
         }
-        int r = jd_state_next_seq(d, &msg.seq);
-        if (r < 0) {
-                pthread_mutex_unlock(&d->lock);
-                log_error(r, "job end: cannot persist the next sequence number: %s", strerror(-r));
-                FAIL(rep, r, "jouled cannot write its state directory");
-        }
-        jd_sample_locked(d);
-        uint64_t end_us = jd_realtime_us(d, d->snap.t_ns);
-        uint64_t energy = st.carried_uj + (d->snap.node_energy_uj - st.begin_energy_uj);
-        memmove(&d->steps[i], &d->steps[i + 1], (d->nsteps - (size_t)i - 1) * sizeof(jd_step));
-        d->nsteps--;
-        (void)jd_state_save_steps(d);
-        rep->energy_uj = energy;
-        rep->time_ms = end_us > st.begin_us ? (end_us - st.begin_us) / 1000 : 0;
-        jd_copy(msg.node, sizeof(msg.node), d->cfg.node.name);
-        jd_copy(msg.job_id, sizeof(msg.job_id), st.job_id);
-        jd_copy(msg.user, sizeof(msg.user), st.user);
-        msg.time_us = end_us;
-        msg.energy_uj = energy;
-        msg.complete = st.complete;
-        r = jd_sink_job(d->sink, &msg); /* under the lock: in sequence order */
+        uint64_t end_us, energy;
+        int r = end_step_locked(d, (size_t)i, &st, &end_us, &energy);
         pthread_mutex_unlock(&d->lock);
         if (r < 0)
-                log_error(r, "job %s step %" PRId64 ": end not queued for the database: %s", st.job_id,
-                          st.step_id, strerror(-r));
+                FAIL(rep, r, "jouled cannot write its state directory");
+        rep->energy_uj = energy;
+        rep->time_ms = end_us > st.begin_us ? (end_us - st.begin_us) / 1000 : 0;
         log_info("job %s step %" PRId64 " ended: %.3f J in %.3f s%s (%s)", st.job_id, st.step_id,
                  (double)energy / 1e6, (double)rep->time_ms / 1e3, st.complete ? "" : ", incomplete",
                  peer->desc);
         *ret_text = step_json(d, &st, "end", end_us, energy);
+}
+
+/* ---- watched processes ---- */
+
+static int pidfd_open_(pid_t pid)
+{
+        return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Field 22 of /proc/PID/stat (the process's start time in clock ticks since boot) and its real uid. */
+static int proc_identity(pid_t pid, uint64_t *ret_start, uid_t *ret_uid)
+{
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        int r = read_text_path(path, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        char *p = strrchr(buf, ')');
+        if (!p)
+                return -EINVAL;
+        p++;
+        /* fields after the name: state(3) ... starttime(22) */
+        char *save = NULL, *tok = strtok_r(p, " ", &save);
+        for (int f = 3; tok && f < 22; f++)
+                tok = strtok_r(NULL, " ", &save);
+        uint64_t start;
+        if (!tok || parse_u64(tok, &start) < 0)
+                return -EINVAL;
+        snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+        struct stat stt;
+        if (stat(path, &stt) < 0)
+                return negative_errno();
+        *ret_start = start;
+        *ret_uid = stt.st_uid;
+        return 0;
+}
+
+/* Open a pidfd on a watched process that is still the one registered; -ESRCH when it is gone. */
+static int watch_open(jouled *d, pid_t pid, uint64_t start)
+{
+        int fd = pidfd_open_(pid);
+        if (fd < 0)
+                return negative_errno();
+        uint64_t now_start;
+        uid_t uid;
+        if (proc_identity(pid, &now_start, &uid) < 0 || now_start != start) {
+                close(fd);
+                return -ESRCH;
+        }
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        if (d->watch_epfd > 0 && epoll_ctl(d->watch_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static void end_watched_locked(jouled *d, size_t i, const char *why)
+{
+        jd_step st;
+        uint64_t end_us, energy;
+        if (end_step_locked(d, i, &st, &end_us, &energy) == 0)
+                log_info("job %s step %" PRId64 " ended: %s; %.3f J in %.3f s%s", st.job_id, st.step_id, why,
+                         (double)energy / 1e6,
+                         end_us > st.begin_us ? (double)(end_us - st.begin_us) / 1e6 : 0,
+                         st.complete ? "" : ", incomplete");
+}
+
+void jd_watch_start(jouled *d, int epfd)
+{
+        pthread_mutex_lock(&d->lock);
+        d->watch_epfd = epfd;
+        for (size_t i = 0; i < d->nsteps;) {
+                jd_step *st = &d->steps[i];
+                bool gone = false;
+                for (size_t w = 0; w < st->nwatch; w++) {
+                        int fd = watch_open(d, st->watch[w].pid, st->watch[w].start_ticks);
+                        st->watch[w].fd = fd < 0 ? -1 : fd;
+                        gone = gone || fd < 0;
+                }
+                if (gone) {
+                        end_watched_locked(d, i, "its watched process ended while jouled was down");
+                        continue;
+                }
+                i++;
+        }
+        /* saved settings of steps that are not open (ended while their restore was pending) */
+        for (size_t i = 0; i < d->nsaved;) {
+                jd_saved_freq *f = &d->saved[i];
+                if (find_step(d, f->job_id, f->step_id) >= 0) {
+                        i++;
+                        continue;
+                }
+                char job[JL_MSG_NAME_MAX];
+                jd_copy(job, sizeof(job), f->job_id);
+                restore_freqs_locked(d, job, f->step_id); /* removes them: i now names the next one */
+        }
+        pthread_mutex_unlock(&d->lock);
+}
+
+void jd_watch_reap(jouled *d)
+{
+        struct epoll_event ev[16];
+        int n = epoll_wait(d->watch_epfd, ev, 16, 0);
+        pthread_mutex_lock(&d->lock);
+        for (int e = 0; e < n; e++) {
+                int fd = ev[e].data.fd;
+                bool found = false;
+                for (size_t i = 0; i < d->nsteps && !found; i++)
+                        for (size_t w = 0; w < d->steps[i].nwatch && !found; w++)
+                                if (d->steps[i].watch[w].fd == fd) {
+                                        char why[64];
+                                        snprintf(why, sizeof(why), "process %d ended",
+                                                 (int)d->steps[i].watch[w].pid);
+                                        end_watched_locked(d, i, why);
+                                        found = true;
+                                }
+                if (!found) { /* closed with its step already: cannot happen, but never spin */
+                        epoll_ctl(d->watch_epfd, EPOLL_CTL_DEL, fd, NULL);
+                }
+        }
+        pthread_mutex_unlock(&d->lock);
+}
+
+static void op_watch_pid(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
+{
+        if (peer->remote)
+                FAIL(rep, -EOPNOTSUPP, "watching a process is for local clients only");
+        bool privileged = is_privileged(d, peer);
+        pid_t pid = (pid_t)req->pid;
+        uint64_t start;
+        uid_t uid;
+        if (proc_identity(pid, &start, &uid) < 0)
+                FAIL(rep, -ESRCH, "no process %d", (int)pid);
+        if (!privileged && uid != peer->uid)
+                FAIL(rep, -EPERM, "process %d is not yours", (int)pid);
+        pthread_mutex_lock(&d->lock);
+        int i = find_step(d, req->job_id, req->step_id);
+        if (i < 0) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -ENOENT, "job %s step %" PRId64 " is not running on this node", req->job_id,
+                     req->step_id);
+        }
+        jd_step *st = &d->steps[i];
+        if (!privileged && st->uid != peer->uid) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -EPERM, "only root or user '%s' may tie this step to a process", st->user);
+        }
+        if (st->nwatch >= JD_WATCH_MAX) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -ENOSPC, "the step watches %d processes already", JD_WATCH_MAX);
+        }
+        int fd = watch_open(d, pid, start);
+        if (fd < 0) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, fd, "cannot watch process %d: %s", (int)pid, strerror(-fd));
+        }
+        st->watch[st->nwatch].pid = pid;
+        st->watch[st->nwatch].start_ticks = start;
+        st->watch[st->nwatch].fd = fd;
+        st->nwatch++;
+        (void)jd_state_save_steps(d);
+        pthread_mutex_unlock(&d->lock);
+        log_info("job %s step %" PRId64 " ends with process %d (%s)", req->job_id, req->step_id, (int)pid,
+                 peer->desc);
+        snprintf(rep->message, sizeof(rep->message), "watching process %d", (int)pid);
+}
+
+/* ---- the runtime's records ---- */
+
+static void op_rt_record(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
+{
+        if (peer->remote)
+                FAIL(rep, -EOPNOTSUPP, "runtime records are for local clients only");
+        jl_msg_rt m = req->rt;
+        jd_copy(m.job_id, sizeof(m.job_id), req->job_id);
+        m.step_id = req->step_id;
+        char why[200];
+        if (jl_msg_rt_validate(&m, false, why, sizeof(why)) < 0)
+                FAIL(rep, -EINVAL, "runtime record refused: %s", why);
+        pthread_mutex_lock(&d->lock);
+        int i = find_step(d, m.job_id, m.step_id);
+        if (i < 0) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -ENOENT, "job %s step %" PRId64 " is not running on this node", m.job_id,
+                     m.step_id);
+        }
+        if (peer->uid != 0 && peer->uid != d->steps[i].uid) {
+                char user[JL_MSG_NAME_MAX];
+                jd_copy(user, sizeof(user), d->steps[i].user);
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, -EPERM, "only root or user '%s' may send records for job %s step %" PRId64, user,
+                     m.job_id, m.step_id);
+        }
+        if (peer->uid != 0) {
+                jd_step *st = &d->steps[i];
+                uint64_t now = mono_ns();
+                double add =
+                    st->rt_refill_ns ? (double)(now - st->rt_refill_ns) / 1e9 * JD_RT_RATE : JD_RT_BURST;
+                st->rt_tokens = MIN(JD_RT_BURST, st->rt_tokens + add);
+                st->rt_refill_ns = now;
+                if (st->rt_tokens < 1) {
+                        pthread_mutex_unlock(&d->lock);
+                        FAIL(rep, -EBUSY,
+                             "too many records for job %s step %" PRId64
+                             ": at most %.0f a second (bursts of %.0f)",
+                             m.job_id, m.step_id, JD_RT_RATE, JD_RT_BURST);
+                }
+                st->rt_tokens -= 1;
+        }
+        int r = jd_state_next_seq(d, &m.seq);
+        if (r < 0) {
+                pthread_mutex_unlock(&d->lock);
+                FAIL(rep, r, "jouled cannot write its state directory");
+        }
+        jd_copy(m.node, sizeof(m.node), d->cfg.node.name);
+        m.time_us = jd_realtime_us(d, mono_ns());
+        r = jd_sink_rt(d->sink, &m); /* under the lock: in sequence order */
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0)
+                FAIL(rep, r, "record not queued for the database: %s", strerror(-r));
+        snprintf(rep->message, sizeof(rep->message), "record %" PRIu64 " queued", m.seq);
 }
 
 /* Every CPU of mask must belong to a step of uid that root or an admin declared with its CPUs (a step users
@@ -325,49 +608,143 @@ static bool owns_cpus(jouled *d, uid_t uid, const uint64_t *mask)
         return true;
 }
 
+/* The step whose frequency change of CPU c this is (lock held): the named one, else the caller's declared
+ * step with its CPUs that holds c; -1 when none (root or an admin setting a CPU outside any step). */
+static int step_of_cpu(jouled *d, int named, uid_t uid, int c)
+{
+        if (named >= 0)
+                return named;
+        for (size_t i = 0; i < d->nsteps; i++)
+                if (d->steps[i].uid == uid && d->steps[i].declared && d->steps[i].has_cpus &&
+                    jl_cpu_mask_test(d->steps[i].cpumask, c))
+                        return (int)i;
+        return -1;
+}
+
+/* Before a step's first change of a CPU: remember what is in force (lock held). A CPU another open step
+ * changed first keeps that step's saved settings (the node's own, from before either). */
+static int save_freq_locked(jouled *d, const jd_step *st, const jl_cpu *c)
+{
+        for (size_t i = 0; i < d->nsaved; i++)
+                if (d->saved[i].cpu == c->cpu)
+                        return 0;
+        if (d->nsaved == d->saved_cap) {
+                size_t cap = d->saved_cap ? d->saved_cap * 2 : 64;
+                jd_saved_freq *n = realloc(d->saved, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                d->saved = n;
+                d->saved_cap = cap;
+        }
+        jd_saved_freq *f = &d->saved[d->nsaved];
+        *f = (jd_saved_freq){
+            .step_id = st->step_id, .cpu = c->cpu, .min_khz = c->min_khz, .max_khz = c->max_khz};
+        jd_copy(f->job_id, sizeof(f->job_id), st->job_id);
+        jd_copy(f->governor, sizeof(f->governor), c->governor);
+        if (strcmp(c->governor, "userspace") == 0) {
+                char path[128];
+                snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_setspeed",
+                         c->cpu);
+                uint64_t v;
+                if (read_u64_path(path, &v) == 0)
+                        f->setspeed_khz = v;
+        }
+        d->nsaved++;
+        return 1;
+}
+
 static void op_set_cpufreq(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep)
 {
         uint64_t mask[JL_CPU_MASK_WORDS];
         mask_from_request(req, mask);
-        bool allowed = is_privileged(d, peer);
-        if (!allowed && !peer->remote) {
-                pthread_mutex_lock(&d->lock);
+        bool privileged = is_privileged(d, peer);
+        bool allowed = privileged;
+        pthread_mutex_lock(&d->lock);
+        int named = -1;
+        if (req->job_id[0] && !peer->remote) {
+                /* a frequency for a step (the runtime's): the step must be open; its owner needs the step
+                 * declared by root or an admin with CPUs that hold every CPU asked */
+                named = find_step(d, req->job_id, req->step_id);
+                if (named < 0) {
+                        pthread_mutex_unlock(&d->lock);
+                        FAIL(rep, -ENOENT, "job %s step %" PRId64 " is not running on this node",
+                             req->job_id, req->step_id);
+                }
+                const jd_step *st = &d->steps[named];
+                if (!allowed && st->uid == peer->uid && st->declared && st->has_cpus) {
+                        allowed = true;
+                        for (int c = 0; c < JL_CPU_MAX && allowed; c++)
+                                allowed = !jl_cpu_mask_test(mask, c) || jl_cpu_mask_test(st->cpumask, c);
+                }
+        } else if (!allowed && !peer->remote)
                 allowed = owns_cpus(d, peer->uid, mask);
+        if (!allowed) {
                 pthread_mutex_unlock(&d->lock);
-        }
-        if (!allowed)
                 FAIL(rep, -EPERM,
                      peer->remote ? "only root and node.admins may set CPU frequencies"
                                   : "only root, node.admins and the owner of the job step that root "
                                     "declared on these CPUs may set their frequency");
+        }
         _cleanup_free_ jl_cpu_info *info = malloc(sizeof(*info));
-        if (!info)
+        if (!info) {
+                pthread_mutex_unlock(&d->lock);
                 FAIL(rep, -ENOMEM, "out of memory");
+        }
         int r = jl_cpu_info_read(info);
-        if (r < 0)
+        if (r < 0) {
+                pthread_mutex_unlock(&d->lock);
                 FAIL(rep, r, "cannot read the CPUs' cpufreq state: %s", strerror(-r));
-        unsigned n = 0;
+        }
+        /* check every CPU before any changes */
         for (size_t i = 0; i < info->n_cpus; i++) {
                 const jl_cpu *c = &info->cpus[i];
                 if (!jl_cpu_mask_test(mask, c->cpu))
                         continue;
                 uint64_t lo = c->cpuinfo_min_khz, hi = c->cpuinfo_max_khz;
-                if (req->khz > 0) {
-                        if ((lo && req->khz < lo) || (hi && req->khz > hi))
-                                FAIL(rep, -EINVAL,
-                                     "%" PRIu64 " kHz is outside cpu%d's range %" PRIu64 "..%" PRIu64 " kHz",
-                                     req->khz, c->cpu, lo, hi);
-                        lo = hi = req->khz;
-                } else if (!lo || !hi)
+                if (req->khz > 0 && ((lo && req->khz < lo) || (hi && req->khz > hi))) {
+                        pthread_mutex_unlock(&d->lock);
+                        FAIL(rep, -EINVAL,
+                             "%" PRIu64 " kHz is outside cpu%d's range %" PRIu64 "..%" PRIu64 " kHz",
+                             req->khz, c->cpu, lo, hi);
+                }
+                if (req->khz == 0 && (!lo || !hi)) {
+                        pthread_mutex_unlock(&d->lock);
                         FAIL(rep, -ENOENT, "cpu%d does not tell its frequency range", c->cpu);
+                }
+        }
+        unsigned n = 0;
+        bool saved = false;
+        for (size_t i = 0; i < info->n_cpus; i++) {
+                const jl_cpu *c = &info->cpus[i];
+                if (!jl_cpu_mask_test(mask, c->cpu))
+                        continue;
+                int si = step_of_cpu(d, named, peer->uid, c->cpu);
+                if (si >= 0) {
+                        r = save_freq_locked(d, &d->steps[si], c);
+                        if (r < 0) {
+                                pthread_mutex_unlock(&d->lock);
+                                FAIL(rep, r, "cannot remember cpu%d's settings: %s", c->cpu, strerror(-r));
+                        }
+                        saved = saved || r > 0;
+                }
+                uint64_t lo = c->cpuinfo_min_khz, hi = c->cpuinfo_max_khz;
+                if (req->khz > 0)
+                        lo = hi = req->khz;
                 r = jl_cpufreq_set_limits(c->cpu, lo, hi);
-                if (r < 0)
+                if (r < 0) {
+                        if (saved)
+                                (void)jd_state_save_freqs(d);
+                        pthread_mutex_unlock(&d->lock);
                         FAIL(rep, r, "cpu%d: setting %" PRIu64 "..%" PRIu64 " kHz: %s (%u CPUs set before)",
                              c->cpu, lo, hi, strerror(-r), n);
+                }
                 if (req->khz > 0 && strcmp(c->governor, "userspace") == 0)
                         (void)jl_cpufreq_set_speed(c->cpu, req->khz);
                 n++;
         }
+        if (saved)
+                (void)jd_state_save_freqs(d);
+        pthread_mutex_unlock(&d->lock);
         if (n == 0)
                 FAIL(rep, -ENODEV, "no online CPU in the mask (offline CPUs are skipped)");
         log_info("CPU frequency of %u CPUs set to %s%" PRIu64 " kHz (%s)", n,
@@ -512,6 +889,12 @@ void jd_handle_request(jouled *d, const jd_peer *peer, const jl_msg_request *req
                 op_set_powercap(d, peer, req, rep);
                 return;
         }
+        case JL_OP_RT_RECORD:
+                op_rt_record(d, peer, req, rep);
+                return;
+        case JL_OP_WATCH_PID:
+                op_watch_pid(d, peer, req, rep);
+                return;
         case JL_OP_RELOAD:
                 if (!privileged)
                         FAIL(rep, -EPERM, "only root and node.admins may reload jouled");
@@ -576,6 +959,10 @@ char *jd_query_json(jouled *d)
         json_string(&w, s->node_source ? s->node_source : "none");
         json_key(&w, "estimated");
         json_bool(&w, s->node_estimated);
+        json_key(&w, "gaps");
+        json_uint(&w, s->node_gaps);
+        json_key(&w, "gap_s");
+        json_double(&w, (double)s->node_gap_ns / 1e9);
         json_key(&w, "domains");
         json_array_begin(&w);
         for (size_t i = 0; i < s->ndomains; i++) {

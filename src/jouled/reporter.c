@@ -240,6 +240,19 @@ int jl_reporter_submit_job(jl_reporter *r, const jl_msg_job *m)
         return submit_frame(r, m->seq, &w);
 }
 
+int jl_reporter_submit_rt(jl_reporter *r, const jl_msg_rt *m)
+{
+        if (!r || !m)
+                return -EINVAL;
+        if (strcmp(m->node, r->node) != 0 || jl_msg_rt_validate(m, true, NULL, 0) < 0)
+                return -EINVAL;
+        _cleanup_(jl_wbuf_free) jl_wbuf w = {0};
+        int k = jl_msg_rt_encode(m, 0, &w);
+        if (k < 0)
+                return k;
+        return submit_frame(r, m->seq, &w);
+}
+
 void jl_reporter_get_status(jl_reporter *r, jl_reporter_status *ret)
 {
         pthread_mutex_lock(&r->lock);
@@ -374,6 +387,12 @@ static int spool_load(jl_reporter *r, char *err, size_t errlen)
                         } else if (h.type == JL_MSG_JOB) {
                                 jl_msg_job m;
                                 if (jl_msg_job_decode(f + JL_WIRE_HEADER_SIZE, h.length, &m, NULL, 0) < 0)
+                                        break;
+                                seq = m.seq;
+                                memcpy(node, m.node, sizeof(node));
+                        } else if (h.type == JL_MSG_RT) {
+                                jl_msg_rt m;
+                                if (jl_msg_rt_decode(f + JL_WIRE_HEADER_SIZE, h.length, &m, NULL, 0) < 0)
                                         break;
                                 seq = m.seq;
                                 memcpy(node, m.node, sizeof(node));

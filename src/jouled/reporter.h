@@ -70,6 +70,7 @@ int jl_reporter_new(const jl_reporter_opts *o, jl_reporter **ret, char *err, siz
  * 2^63), -ENOBUFS (max_pending_mb of unacknowledged messages), -ENOMEM, -ESHUTDOWN after free began. */
 int jl_reporter_submit_record(jl_reporter *r, const jl_msg_record *m);
 int jl_reporter_submit_job(jl_reporter *r, const jl_msg_job *m);
+int jl_reporter_submit_rt(jl_reporter *r, const jl_msg_rt *m);
 
 void jl_reporter_get_status(jl_reporter *r, jl_reporter_status *ret);
 

@@ -59,6 +59,7 @@ struct jd_server {
         jouled *d;
         bool remote;
         int listen_fd, epfd;
+        int watch_epfd; /* local socket: the watched processes' pidfds (-1: none) */
         char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         jl_auth_opts auth;
         char *munge_socket;
@@ -71,7 +72,7 @@ struct jd_server {
         uint64_t refused_log_ns; /* that log line's time: at most one every 10 s */
 };
 
-static const char listen_tag = 'L', stop_tag = 'S';
+static const char listen_tag = 'L', stop_tag = 'S', watch_tag = 'W';
 
 int jd_parse_listen(const char *s, void *ret_sockaddr, unsigned *ret_len, char *err, size_t errlen)
 {
@@ -115,6 +116,7 @@ static int server_new(jouled *d, bool remote, int listen_fd, jd_server **ret)
         s->d = d;
         s->remote = remote;
         s->listen_fd = listen_fd;
+        s->watch_epfd = -1;
         s->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (s->epfd < 0 || epoll_add(s->epfd, listen_fd, EPOLLIN, (void *)&listen_tag) < 0 ||
             epoll_add(s->epfd, d->stop_fd, EPOLLIN, (void *)&stop_tag) < 0) {
@@ -191,6 +193,16 @@ int jd_server_open_local(jouled *d, const char *path, jd_server **ret, char *err
         }
         TAKE_FD(fd);
         jd_copy(s->path, sizeof(s->path), path);
+        /* the processes whose end ends a step (JL_OP_WATCH_PID): their pidfds in an epoll set of their own,
+         * watched by this loop */
+        s->watch_epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (s->watch_epfd < 0 || epoll_add(s->epfd, s->watch_epfd, EPOLLIN, (void *)&watch_tag) < 0) {
+                r = negative_errno();
+                snprintf(err, errlen, "epoll: %s", strerror(-r));
+                jd_server_free(s);
+                return r;
+        }
+        jd_watch_start(d, s->watch_epfd);
         *ret = s;
         return 0;
 }
@@ -249,6 +261,8 @@ void jd_server_free(jd_server *s)
         while (s->conns)
                 conn_free(s, s->conns);
         close(s->epfd);
+        if (s->watch_epfd >= 0)
+                close(s->watch_epfd);
         close(s->listen_fd);
         if (s->path[0])
                 unlink(s->path);
@@ -723,12 +737,14 @@ void *jd_server_thread(void *userdata)
                                 stop = true;
                         else if (p == &listen_tag)
                                 accept_all(s);
+                        else if (p == &watch_tag)
+                                jd_watch_reap(s->d);
                 }
                 if (stop)
                         break;
                 for (int i = 0; i < n; i++) {
                         void *p = ev[i].data.ptr;
-                        if (p == &stop_tag || p == &listen_tag)
+                        if (p == &stop_tag || p == &listen_tag || p == &watch_tag)
                                 continue;
                         conn *c = p;
                         /* a connection freed earlier in this batch cannot appear: each fd has one event */

@@ -38,12 +38,15 @@
 #define PENDING_MAGIC_LEN 8
 
 typedef struct item item;
+enum { ITEM_RECORD, ITEM_JOB, ITEM_RT };
+
 struct item {
         item *next;
-        bool is_job;
+        uint8_t kind; /* ITEM_* */
         union {
                 jl_msg_record rec;
                 jl_msg_job job;
+                jl_msg_rt rt;
         };
 };
 
@@ -113,9 +116,52 @@ int jd_sink_job(jd_sink *s, const jl_msg_job *m)
         item *it = calloc(1, sizeof(*it));
         if (!it)
                 return -ENOMEM;
-        it->is_job = true;
+        it->kind = ITEM_JOB;
         it->job = *m;
         return push(s, it);
+}
+
+int jd_sink_rt(jd_sink *s, const jl_msg_rt *m)
+{
+        if (s->reporter)
+                return jl_reporter_submit_rt(s->reporter, m);
+        item *it = calloc(1, sizeof(*it));
+        if (!it)
+                return -ENOMEM;
+        it->kind = ITEM_RT;
+        it->rt = *m;
+        return push(s, it);
+}
+
+static void rt_to_store(const jl_msg_rt *m, jl_store_rt *ret)
+{
+        int64_t job = 0;
+        (void)jl_msg_job_id_parse(m->job_id, &job);
+        *ret = (jl_store_rt){.kind = m->kind,
+                             .node = m->node,
+                             .seq = m->seq,
+                             .job_id = job,
+                             .step_id = m->step_id,
+                             .time_us = (int64_t)m->time_us,
+                             .name = m->name,
+                             .policy = m->policy,
+                             .tag = m->tag,
+                             .message = m->message,
+                             .policy_th = m->policy_th,
+                             .time_s = m->time_s,
+                             .energy_j = m->energy_j,
+                             .avg_power_w = m->avg_power_w,
+                             .pck_power_w = m->pck_power_w,
+                             .dram_power_w = m->dram_power_w,
+                             .cpi = m->cpi,
+                             .tpi = m->tpi,
+                             .gbs = m->gbs,
+                             .gflops = m->gflops,
+                             .time_per_iteration_s = m->time_per_iteration_s,
+                             .value = m->value,
+                             .iterations = (int64_t)m->iterations,
+                             .avg_cpufreq_khz = (int64_t)m->avg_cpufreq_khz,
+                             .def_cpufreq_khz = (int64_t)m->def_cpufreq_khz};
 }
 
 void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen)
@@ -180,14 +226,20 @@ static int write_items(jd_sink *s, item *first, size_t n)
         _cleanup_free_ jl_store_record *recs = calloc(n, sizeof(jl_store_record));
         _cleanup_free_ jl_store_job_event *ev = calloc(n, sizeof(jl_store_job_event));
         _cleanup_free_ char **json = calloc(n, sizeof(char *));
-        if (!recs || !ev || !json)
+        _cleanup_free_ jl_store_rt *rts = calloc(n, sizeof(jl_store_rt));
+        if (!recs || !ev || !json || !rts)
                 return -ENOMEM;
-        size_t nrec = 0, nev = 0;
+        size_t nrec = 0, nev = 0, nrt = 0;
         uint64_t last_seq = 0;
         int r = 0;
         item *it = first;
         for (size_t i = 0; i < n && r >= 0; i++, it = it->next) {
-                if (it->is_job) {
+                if (it->kind == ITEM_RT) {
+                        last_seq = MAX(last_seq, it->rt.seq);
+                        rt_to_store(&it->rt, &rts[nrt++]);
+                        continue;
+                }
+                if (it->kind == ITEM_JOB) {
                         const jl_msg_job *m = &it->job;
                         int64_t job;
                         last_seq = MAX(last_seq, m->seq);
@@ -215,7 +267,8 @@ static int write_items(jd_sink *s, item *first, size_t n)
                                          .avg_power_w = m->avg_power_w,
                                          .max_temp_c = m->temp_max_c,
                                          .avg_freq_khz = m->freq_avg_khz,
-                                         .step_id = m->step_id};
+                                         .step_id = m->step_id,
+                                         .gap_us = (int64_t)m->gap_us};
                 rec->has_job = m->job_id[0] && jl_msg_job_id_parse(m->job_id, &rec->job_id) == 0;
                 r = domains_json(m, &json[nrec]);
                 rec->domains_json = json[nrec];
@@ -225,6 +278,8 @@ static int write_items(jd_sink *s, item *first, size_t n)
                 r = jl_store_put_records(s->store, recs, nrec, NULL);
         if (r >= 0)
                 r = jl_store_put_job_events(s->store, ev, nev);
+        if (r >= 0)
+                r = jl_store_put_rt(s->store, rts, nrt);
         if (r >= 0 && last_seq > 0) {
                 jl_store_node_seen seen = {.node = s->node, .time_us = now_realtime_us(), .seq = last_seq};
                 r = jl_store_touch_nodes(s->store, &seen, 1);
@@ -382,7 +437,9 @@ static int spill_locked(jd_sink *s)
                 jl_wbuf w;
                 const uint8_t *data;
                 size_t len;
-                r = it->is_job ? jl_msg_job_encode(&it->job, 0, &w) : jl_msg_record_encode(&it->rec, 0, &w);
+                r = it->kind == ITEM_JOB  ? jl_msg_job_encode(&it->job, 0, &w)
+                    : it->kind == ITEM_RT ? jl_msg_rt_encode(&it->rt, 0, &w)
+                                          : jl_msg_record_encode(&it->rec, 0, &w);
                 if (r == 0) {
                         r = jl_wbuf_finish(&w, &data, &len);
                         if (r == 0 && fwrite(data, 1, len, f) != len)
@@ -427,7 +484,7 @@ static int load_pending(jd_sink *s)
                         break;
                 jl_frame_header h;
                 if (got != sizeof(hdr) || jl_frame_header_decode(hdr, JL_WIRE_MAX_PAYLOAD, &h) < 0 ||
-                    (h.type != JL_MSG_RECORD && h.type != JL_MSG_JOB)) {
+                    (h.type != JL_MSG_RECORD && h.type != JL_MSG_JOB && h.type != JL_MSG_RT)) {
                         bad++;
                         break;
                 }
@@ -438,10 +495,12 @@ static int load_pending(jd_sink *s)
                         free(it);
                         return -ENOMEM;
                 }
-                it->is_job = h.type == JL_MSG_JOB;
+                it->kind = h.type == JL_MSG_JOB ? ITEM_JOB : h.type == JL_MSG_RT ? ITEM_RT : ITEM_RECORD;
                 if (fread(payload, 1, h.length, f) != h.length ||
-                    (it->is_job ? jl_msg_job_decode(payload, h.length, &it->job, why, sizeof(why))
-                                : jl_msg_record_decode(payload, h.length, &it->rec, why, sizeof(why))) < 0) {
+                    (it->kind == ITEM_JOB ? jl_msg_job_decode(payload, h.length, &it->job, why, sizeof(why))
+                     : it->kind == ITEM_RT
+                         ? jl_msg_rt_decode(payload, h.length, &it->rt, why, sizeof(why))
+                         : jl_msg_record_decode(payload, h.length, &it->rec, why, sizeof(why))) < 0) {
                         free(it);
                         bad++;
                         break;

@@ -130,21 +130,27 @@ int jd_state_save_steps(jouled *d)
         if (!f)
                 return -ENOMEM;
         fputs(
-            "# jouled open job steps: job step uid begin_us energy_so_far_uj complete cpus user rights\n"
+            "# jouled open job steps: job step uid begin_us energy_so_far_uj complete cpus user rights "
+            "[watch]\n"
             "# rights: cpus (root or an admin declared it with its CPUs), node (declared without CPUs), own "
-            "(the user's own step: accounting only)\n",
+            "(the user's own step: accounting only)\n"
+            "# watch: pid:starttime,... of the processes whose end ends the step\n",
             f);
         for (size_t i = 0; i < d->nsteps; i++) {
                 const jd_step *st = &d->steps[i];
                 char cpus[4096];
                 format_cpu_list(st->cpumask, cpus, sizeof(cpus));
                 uint64_t so_far = st->carried_uj + (d->snap.node_energy_uj - st->begin_energy_uj);
-                fprintf(f, "%s %" PRId64 " %u %" PRIu64 " %" PRIu64 " %d %s %s %s\n", st->job_id,
-                        st->step_id, (unsigned)st->uid, st->begin_us, so_far, st->complete ? 1 : 0,
+                fprintf(f, "%s %" PRId64 " %u %" PRIu64 " %" PRIu64 " %d %s %s %s", st->job_id, st->step_id,
+                        (unsigned)st->uid, st->begin_us, so_far, st->complete ? 1 : 0,
                         *cpus && st->has_cpus ? cpus : "-", st->user,
                         !st->declared  ? "own"
                         : st->has_cpus ? "cpus"
                                        : "node");
+                for (size_t w = 0; w < st->nwatch; w++)
+                        fprintf(f, "%s%d:%" PRIu64, w ? "," : " ", (int)st->watch[w].pid,
+                                st->watch[w].start_ticks);
+                fputc('\n', f);
         }
         if (fclose(f) != 0) {
                 free(buf);
@@ -160,8 +166,8 @@ int jd_state_save_steps(jouled *d)
 
 static int parse_step_line(char *line, jd_step *st)
 {
-        char *save = NULL, *tok[10];
-        for (int i = 0; i < 10; i++) {
+        char *save = NULL, *tok[11];
+        for (int i = 0; i < 11; i++) {
                 tok[i] = strtok_r(i ? NULL : line, " \t\n", &save);
                 if (!tok[i] && i < 8)
                         return -EINVAL;
@@ -170,7 +176,7 @@ static int parse_step_line(char *line, jd_step *st)
         }
         /* the rights column is new: a line of an older jouled has none (its steps are accounting only) */
         const char *rights = tok[8] ? tok[8] : "own";
-        if (tok[8] && tok[9])
+        if (tok[8] && tok[9] && tok[10])
                 return -EINVAL;
         if (strcmp(rights, "own") != 0 && strcmp(rights, "node") != 0 && strcmp(rights, "cpus") != 0)
                 return -EINVAL;
@@ -197,7 +203,101 @@ static int parse_step_line(char *line, jd_step *st)
         st->begin_energy_uj = 0; /* this instance's energy starts at 0 at its first sample */
         st->complete = false;    /* the time between the crash and this start was not measured */
         jd_copy(st->user, sizeof(st->user), tok[7]);
+        /* the watched processes (a newer column): pid:starttime,... */
+        if (tok[8] && tok[9]) {
+                char *wsave = NULL;
+                for (char *item = strtok_r(tok[9], ",", &wsave); item; item = strtok_r(NULL, ",", &wsave)) {
+                        char *colon = strchr(item, ':');
+                        uint64_t pid, start;
+                        if (!colon || st->nwatch >= JD_WATCH_MAX)
+                                return -EINVAL;
+                        *colon = '\0';
+                        if (parse_u64(item, &pid) < 0 || pid == 0 || pid > INT32_MAX ||
+                            parse_u64(colon + 1, &start) < 0)
+                                return -EINVAL;
+                        st->watch[st->nwatch].pid = (pid_t)pid;
+                        st->watch[st->nwatch].start_ticks = start;
+                        st->watch[st->nwatch].fd = -1;
+                        st->nwatch++;
+                }
+        }
         return 0;
+}
+
+int jd_state_save_freqs(jouled *d)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("# jouled: cpufreq settings to restore when each step ends: job step cpu governor min_khz "
+              "max_khz "
+              "setspeed_khz\n",
+              f);
+        for (size_t i = 0; i < d->nsaved; i++) {
+                const jd_saved_freq *s = &d->saved[i];
+                fprintf(f, "%s %" PRId64 " %d %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s->job_id,
+                        s->step_id, s->cpu, s->governor[0] ? s->governor : "-", s->min_khz, s->max_khz,
+                        s->setspeed_khz);
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        int r = write_atomic(d->cfg.node.state_dir, "cpufreq", buf, size, true);
+        free(buf);
+        if (r < 0)
+                log_warning(r, "cannot save the CPUs' settings to restore in %s: %s", d->cfg.node.state_dir,
+                            strerror(-r));
+        return r;
+}
+
+static void load_freqs(jouled *d)
+{
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/cpufreq", d->cfg.node.state_dir);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+                return;
+        char line[512];
+        unsigned lineno = 0;
+        while (fgets(line, sizeof(line), f)) {
+                lineno++;
+                if (line[0] == '#' || line[0] == '\n')
+                        continue;
+                char *save = NULL, *tok[8];
+                for (int i = 0; i < 8; i++)
+                        tok[i] = strtok_r(i ? NULL : line, " \t\n", &save);
+                jd_saved_freq s = {0};
+                uint64_t job, cpu;
+                int64_t step;
+                if (!tok[6] || tok[7] || parse_u64(tok[0], &job) < 0 || strlen(tok[0]) >= sizeof(s.job_id) ||
+                    parse_i64(tok[1], &step) < 0 || parse_u64(tok[2], &cpu) < 0 || cpu >= JL_CPU_MAX ||
+                    strlen(tok[3]) >= sizeof(s.governor) || parse_u64(tok[4], &s.min_khz) < 0 ||
+                    parse_u64(tok[5], &s.max_khz) < 0 || parse_u64(tok[6], &s.setspeed_khz) < 0) {
+                        log_warning(0, "%s:%u: not a saved cpufreq setting, ignored", path, lineno);
+                        continue;
+                }
+                jd_copy(s.job_id, sizeof(s.job_id), tok[0]);
+                s.step_id = step;
+                s.cpu = (int)cpu;
+                if (strcmp(tok[3], "-") != 0)
+                        jd_copy(s.governor, sizeof(s.governor), tok[3]);
+                if (d->nsaved == d->saved_cap) {
+                        size_t cap = d->saved_cap ? d->saved_cap * 2 : 64;
+                        jd_saved_freq *n = realloc(d->saved, cap * sizeof(*n));
+                        if (!n)
+                                return;
+                        d->saved = n;
+                        d->saved_cap = cap;
+                }
+                d->saved[d->nsaved++] = s;
+        }
+        if (d->nsaved)
+                log_notice(
+                    "%zu CPUs' settings from before job steps are to be restored when those steps end",
+                    d->nsaved);
 }
 
 int jd_lock_take(const char *path, const char *what, int *ret_fd, char *err, size_t errlen)
@@ -291,6 +391,7 @@ int jd_state_load(jouled *d, char *err, size_t errlen)
                 return r;
         }
 
+        load_freqs(d);
         snprintf(path, sizeof(path), "%s/steps", dir);
         _cleanup_fclose_ FILE *sf = fopen(path, "re");
         if (!sf)

@@ -39,9 +39,13 @@ typedef struct {
         const char *provider;   /* the provider's name: "rapl", "rapl-msr", "hwmon", ... (static string) */
         jl_kind kind;
         jl_scope scope;
-        bool estimated;   /* a model's number, not a sensor's: never summed with measured ones */
-        uint64_t wrap_uj; /* JL_KIND_ENERGY: counter range; the counter runs 0..wrap_uj and then restarts
-                             at 0 (delta = now + wrap_uj - last). 0: a 64-bit counter that never wraps. */
+        bool estimated;     /* a model's number, not a sensor's: never summed with measured ones */
+        uint64_t wrap_uj;   /* JL_KIND_ENERGY: counter range; the counter runs 0..wrap_uj and then restarts
+                               at 0 (delta = now + wrap_uj - last). 0: a 64-bit counter that never wraps. */
+        double max_power_w; /* JL_KIND_ENERGY: the highest power the domain can draw, as the hardware states
+                               it (powercap constraint_*_max_power_uw); 0: unknown. The sampler reads a
+                               wrapping counter at least four times per wrap period at this power (or,
+                               unknown, at the observed peak with a margin). */
 } jl_channel;
 
 typedef struct {
@@ -83,7 +87,8 @@ typedef struct jl_provider_ops {
         const char *description; /* "RAPL energy counters via the powercap sysfs" */
         /* On regular ticks (jl_sampler_tick) the sampler reads this provider at most this often; samples
          * taken at a start, an end or a phase boundary (jl_sampler_sample) read every provider. 0: every
-         * tick (energy counters that may wrap must be read every tick). */
+         * tick. Providers of wrapping counters also get the sampler's guard reads in between ticks
+         * (jl_sampler_next_due_ns), whatever this says. */
         uint64_t min_period_ns;
         /* Probe and open. On success return 0, set *ret_state and append the channels it will read with
          * jl_channels_add(); domains it skipped get a note each. When the provider as a whole is

@@ -74,6 +74,22 @@ static void zone_channel(const char *zname, const char *parent_name, int pkg, bo
         ch->scope = strcmp(zname, "dram") == 0 ? JL_SCOPE_DRAM : JL_SCOPE_SUBDOMAIN;
 }
 
+/* The highest constraint_N_max_power_uw of a zone in W (the hardware's own statement of the most the domain
+ * can draw), or 0 when the zone states none. Garbage or a missing file is no error: the sampler then
+ * schedules by the power it observes. */
+static double zone_max_power_w(const char *zone)
+{
+        uint64_t max_uw = 0;
+        for (int k = 0; k < 8; k++) {
+                char path[512];
+                uint64_t uw;
+                snprintf(path, sizeof(path), POWERCAP "/%s/constraint_%d_max_power_uw", zone, k);
+                if (read_u64_path(path, &uw) == 0)
+                        max_uw = MAX(max_uw, uw);
+        }
+        return (double)max_uw / 1e6;
+}
+
 static int rapl_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
 {
         (void)cfg;
@@ -166,6 +182,7 @@ static int rapl_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
                         continue;
                 }
                 ch.wrap_uj = range;
+                ch.max_power_w = zone_max_power_w(zones[i]);
                 r = jl_channels_add(channels, &ch);
                 if (r < 0) {
                         close(fd);

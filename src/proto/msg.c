@@ -42,7 +42,28 @@ enum {
         A_TIME_MS = 28,
         A_PARTITION = 29, /* hello */
         A_ISLAND = 30,    /* hello */
-        A_MAX = 32,
+        A_GAP_US = 31,    /* record: optional (absent: 0) */
+        A_RT = 32,        /* request: nested runtime record */
+        A_RT_KIND = 33,   /* runtime record: JL_RT_* */
+        A_RT_NAME = 34,   /* app_name, loop_key or event kind */
+        A_POLICY = 35,
+        A_TAG = 36,
+        A_POLICY_TH = 37,
+        A_TIME_S = 38,
+        A_ENERGY_J = 39,
+        A_PCK_POWER = 40,
+        A_DRAM_POWER = 41,
+        A_CPI = 42,
+        A_TPI = 43,
+        A_GBS = 44,
+        A_GFLOPS = 45,
+        A_TIME_PER_ITER = 46,
+        A_VALUE = 47,
+        A_ITERATIONS = 48,
+        A_AVG_KHZ = 49,
+        A_DEF_KHZ = 50,
+        A_PID = 51,       /* request: WATCH_PID */
+        A_MAX = 64,
 };
 
 static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -60,16 +81,57 @@ static int bad(char *why, size_t whylen, const char *fmt, ...)
 static const char *attr_name(uint16_t t)
 {
         static const char *const names[A_MAX] = {
-                [A_NODE] = "node",       [A_SEQ] = "seq",          [A_START] = "start",
-                [A_END] = "end",         [A_ENERGY] = "energy",    [A_POWER] = "power",
-                [A_TEMP_MAX] = "temp_max", [A_FREQ_AVG] = "freq_avg", [A_JOB] = "job",
-                [A_STEP] = "step",       [A_DOMAIN] = "domain",    [A_NAME] = "name",
-                [A_CRED] = "credential", [A_KIND] = "kind",        [A_USER] = "user",
-                [A_TIME] = "time",       [A_COMPLETE] = "complete", [A_ERRNO] = "errno",
-                [A_MESSAGE] = "message", [A_NEXT_SEQ] = "next_seq", [A_OP] = "op",
-                [A_CPUMASK] = "cpumask", [A_KHZ] = "khz",          [A_GPU] = "gpu",
-                [A_GPU_KHZ] = "gpu_khz", [A_WATTS] = "watts",      [A_TEXT] = "text",
-                [A_TIME_MS] = "time_ms", [A_PARTITION] = "partition", [A_ISLAND] = "island",
+            [A_NODE] = "node",
+            [A_SEQ] = "seq",
+            [A_START] = "start",
+            [A_END] = "end",
+            [A_ENERGY] = "energy",
+            [A_POWER] = "power",
+            [A_TEMP_MAX] = "temp_max",
+            [A_FREQ_AVG] = "freq_avg",
+            [A_JOB] = "job",
+            [A_STEP] = "step",
+            [A_DOMAIN] = "domain",
+            [A_NAME] = "name",
+            [A_CRED] = "credential",
+            [A_KIND] = "kind",
+            [A_USER] = "user",
+            [A_TIME] = "time",
+            [A_COMPLETE] = "complete",
+            [A_ERRNO] = "errno",
+            [A_MESSAGE] = "message",
+            [A_NEXT_SEQ] = "next_seq",
+            [A_OP] = "op",
+            [A_CPUMASK] = "cpumask",
+            [A_KHZ] = "khz",
+            [A_GPU] = "gpu",
+            [A_GPU_KHZ] = "gpu_khz",
+            [A_WATTS] = "watts",
+            [A_TEXT] = "text",
+            [A_TIME_MS] = "time_ms",
+            [A_PARTITION] = "partition",
+            [A_ISLAND] = "island",
+            [A_GAP_US] = "gap_us",
+            [A_PID] = "pid",
+            [A_RT] = "rt",
+            [A_RT_KIND] = "rt_kind",
+            [A_RT_NAME] = "rt_name",
+            [A_POLICY] = "policy",
+            [A_TAG] = "tag",
+            [A_POLICY_TH] = "policy_th",
+            [A_TIME_S] = "time_s",
+            [A_ENERGY_J] = "energy_j",
+            [A_PCK_POWER] = "pck_power_w",
+            [A_DRAM_POWER] = "dram_power_w",
+            [A_CPI] = "cpi",
+            [A_TPI] = "tpi",
+            [A_GBS] = "gbs",
+            [A_GFLOPS] = "gflops",
+            [A_TIME_PER_ITER] = "time_per_iteration_s",
+            [A_VALUE] = "value",
+            [A_ITERATIONS] = "iterations",
+            [A_AVG_KHZ] = "avg_cpufreq_khz",
+            [A_DEF_KHZ] = "def_cpufreq_khz",
         };
         return t < A_MAX && names[t] ? names[t] : "?";
 }
@@ -78,7 +140,7 @@ static const char *attr_name(uint16_t t)
  * known one. */
 typedef int (*attr_fn)(void *m, const jl_attr *a, char *why, size_t whylen);
 
-static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint32_t *seen, char *why,
+static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint64_t *seen, char *why,
                 size_t whylen)
 {
         jl_rbuf r;
@@ -90,10 +152,10 @@ static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint32_
                 if (a.type == 0 || a.type >= A_MAX)
                         continue; /* unknown: a newer peer's addition */
                 if (a.type != A_DOMAIN && a.type != A_GPU_KHZ) {
-                        if (*seen & (UINT32_C(1) << a.type))
+                        if (*seen & (UINT64_C(1) << a.type))
                                 return bad(why, whylen, "attribute '%s' appears twice", attr_name(a.type));
                 }
-                *seen |= UINT32_C(1) << a.type;
+                *seen |= UINT64_C(1) << a.type;
                 int rr = fn(m, &a, why, whylen);
                 if (rr < 0)
                         return rr;
@@ -105,12 +167,14 @@ static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint32_
 
 static int get_u64(const jl_attr *a, uint64_t *v, char *why, size_t whylen)
 {
-        return jl_attr_u64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type)) : 0;
+        return jl_attr_u64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type))
+                                     : 0;
 }
 
 static int get_i64(const jl_attr *a, int64_t *v, char *why, size_t whylen)
 {
-        return jl_attr_i64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type)) : 0;
+        return jl_attr_i64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type))
+                                     : 0;
 }
 
 static int get_double(const jl_attr *a, double *v, char *why, size_t whylen)
@@ -129,11 +193,12 @@ static int get_str(const jl_attr *a, char *buf, size_t size, char *why, size_t w
         return 0;
 }
 
-static int require(uint32_t seen, const int *attrs, size_t n, char *why, size_t whylen)
+static int require(uint64_t seen, const int *attrs, size_t n, char *why, size_t whylen)
 {
         for (size_t i = 0; i < n; i++)
-                if (!(seen & (UINT32_C(1) << attrs[i])))
-                        return bad(why, whylen, "required attribute '%s' is missing", attr_name((uint16_t)attrs[i]));
+                if (!(seen & (UINT64_C(1) << attrs[i])))
+                        return bad(why, whylen, "required attribute '%s' is missing",
+                                   attr_name((uint16_t)attrs[i]));
         return 0;
 }
 
@@ -183,7 +248,7 @@ static int hello_attr(void *p, const jl_attr *a, char *why, size_t whylen)
 int jl_msg_hello_decode(const uint8_t *payload, size_t len, jl_msg_hello *ret, char *why, size_t whylen)
 {
         jl_msg_hello m = {0};
-        uint32_t seen;
+        uint64_t seen;
         int r = walk(payload, len, &m, hello_attr, &seen, why, whylen);
         if (r == 0)
                 r = require(seen, (const int[]){A_NODE, A_NEXT_SEQ}, 2, why, whylen);
@@ -209,6 +274,8 @@ int jl_msg_record_encode(const jl_msg_record *m, uint32_t id, jl_wbuf *w)
                 jl_wbuf_put_double(w, A_TEMP_MAX, m->temp_max_c);
         if (isfinite(m->freq_avg_khz))
                 jl_wbuf_put_double(w, A_FREQ_AVG, m->freq_avg_khz);
+        if (m->gap_us)
+                jl_wbuf_put_u64(w, A_GAP_US, m->gap_us);
         if (m->job_id[0]) {
                 jl_wbuf_put_str(w, A_JOB, m->job_id);
                 jl_wbuf_put_i64(w, A_STEP, m->step_id);
@@ -257,6 +324,8 @@ static int record_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                 return get_double(a, &m->temp_max_c, why, whylen);
         case A_FREQ_AVG:
                 return get_double(a, &m->freq_avg_khz, why, whylen);
+        case A_GAP_US:
+                return get_u64(a, &m->gap_us, why, whylen);
         case A_JOB:
                 return get_str(a, m->job_id, sizeof(m->job_id), why, whylen);
         case A_STEP:
@@ -266,7 +335,7 @@ static int record_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                         return bad(why, whylen, "more than %d domains", JL_MSG_DOMAINS_MAX);
                 jl_rbuf r;
                 jl_attr_nested(a, &r);
-                uint32_t seen;
+                uint64_t seen;
                 int rr = walk(r.p, r.left, m, domain_attr, &seen, why, whylen);
                 if (rr == 0)
                         rr = require(seen, (const int[]){A_NAME, A_ENERGY}, 2, why, whylen);
@@ -282,7 +351,7 @@ static int record_attr(void *p, const jl_attr *a, char *why, size_t whylen)
 int jl_msg_record_decode(const uint8_t *payload, size_t len, jl_msg_record *ret, char *why, size_t whylen)
 {
         jl_msg_record m = {.temp_max_c = NAN, .freq_avg_khz = NAN, .step_id = -1};
-        uint32_t seen;
+        uint64_t seen;
         int r = walk(payload, len, &m, record_attr, &seen, why, whylen);
         if (r == 0)
                 r = require(seen, (const int[]){A_NODE, A_SEQ, A_START, A_END, A_ENERGY, A_POWER}, 6, why,
@@ -352,10 +421,11 @@ static int job_attr(void *p, const jl_attr *a, char *why, size_t whylen)
 int jl_msg_job_decode(const uint8_t *payload, size_t len, jl_msg_job *ret, char *why, size_t whylen)
 {
         jl_msg_job m = {0};
-        uint32_t seen;
+        uint64_t seen;
         int r = walk(payload, len, &m, job_attr, &seen, why, whylen);
         if (r == 0)
-                r = require(seen, (const int[]){A_NODE, A_SEQ, A_KIND, A_JOB, A_STEP, A_TIME}, 6, why, whylen);
+                r = require(seen, (const int[]){A_NODE, A_SEQ, A_KIND, A_JOB, A_STEP, A_TIME}, 6, why,
+                            whylen);
         if (r == 0 && (m.node[0] == '\0' || m.job_id[0] == '\0'))
                 r = bad(why, whylen, "the node name or job id is empty");
         if (r == 0)
@@ -381,7 +451,7 @@ static int ack_attr(void *p, const jl_attr *a, char *why, size_t whylen)
 int jl_msg_ack_decode(const uint8_t *payload, size_t len, jl_msg_ack *ret, char *why, size_t whylen)
 {
         jl_msg_ack m = {0};
-        uint32_t seen;
+        uint64_t seen;
         int r = walk(payload, len, &m, ack_attr, &seen, why, whylen);
         if (r == 0)
                 r = require(seen, (const int[]){A_SEQ}, 1, why, whylen);
@@ -417,10 +487,146 @@ static int error_attr(void *p, const jl_attr *a, char *why, size_t whylen)
 int jl_msg_error_decode(const uint8_t *payload, size_t len, jl_msg_error *ret, char *why, size_t whylen)
 {
         jl_msg_error m = {0};
-        uint32_t seen;
+        uint64_t seen;
         int r = walk(payload, len, &m, error_attr, &seen, why, whylen);
         if (r == 0)
                 r = require(seen, (const int[]){A_ERRNO}, 1, why, whylen);
+        if (r == 0)
+                *ret = m;
+        return r;
+}
+
+/* RT: the runtime's records (in a REQUEST nested under A_RT, or a frame of its own to the dbd) */
+
+void jl_msg_rt_init(jl_msg_rt *m, uint8_t kind)
+{
+        *m = (jl_msg_rt){.kind = kind, .step_id = -1};
+        m->policy_th = m->time_s = m->energy_j = m->avg_power_w = m->pck_power_w = m->dram_power_w = NAN;
+        m->cpi = m->tpi = m->gbs = m->gflops = m->time_per_iteration_s = m->value = NAN;
+}
+
+static void put_double_known(jl_wbuf *w, uint16_t attr, double v)
+{
+        if (isfinite(v))
+                jl_wbuf_put_double(w, attr, v);
+}
+
+/* The record's own fields (not node, seq, time, job, step). */
+static void rt_put_fields(jl_wbuf *w, const jl_msg_rt *m)
+{
+        jl_wbuf_put_u64(w, A_RT_KIND, m->kind);
+        jl_wbuf_put_str(w, A_RT_NAME, m->name);
+        if (m->policy[0])
+                jl_wbuf_put_str(w, A_POLICY, m->policy);
+        if (m->tag[0])
+                jl_wbuf_put_str(w, A_TAG, m->tag);
+        if (m->message[0])
+                jl_wbuf_put_str(w, A_MESSAGE, m->message);
+        put_double_known(w, A_POLICY_TH, m->policy_th);
+        put_double_known(w, A_TIME_S, m->time_s);
+        put_double_known(w, A_ENERGY_J, m->energy_j);
+        put_double_known(w, A_POWER, m->avg_power_w);
+        put_double_known(w, A_PCK_POWER, m->pck_power_w);
+        put_double_known(w, A_DRAM_POWER, m->dram_power_w);
+        put_double_known(w, A_CPI, m->cpi);
+        put_double_known(w, A_TPI, m->tpi);
+        put_double_known(w, A_GBS, m->gbs);
+        put_double_known(w, A_GFLOPS, m->gflops);
+        put_double_known(w, A_TIME_PER_ITER, m->time_per_iteration_s);
+        put_double_known(w, A_VALUE, m->value);
+        if (m->kind == JL_RT_LOOP)
+                jl_wbuf_put_u64(w, A_ITERATIONS, m->iterations);
+        if (m->avg_cpufreq_khz)
+                jl_wbuf_put_u64(w, A_AVG_KHZ, m->avg_cpufreq_khz);
+        if (m->def_cpufreq_khz)
+                jl_wbuf_put_u64(w, A_DEF_KHZ, m->def_cpufreq_khz);
+}
+
+int jl_msg_rt_encode(const jl_msg_rt *m, uint32_t id, jl_wbuf *w)
+{
+        jl_wbuf_init(w, JL_MSG_RT, 0, id);
+        jl_wbuf_put_str(w, A_NODE, m->node);
+        jl_wbuf_put_u64(w, A_SEQ, m->seq);
+        jl_wbuf_put_u64(w, A_TIME, m->time_us);
+        jl_wbuf_put_str(w, A_JOB, m->job_id);
+        jl_wbuf_put_i64(w, A_STEP, m->step_id);
+        rt_put_fields(w, m);
+        return finish(w);
+}
+
+static int rt_attr(void *p, const jl_attr *a, char *why, size_t whylen)
+{
+        jl_msg_rt *m = p;
+        uint64_t v;
+        int r;
+        switch (a->type) {
+        case A_NODE:
+                return get_str(a, m->node, sizeof(m->node), why, whylen);
+        case A_SEQ:
+                return get_u64(a, &m->seq, why, whylen);
+        case A_TIME:
+                return get_u64(a, &m->time_us, why, whylen);
+        case A_JOB:
+                return get_str(a, m->job_id, sizeof(m->job_id), why, whylen);
+        case A_STEP:
+                return get_i64(a, &m->step_id, why, whylen);
+        case A_RT_KIND:
+                r = get_u64(a, &v, why, whylen);
+                if (r == 0 && (v < JL_RT_APP || v > JL_RT_EVENT))
+                        return bad(why, whylen, "unknown runtime record kind %llu", (unsigned long long)v);
+                m->kind = (uint8_t)v;
+                return r;
+        case A_RT_NAME:
+                return get_str(a, m->name, sizeof(m->name), why, whylen);
+        case A_POLICY:
+                return get_str(a, m->policy, sizeof(m->policy), why, whylen);
+        case A_TAG:
+                return get_str(a, m->tag, sizeof(m->tag), why, whylen);
+        case A_MESSAGE:
+                return get_str(a, m->message, sizeof(m->message), why, whylen);
+        case A_POLICY_TH:
+                return get_double(a, &m->policy_th, why, whylen);
+        case A_TIME_S:
+                return get_double(a, &m->time_s, why, whylen);
+        case A_ENERGY_J:
+                return get_double(a, &m->energy_j, why, whylen);
+        case A_POWER:
+                return get_double(a, &m->avg_power_w, why, whylen);
+        case A_PCK_POWER:
+                return get_double(a, &m->pck_power_w, why, whylen);
+        case A_DRAM_POWER:
+                return get_double(a, &m->dram_power_w, why, whylen);
+        case A_CPI:
+                return get_double(a, &m->cpi, why, whylen);
+        case A_TPI:
+                return get_double(a, &m->tpi, why, whylen);
+        case A_GBS:
+                return get_double(a, &m->gbs, why, whylen);
+        case A_GFLOPS:
+                return get_double(a, &m->gflops, why, whylen);
+        case A_TIME_PER_ITER:
+                return get_double(a, &m->time_per_iteration_s, why, whylen);
+        case A_VALUE:
+                return get_double(a, &m->value, why, whylen);
+        case A_ITERATIONS:
+                return get_u64(a, &m->iterations, why, whylen);
+        case A_AVG_KHZ:
+                return get_u64(a, &m->avg_cpufreq_khz, why, whylen);
+        case A_DEF_KHZ:
+                return get_u64(a, &m->def_cpufreq_khz, why, whylen);
+        }
+        return 0;
+}
+
+int jl_msg_rt_decode(const uint8_t *payload, size_t len, jl_msg_rt *ret, char *why, size_t whylen)
+{
+        jl_msg_rt m;
+        jl_msg_rt_init(&m, 0);
+        uint64_t seen;
+        int r = walk(payload, len, &m, rt_attr, &seen, why, whylen);
+        if (r == 0)
+                r = require(seen, (const int[]){A_NODE, A_SEQ, A_TIME, A_JOB, A_STEP, A_RT_KIND, A_RT_NAME},
+                            7, why, whylen);
         if (r == 0)
                 *ret = m;
         return r;
@@ -448,6 +654,13 @@ int jl_msg_request_encode(const jl_msg_request *m, uint32_t id, jl_wbuf *w)
                 jl_wbuf_put_u64(w, A_GPU_KHZ, m->gpu_khz[i]);
         if (m->op == JL_OP_SET_POWERCAP)
                 jl_wbuf_put_double(w, A_WATTS, m->watts);
+        if (m->op == JL_OP_WATCH_PID)
+                jl_wbuf_put_i64(w, A_PID, m->pid);
+        if (m->has_rt) {
+                jl_wbuf_nest_begin(w, A_RT);
+                rt_put_fields(w, &m->rt);
+                jl_wbuf_nest_end(w);
+        }
         return finish(w);
 }
 
@@ -471,7 +684,8 @@ static int request_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                 return get_str(a, m->user, sizeof(m->user), why, whylen);
         case A_CPUMASK:
                 if (a->len == 0 || a->len > sizeof(m->cpumask))
-                        return bad(why, whylen, "the CPU mask is empty or longer than %zu bytes", sizeof(m->cpumask));
+                        return bad(why, whylen, "the CPU mask is empty or longer than %zu bytes",
+                                   sizeof(m->cpumask));
                 memcpy(m->cpumask, a->value, a->len);
                 m->cpumask_len = a->len;
                 return 0;
@@ -498,6 +712,21 @@ static int request_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                 if (r == 0 && (m->watts < 0 || m->watts > 1e7))
                         return bad(why, whylen, "power limit %g W is absurd", m->watts);
                 return r;
+        case A_PID:
+                r = get_i64(a, &m->pid, why, whylen);
+                if (r == 0 && (m->pid <= 0 || m->pid > INT32_MAX))
+                        return bad(why, whylen, "pid %lld is out of range", (long long)m->pid);
+                return r;
+        case A_RT: {
+                jl_rbuf rb;
+                jl_attr_nested(a, &rb);
+                uint64_t seen;
+                int rr = walk(rb.p, rb.left, &m->rt, rt_attr, &seen, why, whylen);
+                if (rr == 0)
+                        rr = require(seen, (const int[]){A_RT_KIND, A_RT_NAME}, 2, why, whylen);
+                m->has_rt = rr == 0;
+                return rr;
+        }
         }
         return 0;
 }
@@ -505,7 +734,8 @@ static int request_attr(void *p, const jl_attr *a, char *why, size_t whylen)
 int jl_msg_request_decode(const uint8_t *payload, size_t len, jl_msg_request *ret, char *why, size_t whylen)
 {
         jl_msg_request m = {.step_id = -1, .gpu = -1};
-        uint32_t seen;
+        jl_msg_rt_init(&m.rt, 0);
+        uint64_t seen;
         int r = walk(payload, len, &m, request_attr, &seen, why, whylen);
         if (r == 0)
                 r = require(seen, (const int[]){A_OP}, 1, why, whylen);
@@ -517,6 +747,12 @@ int jl_msg_request_decode(const uint8_t *payload, size_t len, jl_msg_request *re
                 r = bad(why, whylen, "setting a GPU frequency needs a GPU index");
         if (r == 0 && m.op == JL_OP_SET_GPUFREQ_LIST && m.ngpus == 0)
                 r = bad(why, whylen, "a GPU frequency list is empty");
+        if (r == 0 && (m.op == JL_OP_RT_RECORD || m.op == JL_OP_WATCH_PID) && m.job_id[0] == '\0')
+                r = bad(why, whylen, "a runtime record or a watched process needs a job id");
+        if (r == 0 && m.op == JL_OP_RT_RECORD && !m.has_rt)
+                r = bad(why, whylen, "a runtime record request carries no record");
+        if (r == 0 && m.op == JL_OP_WATCH_PID && m.pid <= 0)
+                r = bad(why, whylen, "watching a process needs its pid");
         if (r == 0)
                 *ret = m;
         return r;
@@ -562,7 +798,7 @@ static int reply_attr(void *p, const jl_attr *a, char *why, size_t whylen)
 int jl_msg_reply_decode(const uint8_t *payload, size_t len, jl_msg_reply *ret, char *why, size_t whylen)
 {
         jl_msg_reply m = {0};
-        uint32_t seen;
+        uint64_t seen;
         int r = walk(payload, len, &m, reply_attr, &seen, why, whylen);
         if (r == 0)
                 r = require(seen, (const int[]){A_ERRNO}, 1, why, whylen);
@@ -616,11 +852,12 @@ int jl_msg_record_validate(const jl_msg_record *m, char *why, size_t whylen)
 {
         if (!jl_msg_name_valid(m->node))
                 return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
-        if (m->seq > INT64_MAX || m->start_us > INT64_MAX || m->end_us > INT64_MAX || m->energy_uj > INT64_MAX)
+        if (m->seq > INT64_MAX || m->start_us > INT64_MAX || m->end_us > INT64_MAX ||
+            m->energy_uj > INT64_MAX || m->gap_us > INT64_MAX)
                 return invalid(why, whylen, "record %" PRIu64 ": a value is beyond 2^63", m->seq);
         if (m->job_id[0] && jl_msg_job_id_parse(m->job_id, NULL) < 0)
-                return invalid(why, whylen, "record %" PRIu64 ": job id '%s' is not a decimal number", m->seq,
-                               m->job_id);
+                return invalid(why, whylen, "record %" PRIu64 ": job id '%s' is not a decimal number",
+                               m->seq, m->job_id);
         if (m->ndomains > JL_MSG_DOMAINS_MAX)
                 return invalid(why, whylen, "record %" PRIu64 ": too many domains", m->seq);
         for (size_t i = 0; i < m->ndomains; i++) {
@@ -643,7 +880,53 @@ int jl_msg_job_validate(const jl_msg_job *m, char *why, size_t whylen)
                 return invalid(why, whylen, "job message %" PRIu64 ": job id '%s' is not a decimal number",
                                m->seq, m->job_id);
         if (m->user[0] && !jl_msg_name_valid(m->user))
-                return invalid(why, whylen, "job message %" PRIu64 ": user name '%s' is not printable", m->seq,
-                               m->user);
+                return invalid(why, whylen, "job message %" PRIu64 ": user name '%s' is not printable",
+                               m->seq, m->user);
+        return 0;
+}
+
+static bool text_printable(const char *s, bool spaces)
+{
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+                if (*p < ' ' || *p == 0x7f || (!spaces && (*p == ' ' || *p == '"' || *p == '\\')))
+                        return false;
+        return true;
+}
+
+static bool nonneg_or_nan(double v)
+{
+        return isnan(v) || (isfinite(v) && v >= 0);
+}
+
+int jl_msg_rt_validate(const jl_msg_rt *m, bool check_node, char *why, size_t whylen)
+{
+        if (check_node && !jl_msg_name_valid(m->node))
+                return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
+        if (m->kind < JL_RT_APP || m->kind > JL_RT_EVENT)
+                return invalid(why, whylen, "unknown runtime record kind %u", m->kind);
+        if (m->seq > INT64_MAX || m->time_us > INT64_MAX || m->iterations > INT64_MAX ||
+            m->avg_cpufreq_khz > 100000000 || m->def_cpufreq_khz > 100000000)
+                return invalid(why, whylen, "a value is out of range");
+        if (jl_msg_job_id_parse(m->job_id, NULL) < 0)
+                return invalid(why, whylen, "job id '%s' is not a decimal number", m->job_id);
+        if (m->step_id < -1)
+                return invalid(why, whylen, "step id %lld is negative", (long long)m->step_id);
+        if (!m->name[0] || !text_printable(m->name, false))
+                return invalid(why, whylen, "the %s is empty or has spaces, quotes or control characters",
+                               m->kind == JL_RT_APP    ? "application name"
+                               : m->kind == JL_RT_LOOP ? "loop key"
+                                                       : "event kind");
+        if (!text_printable(m->policy, false) || !text_printable(m->tag, false))
+                return invalid(why, whylen, "the policy or tag has spaces, quotes or control characters");
+        if (!text_printable(m->message, true))
+                return invalid(why, whylen, "the message has control characters");
+        const double v[] = {m->policy_th,           m->time_s, m->energy_j, m->avg_power_w, m->pck_power_w,
+                            m->dram_power_w,        m->cpi,    m->tpi,      m->gbs,         m->gflops,
+                            m->time_per_iteration_s};
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+                if (!nonneg_or_nan(v[i]) || (!isnan(v[i]) && v[i] > 1e15))
+                        return invalid(why, whylen, "a number is negative, infinite or absurd");
+        if (!isnan(m->value) && !isfinite(m->value))
+                return invalid(why, whylen, "the event's value is not finite");
         return 0;
 }

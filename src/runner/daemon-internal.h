@@ -15,6 +15,14 @@
 
 #define JL_RUNNER_STALE_MESSAGE "runner restarted while the job was running"
 
+/* Who claimed a job (bench_jobs.claim_*). */
+typedef struct {
+        char host[256];
+        char boot_id[64]; /* /proc/sys/kernel/random/boot_id; "": unknown */
+        int64_t pid;
+        int64_t pid_start; /* clock ticks after boot (/proc/PID/stat field 22); -1: unknown */
+} jl_claimer;
+
 struct jl_runner {
         jl_runner_opts o;
         const joule_config *c;
@@ -37,7 +45,28 @@ struct jl_runner {
         jl_mail_config mail;
         jl_control_limits limits;
         char *config_json;
+        jl_claimer self;          /* this process, as recorded in the jobs it claims */
+        char spool_dir[PATH_MAX]; /* results not yet stored (daemon-spool.c) */
+        char spool_prefix[64];    /* this machine's and database's spool files: "m<id>-<hash>-" */
+        bool spool_failing;       /* a failure to spool was logged */
 };
+
+/* One result to store (daemon-store.c's transaction; daemon-spool.c writes and reads it back). */
+typedef struct {
+        int64_t job_id;           /* <= 0: none (a control run) */
+        const char *kind;         /* "job", "control" */
+        const jl_run_result *res; /* NULL: nothing was measured */
+        bool finished;            /* the job's state: FINISHED or FAILED */
+        const char *message;      /* the job's message */
+        const char *run_error;    /* runs.error; NULL: the run is good */
+        bool control;             /* a control run: needs_validation is cleared */
+        const char
+            *deviation;     /* a control run that deviated: measurement_control_error and the admin's mail */
+        const char *output; /* the tail of the job's output (bench_jobs.output); NULL: none */
+        double sampling_rate_ms; /* runs.sampling_rate_ms */
+        const char *config_json; /* runs.config_json */
+        bool job_changed;        /* out: this transaction ended the job */
+} store_args;
 
 typedef int (*runner_db_fn)(jl_runner *r, void *arg);
 
@@ -61,7 +90,41 @@ const char *runner_last_line(char *text);
 int runner_gate(jl_runner *r, int64_t job_id, char *msg, size_t msglen);
 void runner_send_mail(jl_runner *r);
 
+/* daemon-claim.c */
+int runner_claimer_self(jl_claimer *ret);
+/* 1 when the holder of a RUNNING job is provably gone (same host: another boot, or its process is not
+ * running any more; or no claimer recorded), 0 otherwise; the reason in why. */
+int runner_claimer_gone(const jl_claimer *self, const jl_claimer *holder, char *why, size_t whylen);
+typedef struct runner_output runner_output;
+/* A file for the job's commands' output (*ret_fd, unlinked, in $TMPDIR). */
+int runner_output_start(runner_output **ret, int *ret_fd);
+/* Copy the output to stdout (the journal), keep its last JL_RUNNER_OUTPUT_MAX bytes as valid UTF-8 without
+ * NUL bytes (malloc'd; NULL when out of memory), close the file. Frees o. */
+char *runner_output_finish(runner_output *o);
+
+/* daemon-spool.c: a result is written to the spool (atomically: a unique temporary file, fsync, rename)
+ * before it is stored, removed once stored, and replayed at start and at every pass, so that a kill -9
+ * or a power loss while the database is away loses nothing. */
+typedef struct {
+        int fd; /* locked (flock) while the result is being stored; -1: not spooled */
+        char path[PATH_MAX + 320];
+} runner_spool;
+int runner_spool_init(jl_runner *r);
+/* Spool a; on failure (logged once) sp->fd is -1 and the result is only in memory. */
+void runner_spool_write(jl_runner *r, const store_args *a, runner_spool *sp);
+/* The result is stored: remove its file. */
+void runner_spool_done(runner_spool *sp);
+/* Store every spooled result of this machine and database that no other process is storing now. Returns
+ * the number stored, -EINTR, or another negative errno (logged). */
+int runner_spool_replay(jl_runner *r);
+
 /* daemon-store.c */
+/* Store a result with retries (also after a signal, up to the stop deadline); a run that cannot be stored
+ * (not an outage) marks the job FAILED with the reason at least. */
+int runner_store(jl_runner *r, store_args *a);
+/* Store a spooled result (its file is the caller's): retried through outages until a signal (-EINTR); a
+ * run that cannot be stored marks the job FAILED with the reason. */
+int runner_store_spooled(jl_runner *r, store_args *a);
 int runner_config_json(jl_runner *r, char **ret);
 /* Run claimed job `id` whole: status, workdir, clone, scenario, run, store, cleanup. 0 or -EINTR (stopped;
  * the job was stored as FAILED or finished) or a fatal negative errno. */

@@ -91,19 +91,6 @@ int runner_config_json(jl_runner *r, char **ret)
 
 /* ---- storing a run ---- */
 
-typedef struct {
-        int64_t job_id;           /* <= 0: none (a control run) */
-        const char *kind;         /* "job", "control" */
-        const jl_run_result *res; /* NULL: nothing was measured */
-        bool finished;            /* the job's state: FINISHED or FAILED */
-        const char *message;      /* the job's message */
-        const char *run_error;    /* runs.error; NULL: the run is good */
-        bool control;             /* a control run: needs_validation is cleared */
-        const char
-            *deviation;   /* a control run that deviated: measurement_control_error and the admin's mail */
-        bool job_changed; /* out: this transaction ended the job */
-} store_args;
-
 static int64_t rt_us(const jl_run_result *res, uint64_t mono)
 {
         return ((int64_t)mono + res->realtime_offset_ns) / 1000;
@@ -194,10 +181,10 @@ static int insert_run(jl_runner *r, const store_args *a, int64_t *ret_run)
             (k = jl_stmt_bind_text(run, 3, a->kind)) >= 0 &&
             (k = jl_stmt_bind_int64(run, 4, rt_us(res, res->start_ns))) >= 0 &&
             (k = jl_stmt_bind_int64(run, 5, rt_us(res, res->end_ns))) >= 0 &&
-            (k = jl_stmt_bind_double(run, 6, (double)r->run_opts.interval_ns / 1e6)) >= 0 &&
+            (k = jl_stmt_bind_double(run, 6, a->sampling_rate_ms)) >= 0 &&
             (k = jl_stmt_bind_int64(run, 7, llround(flow_j * 1e6))) >= 0 &&
             (k = jl_stmt_bind_text(run, 8, checks)) >= 0 &&
-            (k = jl_stmt_bind_text(run, 9, r->config_json)) >= 0 &&
+            (k = jl_stmt_bind_text(run, 9, a->config_json)) >= 0 &&
             (k = jl_stmt_bind_text(run, 10, a->run_error)) >= 0)
                 k = jl_stmt_insert_id(run, &run_id);
         if (k == 0)
@@ -323,13 +310,14 @@ static int store_tx(jl_runner *r, void *arg)
                 _cleanup_stmt_ jl_stmt *up = NULL;
                 k = jl_store_prepare(
                     s,
-                    "UPDATE bench_jobs SET state = $2, message = $3, finished_us = $4 WHERE id = $1 "
-                    "AND state = 'RUNNING'",
+                    "UPDATE bench_jobs SET state = $2, message = $3, finished_us = $4, output = $5 WHERE "
+                    "id = $1 AND state = 'RUNNING'",
                     &up);
                 if (k >= 0 && (k = jl_stmt_bind_int64(up, 1, a->job_id)) >= 0 &&
                     (k = jl_stmt_bind_text(up, 2, a->finished ? "FINISHED" : "FAILED")) >= 0 &&
                     (k = jl_stmt_bind_text(up, 3, a->message)) >= 0 &&
-                    (k = jl_stmt_bind_int64(up, 4, now)) >= 0)
+                    (k = jl_stmt_bind_int64(up, 4, now)) >= 0 &&
+                    (k = jl_stmt_bind_text(up, 5, a->output)) >= 0)
                         k = jl_stmt_step(up);
                 if (k < 0)
                         return k;
@@ -364,7 +352,8 @@ static int store_tx(jl_runner *r, void *arg)
                 k = jl_store_prepare(s,
                                      a->deviation
                                          ? "UPDATE machines SET needs_validation = 0, status = "
-                                           "'measurement_control_error', updated_us = $2 WHERE id = $1"
+                                           "'measurement_control_error', control_error_mailed_us = $2, "
+                                           "updated_us = $2 WHERE id = $1"
                                          : "UPDATE machines SET needs_validation = 0, updated_us = $2 WHERE "
                                            "id = $1",
                                      &m);
@@ -388,12 +377,12 @@ static int store_tx(jl_runner *r, void *arg)
         return jl_store_commit(s);
 }
 
-/* Store with retries (also after a signal); when the run itself cannot be stored (not an outage), mark the
- * job FAILED with the reason at least, so that it never stays RUNNING. */
-static int store(jl_runner *r, store_args *a)
+/* The transaction with retries (also after a signal); when the run itself cannot be stored (not an outage),
+ * mark the job FAILED with the reason at least, so that it never stays RUNNING. */
+static int store_retry(jl_runner *r, store_args *a, bool must)
 {
-        int k = runner_db(r, "store the run", store_tx, a, true);
-        if (k >= 0 || !a->res)
+        int k = runner_db(r, "store the run", store_tx, a, must);
+        if (k >= 0 || !a->res || k == -EINTR)
                 return k;
         char msg[1536];
         snprintf(msg, sizeof(msg), "the run could not be stored: %s", r->err);
@@ -403,7 +392,34 @@ static int store(jl_runner *r, store_args *a)
                         .message = msg,
                         .control = a->control,
                         .deviation = a->control ? msg : NULL};
-        return runner_db(r, "mark the job FAILED", store_tx, &b, true);
+        return runner_db(r, "mark the job FAILED", store_tx, &b, must);
+}
+
+int runner_store_spooled(jl_runner *r, store_args *a)
+{
+        return store_retry(r, a, false);
+}
+
+int runner_store(jl_runner *r, store_args *a)
+{
+        if (a->sampling_rate_ms <= 0)
+                a->sampling_rate_ms = (double)r->run_opts.interval_ns / 1e6;
+        if (!a->config_json)
+                a->config_json = r->config_json;
+        /* a run, or a job's end: kept on disk until it is stored (a failed control workload without a run
+         * is found again by the next pass) */
+        runner_spool sp = {.fd = -1};
+        if (a->res || a->job_id > 0)
+                runner_spool_write(r, a, &sp);
+        int k = store_retry(r, a, true);
+        if (k >= 0)
+                runner_spool_done(&sp);
+        else if (sp.fd >= 0) {
+                runner_say(r, LOG_LEVEL_WARNING, 0,
+                           "the result stays in %s: stored once the database answers", sp.path);
+                close(sp.fd);
+        }
+        return k;
 }
 
 /* ---- working directories ---- */
@@ -492,7 +508,7 @@ static const char *signame(int sig)
 int runner_fail_job(jl_runner *r, int64_t id, const char *message)
 {
         store_args a = {.job_id = id, .kind = "job", .finished = false, .message = message};
-        int k = store(r, &a);
+        int k = runner_store(r, &a);
         jl_runner_report(r, JL_STATUS_JOB_ERROR, id, message);
         runner_say(r, LOG_LEVEL_WARNING, 0, "job %" PRId64 " FAILED: %s", id, message);
         return k < 0 ? k : 0;
@@ -559,11 +575,20 @@ int runner_job(jl_runner *r, int64_t id)
                 if (k < 0)
                         snprintf(msg, sizeof(msg), "scenario: %s", err[0] ? err : strerror(-k));
         }
+        _cleanup_free_ char *output = NULL;
         if (sc && !r->stop_signal) {
                 jl_run_opts o = r->run_opts;
                 o.workdir = src[0] ? src : dir;
+                runner_output *out = NULL;
+                int ofd = -1;
+                if ((k = runner_output_start(&out, &ofd)) < 0)
+                        runner_say(r, LOG_LEVEL_WARNING, k, "job %" PRId64 ": its output is not kept: %s",
+                                   id, strerror(-k));
+                else
+                        o.output_fd = ofd;
                 runner_say(r, LOG_LEVEL_INFO, 0, "job %" PRId64 ": running '%s'", id, sc->name);
                 k = jl_run_scenario(sc, &o, &res);
+                output = runner_output_finish(out);
                 if (k < 0)
                         snprintf(msg, sizeof(msg), "the scenario could not be run: %s", strerror(-k));
         } else if (sc && r->stop_signal)
@@ -587,8 +612,9 @@ int runner_job(jl_runner *r, int64_t id)
                         .res = res,
                         .finished = finished,
                         .message = msg,
-                        .run_error = finished ? NULL : msg};
-        k = store(r, &a);
+                        .run_error = finished ? NULL : msg,
+                        .output = output};
+        k = runner_store(r, &a);
         runner_say(r, finished ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING, 0, "job %" PRId64 " %s: %s", id,
                    finished ? "FINISHED" : "FAILED", msg);
         jl_run_result_free(res);
@@ -722,7 +748,7 @@ int runner_control(jl_runner *r, bool flagged)
                                      : stopped    ? msg
                                                   : NULL,
                         .deviation = deviation[0] && !stopped ? deviation : NULL};
-        k = store(r, &a);
+        k = runner_store(r, &a);
         if (k < 0)
                 goto out;
         if (stopped)

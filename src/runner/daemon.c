@@ -617,6 +617,11 @@ int jl_runner_new(const jl_runner_opts *o, jl_runner **ret)
         r->run_opts.baseline_s = r->c->runner.baseline_s;
         r->run_opts.timeline = true;
         r->run_opts.output_fd = -1;
+        runner_claimer_self(&r->self);
+        if (runner_spool_init(r) < 0) {
+                free(r);
+                return -ENAMETOOLONG;
+        }
         jl_mail_config_from(r->c, &r->mail);
         jl_control_limits_from(r->c, &r->limits);
         int k = runner_config_json(r, &r->config_json);
@@ -674,23 +679,47 @@ static int check_machine(jl_runner *r, void *arg)
         return k < 0 ? k : 1;
 }
 
+typedef struct {
+        int64_t id;
+        char why[512];
+} stale_job;
+
+/* Fail this machine's RUNNING jobs whose claimer is provably gone (runner_claimer_gone); the others are
+ * left to their runner, with a word in the log. */
 static int fail_stale(jl_runner *r, void *arg)
 {
         int *count = arg;
         jl_store *s = r->store;
         _cleanup_stmt_ jl_stmt *sel = NULL, *up = NULL;
-        int64_t ids[256];
+        _cleanup_free_ stale_job *jobs = calloc(256, sizeof(*jobs));
+        bool gone[256];
         size_t n = 0;
+        if (!jobs)
+                return -ENOMEM;
         int k = jl_store_begin_immediate(s);
         if (k >= 0)
                 k = jl_store_prepare(s,
-                                     "SELECT id FROM bench_jobs WHERE machine_id = $1 AND state = 'RUNNING' "
-                                     "ORDER BY id LIMIT 256",
+                                     "SELECT id, claim_host, claim_boot_id, claim_pid, claim_pid_start FROM "
+                                     "bench_jobs WHERE machine_id = $1 AND state = 'RUNNING' ORDER BY id "
+                                     "LIMIT 256",
                                      &sel);
         if (k >= 0)
                 k = jl_stmt_bind_int64(sel, 1, r->c->machine.id);
-        while (k >= 0 && (k = jl_stmt_step(sel)) == JL_STORE_ROW && n < ARRAY_SIZE(ids))
-                ids[n++] = jl_stmt_column_int64(sel, 0);
+        while (k >= 0 && (k = jl_stmt_step(sel)) == JL_STORE_ROW && n < ARRAY_SIZE(gone)) {
+                jl_claimer h = {.pid = -1, .pid_start = -1};
+                const char *v;
+                if ((v = jl_stmt_column_text(sel, 1)))
+                        snprintf(h.host, sizeof(h.host), "%s", v);
+                if ((v = jl_stmt_column_text(sel, 2)))
+                        snprintf(h.boot_id, sizeof(h.boot_id), "%s", v);
+                if (!jl_stmt_column_is_null(sel, 3))
+                        h.pid = jl_stmt_column_int64(sel, 3);
+                if (!jl_stmt_column_is_null(sel, 4))
+                        h.pid_start = jl_stmt_column_int64(sel, 4);
+                jobs[n].id = jl_stmt_column_int64(sel, 0);
+                gone[n] = runner_claimer_gone(&r->self, &h, jobs[n].why, sizeof(jobs[n].why)) == 1;
+                n++;
+        }
         if (k >= 0)
                 k = jl_store_prepare(
                     s,
@@ -699,14 +728,16 @@ static int fail_stale(jl_runner *r, void *arg)
                     &up);
         int64_t now = runner_now_us();
         for (size_t i = 0; k >= 0 && i < n; i++) {
-                if ((k = jl_stmt_bind_int64(up, 1, ids[i])) >= 0 &&
+                if (!gone[i])
+                        continue;
+                if ((k = jl_stmt_bind_int64(up, 1, jobs[i].id)) >= 0 &&
                     (k = jl_stmt_bind_text(up, 2, JL_RUNNER_STALE_MESSAGE)) >= 0 &&
                     (k = jl_stmt_bind_int64(up, 3, now)) >= 0)
                         k = jl_stmt_step(up);
                 if (k >= 0 && jl_stmt_changes(up) == 1) {
                         char err[512];
-                        int m = jl_mail_queue_job_failed(s, ids[i], JL_RUNNER_STALE_MESSAGE, now, NULL, err,
-                                                         sizeof(err));
+                        int m = jl_mail_queue_job_failed(s, jobs[i].id, JL_RUNNER_STALE_MESSAGE, now, NULL,
+                                                         err, sizeof(err));
                         if (m < 0 && m != -EINVAL) {
                                 k = m;
                                 break;
@@ -719,10 +750,18 @@ static int fail_stale(jl_runner *r, void *arg)
                 k = jl_store_commit(s);
         if (k < 0)
                 return k;
-        for (size_t i = 0; i < n; i++)
-                runner_say(r, LOG_LEVEL_WARNING, 0, "job %" PRId64 " FAILED: %s", ids[i],
-                           JL_RUNNER_STALE_MESSAGE);
-        *count = (int)n;
+        int failed = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (gone[i]) {
+                        runner_say(r, LOG_LEVEL_WARNING, 0, "job %" PRId64 " FAILED: %s (%s)", jobs[i].id,
+                                   JL_RUNNER_STALE_MESSAGE, jobs[i].why);
+                        failed++;
+                } else
+                        runner_say(r, LOG_LEVEL_NOTICE, 0,
+                                   "job %" PRId64 " is RUNNING and left to its runner: %s", jobs[i].id,
+                                   jobs[i].why);
+        }
+        *count = failed;
         return 0;
 }
 
@@ -772,6 +811,13 @@ int jl_runner_start(jl_runner *r, bool once)
                 if (k != -EINTR)
                         runner_say(r, LOG_LEVEL_ERROR, k, "cannot take the lock %s: %s", r->lock_path,
                                    strerror(-k));
+                return k;
+        }
+        /* results spooled by a runner that died while the database was away: stored before the jobs they
+         * end could be taken for stale ones */
+        k = runner_spool_replay(r);
+        if (k == -EINTR) {
+                runner_unlock(r);
                 return k;
         }
         int stale = 0;
@@ -873,36 +919,162 @@ static int read_state(jl_runner *r, void *arg)
         return 0;
 }
 
+/* While the machine stays in measurement_control_error, mail the admin again every
+ * runner.control_error_reminder_s (the first mail, or the last reminder, is
+ * machines.control_error_mailed_us; the UPDATE that moves it is the lease: two runners never both send one
+ * reminder). */
+static int remind_control_error(jl_runner *r, void *arg)
+{
+        (void)arg;
+        jl_store *s = r->store;
+        int64_t now = runner_now_us();
+        int64_t due = now - (int64_t)(r->c->runner.control_error_reminder_s * 1e6);
+        _cleanup_stmt_ jl_stmt *up = NULL, *why = NULL;
+        int k = jl_store_begin_immediate(s);
+        if (k >= 0)
+                k = jl_store_prepare(
+                    s,
+                    "UPDATE machines SET control_error_mailed_us = $2 WHERE id = $1 AND status = "
+                    "'measurement_control_error' AND (control_error_mailed_us IS NULL OR "
+                    "control_error_mailed_us <= $3)",
+                    &up);
+        if (k >= 0 && (k = jl_stmt_bind_int64(up, 1, r->c->machine.id)) >= 0 &&
+            (k = jl_stmt_bind_int64(up, 2, now)) >= 0 && (k = jl_stmt_bind_int64(up, 3, due)) >= 0)
+                k = jl_stmt_step(up);
+        if (k < 0)
+                return k;
+        if (jl_stmt_changes(up) != 1)
+                return jl_store_commit(s);
+        _cleanup_free_ char *desc = NULL;
+        _cleanup_stmt_ jl_stmt *d = NULL;
+        k = jl_store_prepare(s, "SELECT description FROM machines WHERE id = $1", &d);
+        if (k >= 0 && (k = jl_stmt_bind_int64(d, 1, r->c->machine.id)) >= 0)
+                k = jl_stmt_step(d);
+        if (k < 0)
+                return k;
+        if (k == JL_STORE_ROW && jl_stmt_column_text(d, 0) && !(desc = strdup(jl_stmt_column_text(d, 0))))
+                return -ENOMEM;
+        /* the reason: the latest control run's error */
+        k = jl_store_prepare(
+            s,
+            "SELECT error, start_us FROM runs WHERE machine_id = $1 AND kind = 'control' AND "
+            "error IS NOT NULL ORDER BY start_us DESC LIMIT 1",
+            &why);
+        if (k >= 0 && (k = jl_stmt_bind_int64(why, 1, r->c->machine.id)) >= 0)
+                k = jl_stmt_step(why);
+        if (k < 0)
+                return k;
+        const char *reason = k == JL_STORE_ROW ? jl_stmt_column_text(why, 0) : NULL;
+        char subject[256], ts[64] = "";
+        _cleanup_free_ char *body = NULL;
+        if (k == JL_STORE_ROW)
+                format_iso8601((uint64_t)jl_stmt_column_int64(why, 1) * 1000, ts, sizeof(ts));
+        snprintf(subject, sizeof(subject),
+                 "[joule] reminder: machine %" PRId64 "%s%s%s still in control error", r->c->machine.id,
+                 desc ? " (" : "", desc ? desc : "", desc ? ")" : "");
+        if (asprintf(&body,
+                     "Machine %" PRId64
+                     " still takes no jobs: its control workload deviated%s%s and the error "
+                     "has not been cleared.\n\n%s%s"
+                     "Look at the machine, then clear the error with\n\n"
+                     "    joule machines clear-error --id %" PRId64 "\n\n"
+                     "This reminder comes every %.0f s (runner.control_error_reminder_s) while the error "
+                     "stays.\n",
+                     r->c->machine.id, ts[0] ? " at " : "", ts, reason ? reason : "", reason ? "\n\n" : "",
+                     r->c->machine.id, r->c->runner.control_error_reminder_s) < 0) {
+                body = NULL;
+                return -ENOMEM;
+        }
+        char err[512] = "";
+        int q =
+            jl_mail_queue(s, r->c->admin.notification_email, subject, body, -1, now, NULL, err, sizeof(err));
+        if (q < 0 && q != -EINVAL)
+                return q;
+        if (q == -EINVAL)
+                runner_say(r, LOG_LEVEL_WARNING, q, "control workload: no reminder to the admin: %s", err);
+        k = jl_store_commit(s);
+        if (k >= 0 && q >= 0)
+                runner_say(r, LOG_LEVEL_NOTICE, 0,
+                           "control workload: the error stays; the admin is reminded");
+        return k;
+}
+
 typedef struct {
         int64_t started_us;
         bool random;
         int64_t job_id;
 } claim_args;
 
+/* Claim one WAITING job atomically and record the claimer (bench_jobs.claim_*) in the same statement: 1 and
+ * the job in a->job_id, 0 when none waits. */
 static int claim(jl_runner *r, void *arg)
 {
         claim_args *a = arg;
+        jl_store *s = r->store;
+        _cleanup_stmt_ jl_stmt *st = NULL, *pick = NULL, *mark = NULL;
+        int k = jl_store_begin_immediate(s);
+        if (k < 0)
+                return k;
         /* a claim whose commit was lost with the connection may have happened: it carries our started_us */
-        _cleanup_stmt_ jl_stmt *st = NULL;
-        int k = jl_store_prepare(r->store,
-                                 "SELECT id FROM bench_jobs WHERE machine_id = $1 AND state = 'RUNNING' AND "
-                                 "started_us = $2",
-                                 &st);
+        k = jl_store_prepare(s,
+                             "SELECT id FROM bench_jobs WHERE machine_id = $1 AND state = 'RUNNING' AND "
+                             "started_us = $2 AND claim_pid = $3",
+                             &st);
         if (k >= 0 && (k = jl_stmt_bind_int64(st, 1, r->c->machine.id)) >= 0 &&
-            (k = jl_stmt_bind_int64(st, 2, a->started_us)) >= 0)
+            (k = jl_stmt_bind_int64(st, 2, a->started_us)) >= 0 &&
+            (k = jl_stmt_bind_int64(st, 3, r->self.pid)) >= 0)
                 k = jl_stmt_step(st);
         if (k < 0)
                 return k;
         if (k == JL_STORE_ROW) {
                 a->job_id = jl_stmt_column_int64(st, 0);
-                return 1;
+                jl_stmt_finalize(TAKE_PTR(st));
+                k = jl_store_commit(s);
+                return k < 0 ? k : 1;
         }
-        jl_stmt_finalize(TAKE_PTR(st));
-        int64_t id;
-        k = jl_store_claim_job(r->store, r->c->machine.id, a->random, a->started_us, &id);
-        if (k == 1)
-                a->job_id = id;
-        return k;
+        char sql[512];
+        snprintf(
+            sql, sizeof(sql),
+            "SELECT id FROM bench_jobs WHERE machine_id = $1 AND state = 'WAITING' ORDER BY %s LIMIT 1%s",
+            a->random ? "random()" : "created_us, id",
+            jl_store_get_backend(s) == JL_STORE_POSTGRES ? " FOR UPDATE SKIP LOCKED" : "");
+        k = jl_store_prepare(s, sql, &pick);
+        if (k >= 0 && (k = jl_stmt_bind_int64(pick, 1, r->c->machine.id)) >= 0)
+                k = jl_stmt_step(pick);
+        if (k < 0)
+                return k;
+        if (k != JL_STORE_ROW) {
+                jl_stmt_finalize(TAKE_PTR(pick));
+                k = jl_store_commit(s);
+                return k < 0 ? k : 0;
+        }
+        int64_t id = jl_stmt_column_int64(pick, 0);
+        jl_stmt_finalize(TAKE_PTR(pick));
+        k = jl_store_prepare(s,
+                             "UPDATE bench_jobs SET state = 'RUNNING', started_us = $2, claim_host = $3, "
+                             "claim_boot_id = $4, claim_pid = $5, claim_pid_start = $6 WHERE id = $1 AND "
+                             "state = 'WAITING'",
+                             &mark);
+        if (k >= 0 && (k = jl_stmt_bind_int64(mark, 1, id)) >= 0 &&
+            (k = jl_stmt_bind_int64(mark, 2, a->started_us)) >= 0 &&
+            (k = jl_stmt_bind_text(mark, 3, r->self.host)) >= 0 &&
+            (k = jl_stmt_bind_text(mark, 4, r->self.boot_id[0] ? r->self.boot_id : NULL)) >= 0 &&
+            (k = jl_stmt_bind_int64(mark, 5, r->self.pid)) >= 0 &&
+            (k = r->self.pid_start >= 0 ? jl_stmt_bind_int64(mark, 6, r->self.pid_start)
+                                        : jl_stmt_bind_null(mark, 6)) >= 0)
+                k = jl_stmt_step(mark);
+        if (k < 0)
+                return k;
+        if (jl_stmt_changes(mark) != 1) {
+                snprintf(r->err, sizeof(r->err), "claim: job %" PRId64 " was taken concurrently", id);
+                return -EAGAIN; /* transient: rolled back and tried again */
+        }
+        jl_stmt_finalize(TAKE_PTR(mark));
+        k = jl_store_commit(s);
+        if (k < 0)
+                return k;
+        a->job_id = id;
+        return 1;
 }
 
 int jl_runner_pass(jl_runner *r)
@@ -917,7 +1089,14 @@ int jl_runner_pass(jl_runner *r)
         int k = runner_db(r, "read the machine's state", read_state, &ms, false);
         if (k < 0)
                 return k;
+        k = runner_spool_replay(r); /* results left by a runner that died while the database was away */
+        if (k == -EINTR)
+                return k;
         if (ms.control_error) {
+                if (r->c->runner.control_error_reminder_s > 0 && r->c->admin.notification_email &&
+                    runner_db(r, "remind the admin of the control-workload error", remind_control_error,
+                              NULL, false) == -EINTR)
+                        return -EINTR;
                 jl_runner_report(
                     r, JL_STATUS_CONTROL_ERROR, 0,
                     "the control workload deviated: no jobs until `joule machines clear-error`");

@@ -27,6 +27,7 @@
 #define JL_RUNNER_CLEANUP_TIMEOUT_S 600.0
 #define JL_RUNNER_SCENARIO_FILE "joule.yml" /* a repository job's scenario, at the repository's root */
 #define JL_RUNNER_CHANNEL "joule_jobs"      /* `joule submit` NOTIFYs it with the machine id */
+#define JL_RUNNER_OUTPUT_MAX (64 * 1024)    /* the tail of a job's output kept in bench_jobs.output */
 
 typedef enum {
         JL_STATUS_NONE = -1,

@@ -208,6 +208,7 @@ static int phase_end(run_ctx *x, const char *name, bool complete)
                         d->scope = t->ch.scope;
                         d->estimated = t->ch.estimated;
                         d->energy_j = (double)t->energy_uj / 1e6;
+                        d->gap_s = (double)t->gap_ns / 1e9;
                         d->power_avg_w = ph->duration_s > 0 ? d->energy_j / ph->duration_s : 0;
                         d->power_max_w = MAX(t->power_max_w, d->power_avg_w);
                         continue;
@@ -334,6 +335,13 @@ static event wait_event(run_ctx *x, pid_t pid, uint64_t deadline_ns, int *ret_st
                 if (deadline_ns != UINT64_MAX) {
                         uint64_t left = deadline_ns - now;
                         timeout_ms = (int)MIN((left + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, (uint64_t)INT32_MAX);
+                }
+                if (x->measuring) {
+                        /* between ticks, the reads the sampler needs to unwrap fast-wrapping counters */
+                        jl_sampler_guard_at(x->s, now);
+                        int g = jl_sampler_guard_timeout_ms(x->s, now);
+                        if (g >= 0 && (timeout_ms < 0 || g < timeout_ms))
+                                timeout_ms = g;
                 }
                 struct pollfd pfd[2] = {{.fd = x->sfd, .events = POLLIN}, {.fd = x->tfd, .events = POLLIN}};
                 int n = poll(pfd, x->measuring ? 2 : 1, timeout_ms);
@@ -714,6 +722,8 @@ void jl_run_result_json(const jl_run_result *r, json_writer *w)
                         json_object_end(w);
                         json_key(w, "estimated");
                         json_bool(w, d->estimated);
+                        json_key(w, "gap_s");
+                        json_double(w, d->gap_s);
                         json_object_end(w);
                 }
                 json_array_end(w);

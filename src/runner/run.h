@@ -55,6 +55,7 @@ typedef struct {
         bool estimated;
         double energy_j;
         double power_avg_w, power_max_w;
+        double gap_s; /* time whose energy was estimated across unresolved counter wraps (metrics.md) */
 } jl_run_domain;
 
 typedef struct {

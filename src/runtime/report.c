@@ -1,74 +1,244 @@
-/* report.c - PROVISIONAL: the runtime's requests to jouled (report.h). Frequencies go through the same
- * local-socket request as libjoule-api's joule_set_cpufreq (JL_OP_SET_CPUFREQ, src/api/client.c); the
- * records (application, loops, events) are not carried by this jouled yet and return -EOPNOTSUPP (the
- * caller prints them at JOULE_VERBOSE >= 3). Replaced by the full implementation with jouled's new
- * requests. */
+/* report.c - the runtime's client of jouled (report.h): one connection to the local socket, kept open and
+ * made again once when jouled closed it (restarted), each request bounded by JL_RT_REPORT_TIMEOUT_MS in
+ * all. Thread-safe (one mutex: a rank's requests are rare). Never logs, never raises a signal (SIGPIPE is
+ * suppressed by the client's sends), never blocks the application past the timeout (the connect does not
+ * wait either: a jouled that is stopped with a full backlog is -EAGAIN at once). */
 #include "report.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
+#include "msg.h"
 
-static char socket_path[108];
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static int report_fd = -1;
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool all_digits(const char *s)
+{
+        if (!s || !*s || strlen(s) > 19)
+                return false;
+        for (; *s; s++)
+                if (*s < '0' || *s > '9')
+                        return false;
+        return true;
+}
+
+/* The step: JOULE_JOB_ID / JOULE_STEP_ID, else SLURM_JOB_ID / SLURM_STEP_ID (no step id: -1). -ENOENT when
+ * no job id is set, -EINVAL when one is not a number. */
+static int step_from_env(char *job, size_t size, int64_t *ret_step)
+{
+        const char *j = getenv("JOULE_JOB_ID"), *s = NULL;
+        if (j && *j)
+                s = getenv("JOULE_STEP_ID");
+        else {
+                j = getenv("SLURM_JOB_ID");
+                s = getenv("SLURM_STEP_ID");
+        }
+        if (!j || !*j)
+                return -ENOENT;
+        if (!all_digits(j) || strlen(j) >= size)
+                return -EINVAL;
+        int64_t step = -1;
+        if (s && *s) {
+                char *end;
+                errno = 0;
+                long long v = strtoll(s, &end, 10);
+                if (errno || *end || end == s || v < -1)
+                        return -EINVAL;
+                step = v;
+        }
+        snprintf(job, size, "%s", j);
+        *ret_step = step;
+        return 0;
+}
+
+/* A non-blocking connect: a unix connect waits while the listener's backlog is full (a jouled that is
+ * stopped); this one fails at once with -EAGAIN instead. The client's exchange polls, so the descriptor
+ * stays non-blocking. */
+static int connect_locked(void)
+{
+        if (report_fd >= 0)
+                return 0;
+        const char *path = jl_client_socket_path(NULL);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        report_fd = fd;
+        return 0;
+}
+
+static void disconnect_locked(void)
+{
+        if (report_fd >= 0)
+                close(report_fd);
+        report_fd = -1;
+}
 
 int jl_rt_report_connect(void)
 {
-        const char *p = jl_client_socket_path(NULL);
-        int fd = -1;
-        if (strlen(p) >= sizeof(socket_path))
-                return -ENAMETOOLONG;
-        snprintf(socket_path, sizeof(socket_path), "%s", p);
-        int r = jl_client_connect(socket_path, &fd);
-        if (r < 0)
-                return r;
-        close(fd);
-        return 0;
+        pthread_mutex_lock(&report_lock);
+        int r = connect_locked();
+        pthread_mutex_unlock(&report_lock);
+        return r;
 }
 
 void jl_rt_report_disconnect(void)
 {
-        socket_path[0] = '\0';
+        pthread_mutex_lock(&report_lock);
+        disconnect_locked();
+        pthread_mutex_unlock(&report_lock);
+}
+
+/* One request and jouled's answer within the timeout: the connection is made (again) when there is none;
+ * a connection jouled closed (it restarted, or dropped a malformed request) is made again once. */
+static int request(const jl_msg_request *req)
+{
+        uint64_t deadline = now_ms() + JL_RT_REPORT_TIMEOUT_MS;
+        int r = -ETIMEDOUT;
+        pthread_mutex_lock(&report_lock);
+        for (int attempt = 0; attempt < 2; attempt++) {
+                uint64_t now = now_ms();
+                if (now >= deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                bool fresh = report_fd < 0;
+                r = connect_locked();
+                if (r < 0)
+                        break;
+                jl_client_reply rep = {.fd = -1};
+                char why[128];
+                r = jl_client_exchange(report_fd, req, (int)(deadline - now), &rep, why, sizeof(why));
+                if (r == 0) {
+                        r = rep.err;
+                        if (rep.err == -EBADMSG) /* jouled closes the connection after a malformed one */
+                                disconnect_locked();
+                        jl_client_reply_free(&rep);
+                        break;
+                }
+                jl_client_reply_free(&rep);
+                disconnect_locked();
+                /* a connection of before (jouled restarted since): once more on a fresh one */
+                if (fresh || (r != -ECONNRESET && r != -EPIPE))
+                        break;
+        }
+        pthread_mutex_unlock(&report_lock);
+        return r;
+}
+
+static int request_for_step(jl_msg_request *req, bool need_step)
+{
+        int64_t step;
+        int r = step_from_env(req->job_id, sizeof(req->job_id), &step);
+        if (r == 0)
+                req->step_id = step;
+        else if (need_step || r != -ENOENT)
+                return r;
+        return request(req);
 }
 
 int jl_rt_set_cpufreq(const cpu_set_t *cpus, unsigned long khz)
 {
-        if (!cpus || khz > 100000000UL)
+        if (!cpus)
                 return -EINVAL;
-        if (!socket_path[0])
-                return -ENOTCONN;
-        jl_msg_request req = {.op = JL_OP_SET_CPUFREQ, .step_id = -1, .gpu = -1, .khz = khz};
-        for (size_t cpu = 0; cpu < JL_MSG_CPUMASK_BYTES * 8 && cpu < CPU_SETSIZE; cpu++)
-                if (CPU_ISSET(cpu, cpus)) {
-                        req.cpumask[cpu / 8] |= (uint8_t)(1u << (cpu % 8));
-                        req.cpumask_len = cpu / 8 + 1;
+        jl_msg_request req = {.op = JL_OP_SET_CPUFREQ, .step_id = -1, .khz = khz};
+        size_t n = sizeof(*cpus) < sizeof(req.cpumask) ? sizeof(*cpus) : sizeof(req.cpumask);
+        size_t last = 0;
+        for (int c = 0; c < (int)(n * 8); c++)
+                if (CPU_ISSET_S(c, sizeof(*cpus), cpus)) {
+                        req.cpumask[c / 8] |= (uint8_t)(1u << (c % 8));
+                        last = (size_t)c / 8 + 1;
                 }
-        if (req.cpumask_len == 0)
+        if (last == 0)
                 return -EINVAL;
-        jl_client_reply rep = {.fd = -1};
-        char why[256];
-        int r = jl_client_request(socket_path, &req, JL_RT_REPORT_TIMEOUT_MS, &rep, why, sizeof(why));
-        if (r == 0)
-                r = rep.err;
-        jl_client_reply_free(&rep);
-        return r;
+        req.cpumask_len = last;
+        return request_for_step(&req, false);
 }
 
-int jl_rt_report_app(const jl_rt_app_record *r)
+static void copy_str(char *dst, size_t size, const char *src)
 {
-        return r ? -EOPNOTSUPP : -EINVAL;
+        snprintf(dst, size, "%s", src ? src : "");
 }
 
-int jl_rt_report_loop(const jl_rt_loop_record *r)
+int jl_rt_report_app(const jl_rt_app_record *a)
 {
-        return r ? -EOPNOTSUPP : -EINVAL;
+        if (!a)
+                return -EINVAL;
+        jl_msg_request req = {.op = JL_OP_RT_RECORD, .step_id = -1, .has_rt = true};
+        jl_msg_rt_init(&req.rt, JL_RT_APP);
+        jl_msg_rt *m = &req.rt;
+        copy_str(m->name, sizeof(m->name), a->app_name);
+        copy_str(m->policy, sizeof(m->policy), a->policy);
+        copy_str(m->tag, sizeof(m->tag), a->tag);
+        m->policy_th = a->policy_th;
+        m->time_s = a->time_s;
+        m->energy_j = a->energy_j;
+        m->avg_power_w = a->avg_power_w;
+        m->pck_power_w = a->pck_power_w;
+        m->dram_power_w = a->dram_power_w;
+        m->avg_cpufreq_khz = a->avg_cpufreq_khz;
+        m->def_cpufreq_khz = a->def_cpufreq_khz;
+        m->cpi = a->cpi;
+        m->tpi = a->tpi;
+        m->gbs = a->gbs;
+        m->gflops = a->gflops;
+        return request_for_step(&req, true);
+}
+
+int jl_rt_report_loop(const jl_rt_loop_record *l)
+{
+        if (!l)
+                return -EINVAL;
+        jl_msg_request req = {.op = JL_OP_RT_RECORD, .step_id = -1, .has_rt = true};
+        jl_msg_rt_init(&req.rt, JL_RT_LOOP);
+        jl_msg_rt *m = &req.rt;
+        copy_str(m->name, sizeof(m->name), l->loop_key);
+        m->iterations = l->iterations;
+        m->time_per_iteration_s = l->time_per_iteration_s;
+        m->avg_power_w = l->avg_power_w;
+        m->avg_cpufreq_khz = l->avg_cpufreq_khz;
+        m->cpi = l->cpi;
+        m->tpi = l->tpi;
+        m->gbs = l->gbs;
+        m->gflops = l->gflops;
+        return request_for_step(&req, true);
 }
 
 int jl_rt_report_event(const char *kind, double value, const char *message)
 {
-        (void)value;
-        return kind && message ? -EOPNOTSUPP : -EINVAL;
+        if (!kind || !*kind)
+                return -EINVAL;
+        jl_msg_request req = {.op = JL_OP_RT_RECORD, .step_id = -1, .has_rt = true};
+        jl_msg_rt_init(&req.rt, JL_RT_EVENT);
+        copy_str(req.rt.name, sizeof(req.rt.name), kind);
+        copy_str(req.rt.message, sizeof(req.rt.message), message);
+        req.rt.value = value;
+        return request_for_step(&req, true);
 }

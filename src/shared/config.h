@@ -61,6 +61,8 @@ typedef struct {
                 double control_energy_threshold;     /* per metric: fraction (relative) or J, W, s */
                 double control_power_threshold;
                 double control_duration_threshold;
+                double control_error_reminder_s; /* mail the admin again while the error stays; 0: never */
+                char *spool_dir; /* results not yet stored; NULL: docs/cluster.md, "The spool" */
         } runner;
         struct {
                 int64_t id;

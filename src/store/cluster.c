@@ -28,7 +28,7 @@ int jl_store_cluster_lock(jl_store *s)
 
 static const char *const record_columns[] = {"node",         "seq",         "start_us",     "end_us",
                                              "energy_uj",    "avg_power_w", "domains_json", "max_temp_c",
-                                             "avg_freq_khz", "job_id",      "step_id"};
+                                             "avg_freq_khz", "job_id",      "step_id",      "gap_us"};
 
 static int put_record(jl_bulk *b, const jl_store_record *m)
 {
@@ -47,6 +47,8 @@ static int put_record(jl_bulk *b, const jl_store_record *m)
                 r = m->has_job ? jl_bulk_int64(b, m->job_id) : jl_bulk_null(b);
         if (r >= 0)
                 r = m->has_job ? jl_bulk_int64(b, m->step_id) : jl_bulk_null(b);
+        if (r >= 0)
+                r = jl_bulk_int64(b, m->gap_us);
         if (r >= 0)
                 r = jl_bulk_row_end(b);
         return r;
@@ -297,6 +299,126 @@ int jl_store_touch_nodes(jl_store *s, const jl_store_node_seen *seen, size_t n)
                 }
                 if (r >= 0)
                         r = step_done(st);
+        }
+        return r < 0 ? r : 0;
+}
+
+/* ---- the runtime's records ---- */
+
+static const char sql_app[] =
+    "INSERT INTO applications (job_id, step_id, node, time_us, app_name, policy, policy_th, exec_time_s, "
+    "energy_uj, power_w, pck_power_w, dram_power_w, cpi, tpi, gbs, gflops, avg_freq_khz, def_freq_khz, tag, "
+    "seq) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) "
+    "ON CONFLICT (job_id, step_id, node) DO UPDATE SET time_us = excluded.time_us, app_name = "
+    "excluded.app_name, policy = excluded.policy, policy_th = excluded.policy_th, exec_time_s = "
+    "excluded.exec_time_s, energy_uj = excluded.energy_uj, power_w = excluded.power_w, pck_power_w = "
+    "excluded.pck_power_w, dram_power_w = excluded.dram_power_w, cpi = excluded.cpi, tpi = excluded.tpi, "
+    "gbs = "
+    "excluded.gbs, gflops = excluded.gflops, avg_freq_khz = excluded.avg_freq_khz, def_freq_khz = "
+    "excluded.def_freq_khz, tag = excluded.tag, seq = excluded.seq "
+    "WHERE applications.seq IS NULL OR applications.seq <= excluded.seq";
+static const char sql_loop[] = "INSERT INTO loops (job_id, step_id, node, time_us, loop_key, iterations, "
+                               "time_per_iteration_s, power_w, "
+                               "avg_freq_khz, cpi, tpi, gbs, gflops, seq) "
+                               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON "
+                               "CONFLICT (node, seq) DO NOTHING";
+static const char sql_event[] =
+    "INSERT INTO events (job_id, step_id, node, time_us, kind, value, message, seq) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (node, seq) DO NOTHING";
+
+static int bind_dbl(jl_stmt *st, int idx, double v)
+{
+        return isfinite(v) ? jl_stmt_bind_double(st, idx, v) : jl_stmt_bind_null(st, idx);
+}
+
+static int bind_khz(jl_stmt *st, int idx, int64_t v)
+{
+        return v > 0 ? jl_stmt_bind_int64(st, idx, v) : jl_stmt_bind_null(st, idx);
+}
+
+static int bind_str(jl_stmt *st, int idx, const char *v)
+{
+        return jl_stmt_bind_text(st, idx, v && *v ? v : NULL);
+}
+
+static int rt_common(jl_stmt *st, const jl_store_rt *m)
+{
+        int r;
+        if ((r = jl_stmt_reset(st)) < 0 || (r = jl_stmt_bind_int64(st, 1, m->job_id)) < 0 ||
+            (r = jl_stmt_bind_int64(st, 2, m->step_id)) < 0 || (r = jl_stmt_bind_text(st, 3, m->node)) < 0 ||
+            (r = jl_stmt_bind_int64(st, 4, m->time_us)) < 0 || (r = bind_str(st, 5, m->name)) < 0)
+                return r;
+        return 0;
+}
+
+static int put_app(jl_stmt *st, const jl_store_rt *m)
+{
+        int r;
+        double uj = m->energy_j * 1e6;
+        if ((r = rt_common(st, m)) < 0 || (r = bind_str(st, 6, m->policy)) < 0 ||
+            (r = bind_dbl(st, 7, m->policy_th)) < 0 || (r = bind_dbl(st, 8, m->time_s)) < 0 ||
+            (r = isfinite(uj) && uj < 9e18 ? jl_stmt_bind_int64(st, 9, (int64_t)llround(uj))
+                                           : jl_stmt_bind_null(st, 9)) < 0 ||
+            (r = bind_dbl(st, 10, m->avg_power_w)) < 0 || (r = bind_dbl(st, 11, m->pck_power_w)) < 0 ||
+            (r = bind_dbl(st, 12, m->dram_power_w)) < 0 || (r = bind_dbl(st, 13, m->cpi)) < 0 ||
+            (r = bind_dbl(st, 14, m->tpi)) < 0 || (r = bind_dbl(st, 15, m->gbs)) < 0 ||
+            (r = bind_dbl(st, 16, m->gflops)) < 0 || (r = bind_khz(st, 17, m->avg_cpufreq_khz)) < 0 ||
+            (r = bind_khz(st, 18, m->def_cpufreq_khz)) < 0 || (r = bind_str(st, 19, m->tag)) < 0 ||
+            (r = jl_stmt_bind_int64(st, 20, (int64_t)m->seq)) < 0)
+                return r;
+        return step_done(st);
+}
+
+static int put_loop(jl_stmt *st, const jl_store_rt *m)
+{
+        int r;
+        if ((r = rt_common(st, m)) < 0 || (r = jl_stmt_bind_int64(st, 6, m->iterations)) < 0 ||
+            (r = bind_dbl(st, 7, m->time_per_iteration_s)) < 0 ||
+            (r = bind_dbl(st, 8, m->avg_power_w)) < 0 || (r = bind_khz(st, 9, m->avg_cpufreq_khz)) < 0 ||
+            (r = bind_dbl(st, 10, m->cpi)) < 0 || (r = bind_dbl(st, 11, m->tpi)) < 0 ||
+            (r = bind_dbl(st, 12, m->gbs)) < 0 || (r = bind_dbl(st, 13, m->gflops)) < 0 ||
+            (r = jl_stmt_bind_int64(st, 14, (int64_t)m->seq)) < 0)
+                return r;
+        return step_done(st);
+}
+
+static int put_event(jl_stmt *st, const jl_store_rt *m)
+{
+        int r;
+        if ((r = rt_common(st, m)) < 0 || (r = bind_dbl(st, 6, m->value)) < 0 ||
+            (r = bind_str(st, 7, m->message)) < 0 || (r = jl_stmt_bind_int64(st, 8, (int64_t)m->seq)) < 0)
+                return r;
+        return step_done(st);
+}
+
+int jl_store_put_rt(jl_store *s, const jl_store_rt *recs, size_t n)
+{
+        _cleanup_stmt_ jl_stmt *app = NULL;
+        _cleanup_stmt_ jl_stmt *loop = NULL;
+        _cleanup_stmt_ jl_stmt *event = NULL;
+        int r = 0;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                const jl_store_rt *m = &recs[i];
+                switch (m->kind) {
+                case JL_STORE_RT_APP:
+                        if (!app && (r = jl_store_prepare(s, sql_app, &app)) < 0)
+                                break;
+                        r = put_app(app, m);
+                        break;
+                case JL_STORE_RT_LOOP:
+                        if (!loop && (r = jl_store_prepare(s, sql_loop, &loop)) < 0)
+                                break;
+                        r = put_loop(loop, m);
+                        break;
+                case JL_STORE_RT_EVENT:
+                        if (!event && (r = jl_store_prepare(s, sql_event, &event)) < 0)
+                                break;
+                        r = put_event(event, m);
+                        break;
+                default:
+                        r = -EINVAL;
+                }
         }
         return r < 0 ? r : 0;
 }

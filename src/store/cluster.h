@@ -24,6 +24,7 @@ typedef struct {
         bool has_job;                    /* the first job step running in the window */
         int64_t job_id, step_id;
         const char *domains_json; /* {"package-0":123,...}: names in the node's order, µJ; NULL: none */
+        int64_t gap_us;           /* time of the window whose energy is estimated (metrics.md, "Gaps") */
 } jl_store_record;
 
 /* A job step began or ended on one node. */
@@ -36,6 +37,31 @@ typedef struct {
         int64_t energy_uj; /* end: the step's energy on this node */
         bool complete;     /* end: false when the node lost track (daemon restarted mid-step) */
 } jl_store_job_event;
+
+/* A record of the runtime (libjoule-rt, through jouled): an application's signature (one applications row
+ * per job step and node: a later one replaces it), a loop's signature (a loops row) or a policy decision (an
+ * events row). Doubles: NAN (any non-finite value) is NULL; kHz 0 is NULL. (node, seq) makes replays
+ * harmless. */
+enum {
+        JL_STORE_RT_APP = 1,
+        JL_STORE_RT_LOOP = 2,
+        JL_STORE_RT_EVENT = 3,
+};
+
+typedef struct {
+        int kind; /* JL_STORE_RT_* */
+        const char *node;
+        uint64_t seq;
+        int64_t job_id, step_id;
+        int64_t time_us;
+        const char *name;                   /* app_name, loop_key or event kind */
+        const char *policy, *tag, *message; /* NULL or "": NULL */
+        double policy_th, time_s, energy_j, avg_power_w, pck_power_w, dram_power_w;
+        double cpi, tpi, gbs, gflops, time_per_iteration_s, value;
+        int64_t iterations, avg_cpufreq_khz, def_cpufreq_khz;
+} jl_store_rt;
+
+int jl_store_put_rt(jl_store *s, const jl_store_rt *recs, size_t n);
 
 /* A node's latest sign of life. */
 typedef struct {

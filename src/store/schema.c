@@ -263,6 +263,50 @@ static const migration migrations[] = {
      " time_us BIGINT NOT NULL,"
      " machine_id BIGINT,"
      " message TEXT NOT NULL);\n"},
+
+    {3,
+     "periodic_metrics.gap_us: time of a record whose energy is estimated (counter wraps it could not "
+     "resolve for certain)",
+     /* NULL in rows of older nodes: no gaps known */
+     "ALTER TABLE periodic_metrics ADD COLUMN gap_us BIGINT;\n"},
+    {4, "measurement cluster: the claimer of a job, its output, control-error reminders, calibration",
+     /* who holds a RUNNING job (docs/cluster.md, "Stale jobs"): the host, its boot, the process and the
+      * process's start time (clock ticks after boot, /proc/PID/stat), so that a stale job is told from one
+      * that another runner is measuring */
+     "ALTER TABLE bench_jobs ADD COLUMN claim_host TEXT;\n"
+     "ALTER TABLE bench_jobs ADD COLUMN claim_boot_id TEXT;\n"
+     "ALTER TABLE bench_jobs ADD COLUMN claim_pid BIGINT;\n"
+     "ALTER TABLE bench_jobs ADD COLUMN claim_pid_start BIGINT;\n"
+     /* the tail of the commands' output (stdout and stderr), at most 64 KiB */
+     "ALTER TABLE bench_jobs ADD COLUMN output TEXT;\n"
+     /* the last mail about a control-workload error (the first one, or a reminder) */
+     "ALTER TABLE machines ADD COLUMN control_error_mailed_us BIGINT;\n"
+     /* joule calibrate --write */
+     "ALTER TABLE machines ADD COLUMN calibrated_us BIGINT;\n"
+     "ALTER TABLE machines ADD COLUMN calibrated_base_temperature_c DOUBLE PRECISION;\n"
+     "ALTER TABLE machines ADD COLUMN calibrated_sleep_time_after_job_s DOUBLE PRECISION;\n"
+     "ALTER TABLE machines ADD COLUMN calibration_json TEXT;\n"},
+    {5, "report windows: the time each aggregation's records cover, indexes for report and acct windows",
+     /* the union of the records' time inside the window (NULL on rows written before: the whole window) */
+     "ALTER TABLE periodic_aggregations ADD COLUMN covered_us BIGINT;\n"
+     /* joule report reads one scope over [from, to): both bounds on the index */
+     "CREATE INDEX periodic_aggregations_scope ON periodic_aggregations (scope, start_us);\n"
+     /* joule acct: the longest finished step bounds how far before --from a step can have begun; the
+      * running ones have their own small index, in the report's order (so that no planner scans the
+      * whole table for the order when none is running) */
+     "CREATE INDEX steps_duration ON steps ((end_us - start_us));\n"
+     "CREATE INDEX steps_running ON steps (job_id, step_id, node) WHERE end_us IS NULL;\n"},
+    {6,
+     "runtime: applications.tag, loops.time_per_iteration_s, and (node, seq) of the runtime's records so "
+     "that replays are harmless",
+     "ALTER TABLE applications ADD COLUMN tag TEXT;\n"
+     "ALTER TABLE applications ADD COLUMN seq BIGINT;\n"
+     "ALTER TABLE loops ADD COLUMN time_per_iteration_s DOUBLE PRECISION;\n"
+     "ALTER TABLE loops ADD COLUMN seq BIGINT;\n"
+     "ALTER TABLE events ADD COLUMN seq BIGINT;\n"
+     "CREATE UNIQUE INDEX loops_node_seq ON loops (node, seq);\n"
+     "CREATE UNIQUE INDEX events_node_seq ON events (node, seq);\n"
+     "CREATE INDEX events_job ON events (job_id, step_id);\n"},
 };
 
 int jl_store_schema_latest(void)

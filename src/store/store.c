@@ -695,3 +695,76 @@ int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t 
                 return store_error(s, -EOPNOTSUPP, "%s has no notifications", s->ops->name);
         return s->ops->wait_notify(s, timeout_ms, ret_channel, channel_size, ret_payload, payload_size);
 }
+
+/* ---- report queries ---- */
+
+/* The union of the spans [s, t) of a key's records: each record adds what lies beyond the latest end of
+ * the records that start before it (pm, a window function: SQLite ≥ 3.25 and PostgreSQL alike). */
+#define REPORT_COVER                                                                                        \
+        "SUM(CASE WHEN x.pm IS NULL OR x.s >= x.pm THEN x.t - x.s WHEN x.t > x.pm THEN x.t - x.pm ELSE 0 "  \
+        "END)"
+/* records wholly inside [$1, $2): start_us is bounded on both sides, so the index reads only the range */
+#define REPORT_RECORDS_WHERE " WHERE m.start_us >= $1 AND m.start_us <= $2 AND m.end_us <= $2"
+#define REPORT_RECORDS(key, join)                                                                           \
+        "SELECT x.k, SUM(x.e), MIN(x.s), MAX(x.t), " REPORT_COVER ", SUM(x.g) FROM (SELECT " key            \
+        " AS k, m.energy_uj "                                                                               \
+        "AS e, m.start_us AS s, m.end_us AS t, COALESCE(m.gap_us, 0) AS g, MAX(m.end_us) OVER (PARTITION "  \
+        "BY " key " ORDER BY "                                                                              \
+        "m.start_us, m.end_us ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM "                \
+        "periodic_metrics m" join REPORT_RECORDS_WHERE ") x GROUP BY x.k ORDER BY x.k"
+
+const char *jl_store_report_sql(const char *by, bool aggregations)
+{
+        if (!by || (strcmp(by, "node") != 0 && strcmp(by, "partition") != 0 && strcmp(by, "cluster") != 0))
+                return NULL;
+        if (aggregations)
+                /* a key's windows never overlap (one row per scope, key and window) */
+                return "SELECT scope_key, SUM(energy_uj), MIN(start_us), MAX(end_us), "
+                       "SUM(COALESCE(covered_us, end_us - start_us)), 0 FROM periodic_aggregations "
+                       "WHERE scope = $3 AND start_us >= $1 AND start_us < $2 AND end_us <= $2 "
+                       "GROUP BY scope_key ORDER BY scope_key";
+        if (strcmp(by, "node") == 0)
+                return REPORT_RECORDS("m.node", "");
+        if (strcmp(by, "partition") == 0)
+                return REPORT_RECORDS("COALESCE(n.partition_name, '')",
+                                      " LEFT JOIN nodes n ON n.name = m.node");
+        return REPORT_RECORDS("CAST('cluster' AS TEXT)", "");
+}
+
+int jl_store_acct_sql(bool user, bool job, char *buf, size_t size)
+{
+        static const char cols[] =
+            "SELECT job_id, step_id, user_name, node, start_us, end_us, energy_uj, complete "
+            "FROM steps WHERE ";
+        char filter[64];
+        int np = 3;
+        int f = 0;
+        filter[0] = '\0';
+        if (user)
+                f += snprintf(filter + f, sizeof(filter) - (size_t)f, " AND user_name = $%d", ++np);
+        if (job)
+                snprintf(filter + f, sizeof(filter) - (size_t)f, " AND job_id = $%d", ++np);
+        /* a finished step that had not ended before from began at most the longest step before it */
+        int n = snprintf(buf, size,
+                         "%sstart_us >= $3 AND start_us < $1 AND end_us >= $2%s UNION ALL "
+                         "%send_us IS NULL AND start_us < $1%s ORDER BY 1, 2, 4",
+                         cols, filter, cols, filter);
+        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
+int jl_store_acct_longest_us(jl_store *s, int64_t *ret_us)
+{
+        jl_stmt *st = NULL;
+        /* the steps_duration index (migration 5) answers it */
+        int r = jl_store_prepare(s, "SELECT MAX(end_us - start_us) FROM steps", &st);
+        if (r >= 0)
+                r = jl_stmt_step(st);
+        if (r == JL_STORE_ROW) {
+                int64_t d = jl_stmt_column_is_null(st, 0) ? 0 : jl_stmt_column_int64(st, 0);
+                *ret_us = d > 0 ? d : 0;
+                r = 0;
+        } else if (r >= 0)
+                r = store_error(s, -EIO, "steps: no answer");
+        jl_stmt_finalize(st);
+        return r;
+}

@@ -183,3 +183,26 @@ int jl_store_notify_fd(jl_store *s);
  * -EOPNOTSUPP. */
 int jl_store_wait_notify(jl_store *s, int timeout_ms, char *ret_channel, size_t channel_size,
                          char *ret_payload, size_t payload_size);
+
+/* ---- report queries (`joule report`, bench/bench-query) ---- */
+
+/* The SQL of `joule report --by by` ("node", "partition" or "cluster"; NULL for anything else) over
+ * [$1, $2) (µs): from the periodic_aggregations windows of scope $3 that lie inside the range when
+ * aggregations is set, else from the periodic_metrics records that lie inside it. Each row: key, energy
+ * (µJ), first start, last end (µs), and the time the key's windows or records cover inside the range (µs:
+ * the union of their spans, so that nodes reporting side by side count once and gaps count not at all),
+ * and the time of the records whose energy was estimated across counter wraps (periodic_metrics.gap_us;
+ * 0 from the aggregations).
+ * Both read the start_us index bounded on both sides: the cost follows the data inside the range. */
+const char *jl_store_report_sql(const char *by, bool aggregations);
+
+/* The SQL of `joule acct`: the job steps (steps rows, one per step and node) that ran in [from, to), that
+ * is began before $1 (to) and had not ended before $2 (from), in (job_id, step_id, node) order, with
+ * $3 = from minus the longest finished step (jl_store_acct_longest_us()), then the user ($4) when user is
+ * set and the job id (the next number) when job is set. Rows: job_id, step_id, user_name, node, start_us,
+ * end_us, energy_uj, complete. Finished steps are read through the start_us index bounded on both sides,
+ * running ones through an index of running steps: the cost does not depend on the history outside the
+ * range. Returns 0, or -ENOBUFS when size is too small. */
+int jl_store_acct_sql(bool user, bool job, char *buf, size_t size);
+/* The duration of the longest finished job step (µs; 0 when there is none), through an index. */
+int jl_store_acct_longest_us(jl_store *s, int64_t *ret_us);

@@ -16,6 +16,7 @@ static int usage(FILE *f)
 {
         fputs("Usage:\n"
               "  joule-emu create --node MODEL --root DIR [--wrap-uj N] [--msr-esu N] [--msr-wrap-in J]\n"
+              "                   [--power-scale X]\n"
               "                   [--ambient C]\n"
               "                   [--start-temp C] [--tau S]\n"
               "  joule-emu serve --root DIR [--tick-ms 10]\n"
@@ -64,6 +65,8 @@ static int cmd_create(int argc, char **argv)
                         okv = parse_num(val, -50, 150, &o.start_c);
                 else if (strcmp(a, "--tau") == 0)
                         okv = parse_num(val, 0.01, 3600, &o.tau_s);
+                else if (strcmp(a, "--power-scale") == 0)
+                        okv = parse_num(val, 0.01, 100, &o.power_scale);
                 else {
                         fprintf(stderr, "joule-emu create: unknown option '%s'\n", a);
                         return usage(stderr);

@@ -74,6 +74,7 @@ typedef struct {
         int esu;                /* MSR energy status units: 1/2^esu J */
         double ambient_c, start_c, rth_k_per_w, tau_s; /* first-order thermal model */
         double msr_wrap_in_j;   /* >= 0: MSR counters start this many J before their 32-bit wrap */
+        double power_scale;     /* every power (and TDP) times this; the thermal resistance divided by it */
 } model;
 
 typedef struct {
@@ -83,6 +84,7 @@ typedef struct {
         double start_c;    /* NAN: = ambient */
         double tau_s;      /* NAN: the model's */
         double msr_wrap_in_j; /* NAN: MSR counters start where the powercap ones do */
+        double power_scale;   /* 0: 1 */
 } model_opts;
 
 /* model.c */

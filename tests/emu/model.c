@@ -100,6 +100,17 @@ int model_get(const char *name, const model_opts *o, model *ret)
                 if (strcmp(models[i].name, name) != 0)
                         continue;
                 model m = models[i];
+                m.power_scale = 1;
+                if (o && o->power_scale > 0) {
+                        double k = o->power_scale;
+                        m.power_scale = k;
+                        m.idle_w *= k;
+                        m.dyn_w *= k;
+                        m.dram_idle_w *= k;
+                        m.dram_dyn_w *= k;
+                        m.rest_w *= k;
+                        m.rth_k_per_w /= k;
+                }
                 if (o) {
                         if (o->wrap_uj)
                                 m.range_uj = o->wrap_uj;
@@ -322,7 +333,7 @@ static int create_powercap(const model *m, const char *root)
                 }
                 r |= Z("enabled", "1\n");
                 if (d->type == DOM_PKG || d->type == DOM_PSYS) {
-                        double tdp = d->type == DOM_PKG ? m->idle_w + m->dyn_w : 400;
+                        double tdp = d->type == DOM_PKG ? m->idle_w + m->dyn_w : 400 * m->power_scale;
                         r |= Z("constraint_0_name", "long_term\n");
                         r |= Z("constraint_0_power_limit_uw", "%llu\n", (unsigned long long)(tdp * 1e6));
                         r |= Z("constraint_0_time_window_us", "999424\n");
@@ -671,9 +682,9 @@ int model_create(const model *m, const model_opts *o, const char *root)
         if (r < 0)
                 return r;
         r = write_at(root, EMU_CONF, "model %s\nwrap_uj %llu\nesu %d\nambient_c %.3f\nstart_c %.3f\ntau_s %.3f\n"
-                     "msr_wrap_in_j %.6f\n",
+                     "msr_wrap_in_j %.6f\npower_scale %.6f\n",
                      m->name, (unsigned long long)m->range_uj, m->esu, m->ambient_c, m->start_c, m->tau_s,
-                     m->msr_wrap_in_j);
+                     m->msr_wrap_in_j, m->power_scale);
         if (r < 0)
                 return r;
         (void)o;
@@ -702,6 +713,9 @@ int model_load_conf(const char *root, model *ret)
                 return -EINVAL;
         if (o.msr_wrap_in_j < 0)
                 o.msr_wrap_in_j = NAN;
+        const char *ps = strstr(text, "\npower_scale ");
+        if (ps && sscanf(ps, "\npower_scale %lf", &o.power_scale) != 1)
+                return -EINVAL;
         o.wrap_uj = wrap;
         return model_get(name, &o, ret);
 }

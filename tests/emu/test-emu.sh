@@ -23,6 +23,10 @@ t_check "intel2s: zones package-0 core dram package-1 core dram psys" -- test "$
 t_check "intel2s: coretemp labels" -- test "$(cat "$L"/sys/class/hwmon/hwmon1/temp{1,2}_label | tr '\n' ' ')" = "Package id 1 Core 0 "
 t_check "intel2s: cpufreq and topology" -- test "$(cat "$L"/sys/devices/system/cpu/cpu3/{cpufreq/scaling_driver,topology/physical_package_id,online} | tr '\n' ' ')" = "intel_pstate 1 1 "
 t_check "intel2s: vendor in /proc/cpuinfo" -- grep -q "vendor_id.*GenuineIntel" "$L/proc/cpuinfo"
+t_check "create intel2s --power-scale 5" -- "$JOULE_EMU" create --node intel2s --root "$T_DIR/lay-x5" --power-scale 5
+t_check "--power-scale 5: the package's stated max power is 5x (500 W)" -- \
+        test "$(cat "$T_DIR/lay-x5/sys/class/powercap/intel-rapl:0/constraint_0_max_power_uw")" = 500000000
+t_check "--power-scale 5 is kept in emu.conf" -- grep -qx "power_scale 5.000000" "$T_DIR/lay-x5/emu.conf"
 L=$T_DIR/lay-amd
 t_check "amd: package under intel-rapl, k10temp Tctl, acpi-cpufreq with boost" -- test "$(cat "$L"/sys/class/powercap/intel-rapl:0/name "$L"/sys/class/hwmon/hwmon0/{name,temp1_label} "$L"/sys/devices/system/cpu/{cpufreq/boost,cpu0/cpufreq/scaling_driver} | tr '\n' ' ')" = "package-0 k10temp Tctl 1 acpi-cpufreq "
 L=$T_DIR/lay-hwmon-only

@@ -25,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 jl_msg_error error;
                                 jl_msg_request request;
                                 jl_msg_reply reply;
+                                jl_msg_rt rt;
                         } m;
                         jl_msg_hello_decode(payload, h.length, &m.hello, why, sizeof(why));
                         jl_msg_record_decode(payload, h.length, &m.record, why, sizeof(why));
@@ -33,6 +34,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         jl_msg_error_decode(payload, h.length, &m.error, why, sizeof(why));
                         jl_msg_request_decode(payload, h.length, &m.request, why, sizeof(why));
                         jl_msg_reply_decode(payload, h.length, &m.reply, why, sizeof(why));
+                        if (jl_msg_rt_decode(payload, h.length, &m.rt, why, sizeof(why)) == 0)
+                                jl_msg_rt_validate(&m.rt, true, why, sizeof(why));
+                        if (jl_msg_request_decode(payload, h.length, &m.request, why, sizeof(why)) == 0 &&
+                            m.request.has_rt)
+                                jl_msg_rt_validate(&m.request.rt, false, why, sizeof(why));
                         jl_framer_pop(&f);
                 }
         }

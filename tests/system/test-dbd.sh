@@ -163,6 +163,16 @@ t_check "partition p1 aggregations sum to n1 and n3 ($p1 µJ)" -- test \
 t_check "island i1 aggregations hold n1 only" -- test \
         "$(q "SELECT SUM(energy_uj) FROM periodic_aggregations WHERE scope = 'island' AND scope_key = 'i1'")" = \
         "$(q "SELECT SUM(energy_uj) FROM periodic_metrics WHERE node = 'n1'")"
+t_check "node aggregations sum to each node's records" -- test \
+        "$(q "SELECT COUNT(*) FROM (SELECT node, SUM(energy_uj) AS e FROM periodic_metrics GROUP BY node) r
+              LEFT JOIN (SELECT scope_key, SUM(energy_uj) AS e FROM periodic_aggregations WHERE scope = 'node'
+              GROUP BY scope_key) a ON a.scope_key = r.node WHERE a.e IS NULL OR a.e <> r.e")" = 0
+t_check "n1's node windows cover exactly the time of its records" -- test \
+        "$(q "SELECT SUM(covered_us) FROM periodic_aggregations WHERE scope = 'node' AND scope_key = 'n1'")" = \
+        "$(q "SELECT SUM(end_us - start_us) FROM periodic_metrics WHERE node = 'n1'")"
+t_check "every window says how long its records cover it (no more than the window)" -- test \
+        "$(q "SELECT COUNT(*) FROM periodic_aggregations WHERE covered_us IS NULL OR covered_us > end_us - start_us
+              OR covered_us < 0")" = 0
 t_check "a window's node count and power: the first minute of n1..n5" -- test \
         "$(q "SELECT node_count, records FROM periodic_aggregations WHERE scope = 'cluster' ORDER BY start_us LIMIT 1")" = \
         "6|$((4 * 60 + 50 + 5))"

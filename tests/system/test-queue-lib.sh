@@ -11,6 +11,7 @@ q_setup() { # q_setup PREFIX: T_DIR, URL, CFG
         trap 'exit 130' INT TERM
         URL=${JOULE_TEST_DATABASE_URL:-$T_DIR/joule.db}
         CFG=$T_DIR/joule.yml
+        export STATE_DIRECTORY=$T_DIR/state # the runner's spool (results not yet stored), not /var/lib/joule
         printf 'database:\n  url: "%s"\n' "$URL" >"$CFG"
         case $URL in
         postgres*) BACKEND=postgresql ;;

@@ -16,6 +16,7 @@ t_need_joule
 URL=$T_DIR/joule.db
 CFG=$T_DIR/joule.yml
 BACKEND=sqlite
+export STATE_DIRECTORY=$T_DIR/state # the runner's spool, not /var/lib/joule
 printf 'database:\n  url: "%s"\n' "$URL" >"$CFG"
 
 until_true() {

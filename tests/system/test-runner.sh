@@ -2,13 +2,16 @@
 # test-runner.sh - joule-runner and cron mode (`joule jobs run`) against a real database: SQLite, or
 # $JOULE_TEST_DATABASE_URL under tests/with-postgres.sh. Two runners for two machines run only their own jobs;
 # two runners of the same machine (separate lock directories: only the atomic claim keeps them apart) race
-# over 50 jobs and run each exactly once; status rows only on change; the machines row; SIGINT during a job
-# (FAILED "stopped by SIGINT", exit 0); kill -9 during a job and a restart (the stale job FAILED, the next
-# one runs); cron mode and its lock against a runner; a repository job (git clone --branch, joule.yml) and
-# one without joule.yml; a job's e-mail through a real SMTP sink; bad input (an unknown machine id, a
+# over 50 jobs and run each exactly once, the second starting while the first measures and leaving its job
+# alone; stale jobs failed only when their recorded claimer is provably gone; a job's output tail; status
+# rows only on change; the machines row; SIGINT during a job (FAILED "stopped by SIGINT", exit 0); kill -9
+# during a job and a restart (the stale job FAILED, the next one runs); cron mode and its lock against a
+# runner; a repository job (git clone --branch, joule.yml) and one without joule.yml; a job's e-mail and
+# reminders of a control-workload error through a real SMTP sink; bad input (an unknown machine id, a
 # malformed scenario stored in a job, a job for a machine that does not exist). On PostgreSQL also: NOTIFY
-# wakes an idle runner at once, and the database stopped at start and in the middle of a job (the runner
-# retries, reconnects, and stores the run: nothing lost). TAP.
+# wakes an idle runner at once, the database stopped at start and in the middle of a job (the runner
+# retries, reconnects, and stores the run: nothing lost), and kill -9 while it is stopped with a finished run
+# in the spool (stored once after a restart). TAP.
 # Environment: JOULE, JOULE_RUNNER, SMTP_SINK.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/test-queue-lib.sh"
@@ -99,25 +102,37 @@ runner_stop $A2
 t_ok $? "SIGINT on an idle runner: exit 0"
 
 # --- two runners of the same machine race over 50 jobs: each job runs exactly once ---
-# Both start before the jobs arrive: with separate lock directories, a runner starting while the other
-# measures would take the other's RUNNING job for a stale one (docs/cluster.md: one runner per machine).
+# The second one starts while the first measures, with its own lock directory: the job the first one holds
+# is RUNNING, but its claimer (this host, this boot, a live joule-runner) is not gone, so the second leaves
+# it alone (docs/cluster.md, "Stale jobs").
 runner_stop $A1 >/dev/null
 runner_start a1 "$T_DIR/r1.yml"
 A1=$RPID
+until_true 10 grep -q "ready: waiting for jobs" "$T_DIR/a1.log"
+scen "$T_DIR/race-0.yml" race-0 '"sleep 2"'
+R0=$(J submit --machine 1 --scenario "$T_DIR/race-0.yml")
+until_true 10 state_is "$R0" RUNNING
 runner_start a1b "$T_DIR/r1.yml"
 A1B=$RPID
-until_true 10 grep -q "ready: waiting for jobs" "$T_DIR/a1.log"
 until_true 10 grep -q "ready: waiting for jobs" "$T_DIR/a1b.log"
+t_check "race: a runner started beside a measuring one leaves its RUNNING job alone" -- bash -c \
+        "[ \"\$1\" = RUNNING ] && grep -q 'job $R0 is RUNNING and left to its runner: claimed by pid $A1 on this host' '$T_DIR/a1b.log'" _ \
+        "$(sql "SELECT state FROM bench_jobs WHERE id = $R0")"
+t_check "race: the job records its claimer (host, boot id, pid)" -- test \
+        "$(sql "SELECT claim_host, claim_boot_id, claim_pid FROM bench_jobs WHERE id = $R0")" = \
+        "$(hostname)|$(cat /proc/sys/kernel/random/boot_id)|$A1"
 for i in $(seq 50); do
         scen "$T_DIR/race-$i.yml" "race-$i" "\"echo $i >> $T_DIR/race.txt\""
         J submit --machine 1 --scenario "$T_DIR/race-$i.yml" >/dev/null
 done
 until_true 90 no_waiting
-t_check "race: 50 jobs FINISHED" -- test \
-        "$(sql "SELECT COUNT(*) FROM bench_jobs WHERE name LIKE 'race-%' AND state = 'FINISHED'")" = 50
+t_check "race: the first runner's job survives and FINISHED" -- test \
+        "$(sql "SELECT state, message FROM bench_jobs WHERE id = $R0")" = "FINISHED|finished"
+t_check "race: 51 jobs FINISHED" -- test \
+        "$(sql "SELECT COUNT(*) FROM bench_jobs WHERE name LIKE 'race-%' AND state = 'FINISHED'")" = 51
 t_check "race: every job's command ran exactly once" -- test "$(sort -n "$T_DIR/race.txt" | tr '\n' ' ')" = "$(seq 50 | tr '\n' ' ')"
 t_check "race: one run per job" -- test \
-        "$(sql "SELECT COUNT(*) FROM runs r JOIN bench_jobs j ON j.id = r.job_id WHERE j.name LIKE 'race-%'")" = 50
+        "$(sql "SELECT COUNT(*) FROM runs r JOIN bench_jobs j ON j.id = r.job_id WHERE j.name LIKE 'race-%'")" = 51
 t_diag "race: jobs not FINISHED: $(sql "SELECT id || ' ' || state || ' ' || COALESCE(message, '') FROM bench_jobs WHERE name LIKE 'race-%' AND state <> 'FINISHED'" | tr '\n' ';')"
 t_diag "race: runner A ran $(grep -c 'FINISHED: finished' "$T_DIR/a1.log") jobs, runner B $(grep -c 'FINISHED: finished' "$T_DIR/a1b.log")"
 runner_stop $A1B
@@ -142,7 +157,7 @@ OUT=$(RUNTIME_DIRECTORY=$T_DIR/rt-shared "$JOULE" -c "$T_DIR/c1.yml" jobs run 2>
 t_check "jobs run while the runner measures: exits 0 and takes nothing (the machine's lock)" -- \
         test "$?|$OUT|$(sql "SELECT state FROM bench_jobs WHERE id = $SLOW")" = "0|0 jobs processed|RUNNING"
 until_true 20 no_waiting
-t_check "the runner then runs the rest" -- test "$(sql "SELECT COUNT(*) FROM bench_jobs WHERE state = 'FINISHED'")" = 60
+t_check "the runner then runs the rest" -- test "$(sql "SELECT COUNT(*) FROM bench_jobs WHERE state = 'FINISHED'")" = 61
 
 # --- SIGINT during a job: FAILED with the reason, exit 0 ---
 scen "$T_DIR/long.yml" long '"sleep 317"'
@@ -194,8 +209,46 @@ t_check "a branch without joule.yml: FAILED, saying so" -- test \
 t_check "an unknown branch: FAILED with git's words" -- bash -c "[[ \"\$1\" == 'FAILED|git clone of '*' branch nosuch failed: '* ]]" _ \
         "$(sql "SELECT state, message FROM bench_jobs WHERE id = $RB")"
 
-# --- bad input ---
+# --- a job's output: its last 64 KiB kept with the job, shown by jobs show (and --json) ---
+scen "$T_DIR/out.yml" out '"echo first-line", "seq 1 30000", "printf '"'"'caf\\303\\251 \\377 end\\n'"'"' >&2"'
+OJ=$(J submit --machine 2 --scenario "$T_DIR/out.yml")
+until_true 20 state_is "$OJ" FINISHED
+t_check "job output: the tail is stored, at most 64 KiB, stdout and stderr, valid UTF-8" -- "$PY" -c '
+import json, sys
+o = json.loads(sys.argv[1])["output"]
+b = o.encode()
+sys.exit(0 if len(b) <= 65536 and len(b) > 60000 and o.endswith("29999\n30000\ncafé ? end\n") and "first-line" not in o else 1)' \
+        "$(J jobs show "$OJ" --json)"
+t_check "... and jobs show prints it" -- bash -c "J() { \"\$JOULE\" -c '$CFG' \"\$@\"; }; J jobs show $OJ | grep -A100000 '^output (its last 64 KiB at most):' | tail -1 | grep -q 'end'"
 runner_stop $A2B >/dev/null
+
+# --- stale jobs: a runner fails a RUNNING job only when its recorded claimer is provably gone ---
+claimed() { # claimed HOST BOOT PID START: a RUNNING job of machine 2 with that claimer; prints its id
+        local id
+        id=$(J submit --machine 2 --scenario "$T_DIR/m2-1.yml")
+        sql "UPDATE bench_jobs SET state = 'RUNNING', started_us = 1, claim_host = '$1', claim_boot_id = '$2', claim_pid = $3, claim_pid_start = $4 WHERE id = $id" >/dev/null
+        echo "$id"
+}
+HOST=$(hostname)
+BOOT=$(cat /proc/sys/kernel/random/boot_id)
+MY_START=$(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f20)
+S_BOOT=$(claimed "$HOST" 00000000-0000-0000-0000-000000000000 $$ "$MY_START")
+S_REUSED=$(claimed "$HOST" "$BOOT" $$ $((MY_START + 1)))
+S_OTHER=$(claimed other-host.example.org "$BOOT" 1 1)
+S_ALIVE=$(claimed "$HOST" "$BOOT" $$ "$MY_START")
+runner_start a2s "$T_DIR/r2.yml"
+until_true 10 grep -q "ready: waiting for jobs" "$T_DIR/a2s.log"
+runner_stop $RPID >/dev/null
+t_check "stale: claimed before this host rebooted (another boot id): FAILED" -- test \
+        "$(sql "SELECT state, message FROM bench_jobs WHERE id = $S_BOOT")" = "FAILED|runner restarted while the job was running"
+t_check "stale: its pid now runs another process (another start time): FAILED" -- state_is "$S_REUSED" FAILED
+t_check "not stale: a claimer on another host is not provably gone: left RUNNING, said so" -- bash -c \
+        "[ \"\$1\" = RUNNING ] && grep -q 'job $S_OTHER is RUNNING and left to its runner: claimed by pid 1 on host other-host.example.org: another host' '$T_DIR/a2s.log'" _ \
+        "$(sql "SELECT state FROM bench_jobs WHERE id = $S_OTHER")"
+t_check "not stale: a live claimer on this host and boot: left RUNNING" -- state_is "$S_ALIVE" RUNNING
+sql "UPDATE bench_jobs SET state = 'FAILED' WHERE id IN ($S_OTHER, $S_ALIVE)" >/dev/null
+
+# --- bad input ---
 BAD=$(J submit --machine 2 --scenario "$T_DIR/m2-1.yml")
 sql "UPDATE bench_jobs SET scenario = 'name: x
 flow:
@@ -221,13 +274,35 @@ t_check "a misspelt key: exit 1 naming the file, line and key" -- bash -c "[ $? 
 if "$PY" -c 'import aiosmtpd' 2>/dev/null; then
         SINK_PORT=$(free_port)
         sink_start "$T_DIR/mail"
-        EXTRA_CFG=$(printf 'smtp:\n  server: "smtp://127.0.0.1:%s"\n  starttls: false\n  sender: "joule@cluster.example.org"\n  timeout: 5' "$SINK_PORT") \
-                rcfg "$T_DIR/rm.yml" 2
+        SMTP_CFG=$(printf 'smtp:\n  server: "smtp://127.0.0.1:%s"\n  starttls: false\n  sender: "joule@cluster.example.org"\n  timeout: 5' "$SINK_PORT")
+        EXTRA_CFG=$SMTP_CFG rcfg "$T_DIR/rm.yml" 2
         MJ=$(J submit --machine 2 --scenario "$T_DIR/m2-2.yml" --email alice@example.org)
         runner_start a2m "$T_DIR/rm.yml"
         until_true 20 test -s "$T_DIR/mail/1.eml"
         t_check "job mail arrives: to the job's address, 'finished' with the energy" -- grep -q "^Subject: \[joule\] job $MJ (m2-2) on machine 2 (bench-02) finished: " "$T_DIR/mail/1.eml"
         t_check "... and is marked sent" -- test "$(sql "SELECT state FROM emails WHERE job_id = $MJ")" = sent
+        runner_stop $RPID >/dev/null
+
+        # a control-workload error that stays set: the admin is reminded every control_error_reminder_s
+        reminders() { grep -l '^Subject: \[joule\] reminder: machine 2 (bench-02) still in control error' "$T_DIR"/mail/*.eml 2>/dev/null | wc -l; }
+        reminders_ge() { [ "$(reminders)" -ge "$1" ]; }
+        sql "INSERT INTO runs (machine_id, kind, start_us, end_us, error) VALUES (2, 'control', 1767225600000000, 1767225610000000, 'phase work: energy deviates')" >/dev/null
+        sql "UPDATE machines SET status = 'measurement_control_error', control_error_mailed_us = $(($(date +%s) * 1000000)) WHERE id = 2" >/dev/null
+        EXTRA_CFG=$(printf '%s\nadmin:\n  notification_email: "ops@example.org"' "$SMTP_CFG") \
+                rcfg "$T_DIR/rr.yml" 2 "control_error_reminder_s: 3"
+        runner_start a2r "$T_DIR/rr.yml"
+        until_true 10 grep -q "status measurement_control_error" "$T_DIR/a2r.log"
+        t_check "control error: no reminder before control_error_reminder_s has passed since the last mail" -- test "$(reminders)" = 0
+        until_true 10 reminders_ge 1
+        t_check "a reminder arrives once it has passed: to the admin, with the reason and what to do" -- bash -c "
+                f=\$(grep -l '^Subject: \[joule\] reminder' '$T_DIR'/mail/*.eml | head -1)
+                grep -q '^To: ops@example.org' \"\$f\" && grep -q 'phase work: energy deviates' \"\$f\" && grep -q 'joule machines clear-error --id 2' \"\$f\""
+        until_true 10 reminders_ge 2
+        t_check "... and again while the error stays" -- test "$(reminders)" -ge 2
+        J machines clear-error --id 2 >/dev/null
+        N=$(reminders)
+        sleep 4
+        t_check "once cleared: no more reminders" -- test "$(reminders)" = "$N"
         runner_stop $RPID >/dev/null
         sink_stop
 else
@@ -278,6 +353,38 @@ if [ "$BACKEND" = postgresql ]; then
         t_check "after the outage the runner takes jobs again" -- state_is "$AJ" FINISHED
         runner_stop $AN
 t_ok $? "the runner stops with exit 0"
+
+        # kill -9 while the database is away with a finished run not yet stored: the run waits in the spool
+        # and is stored, once, when a restarted runner finds the database back
+        rcfg "$T_DIR/rs.yml" 1
+        runner_start asp "$T_DIR/rs.yml"
+        ASP=$RPID
+        scen "$T_DIR/sp.yml" sp '"echo spooled-output; sleep 2"'
+        SP=$(J submit --machine 1 --scenario "$T_DIR/sp.yml" --email bob@example.org)
+        until_true 10 state_is "$SP" RUNNING
+        pg_stop
+        until_true 20 grep -q "store the run: the database is unreachable" "$T_DIR/asp.log"
+        kill -9 $ASP
+        wait $ASP 2>/dev/null
+        t_check "kill -9 while the database is away: the finished run is in the spool" -- bash -c \
+                "ls '$STATE_DIRECTORY'/spool/m1-*.result"
+        # a cut copy of it (as a disk could leave one) is refused by the reader, kept aside as .bad, logged
+        SPF=$(ls "$STATE_DIRECTORY"/spool/m1-*.result | head -1)
+        head -c -9 "$SPF" >"${SPF%-*}-1.result"
+        pg_start
+        t_check "... the job is still RUNNING" -- state_is "$SP" RUNNING
+        runner_start asp2 "$T_DIR/rs.yml"
+        ASP2=$RPID
+        until_true 20 state_is "$SP" FINISHED
+        t_check "restarted with the database back: the spooled run is stored, the job FINISHED once" -- test \
+                "$(sql "SELECT j.state, j.message, COUNT(DISTINCT r.id), COUNT(p.id) FROM bench_jobs j JOIN runs r ON r.job_id = j.id JOIN phase_stats p ON p.run_id = r.id WHERE j.id = $SP GROUP BY j.state, j.message")" = "FINISHED|finished|1|1"
+        t_check "... with its output and its mail queued once" -- test \
+                "$(sql "SELECT output FROM bench_jobs WHERE id = $SP")|$(sql "SELECT COUNT(*) FROM emails WHERE job_id = $SP")" = "spooled-output|1"
+        t_check "... the spool is empty" -- bash -c "! ls '$STATE_DIRECTORY'/spool/m1-*.result 2>/dev/null"
+        t_check "a cut spool file: kept as .bad and logged, nothing stored from it" -- bash -c \
+                "ls '${SPF%-*}-1.result.bad' && grep -q 'cannot be read (Bad message): kept as' '$T_DIR/asp2.log'"
+        t_check "... the runner said it stored the spooled result" -- grep -q "storing the spooled result" "$T_DIR/asp2.log"
+        runner_stop $ASP2 >/dev/null
 
         # at start: the server is down when the runner starts; it retries and processes the queue once it is up
         SJ=$(J submit --machine 1 --scenario "$T_DIR/m1-1.yml")

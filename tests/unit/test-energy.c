@@ -1,4 +1,5 @@
-/* test-energy.c - counter unwrapping and the sampler's accounting: wraps, glitches, errors, totals. */
+/* test-energy.c - counter unwrapping and the sampler's accounting: wraps, glitches, errors, totals, the
+ * guard schedule of wrapping counters and ambiguous intervals counted as gaps. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,111 @@ int main(void)
         jl_sampler_account(s, &q, 1101000000, 1101000000);
         is_near(s->tracks[0].power_max_w, 4, 1e-9, "short boundary interval does not raise max power");
         is_int(s->tracks[0].energy_uj, 440000, "its energy still counts");
+        jl_channels_free(&s->channels);
+        free(s->tracks);
+        free(s->values);
+        free(s);
+
+        /* The guard schedule: four reads per wrap period at the highest power the counter can draw. */
+        jl_track g = {.ch = {.name = "package-0",
+                             .kind = JL_KIND_ENERGY,
+                             .scope = JL_SCOPE_PACKAGE,
+                             .wrap_uj = 60000000,
+                             .max_power_w = 500}};
+        is_near(jl_track_bound_w(&g), 500, 1e-9, "bound: the zone's max power");
+        is_int(jl_track_guard_ns(&g), 30000000, "60 J at 500 W: read every 30 ms");
+        jl_track h = {
+            .ch = {.name = "dram-0", .kind = JL_KIND_ENERGY, .scope = JL_SCOPE_DRAM, .wrap_uj = 60000000}};
+        is_int(jl_track_guard_ns(&h), JL_GUARD_PROBE_NS, "no max power, nothing seen yet: probe");
+        jl_value r = {.counter = 1000000};
+        jl_track_unwrap(&h, &r, 1000000000);
+        r.counter += 200000; /* 10 W over 20 ms */
+        jl_track_unwrap(&h, &r, 1020000000);
+        is_near(jl_track_bound_w(&h), 40, 1e-9, "observed 10 W: bound with the margin, 40 W");
+        is_int(jl_track_guard_ns(&h), 375000000, "60 J at 40 W: read every 375 ms");
+        r.counter += 10000000; /* 100 W over 100 ms: the power rose */
+        jl_track_unwrap(&h, &r, 1120000000);
+        is_int(jl_track_guard_ns(&h), 37500000, "re-checked as power rises: 60 J at 400 W, every 37.5 ms");
+        g.peak_w = 800;
+        is_near(jl_track_bound_w(&g), 800, 1e-9,
+                "an observed peak above the stated max power raises the bound");
+        jl_track n64 = {.ch = {.name = "gpu-0", .kind = JL_KIND_ENERGY, .scope = JL_SCOPE_GPU}};
+        ok(jl_track_guard_ns(&n64) == UINT64_MAX, "a counter that does not wrap needs no guard reads");
+        jl_track tiny = {.ch = {.name = "x", .kind = JL_KIND_ENERGY, .wrap_uj = 1000, .max_power_w = 1e5}};
+        is_int(jl_track_guard_ns(&tiny), JL_GUARD_MIN_NS, "never faster than JL_GUARD_MIN_NS");
+
+        /* An interval too long to unwrap for certain is a counted gap, resolved by the latest power. */
+        jl_track a = {.ch = {.name = "package-0",
+                             .kind = JL_KIND_ENERGY,
+                             .scope = JL_SCOPE_PACKAGE,
+                             .wrap_uj = 1000000,
+                             .max_power_w = 10}};
+        uint64_t truth = 0, raw = 0, tns = 1000000000;
+        jl_value x = {.counter = 0};
+        jl_track_unwrap(&a, &x, tns);
+        for (int k = 0; k < 10; k++) { /* 8 W, read every 10 ms */
+                tns += 10000000;
+                raw += 80000;
+                truth += 80000;
+                x.counter = raw % 1000000;
+                jl_track_unwrap(&a, &x, tns);
+        }
+        is_int(a.energy_uj, truth, "8 W read every 10 ms: exact");
+        is_int(a.gaps, 0, "no gap");
+        tns += 300000000; /* 300 ms unread: at 10 W up to 3 J, three wraps of 1 J */
+        raw += 2400000;
+        truth += 2400000;
+        x.counter = raw % 1000000;
+        jl_track_unwrap(&a, &x, tns);
+        is_int(a.gaps, 1, "the 300 ms interval is a gap");
+        is_int(a.gap_ns, 300000000, "gap length counted");
+        is_int(a.energy_uj, truth, "its energy: 0.4 J read plus the two wraps that 8 W implies");
+        tns += 10000000;
+        raw += 80000;
+        truth += 80000;
+        x.counter = raw % 1000000;
+        jl_track_unwrap(&a, &x, tns);
+        is_int(a.gaps, 1, "reads on schedule again: no more gaps");
+        is_int(a.energy_uj, truth, "and exact again");
+        /* the same without the gap rule (the old unwrapping) would have seen 0.4 J in 300 ms: 1.33 W */
+        ok(a.energy_uj - 80000 * 11 > 2000000, "the gap's energy is not silently dropped");
+
+        /* A counter that moves in steps (500 W in 5 J steps every 10 ms, as the emulator's) read every 7.5
+         * ms, then 1 ms after a step (5 J in 1 ms: "5000 W"), then 60 ms later: the gap is resolved by the
+         * smoothed power, not by the last short interval's. */
+        jl_track q5 = {.ch = {.name = "psys",
+                              .kind = JL_KIND_ENERGY,
+                              .scope = JL_SCOPE_NODE,
+                              .wrap_uj = 60000000,
+                              .max_power_w = 2000}};
+#define STEPPED(ns) ((ns) / 10000000ULL * 5000000ULL)
+        uint64_t t5 = 0;
+        for (; t5 <= 1000000000ULL; t5 += 7500000ULL) {
+                x.counter = STEPPED(t5) % 60000000ULL;
+                jl_track_unwrap(&q5, &x, t5 + 1);
+        }
+        t5 = 1009500000ULL; /* just before a step */
+        x.counter = STEPPED(t5) % 60000000ULL;
+        jl_track_unwrap(&q5, &x, t5 + 1);
+        t5 = 1010500000ULL; /* 1 ms later, just after it */
+        x.counter = STEPPED(t5) % 60000000ULL;
+        jl_track_unwrap(&q5, &x, t5 + 1);
+        t5 += 60000000ULL;
+        x.counter = STEPPED(t5) % 60000000ULL;
+        jl_track_unwrap(&q5, &x, t5 + 1);
+        is_int(q5.gaps, 1, "the 60 ms interval at a 2000 W bound is a gap");
+        is_int(q5.energy_uj, STEPPED(t5), "resolved to the truth despite the 1 ms interval's 5000 W");
+#undef STEPPED
+
+        /* Gaps are summed over the measured domains. */
+        s = fake_sampler(chs, 4);
+        s->tracks[0].gaps = 2;
+        s->tracks[0].gap_ns = 5;
+        s->tracks[1].gaps = 7; /* a sub-domain: not summed */
+        s->tracks[2].gaps = 1;
+        uint64_t gap_ns = 0;
+        is_int(jl_sampler_gaps(s, &gap_ns), 3, "gaps of package and dram");
+        is_int(gap_ns, 5, "their length");
         jl_channels_free(&s->channels);
         free(s->tracks);
         free(s->values);

@@ -65,6 +65,19 @@ int main(void)
         ok(isnan(d.freq_avg_khz), "absent frequency stays NaN");
         is_str(d.job_id, "98765", "job");
         is_int(d.step_id, 3, "step");
+        is_int(d.gap_us, 0, "no gap attribute: no gap");
+        jl_wbuf_free(&w);
+        m.gap_us = 23000; /* 23 ms of the window unwrapped by a guess (docs/metrics.md, "Gaps") */
+        jl_msg_record_encode(&m, 5, &w);
+        jl_wbuf_finish(&w, &data, &len);
+        is_int(jl_msg_record_decode(data + JL_WIRE_HEADER_SIZE, len - JL_WIRE_HEADER_SIZE, &d, why,
+                                    sizeof(why)),
+               0, "record with a gap decodes");
+        is_int(d.gap_us, 23000, "gap_us round trip");
+        jl_wbuf_free(&w);
+        m.gap_us = 0;
+        jl_msg_record_encode(&m, 5, &w);
+        jl_wbuf_finish(&w, &data, &len);
         is_int(d.ndomains, 2, "two domains");
         is_str(d.domains[1].name, "dram-0", "domain name");
         is_int(d.domains[1].energy_uj, 200, "domain energy");
@@ -217,6 +230,105 @@ int main(void)
         is_int(jl_msg_error_decode(data + 16, len - 16, &ed, why, sizeof(why)), 0, "error decodes");
         ok(ed.err == -EACCES && !strcmp(ed.message, "not allowed"), "error fields");
         jl_wbuf_free(&w);
+
+        /* Runtime records: round trip (NAN not sent, read back as NAN), in a request, and bad input */
+        {
+                jl_msg_rt rt, rd;
+                jl_msg_rt_init(&rt, JL_RT_APP);
+                strcpy(rt.node, "n001");
+                strcpy(rt.job_id, "77");
+                rt.step_id = 2;
+                rt.seq = 9;
+                rt.time_us = 1700000000000000;
+                strcpy(rt.name, "lulesh");
+                strcpy(rt.policy, "min_energy");
+                strcpy(rt.tag, "t1");
+                rt.policy_th = 0.05;
+                rt.energy_j = 12.5;
+                rt.avg_cpufreq_khz = 2100000;
+                is_int(jl_msg_rt_encode(&rt, 3, &w), 0, "rt record encodes");
+                jl_wbuf_finish(&w, &data, &len);
+                is_int(jl_msg_rt_decode(data + JL_WIRE_HEADER_SIZE, len - JL_WIRE_HEADER_SIZE, &rd, why,
+                                        sizeof(why)),
+                       0, "rt record decodes");
+                ok(rd.kind == JL_RT_APP && strcmp(rd.name, "lulesh") == 0 &&
+                       strcmp(rd.policy, "min_energy") == 0 && rd.policy_th == 0.05 && rd.energy_j == 12.5 &&
+                       isnan(rd.cpi) && isnan(rd.time_s) && rd.avg_cpufreq_khz == 2100000 &&
+                       rd.def_cpufreq_khz == 0 && rd.seq == 9 && rd.step_id == 2,
+                   "rt record fields, NAN where unknown");
+                is_int(jl_msg_rt_validate(&rd, true, why, sizeof(why)), 0, "rt record is valid");
+                jl_wbuf_free(&w);
+
+                jl_msg_request rr = {.op = JL_OP_RT_RECORD, .step_id = 2, .has_rt = true, .rt = rt}, rrd;
+                strcpy(rr.job_id, "77");
+                jl_msg_request_encode(&rr, 4, &w);
+                jl_wbuf_finish(&w, &data, &len);
+                is_int(jl_msg_request_decode(data + 16, len - 16, &rrd, why, sizeof(why)), 0,
+                       "rt request decodes");
+                ok(rrd.has_rt && rrd.rt.kind == JL_RT_APP && strcmp(rrd.rt.name, "lulesh") == 0 &&
+                       isnan(rrd.rt.gbs),
+                   "rt request carries the record");
+                jl_wbuf_free(&w);
+                jl_msg_request nr = {.op = JL_OP_RT_RECORD, .step_id = 0};
+                strcpy(nr.job_id, "77");
+                jl_msg_request_encode(&nr, 4, &w);
+                jl_wbuf_finish(&w, &data, &len);
+                is_int(jl_msg_request_decode(data + 16, len - 16, &rrd, why, sizeof(why)), -EBADMSG,
+                       "rt request without a record: %s", why);
+                jl_wbuf_free(&w);
+                jl_msg_request wp = {.op = JL_OP_WATCH_PID, .step_id = 0, .pid = 0};
+                strcpy(wp.job_id, "77");
+                jl_msg_request_encode(&wp, 4, &w);
+                jl_wbuf_finish(&w, &data, &len);
+                is_int(jl_msg_request_decode(data + 16, len - 16, &rrd, why, sizeof(why)), -EBADMSG,
+                       "watch without a pid: %s", why);
+                jl_wbuf_free(&w);
+
+                jl_msg_rt b = rd;
+                b.time_s = -1;
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "negative time: %s", why);
+                b = rd;
+                b.cpi = INFINITY;
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "infinite cpi: %s", why);
+                b = rd;
+                strcpy(b.name, "two words");
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "a name with a space: %s",
+                       why);
+                b = rd;
+                b.name[0] = '\0';
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "an empty name: %s", why);
+                b = rd;
+                strcpy(b.message, "line\nbreak");
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "a control character: %s",
+                       why);
+                b = rd;
+                strcpy(b.job_id, "12a");
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "a job id not a number: %s",
+                       why);
+                b = rd;
+                b.kind = 9;
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "an unknown kind: %s", why);
+                b = rd;
+                b.node[0] = '\0';
+                is_int(jl_msg_rt_validate(&b, true, why, sizeof(why)), -EINVAL, "no node: %s", why);
+                is_int(jl_msg_rt_validate(&b, false, why, sizeof(why)), 0,
+                       "no node is fine before jouled names it");
+                /* an infinite double on the wire is a malformed frame */
+                jl_wbuf_init(&w, JL_MSG_RT, 0, 1);
+                jl_wbuf_put_str(&w, 1, "n001");
+                jl_wbuf_put_u64(&w, 2, 1);
+                jl_wbuf_put_u64(&w, 16, 1);
+                jl_wbuf_put_str(&w, 9, "5");
+                jl_wbuf_put_i64(&w, 10, 0);
+                jl_wbuf_put_u64(&w, 33, 3);
+                jl_wbuf_put_str(&w, 34, "policy");
+                jl_wbuf_put_double(&w, 47, INFINITY);
+                jl_wbuf_finish(&w, &data, &len);
+                is_int(jl_msg_rt_decode(data + JL_WIRE_HEADER_SIZE, len - JL_WIRE_HEADER_SIZE, &rd, why,
+                                        sizeof(why)),
+                       -EBADMSG, "an infinite value on the wire: %s", why);
+                jl_wbuf_free(&w);
+        }
 
         /* Request and reply round trips, and requests that make no sense */
         jl_msg_request rq = {
