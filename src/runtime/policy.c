@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ME_REF, ME_PROBE, ME_VERIFY, ME_HOLD };
+enum { ME_REF, ME_PROBE, ME_FAR, ME_VERIFY, ME_HOLD };
 enum { MT_START, MT_STEP, MT_HOLD };
 
 int jl_rt_policy_parse(const char *name, jl_rt_policy_kind *ret)
@@ -272,6 +272,50 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
         p->t_cur = final == was ? s->tpi_s : NAN;
 }
 
+/* A measurement's standard error, at least floor_rel of its value. */
+static double noise_of(double err, double v, double floor_rel)
+{
+        double floor = fabs(v) * floor_rel;
+        return isfinite(err) && err > floor ? err : floor;
+}
+
+/* The noise of the difference between the reference and a signature: time (s) and power (W). */
+static double t_noise(const jl_rt_policy *p, const jl_rt_sig *s)
+{
+        return hypot(noise_of(p->t_ref_err, p->t_ref, JL_RT_POLICY_TNOISE),
+                     noise_of(s->tpi_err_s, s->tpi_s, JL_RT_POLICY_TNOISE));
+}
+
+static double p_noise(const jl_rt_policy *p, const jl_rt_sig *s)
+{
+        return hypot(noise_of(p->p_ref_err, p->p_ref, JL_RT_POLICY_PNOISE),
+                     noise_of(s->power_err_w, s->power_w, JL_RT_POLICY_PNOISE));
+}
+
+/* Whether the probe's differences from the reference, in time or in power, are within the noise: a model
+ * through the two is then decided by the noise. */
+static bool ill_conditioned(const jl_rt_policy *p, const jl_rt_sig *s)
+{
+        return fabs(s->tpi_s - p->t_ref) < JL_RT_POLICY_NOISE_K * t_noise(p, s) ||
+               fabs(s->power_w - p->p_ref) < JL_RT_POLICY_NOISE_K * p_noise(p, s);
+}
+
+/* The farther point after an ill-conditioned probe: the lowest frequency whose time the measurements cannot
+ * exclude from the bound, i.e. within it under the least slope c that the probe's noise allows (c - K σ_c,
+ * at least 0), through the reference. Its measured time tells whether it holds; if not, the policy steps
+ * back up from there with a time model through that wide pair. */
+static unsigned long far_point(const jl_rt_policy *p, const jl_rt_sig *s)
+{
+        double inv = 1.0 / (double)p->cur_khz - 1.0 / (double)p->def_khz;
+        double c = (s->tpi_s - p->t_ref) / inv, sigma_c = t_noise(p, s) / inv;
+        double c_lo = fmax(0, c - JL_RT_POLICY_NOISE_K * sigma_c);
+        double bound = bound_of(p) * (1 - JL_RT_POLICY_MARGIN);
+        for (size_t i = 0; i < p->n; i++)
+                if (p->t_ref + c_lo * (1.0 / (double)p->freqs[i] - 1.0 / (double)p->def_khz) <= bound)
+                        return p->freqs[i];
+        return p->cur_khz;
+}
+
 static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
 {
         switch (p->state) {
@@ -281,6 +325,8 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->nopower = 0;
                 p->t_ref = s->tpi_s;
                 p->p_ref = s->power_w;
+                p->t_ref_err = s->tpi_err_s;
+                p->p_ref_err = s->power_err_w;
                 p->best_khz = 0;
                 p->e_best = NAN;
                 p->rounds = 0;
@@ -351,6 +397,19 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 }
                 p->pm = pm;
                 p->have_pm = true;
+                unsigned long far;
+                if (ill_conditioned(p, s) && (far = far_point(p, s)) < p->probe_khz) {
+                        snprintf(
+                            d->message, sizeof(d->message),
+                            "%lu kHz: %.6f s per iteration (%+.3f%%, noise %.3f%%), %.2f W (%+.2f W, noise "
+                            "%.2f W): within the noise, no model; probing %lu kHz farther",
+                            p->probe_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100,
+                            t_noise(p, s) / p->t_ref * 100, s->power_w, s->power_w - p->p_ref, p_noise(p, s),
+                            far);
+                        go(p, d, "policy", (double)far, far);
+                        p->state = ME_FAR;
+                        return;
+                }
                 if (choice == p->probe_khz) {
                         me_verify(p, s, d);
                         return;
@@ -361,6 +420,40 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                     "%.2f s(f) W; projected least energy within the bound: %lu kHz (%.6f s, %.2f W)",
                     p->probe_khz, s->tpi_s, s->power_w, p->tm.c_s_khz, p->tm.m_s, pm.a_w, pm.b_w, choice,
                     jl_rt_time_project(&p->tm, (double)choice), jl_rt_power_project(&pm, (double)choice));
+                go(p, d, "policy", (double)choice, choice);
+                p->state = ME_VERIFY;
+                return;
+        }
+        case ME_FAR: {
+                /* the farther point: time and power fitted through it and the reference (the widest pair),
+                 * then projected; a broken bound here is repaired as after any choice */
+                if (!isfinite(s->power_w) && ++p->nopower < 3)
+                        return;
+                p->nopower = 0;
+                p->probe_khz = p->cur_khz;
+                jl_rt_power_model pm;
+                if (jl_rt_power_fit((double)p->def_khz, p->p_ref, (double)p->cur_khz, s->power_w,
+                                    (double)p->freqs[0], (double)p->freqs[p->n - 1], &pm) == 0)
+                        p->pm = pm;
+                jl_rt_time_model tm;
+                unsigned long choice;
+                if (s->tpi_s > bound_of(p) * (1 + JL_RT_POLICY_TOL) ||
+                    jl_rt_time_fit((double)p->def_khz, p->t_ref, (double)p->cur_khz, s->tpi_s, &tm) < 0 ||
+                    jl_rt_min_energy_choose(p->freqs, p->n, p->def_khz, p->t_ref, p->th, JL_RT_POLICY_MARGIN,
+                                            &tm, &p->pm, &choice) < 0 ||
+                    choice == p->cur_khz) {
+                        me_verify(p, s, d);
+                        return;
+                }
+                mark(p);
+                me_remember(p, s);
+                p->tm = tm;
+                snprintf(
+                    d->message, sizeof(d->message),
+                    "%lu kHz: %.6f s per iteration (%+.2f%%), %.2f W; model through %lu and %lu kHz: T(f) "
+                    "= %.4g/f + %.6f s, P(f) = %.2f + %.2f s(f) W; projected least energy: %lu kHz",
+                    p->cur_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100, s->power_w, p->def_khz,
+                    p->cur_khz, tm.c_s_khz, tm.m_s, p->pm.a_w, p->pm.b_w, choice);
                 go(p, d, "policy", (double)choice, choice);
                 p->state = ME_VERIFY;
                 return;

@@ -40,6 +40,9 @@ typedef struct {
         double io_mbs;           /* read + written MB/s of the process */
         double cpus;             /* CPUs the step runs on (for per-CPU figures) */
         bool gpu_busy;           /* NVML shows the step's GPUs computing */
+        /* the noise of tpi_s and power_w: their standard errors over the window (from the spread of the
+         * iterations' durations and of the power between jouled's samples); NAN or 0 where unknown */
+        double tpi_err_s, power_err_w;
 } jl_rt_sig;
 
 /* What the policy decides after a signature. */
@@ -59,9 +62,11 @@ typedef struct {
         unsigned long def_khz; /* the reference (min_energy) or start (min_time) frequency */
         unsigned long cur_khz; /* the frequency asked for last */
         int state;
-        double t_ref, p_ref;     /* at def_khz (min_energy) */
-        double t_probe, p_probe; /* at probe_khz */
-        unsigned long probe_khz;
+        double t_ref, p_ref;         /* at def_khz (min_energy) */
+        double t_ref_err, p_ref_err; /* their standard errors (NAN where unknown) */
+        double t_probe, p_probe;     /* at probe_khz */
+        unsigned long
+            probe_khz; /* the farthest point measured for the model (the probe, or a farther one) */
         double t_cur;  /* min_time: time at cur_khz; min_energy: first time measured where it holds */
         double e_best; /* min_energy: least measured energy per iteration within the bound */
         unsigned long best_khz;
@@ -86,6 +91,12 @@ typedef struct {
 /* min_energy leaves the default frequency only for a measured saving of more than this share of the
  * energy per iteration there: less is within the power readings' noise and not worth the time. */
 #define JL_RT_POLICY_EMARGIN 0.01
+/* min_energy's probe: a difference from the reference of less than NOISE_K standard errors (each at least
+ * TNOISE / PNOISE of its value: the windows' drift that the spread within one does not show) is noise; a
+ * model through such a pair is ill-conditioned and a farther point is measured first. */
+#define JL_RT_POLICY_NOISE_K 2.0
+#define JL_RT_POLICY_TNOISE 0.002
+#define JL_RT_POLICY_PNOISE 0.005
 
 /* "monitoring", "min_energy", "min_time" (also with '-'). Returns 0 or -EINVAL. */
 int jl_rt_policy_parse(const char *name, jl_rt_policy_kind *ret);
