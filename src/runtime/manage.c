@@ -124,6 +124,7 @@ int jl_rt_config_parse(const char *(*get)(const char *name), jl_rt_config *ret, 
 /* ---- the node master's state ---- */
 
 #define WINDOW_DURATIONS 4096
+#define WINDOW_POWERS 1024
 
 typedef struct {
         double t;       /* CLOCK_MONOTONIC s */
@@ -164,6 +165,10 @@ static struct {
         double last_end;              /* when the last iteration ended */
         double dur[WINDOW_DURATIONS]; /* the window's iteration durations (the first WINDOW_DURATIONS) */
         unsigned ndur;
+        double pw[WINDOW_POWERS]; /* the window's power between jouled's successive samples */
+        unsigned npw;
+        jl_rt_energy pw_last; /* the last sample seen in the window, valid when pw_ok */
+        bool pw_ok;
         double settle_until;
         double last_loop_t; /* when a loop last ran (or the start) */
         bool time_guided;
@@ -303,11 +308,14 @@ static void apply(const jl_rt_decision *d)
 
 /* A signature over [a, b] of iters iterations (time-guided with counters: giga-instructions); tpi_s: the
  * time per iteration when known better than dt / iters (the median of the iterations' durations). */
-static void signature(const snap *a, const snap *b, double iters, bool loop, double tpi_s)
+static void signature(const snap *a, const snap *b, double iters, bool loop, double tpi_s, double tpi_err_s,
+                      double power_err_w)
 {
         double dt = b->t - a->t;
         jl_rt_sig s = {
             .tpi_s = tpi_s > 0 ? tpi_s : dt / iters,
+            .tpi_err_s = tpi_err_s,
+            .power_err_w = power_err_w,
             .power_w = power_between(a, b, 0),
             .khz = mean_khz(a, b),
             .cpi = jl_rt_counts_cpi(&a->c, &b->c),
@@ -406,6 +414,51 @@ static void window_open(const snap *s, uint64_t iters)
         M.win_open = true;
         M.ndur = 0;
         M.last_end = s->t;
+        M.npw = 0;
+        M.pw_last = s->e;
+        M.pw_ok = s->e_ok;
+}
+
+/* At an iteration's end: the power since jouled's last sample seen in the window, when a new one is there.
+ */
+static void window_power(void)
+{
+        jl_rt_energy e;
+        if (!M.connected || jl_rt_shm_energy(&M.shm, &e) < 0)
+                return;
+        if (M.pw_ok && e.time_ms > M.pw_last.time_ms && e.jouled_pid == M.pw_last.jouled_pid &&
+            e.node_uj != UINT64_MAX && M.pw_last.node_uj != UINT64_MAX && e.node_uj >= M.pw_last.node_uj &&
+            M.npw < WINDOW_POWERS)
+                M.pw[M.npw++] = (double)(e.node_uj - M.pw_last.node_uj) /
+                                (double)(e.time_ms - M.pw_last.time_ms) / 1000.0;
+        if (!M.pw_ok || e.time_ms != M.pw_last.time_ms) {
+                M.pw_last = e;
+                M.pw_ok = true;
+        }
+}
+
+/* The standard error of a window's median time per iteration from the spread of its sorted durations
+ * (σ ≈ IQR / 1.349; the median's error ≈ 1.253 σ / √n), and of its mean power from the spread of the
+ * powers between jouled's samples (σ / √n); NAN with fewer than 4. */
+static double median_err(const double *sorted, unsigned n)
+{
+        if (n < 4)
+                return NAN;
+        double sigma = (sorted[(3 * n) / 4] - sorted[n / 4]) / 1.349;
+        return 1.253 * sigma / sqrt((double)n);
+}
+
+static double mean_err(const double *v, unsigned n)
+{
+        if (n < 4)
+                return NAN;
+        double sum = 0, sq = 0;
+        for (unsigned i = 0; i < n; i++)
+                sum += v[i];
+        double mean = sum / n;
+        for (unsigned i = 0; i < n; i++)
+                sq += (v[i] - mean) * (v[i] - mean);
+        return sqrt(sq / (n - 1)) / sqrt((double)n);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -434,6 +487,7 @@ static void iteration(uint64_t iters)
         if (M.ndur < WINDOW_DURATIONS && step > 0)
                 M.dur[M.ndur++] = (t - M.last_end) / (double)step;
         M.last_end = t;
+        window_power();
         uint64_t n = iters - M.win_iter0;
         if (t - M.win_s0.t < M.cfg.window_ms / 1000.0 || n < M.cfg.window_iters)
                 return;
@@ -441,15 +495,18 @@ static void iteration(uint64_t iters)
         double median = M.ndur == 0       ? 0
                         : M.ndur % 2 == 1 ? M.dur[M.ndur / 2]
                                           : (M.dur[M.ndur / 2 - 1] + M.dur[M.ndur / 2]) / 2;
+        double median_err_s = median_err(M.dur, M.ndur), power_err_w = mean_err(M.pw, M.npw);
         snap b;
         take(&b);
         snap a = M.win_s0;
         if (jl_rt_verbose >= 3)
-                jl_rt_say("window: %llu iterations in %.6f s (%.6f s each), median %.6f s",
-                          (unsigned long long)n, b.t - a.t, (b.t - a.t) / (double)n, median);
+                jl_rt_say("window: %llu iterations in %.6f s (%.6f s each), median %.6f s (± %.6f s), power "
+                          "± %.3f W over %u samples",
+                          (unsigned long long)n, b.t - a.t, (b.t - a.t) / (double)n, median, median_err_s,
+                          power_err_w, M.npw);
         /* the next window starts where this one ends, unless a decision changes the frequency */
         window_open(&b, iters);
-        signature(&a, &b, (double)n, true, median);
+        signature(&a, &b, (double)n, true, median, median_err_s, power_err_w);
 }
 
 static void time_guided_tick(snap *now_snap)
@@ -458,7 +515,7 @@ static void time_guided_tick(snap *now_snap)
         if (a->c.valid && now_snap->c.valid && now_snap->c.instructions > a->c.instructions) {
                 /* progress: giga-instructions retired */
                 double gi = (double)(now_snap->c.instructions - a->c.instructions) / 1e9;
-                signature(a, now_snap, gi, false, 0);
+                signature(a, now_snap, gi, false, 0, NAN, NAN);
         } else {
                 double dt = now_snap->t - a->t;
                 double f = mean_khz(a, now_snap);
