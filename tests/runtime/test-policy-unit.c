@@ -1,6 +1,7 @@
 /* test-policy-unit.c - the policies' logic with synthetic signatures: the time and power model (fit,
  * projection), min_energy's choice, its bound (measured after every change, repaired by stepping back up,
- * the reference always at the default frequency: EAR's issue #5), min_time's rule, monitoring, the phase
+ * the reference always at the default frequency: EAR's issue #5; a probe within the noise measured
+ * farther), min_time's rule, monitoring, the phase
  * classification, the JOULE_* settings with bad values, and the counters' null path. */
 #include <errno.h>
 #include <math.h>
@@ -236,6 +237,102 @@ static void test_bound_repair(void)
         is_int(g, 3000000, "without power readings min_energy holds the default");
 }
 
+/* A memory-bound code: between the default and the probe f_def / (1 + th) its time and power differ by less
+ * than the noise of a window (EAR's probe at 2.8 of 3.0 GHz), and the noise happens to bring the two power
+ * readings together: a model through the pair is flat and projects the default. The policy sees that the
+ * differences are within the noise the signatures report and measures a farther point first. */
+static unsigned long run_noisy(jl_rt_policy *p, const machine *x, double p_err, int *ret_bounds,
+                               int *ret_windows)
+{
+        jl_rt_decision d;
+        unsigned long f = 3000000;
+        int bounds = 0, windows = 0;
+        srand(11);
+        for (int w = 0; w < 40; w++) {
+                double et = 0.001 * ((double)rand() / RAND_MAX * 2 - 1),
+                       ep = p_err * ((double)rand() / RAND_MAX * 2 - 1);
+                if (f == 3000000 && w == 0)
+                        et = -0.001, ep = -1.6 * p_err; /* the reference reads low */
+                if (f == 2800000)
+                        et = 0.001, ep = 1.6 * p_err; /* the probe reads high */
+                jl_rt_sig s = {.tpi_s = m_time(x, (double)f) * (1 + et),
+                               .power_w = m_power(x, (double)f) + ep,
+                               .khz = (double)f,
+                               .cpi = NAN,
+                               .gbs = NAN,
+                               .gflops = NAN,
+                               .tpi_err_s = 0.001 * m_time(x, (double)f),
+                               .power_err_w = p_err};
+                jl_rt_policy_signature(p, &s, &d);
+                if (d.set)
+                        f = d.khz;
+                if (d.kind && strcmp(d.kind, "bound") == 0)
+                        bounds++;
+                if (windows == 0 && d.kind && strcmp(d.kind, "frequency") == 0)
+                        windows = w + 1; /* holds from here on */
+        }
+        *ret_bounds = bounds;
+        *ret_windows = windows;
+        return f;
+}
+
+static void test_noisy_probe(void)
+{
+        const machine kinds[] = {
+            /* bottom optimum: the lowest frequency is within the bound and least energy */
+            {.c = 1200, .m = 0.0196, .p_static = 60, .p_dyn = 80},
+            /* interior optimum: below 1.5 GHz the bound breaks */
+            {.c = 6000, .m = 0.018, .p_static = 60, .p_dyn = 80},
+            /* high static power: the least energy (1.3 GHz) is above the bound's lowest (1.2 GHz) */
+            {.c = 4000, .m = 0.0187, .p_static = 200, .p_dyn = 250},
+        };
+        const char *names[] = {"bottom", "bound-limited", "interior"};
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                const machine *x = &kinds[k];
+                /* the window's noise (its standard error): 1.6 of it each way cancel the difference */
+                double p_err = fmax(0.9, (m_power(x, 3000000) - m_power(x, 2800000)) / 3.2);
+                /* the premise: through the noisy pair the model is flat and holds the default */
+                jl_rt_time_model tm;
+                jl_rt_power_model pm;
+                unsigned long naive;
+                jl_rt_time_fit(3000000, m_time(x, 3000000) * 0.999, 2800000, m_time(x, 2800000) * 1.001,
+                               &tm);
+                jl_rt_power_fit(3000000, m_power(x, 3000000) - 1.6 * p_err, 2800000,
+                                m_power(x, 2800000) + 1.6 * p_err, 800000, 3000000, &pm);
+                jl_rt_min_energy_choose(freqs, nfreqs, 3000000, m_time(x, 3000000) * 0.999, 0.1,
+                                        JL_RT_POLICY_MARGIN, &tm, &pm, &naive);
+                ok(naive == 3000000 && pm.b_w < 0.2 * x->p_dyn,
+                   "%s: the two-point fit at the probe is flat (P = %.2f + %.2f s(f)) and projects %lu kHz",
+                   names[k], pm.a_w, pm.b_w, naive);
+
+                jl_rt_policy p;
+                jl_rt_decision d;
+                int bounds, windows;
+                jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
+                unsigned long f = run_noisy(&p, x, p_err, &bounds, &windows);
+                double bound = 1.1 * m_time(x, 3000000);
+                ok(m_time(x, (double)f) <= bound, "%s: held %lu kHz within the bound (%.6f <= %.6f)",
+                   names[k], f, m_time(x, (double)f), bound);
+                unsigned long best = best_within(x, 0.1);
+                double e_def = m_energy(x, 3000000), saved = e_def - m_energy(x, (double)f),
+                       best_saved = e_def - m_energy(x, (double)best);
+                ok(best_saved > 0.05 * e_def && saved >= 0.8 * best_saved,
+                   "%s: saves %.2f%%, >= 80%% of the best %.2f%% (%lu kHz)", names[k], saved / e_def * 100,
+                   best_saved / e_def * 100, best);
+                ok(windows <= 7 && bounds <= 1, "%s: decided within %d windows, %d bound repairs", names[k],
+                   windows, bounds);
+        }
+
+        /* a clear probe (differences well above the noise) is not probed farther: a compute-bound code */
+        machine cpu = {.c = 60000, .m = 0, .p_static = 70, .p_dyn = 80};
+        jl_rt_policy p;
+        jl_rt_decision d;
+        int bounds, windows;
+        jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
+        unsigned long f = run_noisy(&p, &cpu, 0.3, &bounds, &windows);
+        ok(f == 3000000 && bounds == 0, "compute-bound with a clear probe: %lu kHz, %d repairs", f, bounds);
+}
+
 static void test_min_time(void)
 {
         const machine kinds[] = {
@@ -404,6 +501,7 @@ int main(void)
         test_model();
         test_min_energy();
         test_bound_repair();
+        test_noisy_probe();
         test_min_time();
         test_monitoring();
         test_phases();
