@@ -289,11 +289,15 @@ static void apply(const jl_rt_decision *d)
                 r = jl_rt_set_cpufreq(&M.cpus, d->khz);
         }
         if (r < 0) {
+                /* ENOENT / ECONNREFUSED come from connect(): no jouled listens at the socket (a stopped
+                 * jouled removes it; a new one binds it again) */
                 if (!M.said_set_fail)
                         jl_rt_say(
-                            "jouled did not set %lu kHz (%s): the frequency stays as it is; the program "
+                            "jouled did not set %lu kHz (%s%s): the frequency stays as it is; the program "
                             "runs on",
-                            d->khz, strerror(-r));
+                            d->khz, strerror(-r),
+                            r == -ENOENT || r == -ECONNREFUSED ? ": no jouled at its socket, restarting?"
+                                                               : "");
                 M.said_set_fail = true;
                 /* the frequency in force is not the one the policy believes: it starts over (a new
                  * reference at the default) once jouled answers again */
