@@ -28,7 +28,7 @@ static int usage(FILE *f)
               "                  default: the first record\n"
               "      --to T      default: now\n"
               "      --json      {from, to, by, source, total_energy_j,\n"
-              "                  rows: [{key, energy_j, avg_power_w, covered_s, missing_s}]}\n"
+              "                  rows: [{key, energy_j, avg_power_w, covered_s, missing_s, gap_s}]}\n"
               "      --url URL   the database (default: database.url)\n",
               f);
         return f == stdout ? 0 : 2;
@@ -39,7 +39,7 @@ typedef struct {
         int64_t energy_uj;
         int64_t start_us, end_us;
         int64_t covered_us; /* the union of the spans of its windows or records */
-        int64_t gap_us;     /* records only: time whose energy is estimated across counter wraps */
+        int64_t gap_us;     /* time whose energy is estimated across counter wraps */
 } report_row;
 
 static int cmp_key(const void *a, const void *b)
@@ -272,10 +272,8 @@ int verb_report(cli_context *ctx, int argc, char **argv)
                         json_double(&w, covered_s);
                         json_key(&w, "missing_s");
                         json_double(&w, missing_s);
-                        if (strcmp(source, "metrics") == 0) {
-                                json_key(&w, "gap_s");
-                                json_double(&w, (double)rows[i].gap_us / 1e6);
-                        }
+                        json_key(&w, "gap_s");
+                        json_double(&w, (double)rows[i].gap_us / 1e6);
                         json_object_end(&w);
                 } else {
                         printf("%-24s %16.3f %12.2f %12.1f %12.1f\n", rows[i].key, e_j, p_w, covered_s,
@@ -293,7 +291,7 @@ int verb_report(cli_context *ctx, int argc, char **argv)
         } else {
                 printf("%-24s %16.3f\n", "TOTAL", (double)total_uj / 1e6);
                 if (gap_us > 0)
-                        printf("(%.3f s of these records had their energy estimated across counter wraps that "
+                        printf("(%.3f s of this time had its energy estimated across counter wraps that "
                                "could not be resolved for certain: see docs/metrics.md, \"Gaps\")\n",
                                (double)gap_us / 1e6);
                 if (n == 0)

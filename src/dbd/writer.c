@@ -434,34 +434,42 @@ static int write_items(dbd_writer *w, const dbd_item *items, size_t n)
 
 /* ---- aggregations ---- */
 
-#define AGG_ENERGY                                                                                          \
-        "CASE WHEN m.end_us <= m.start_us THEN CAST(m.energy_uj AS DOUBLE PRECISION) "                      \
-        "ELSE CAST(m.energy_uj AS DOUBLE PRECISION) * ((CASE WHEN m.end_us < $2 THEN m.end_us ELSE $2 "     \
+/* A record's share of a quantity (energy_uj, gap_us) inside the window [$1, $2): in proportion to its time
+ * there. */
+#define AGG_SHARE(col)                                                                                      \
+        "CASE WHEN m.end_us <= m.start_us THEN CAST(" col " AS DOUBLE PRECISION) "                          \
+        "ELSE CAST(" col " AS DOUBLE PRECISION) * ((CASE WHEN m.end_us < $2 THEN m.end_us ELSE $2 "         \
         "END) - "                                                                                           \
         "(CASE WHEN m.start_us > $1 THEN m.start_us ELSE $1 END)) / (m.end_us - m.start_us) END"
+#define AGG_ENERGY AGG_SHARE("m.energy_uj")
+#define AGG_GAP AGG_SHARE("COALESCE(m.gap_us, 0)")
 #define AGG_WHERE                                                                                           \
         " m.start_us < $2 AND m.start_us >= $4 AND (m.end_us > $1 OR (m.end_us = m.start_us AND "           \
         "m.start_us >= $1))"
 #define AGG_UPSERT                                                                                          \
         " ON CONFLICT (scope, scope_key, start_us) DO UPDATE SET end_us = excluded.end_us, "                \
         "energy_uj = excluded.energy_uj, avg_power_w = excluded.avg_power_w, node_count = "                 \
-        "excluded.node_count, records = excluded.records, covered_us = excluded.covered_us"
+        "excluded.node_count, records = excluded.records, covered_us = excluded.covered_us, "               \
+        "gap_us = excluded.gap_us"
 #define AGG_INSERT                                                                                          \
         "INSERT INTO periodic_aggregations (start_us, end_us, scope, scope_key, energy_uj, avg_power_w, "   \
-        "node_count, records, covered_us) "
+        "node_count, records, covered_us, gap_us) "
 /* One scope's rows of the window [$1, $2) ($3 its length, $4 the lookback of the scan): per key the
  * energy, the nodes, the records and the time the records cover inside the window (covered_us: the union
  * of their clipped spans; each record adds what lies beyond the latest end of those that start before
- * it, pm), so that `joule report` gives the power over the time a key reported, not over the window. */
+ * it, pm), so that `joule report` gives the power over the time a key reported, not over the window; and
+ * the time whose energy was estimated across counter wraps (gap_us, the records' gap_us clipped as their
+ * energy is). */
 #define AGG_SCOPE(scope, key, join, where)                                                                  \
         AGG_INSERT "SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), '" scope "', y.k, "                      \
                    "CAST(ROUND(SUM(y.e)) AS BIGINT), SUM(y.e) / CAST($3 AS DOUBLE PRECISION), "             \
                    "COUNT(DISTINCT y.node), COUNT(*), CAST(SUM(CASE WHEN y.pm IS NULL OR y.s >= y.pm THEN " \
-                   "y.t - y.s WHEN y.t > y.pm THEN y.t - y.pm ELSE 0 END) AS BIGINT) FROM (SELECT x.k, "    \
-                   "x.node, x.e, x.s, x.t, MAX(x.t) OVER (PARTITION BY x.k ORDER BY x.s, x.t ROWS BETWEEN " \
+                   "y.t - y.s WHEN y.t > y.pm THEN y.t - y.pm ELSE 0 END) AS BIGINT), "                     \
+                   "CAST(ROUND(SUM(y.g)) AS BIGINT) FROM (SELECT x.k, x.node, x.e, x.g, x.s, x.t, "         \
+                   "MAX(x.t) OVER (PARTITION BY x.k ORDER BY x.s, x.t ROWS BETWEEN "                        \
                    "UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM (SELECT " key                           \
-                   " AS k, m.node AS node, " AGG_ENERGY                                                     \
-                   " AS e, CASE WHEN m.start_us > $1 THEN m.start_us ELSE $1 END AS s, CASE "               \
+                   " AS k, m.node AS node, " AGG_ENERGY " AS e, " AGG_GAP                                   \
+                   " AS g, CASE WHEN m.start_us > $1 THEN m.start_us ELSE $1 END AS s, CASE "               \
                    "WHEN m.end_us < $2 THEN m.end_us ELSE $2 END AS t FROM periodic_metrics m" join         \
                    " WHERE" AGG_WHERE where ") x) y GROUP BY y.k HAVING COUNT(*) > 0" AGG_UPSERT
 

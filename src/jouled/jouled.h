@@ -32,6 +32,19 @@
 #define JD_RT_RATE 200.0
 #define JD_RT_BURST 2000.0
 
+/* server.c: a limit on log lines that others can cause (clients' faults, users' own job steps): at most
+ * JD_LOG_LINES_MAX per JD_LOG_WINDOW_NS; the first line of a later window is preceded by the count of the
+ * lines left out ("WHERE: N more lines about ABOUT were left out of the log"; where may be NULL). The
+ * caller serialises the calls. */
+#define JD_LOG_LINES_MAX 50
+#define JD_LOG_WINDOW_NS (10 * NSEC_PER_SEC)
+typedef struct {
+        uint64_t window_ns; /* CLOCK_MONOTONIC start of the current window; 0: none yet */
+        unsigned lines;     /* logged in it */
+        uint64_t left_out;  /* left out in it */
+} jd_log_limit;
+bool jd_log_limit_ok(jd_log_limit *l, const char *where, const char *about);
+
 typedef struct {
         char name[JL_SHM_NAME_MAX];
         const char *provider; /* static string */
@@ -155,6 +168,7 @@ typedef struct jouled {
 
         jd_sink *sink;
         jd_metrics *metrics;
+        jd_log_limit step_log; /* "job ... began/ended" lines of the steps users open for themselves */
 } jouled;
 
 /* Copy a string into a fixed buffer, cut to fit (names from providers and the wire are bounded anyway). */

@@ -120,6 +120,21 @@ static char *render(jouled *d, size_t *ret_len)
                 label(f, s->domains[i].name);
                 fprintf(f, "} %.6f\n", (double)s->domains[i].energy_uj / 1e6);
         }
+        fputs("# HELP joule_energy_gap_seconds_total Time whose energy was estimated across counter wraps "
+              "that could not be resolved for certain (docs/metrics.md, \"Gaps\"), per domain; "
+              "domain=\"node\" is that of the domains in the node energy.\n"
+              "# TYPE joule_energy_gap_seconds_total counter\n",
+              f);
+        fputs("joule_energy_gap_seconds_total{node=", f);
+        label(f, node);
+        fprintf(f, ",domain=\"node\"} %.6f\n", (double)s->node_gap_ns / 1e9);
+        for (size_t i = 0; i < s->ndomains; i++) {
+                fputs("joule_energy_gap_seconds_total{node=", f);
+                label(f, node);
+                fputs(",domain=", f);
+                label(f, s->domains[i].name);
+                fprintf(f, "} %.6f\n", (double)s->domains[i].gap_ns / 1e9);
+        }
         fputs("# HELP joule_power_watts Power over the latest sampling interval, per domain.\n"
               "# TYPE joule_power_watts gauge\n",
               f);

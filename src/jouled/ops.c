@@ -165,6 +165,15 @@ static void count_user_steps(jouled *d, uid_t uid, size_t *ret_all, size_t *ret_
         *ret_uid = mine;
 }
 
+/* May a line about step st be logged now (lock held)? Always for the steps root and node.admins declare;
+ * for the steps users open for themselves within d->step_log, so that a user beginning and ending steps in
+ * a loop cannot fill the log. */
+static bool step_log_ok_locked(jouled *d, const jd_step *st)
+{
+        return st->declared ||
+               jd_log_limit_ok(&d->step_log, NULL, "job steps that users opened for themselves");
+}
+
 static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *req, jl_msg_reply *rep,
                          char **ret_text)
 {
@@ -248,11 +257,14 @@ static void op_job_begin(jouled *d, const jd_peer *peer, const jl_msg_request *r
         msg.time_us = st.begin_us;
         msg.complete = true;
         r = jd_sink_job(d->sink, &msg); /* under the lock: the sink sees sequence numbers in order */
+        bool log_it = step_log_ok_locked(d, &st);
         pthread_mutex_unlock(&d->lock);
         if (r < 0)
                 log_error(r, "job %s step %" PRId64 ": begin not queued for the database: %s", st.job_id,
                           st.step_id, strerror(-r));
-        log_info("job %s step %" PRId64 " of %s began (%s)", st.job_id, st.step_id, st.user, peer->desc);
+        if (log_it)
+                log_info("job %s step %" PRId64 " of %s began (%s)", st.job_id, st.step_id, st.user,
+                         peer->desc);
         *ret_text = step_json(d, &st, "begin", 0, 0);
 }
 
@@ -361,14 +373,16 @@ static void op_job_end(jouled *d, const jd_peer *peer, const jl_msg_request *req
         }
         uint64_t end_us, energy;
         int r = end_step_locked(d, (size_t)i, &st, &end_us, &energy);
+        bool log_it = r >= 0 && step_log_ok_locked(d, &st);
         pthread_mutex_unlock(&d->lock);
         if (r < 0)
                 FAIL(rep, r, "jouled cannot write its state directory");
         rep->energy_uj = energy;
         rep->time_ms = end_us > st.begin_us ? (end_us - st.begin_us) / 1000 : 0;
-        log_info("job %s step %" PRId64 " ended: %.3f J in %.3f s%s (%s)", st.job_id, st.step_id,
-                 (double)energy / 1e6, (double)rep->time_ms / 1e3, st.complete ? "" : ", incomplete",
-                 peer->desc);
+        if (log_it)
+                log_info("job %s step %" PRId64 " ended: %.3f J in %.3f s%s (%s)", st.job_id, st.step_id,
+                         (double)energy / 1e6, (double)rep->time_ms / 1e3, st.complete ? "" : ", incomplete",
+                         peer->desc);
         *ret_text = step_json(d, &st, "end", end_us, energy);
 }
 
@@ -432,7 +446,7 @@ static void end_watched_locked(jouled *d, size_t i, const char *why)
 {
         jd_step st;
         uint64_t end_us, energy;
-        if (end_step_locked(d, i, &st, &end_us, &energy) == 0)
+        if (end_step_locked(d, i, &st, &end_us, &energy) == 0 && step_log_ok_locked(d, &st))
                 log_info("job %s step %" PRId64 " ended: %s; %.3f J in %.3f s%s", st.job_id, st.step_id, why,
                          (double)energy / 1e6,
                          end_us > st.begin_us ? (double)(end_us - st.begin_us) / 1e6 : 0,
@@ -533,9 +547,11 @@ static void op_watch_pid(jouled *d, const jd_peer *peer, const jl_msg_request *r
         st->watch[st->nwatch].fd = fd;
         st->nwatch++;
         (void)jd_state_save_steps(d);
+        bool log_it = step_log_ok_locked(d, st);
         pthread_mutex_unlock(&d->lock);
-        log_info("job %s step %" PRId64 " ends with process %d (%s)", req->job_id, req->step_id, (int)pid,
-                 peer->desc);
+        if (log_it)
+                log_info("job %s step %" PRId64 " ends with process %d (%s)", req->job_id, req->step_id,
+                         (int)pid, peer->desc);
         snprintf(rep->message, sizeof(rep->message), "watching process %d", (int)pid);
 }
 

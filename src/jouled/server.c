@@ -36,8 +36,6 @@
 #define MAX_OUT (4u * 1024 * 1024)
 #define REQUEST_DEADLINE_NS (5 * NSEC_PER_SEC)
 #define CONTROL_IDLE_NS (10 * NSEC_PER_SEC) /* control port: a connection without a request in progress */
-#define CLIENT_LOG_MAX 50 /* lines about clients' faults per window: a client cannot flood the journal */
-#define CLIENT_LOG_WINDOW_NS (10 * NSEC_PER_SEC)
 
 typedef struct conn conn;
 struct conn {
@@ -65,9 +63,7 @@ struct jd_server {
         char *munge_socket;
         conn *conns;
         size_t nconns;
-        uint64_t log_window_ns; /* lines about clients: at most CLIENT_LOG_MAX per CLIENT_LOG_WINDOW_NS */
-        unsigned log_lines;
-        uint64_t log_suppressed;
+        jd_log_limit log;        /* lines about clients' faults: a client cannot flood the journal */
         uint64_t refused;        /* connections refused by a limit since the last log line */
         uint64_t refused_log_ns; /* that log line's time: at most one every 10 s */
 };
@@ -270,25 +266,29 @@ void jd_server_free(jd_server *s)
         free(s);
 }
 
-/* May a line about a client's fault be logged now? At most CLIENT_LOG_MAX per window; the next window
- * begins with the count of the lines left out. */
-static bool client_log_ok(jd_server *s)
+bool jd_log_limit_ok(jd_log_limit *l, const char *where, const char *about)
 {
         uint64_t now = mono_ns();
-        if (!s->log_window_ns || now - s->log_window_ns >= CLIENT_LOG_WINDOW_NS) {
-                if (s->log_suppressed)
-                        log_warning(0, "%s: %" PRIu64 " more lines about clients were left out of the log",
-                                    s->remote ? "control port" : "socket", s->log_suppressed);
-                s->log_window_ns = now;
-                s->log_lines = 0;
-                s->log_suppressed = 0;
+        if (!l->window_ns || now - l->window_ns >= JD_LOG_WINDOW_NS) {
+                if (l->left_out)
+                        log_warning(0, "%s%s%" PRIu64 " more lines about %s were left out of the log",
+                                    where ? where : "", where ? ": " : "", l->left_out, about);
+                l->window_ns = now;
+                l->lines = 0;
+                l->left_out = 0;
         }
-        if (s->log_lines < CLIENT_LOG_MAX) {
-                s->log_lines++;
+        if (l->lines < JD_LOG_LINES_MAX) {
+                l->lines++;
                 return true;
         }
-        s->log_suppressed++;
+        l->left_out++;
         return false;
+}
+
+/* May a line about a client's fault be logged now? */
+static bool client_log_ok(jd_server *s)
+{
+        return jd_log_limit_ok(&s->log, s->remote ? "control port" : "socket", "clients");
 }
 
 static void conn_drop(jd_server *s, conn *c, const char *fmt, ...) _printf_(3, 4);

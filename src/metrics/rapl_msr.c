@@ -3,12 +3,15 @@
  * powercap RAPL driver or where its files are root-only and the msr ones are not. Intel (family 6): package,
  * core (PP0), uncore (PP1), DRAM and psys; AMD and Hygon (family 17h and later): package. One CPU per
  * package reads it: the first online CPU of each physical_package_id. The counters are 32 bits wide; they
- * are converted to µJ with exact integer arithmetic and unwrapped by the sampler at wrap_uj.
+ * are converted to µJ with exact integer arithmetic and unwrapped by the sampler at wrap_uj. On Intel the
+ * package's maximum power (MSR_PKG_POWER_INFO) is its channel's max_power_w, which the sampler schedules its
+ * guard reads by; AMD states none, so the sampler uses the observed peak there.
  *
  * Unknown hardware (vendor, family, a register that does not exist, a nonsensical unit) makes the provider
  * or the domain unavailable with a note, never a crash. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,7 @@
 /* Intel (SDM vol. 4, "RAPL interfaces"). */
 #define MSR_RAPL_POWER_UNIT 0x606
 #define MSR_PKG_ENERGY_STATUS 0x611
+#define MSR_PKG_POWER_INFO 0x614
 #define MSR_DRAM_ENERGY_STATUS 0x619
 #define MSR_PP0_ENERGY_STATUS 0x639
 #define MSR_PP1_ENERGY_STATUS 0x641
@@ -38,6 +42,15 @@
 #define ESU_OF(unit_msr) ((unsigned)(((unit_msr) >> 8) & 0x1f))
 #define ESU_MIN 1
 #define ESU_MAX 24
+/* Power unit: bits 3:0 of the unit register; one count is 1/2^PU W. */
+#define PU_OF(unit_msr) ((unsigned)((unit_msr)&0xf))
+/* MSR_PKG_POWER_INFO: bits 14:0 the thermal spec power (TDP), bits 46:32 the maximum power, in power units;
+ * bits 15, 31, 47 and 63:54 are reserved (read as 0). */
+#define POWER_INFO_TDP(v) ((unsigned)((v)&0x7fff))
+#define POWER_INFO_MAX(v) ((unsigned)(((v) >> 32) & 0x7fff))
+#define POWER_INFO_RESERVED UINT64_C(0xffc0800080008000)
+/* A package's maximum power above this is not believed (the field can state up to 32767 W). */
+#define PKG_MAX_POWER_PLAUSIBLE_W 2000.0
 /* Server parts whose DRAM domain counts in a fixed 15.3 µJ (2^-16 J), whatever the unit register says. */
 #define DRAM_FIXED_ESU 16
 
@@ -235,23 +248,53 @@ static void note_open_error(jl_notes *notes, const char *subject, int cpu, int r
                 jl_notes_add(notes, subject, r, "/dev/cpu/%d/msr: %s", cpu, jl_errno_hint(r));
 }
 
+/* The package's maximum power in W from MSR_PKG_POWER_INFO (Intel), or 0 with a note when the register is
+ * missing or states nothing plausible: none, above PKG_MAX_POWER_PLAUSIBLE_W, below the package's own
+ * thermal spec power, or reserved bits set. 0 is no error: the sampler then schedules its guard reads by the
+ * observed peak. */
+static double pkg_max_power_w(int fd, uint64_t unit, int cpu, const char *subject, jl_notes *notes)
+{
+        uint64_t v;
+        int r = msr_pread(fd, MSR_PKG_POWER_INFO, &v);
+        if (r < 0) {
+                jl_notes_add(
+                    notes, subject, r,
+                    "MSR_PKG_POWER_INFO (%#x) on CPU %d: %s; guard reads follow the observed peak power",
+                    MSR_PKG_POWER_INFO, cpu, r == -EIO ? "not supported on this CPU" : jl_errno_hint(r));
+                return 0;
+        }
+        double w_per_count = ldexp(1.0, -(int)PU_OF(unit));
+        double max_w = POWER_INFO_MAX(v) * w_per_count, tdp_w = POWER_INFO_TDP(v) * w_per_count;
+        if (max_w <= 0 || max_w > PKG_MAX_POWER_PLAUSIBLE_W || max_w < tdp_w || (v & POWER_INFO_RESERVED)) {
+                jl_notes_add(
+                    notes, subject, -ERANGE,
+                    "MSR_PKG_POWER_INFO (%#x) on CPU %d reads %#" PRIx64
+                    ": maximum power %g W (thermal spec power %g W) is not plausible; ignored, guard "
+                    "reads follow the observed peak power",
+                    MSR_PKG_POWER_INFO, cpu, v, max_w, tdp_w);
+                return 0;
+        }
+        return max_w;
+}
+
 typedef struct {
         const char *prefix; /* channel name: "<prefix>-<package id>", or the prefix alone when once */
         uint32_t msr;
         jl_scope scope;
-        bool once; /* one per node (psys): read on the first package only */
+        bool once;       /* one per node (psys): read on the first package only */
+        bool power_info; /* its maximum power is MSR_PKG_POWER_INFO's */
 } domain_def;
 
 static const domain_def intel_domains[] = {
-    {"package", MSR_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false},
-    {"core", MSR_PP0_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false},
-    {"uncore", MSR_PP1_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false},
-    {"dram", MSR_DRAM_ENERGY_STATUS, JL_SCOPE_DRAM, false},
-    {"psys", MSR_PLATFORM_ENERGY_STATUS, JL_SCOPE_NODE, true},
+    {"package", MSR_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false, true},
+    {"core", MSR_PP0_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false, false},
+    {"uncore", MSR_PP1_ENERGY_STATUS, JL_SCOPE_SUBDOMAIN, false, false},
+    {"dram", MSR_DRAM_ENERGY_STATUS, JL_SCOPE_DRAM, false, false},
+    {"psys", MSR_PLATFORM_ENERGY_STATUS, JL_SCOPE_NODE, true, false},
 };
 
 static const domain_def amd_domains[] = {
-    {"package", MSR_AMD_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false},
+    {"package", MSR_AMD_PKG_ENERGY_STATUS, JL_SCOPE_PACKAGE, false, false},
 };
 
 static void close_packages(msr_state *st)
@@ -381,6 +424,8 @@ static int msr_open(const jl_provider_config *cfg, jl_channels *channels, jl_not
                         if (def->msr == MSR_DRAM_ENERGY_STATUS && intel_dram_fixed_unit(model))
                                 desu = DRAM_FIXED_ESU;
                         ch.wrap_uj = wrap_uj_of(desu);
+                        if (def->power_info)
+                                ch.max_power_w = pkg_max_power_w(pk->fd, unit, pk->cpu, dsubject, notes);
                         r = jl_channels_add(channels, &ch);
                         if (r < 0)
                                 goto fail;

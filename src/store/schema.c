@@ -307,6 +307,9 @@ static const migration migrations[] = {
      "CREATE UNIQUE INDEX loops_node_seq ON loops (node, seq);\n"
      "CREATE UNIQUE INDEX events_node_seq ON events (node, seq);\n"
      "CREATE INDEX events_job ON events (job_id, step_id);\n"},
+    {7, "periodic_aggregations.gap_us: the time of a window whose energy was estimated across counter wraps",
+     /* the records' gap_us, clipped to the window as their energy is (NULL on rows written before) */
+     "ALTER TABLE periodic_aggregations ADD COLUMN gap_us BIGINT;\n"},
 };
 
 int jl_store_schema_latest(void)

@@ -720,7 +720,8 @@ const char *jl_store_report_sql(const char *by, bool aggregations)
         if (aggregations)
                 /* a key's windows never overlap (one row per scope, key and window) */
                 return "SELECT scope_key, SUM(energy_uj), MIN(start_us), MAX(end_us), "
-                       "SUM(COALESCE(covered_us, end_us - start_us)), 0 FROM periodic_aggregations "
+                       "SUM(COALESCE(covered_us, end_us - start_us)), SUM(COALESCE(gap_us, 0)) FROM "
+                       "periodic_aggregations "
                        "WHERE scope = $3 AND start_us >= $1 AND start_us < $2 AND end_us <= $2 "
                        "GROUP BY scope_key ORDER BY scope_key";
         if (strcmp(by, "node") == 0)

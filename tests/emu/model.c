@@ -494,7 +494,14 @@ uint64_t msr_raw(const model *m, const domain *d)
         /* Intel server parts (the models here are Xeons, family 6 model 85) count DRAM in a fixed 2^-16 J,
          * whatever the unit register says, as the kernel's intel_rapl driver knows. */
         int esu = !m->amd && d->type == DOM_DRAM ? 16 : m->esu;
-        return (uint64_t)((uj << esu) / 1000000u) & 0xffffffffULL;
+        uint64_t raw = (uint64_t)((uj << esu) / 1000000u) & 0xffffffffULL;
+        /* MSR_PKG_POWER_INFO (0x614) cannot be laid out in a file of registers at offset = address: its 8
+         * bytes are the package counter's (0x611) bytes 3-7 and the DRAM counter's (0x619) bytes 0-2. The
+         * package counter's reserved upper half reads as ones here, so that 0x614 always has reserved bits
+         * set (bit 15) and providers ignore it rather than believe a maximum power made of counter bits. */
+        if (!m->amd && d->type == DOM_PKG)
+                raw |= 0xffffffff00000000ULL;
+        return raw;
 }
 
 uint64_t msr_unit(const model *m)

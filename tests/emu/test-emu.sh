@@ -62,6 +62,9 @@ t_check "MSR PKG counter advanced by the truth in 1/2^14 J units" -- "$PY" -c "
 import json,sys; ph=json.loads('''$ph'''); d=($m1 - $m0) % 2**32
 sys.exit(0 if abs(d * 1e6 / 2**14 - ph['energy_uj']['package-1']) < 200 else print(d * 1e6 / 2**14, ph['energy_uj']['package-1']) or 1)"
 t_check "MSR unit register: ESU 14" -- test $(( ($(msr dev/cpu/0/msr 0x606) >> 8) & 31 )) -eq 14
+# 0x614 overlaps the counters 0x611 and 0x619 in a file: it must read as implausible (a reserved bit set)
+t_check "MSR_PKG_POWER_INFO (made of counter bytes) has its reserved bit 15 set" -- \
+        test $(( ($(msr dev/cpu/0/msr 0x614) >> 15) & 1 )) -eq 1
 t_check "temperature rose under load" -- jtest "$truth1" 'j["temp_c"]["package-0"] > 35'
 hw=$(( $(rd sys/class/hwmon/hwmon0/temp1_input) ))
 t_check "coretemp file follows the model" -- jtest "$truth1" "abs(j['temp_c']['package-0'] * 1000 - $hw) <= 1"

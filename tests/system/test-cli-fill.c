@@ -1,7 +1,7 @@
 /* test-cli-fill.c - fill a joule database (already migrated) with a known cluster history through the store
  * API, for tests/system/test-cli-store.sh: 4 nodes in 2 partitions, periodic records, aggregation windows,
  * job steps (complete, incomplete, running, of a user this machine does not know), and a node that
- * reported with a 4-minute gap.
+ * reported with a 4-minute gap (and 3 s whose energy was estimated across counter wraps).
  * Usage: test-cli-fill URL BASE_US NOW_US */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +45,15 @@ static int metric(const char *n, int64_t seq, int64_t start, int64_t end, int64_
                          5, (int64_t[]){0, seq, start, end, energy_uj}, (const char *const[]){n, NULL, NULL, NULL, NULL});
 }
 
+/* a record that had gap_us of its time's energy estimated across counter wraps */
+static int metric_gap(const char *n, int64_t seq, int64_t start, int64_t end, int64_t energy_uj, int64_t gap_us)
+{
+        return exec_args("INSERT INTO periodic_metrics (node, seq, start_us, end_us, energy_uj, avg_power_w, gap_us) "
+                         "VALUES ($1, $2, $3, $4, $5, 0, $6)",
+                         6, (int64_t[]){0, seq, start, end, energy_uj, gap_us},
+                         (const char *const[]){n, NULL, NULL, NULL, NULL, NULL});
+}
+
 static int agg(const char *scope, const char *key, int64_t start, int64_t end, int64_t energy_uj)
 {
         return exec_args("INSERT INTO periodic_aggregations (start_us, end_us, scope, scope_key, energy_uj) "
@@ -53,12 +62,12 @@ static int agg(const char *scope, const char *key, int64_t start, int64_t end, i
 }
 
 static int agg_covered(const char *scope, const char *key, int64_t start, int64_t end, int64_t energy_uj,
-                       int64_t covered_us)
+                       int64_t covered_us, int64_t gap_us)
 {
         return exec_args("INSERT INTO periodic_aggregations (start_us, end_us, scope, scope_key, energy_uj, "
-                         "covered_us) VALUES ($1, $2, $3, $4, $5, $6)",
-                         6, (int64_t[]){start, end, 0, 0, energy_uj, covered_us},
-                         (const char *const[]){NULL, NULL, scope, key, NULL, NULL});
+                         "covered_us, gap_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         7, (int64_t[]){start, end, 0, 0, energy_uj, covered_us, gap_us},
+                         (const char *const[]){NULL, NULL, scope, key, NULL, NULL, NULL});
 }
 
 static int step(int64_t job, int64_t stp, const char *n, const char *user, int64_t start, int64_t end,
@@ -107,15 +116,16 @@ int main(int argc, char **argv)
         }
         /* a day later, node g1 (no nodes row) at 76 W with a 4-minute gap: records over [0, 90 s) and
          * [330 s, 360 s), and its node aggregations as joule-dbd writes them (60 s windows, the time the
-         * records cover in each) */
+         * records cover in each, and the time whose energy was estimated: 2 s of [30 s, 40 s), 1 s of
+         * [340 s, 350 s)) */
         int64_t g = b + 86400 * S;
         for (int i = 0; r == 0 && i < 12; i++) {
                 int64_t s0 = g + (i < 9 ? i * 10 : 330 + (i - 9) * 10) * S;
-                r = r ?: metric("g1", i, s0, s0 + 10 * S, 760 * J);
+                r = r ?: metric_gap("g1", i, s0, s0 + 10 * S, 760 * J, i == 3 ? 2 * S : i == 10 ? 1 * S : 0);
         }
-        r = r ?: agg_covered("node", "g1", g, g + 60 * S, 4560 * J, 60 * S);
-        r = r ?: agg_covered("node", "g1", g + 60 * S, g + 120 * S, 2280 * J, 30 * S);
-        r = r ?: agg_covered("node", "g1", g + 300 * S, g + 360 * S, 2280 * J, 30 * S);
+        r = r ?: agg_covered("node", "g1", g, g + 60 * S, 4560 * J, 60 * S, 2 * S);
+        r = r ?: agg_covered("node", "g1", g + 60 * S, g + 120 * S, 2280 * J, 30 * S, 0);
+        r = r ?: agg_covered("node", "g1", g + 300 * S, g + 360 * S, 2280 * J, 30 * S, 1 * S);
         /* job steps */
         r = r ?: step(100, 0, "n1", "root", b + 10 * S, b + 70 * S, 600 * J, 1);
         r = r ?: step(100, 0, "n2", "root", b + 10 * S, b + 70 * S, 1200 * J, 1);

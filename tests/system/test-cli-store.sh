@@ -83,12 +83,12 @@ bad "acct on a missing database: says how to create it" 1 "joule db init" -- acc
 # --- report ---
 OUT=$(J report --by cluster --from 2026-01-01 --to 2026-01-01T00:02:00Z --json)
 t_check "report --by cluster: from the aggregations, 42000 J, 350 W" -- jtest "$OUT" \
-        'j["source"] == "aggregations" and j["rows"] == [{"key": "cluster", "energy_j": 42000, "avg_power_w": 350, "covered_s": 120, "missing_s": 0}] and j["total_energy_j"] == 42000'
+        'j["source"] == "aggregations" and j["rows"] == [{"key": "cluster", "energy_j": 42000, "avg_power_w": 350, "covered_s": 120, "missing_s": 0, "gap_s": 0}] and j["total_energy_j"] == 42000'
 t_check "report: from and to in ISO 8601 UTC" -- jtest "$OUT" \
         'j["from"] == "2026-01-01T00:00:00.000Z" and j["to"] == "2026-01-01T00:02:00.000Z"'
 OUT=$(J report --by cluster --from 2026-01-01T00:00:30Z --to 2026-01-01T00:02:00Z --json)
 t_check "report --by cluster from mid-window: the whole window, and the records of the edge (31500 J, 90 s)" -- \
-        jtest "$OUT" 'j["source"] == "aggregations" and j["rows"] == [{"key": "cluster", "energy_j": 31500, "avg_power_w": 350, "covered_s": 90, "missing_s": 0}]'
+        jtest "$OUT" 'j["source"] == "aggregations" and j["rows"] == [{"key": "cluster", "energy_j": 31500, "avg_power_w": 350, "covered_s": 90, "missing_s": 0, "gap_s": 0}]'
 OUT=$(J report --by partition --from 2026-01-01 --to 2026-01-01T00:01:30Z --json)
 t_check "report --by partition ending mid-window: the records after the last whole window, per key" -- jtest "$OUT" \
         '[(r["key"], r["energy_j"], r["avg_power_w"], r["covered_s"], r["missing_s"]) for r in j["rows"]] == [("p1", 27000, 300, 90, 0), ("p2", 4500, 50, 90, 0)]'
@@ -108,17 +108,19 @@ t_check "report --by node: 120 s covered, none missing" -- jtest "$OUT" \
         'all(r["covered_s"] == 120 and r["missing_s"] == 0 for r in j["rows"])'
 # g1: 76 W for 90 s and 30 s with 240 s without records between (the power is not 25 W over 360 s)
 OUT=$(J report --by node --from 2026-01-02 --to 2026-01-02T00:06:00Z --json)
-t_check "report --by node over a gap, from the node aggregations: 76 W over the 120 s covered, 240 s missing" -- \
-        jtest "$OUT" 'j["source"] == "aggregations" and j["rows"] == [{"key": "g1", "energy_j": 9120, "avg_power_w": 76, "covered_s": 120, "missing_s": 240}]'
+t_check "report --by node over a gap, from the node aggregations: 76 W over the 120 s covered, 240 s missing, 3 s estimated" -- \
+        jtest "$OUT" 'j["source"] == "aggregations" and j["rows"] == [{"key": "g1", "energy_j": 9120, "avg_power_w": 76, "covered_s": 120, "missing_s": 240, "gap_s": 3}]'
 OUT=$(J report --by cluster --from 2026-01-02 --to 2026-01-02T00:06:00Z --json)
-t_check "report --by cluster over a gap, from the records: 76 W over the 120 s covered, 240 s missing" -- \
-        jtest "$OUT" 'j["source"] == "metrics" and j["rows"] == [{"key": "cluster", "energy_j": 9120, "avg_power_w": 76, "covered_s": 120, "missing_s": 240, "gap_s": 0}]'
+t_check "report --by cluster over a gap, from the records: 76 W over the 120 s covered, 240 s missing, 3 s estimated" -- \
+        jtest "$OUT" 'j["source"] == "metrics" and j["rows"] == [{"key": "cluster", "energy_j": 9120, "avg_power_w": 76, "covered_s": 120, "missing_s": 240, "gap_s": 3}]'
 OUT=$(J report --by node --from 2026-01-02 --to 2026-01-02T00:06:00Z)
 t_check "report table: covered and missing columns" -- \
         sh -c 'printf "%s\n" "$1" | grep -q "^g1 .*9120.000 .*76.00 .*120.0 .*240.0"' _ "$OUT"
+t_check "report table from the aggregations: the time whose energy was estimated" -- \
+        sh -c 'printf "%s\n" "$1" | grep -q "^(3.000 s of this time had its energy estimated"' _ "$OUT"
 OUT=$(J report --by node --from 2026-01-02T00:01:30Z --to 2026-01-02T00:06:00Z --json)
 t_check "report --by node from the first record: the range starts at --from, the time before the records is missing" -- \
-        jtest "$OUT" 'j["rows"] == [{"key": "g1", "energy_j": 2280, "avg_power_w": 76, "covered_s": 30, "missing_s": 240}]'
+        jtest "$OUT" 'j["rows"] == [{"key": "g1", "energy_j": 2280, "avg_power_w": 76, "covered_s": 30, "missing_s": 240, "gap_s": 1}]'
 OUT=$(J report --from 2020-01-01 --to 2020-01-02 --json)
 t_check "report over an empty range: no rows, total 0" -- jtest "$OUT" 'j["rows"] == [] and j["total_energy_j"] == 0'
 OUT=$(J report --by partition --from 2026-01-01 --to 2026-01-01T00:02:00Z)

@@ -170,6 +170,12 @@ t_check "node aggregations sum to each node's records" -- test \
 t_check "n1's node windows cover exactly the time of its records" -- test \
         "$(q "SELECT SUM(covered_us) FROM periodic_aggregations WHERE scope = 'node' AND scope_key = 'n1'")" = \
         "$(q "SELECT SUM(end_us - start_us) FROM periodic_metrics WHERE node = 'n1'")"
+gap=$(q "SELECT SUM(gap_us) FROM periodic_metrics")
+t_check "cluster aggregations sum the records' time with estimated energy ($gap µs)" -- test \
+        "$(q "SELECT SUM(gap_us) FROM periodic_aggregations WHERE scope = 'cluster'")" = "$gap" -a "$gap" -gt 0
+t_check "n1's node windows hold its records' gap_us" -- test \
+        "$(q "SELECT SUM(gap_us) FROM periodic_aggregations WHERE scope = 'node' AND scope_key = 'n1'")" = \
+        "$(q "SELECT SUM(gap_us) FROM periodic_metrics WHERE node = 'n1'")"
 t_check "every window says how long its records cover it (no more than the window)" -- test \
         "$(q "SELECT COUNT(*) FROM periodic_aggregations WHERE covered_us IS NULL OR covered_us > end_us - start_us
               OR covered_us < 0")" = 0

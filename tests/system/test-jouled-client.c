@@ -6,7 +6,9 @@
  *   test-jouled-client (--socket PATH | --tcp HOST:PORT) OP [ARGS...]
  *     OP: energy | query | shm | reload | begin JOB STEP [USER] [CPUS] | end JOB STEP | cpufreq CPUS KHZ |
  *         gpufreq GPU KHZ | powercap WATTS | raw-random N | raw-truncated | raw-oversized | raw-version |
- *         forged | plain | replay (control port: one credential sent twice)
+ *         forged | plain | replay (control port: one credential sent twice) |
+ *         cycle JOB N (local socket: N begin/end pairs of steps 0..N-1 of JOB over one connection; prints
+ *         {"ok": pairs that succeeded, "failed": replies with an error})
  * Exit: 0 a reply came (whatever its err), 3 the daemon closed the connection without one, 2 usage, 1 error.
  */
 #include <arpa/inet.h>
@@ -186,6 +188,39 @@ int main(int argc, char **argv)
         }
         jl_auth_opts auth = {.socket = getenv("JOULE_MUNGE_SOCKET")};
         char why[256] = "";
+
+        if (strcmp(op, "cycle") == 0 && sock && nargs == 2) {
+                long n = atol(a[1]), okn = 0, failed = 0;
+                jl_framer fr;
+                jl_framer_init(&fr, 1u << 20);
+                for (long k = 0; k < 2 * n; k++) {
+                        jl_msg_request req = {.op = k % 2 ? JL_OP_JOB_END : JL_OP_JOB_BEGIN,
+                                              .step_id = k / 2};
+                        snprintf(req.job_id, sizeof(req.job_id), "%s", a[0]);
+                        jl_wbuf w;
+                        const uint8_t *data, *payload;
+                        size_t len;
+                        jl_frame_header h;
+                        jl_msg_reply rep;
+                        if (jl_msg_request_encode(&req, (uint32_t)k + 1, &w) < 0 ||
+                            jl_wbuf_finish(&w, &data, &len) < 0 || send_all(fd, data, len) < 0)
+                                return 1;
+                        jl_wbuf_free(&w);
+                        if (read_frame(fd, &fr, &h, &payload, NULL) != 1 || h.type != JL_MSG_REPLY ||
+                            jl_msg_reply_decode(payload, h.length, &rep, why, sizeof(why)) < 0) {
+                                printf("{\"ok\": %ld, \"failed\": %ld, \"closed\": true}\n", okn, failed);
+                                return 1;
+                        }
+                        if (rep.err != 0)
+                                failed++;
+                        else if (k % 2)
+                                okn++;
+                }
+                jl_framer_free(&fr);
+                printf("{\"ok\": %ld, \"failed\": %ld}\n", okn, failed);
+                close(fd);
+                return 0;
+        }
 
         /* bad input */
         if (strcmp(op, "replay") == 0 && tcp) {

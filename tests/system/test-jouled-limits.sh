@@ -170,6 +170,33 @@ t_check "nobody ends their own after the restart" -- jtest "$(qn end 71 0)" 'j["
 q end 70 0 >/dev/null
 q cpufreq 0-1023 0 >/dev/null
 
+# --- a user beginning and ending their own steps in a loop cannot fill the log; root's steps are all logged
+# (this jouled has logged one line of a user's step so far: job 71's end)
+L0=$(wc -l <"$LOG")
+since() { tail -n +$((L0 + 1)) "$LOG"; }
+OUT=$(qn cycle 5000 500)
+t_check "nobody begins and ends 500 steps of their own ($OUT)" -- jtest "$OUT" 'j["ok"] == 500 and j["failed"] == 0'
+OUT=$(q cycle 5001 60)
+t_check "root begins and ends 60 steps ($OUT)" -- jtest "$OUT" 'j["ok"] == 60 and j["failed"] == 0'
+for _ in $(seq 50); do # the root's last lines may reach the file a moment after the replies
+        [ "$(since | grep -c "job 5001 step")" -ge 120 ] && break
+        sleep 0.1
+done
+logged=$(since | grep -c "job 5000 step")
+t_check "the log is not flooded: $logged of nobody's 1000 step lines logged (at most 50 per 10 s)" -- \
+        test "$logged" -ge 40 -a "$logged" -le 150
+n=$(since | grep -c "job 5001 step")
+t_check "every line of root's steps is logged ($n of 120)" -- test "$n" = 120
+sleep 10.5 # the limit's window ends: the next line of a user's step is preceded by the count left out
+qn begin 5002 0 >/dev/null
+qn end 5002 0 >/dev/null
+for _ in $(seq 50); do since | grep -q "job 5002 step 0 ended" && break; sleep 0.1; done
+left=$(since | sed -n 's/.* \([0-9]*\) more lines about job steps that users opened for themselves were left out.*/\1/p' |
+        awk '{ s += $1 } END { print s + 0 }')
+t_check "the log says how many lines were left out: $left, and $logged logged, of nobody's 1000" -- \
+        test "$((left + logged))" = 1000
+t_check "a later line of a user's step is logged again" -- grep -q "job 5002 step 0 of nobody began" "$LOG"
+
 # --- one jouled per state directory and per spool
 S2=$T_DIR/run/second.sock
 write_config "$T_DIR/second.yml" "$T_DIR/state" "$S2" 2

@@ -104,4 +104,34 @@ sys.exit(1 if bad else 0)' "$T_DIR/run$K.out" "$T_DIR/run$K.json"
         jouled_stop TERM
         ctl quit >/dev/null
 done
+
+# /metrics counts the time whose energy was estimated: jouled stopped (SIGSTOP) for 3 s, longer than the
+# 60 J counters' wrap period, cannot unwrap them for certain when it resumes
+emu_start gap intel2s --wrap-uj 60000000
+ctl load "$LOAD" >/dev/null
+MP=$(free_port)
+JD_CFG=$T_DIR/gap.yml
+JD_SOCK=$T_DIR/gap.sock
+printf 'database:\n  url: %s\nnode:\n  name: gapn\n  socket: %s\n  period: 2\n  state_dir: %s\n  metrics_listen: 127.0.0.1:%s\n' \
+        "$T_DIR/gap.db" "$JD_SOCK" "$T_DIR/gap.state" "$MP" >"$JD_CFG"
+"$JOULE" -c "$JD_CFG" db init >/dev/null
+"$NS_RUN" "$FX" -- "$JOULED" -c "$JD_CFG" </dev/null >>"$T_DIR/gap.log" 2>&1 &
+JD_PID=$!
+T_PIDS+=($JD_PID)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MP/metrics" >/dev/null && break; sleep 0.05; done
+gap_s() { curl -sf "http://127.0.0.1:$MP/metrics" | sed -n "s/^joule_energy_gap_seconds_total{node=\"gapn\",domain=\"$1\"} //p"; }
+sleep 2
+G0=$(gap_s node)
+t_check "/metrics has joule_energy_gap_seconds_total for the node ($G0 s before the stop)" -- test -n "$G0"
+kill -STOP "$JD_PID"
+sleep 3
+kill -CONT "$JD_PID"
+sleep 1.5
+G1=$(gap_s node)
+P1=$(gap_s psys)
+t_check "/metrics: after 3 s stopped, the node's estimated time grew by at least 2 s ($G0 -> $G1 s; psys $P1 s)" -- \
+        "$PY" -c 'import sys; g0, g1, p1 = map(float, sys.argv[1:]); sys.exit(0 if g1 - g0 >= 2 and p1 >= 2 else 1)' \
+        "$G0" "$G1" "$P1"
+jouled_stop TERM
+ctl quit >/dev/null
 t_done

@@ -248,6 +248,105 @@ static void test_wrap_and_vanish(void)
         jl_sampler_free(s);
 }
 
+/* MSR_PKG_POWER_INFO (0x614): bits 46:32 the maximum power, bits 14:0 the thermal spec power, in the unit
+ * register's power units (INTEL_UNIT: 1/8 W). */
+static uint64_t power_info(unsigned max_counts, unsigned tdp_counts)
+{
+        return ((uint64_t)max_counts << 32) | (UINT64_C(0x50) << 16) | tdp_counts;
+}
+
+static void amd_fixture(const char *vendor, int family);
+
+static void test_max_power(void)
+{
+        scenario_intel_2s();
+        fx_msr(0, 0x614, power_info(1000, 800) | (UINT64_C(0x12) << 48)); /* 125 W (TDP 100 W), time bits */
+        fx_msr(2, 0x614, power_info(1600, 1600));                         /* 200 W */
+        opened o;
+        do_open(&o);
+        is_int(o.r, 0, "power info: opens");
+        if (is_int(o.ch.n, 6, "power info: six channels")) {
+                is_near(o.ch.items[0].max_power_w, 125, 1e-9, "package-0: 125 W from MSR_PKG_POWER_INFO");
+                is_near(o.ch.items[3].max_power_w, 200, 1e-9, "package-1: 200 W");
+                ok(o.ch.items[1].max_power_w == 0 && o.ch.items[2].max_power_w == 0,
+                   "core and DRAM state no maximum power of their own");
+        }
+        ok(!find_note(&o, NULL, "POWER_INFO"), "power info: no note when the register is plausible");
+        provider_close(&o);
+
+        /* the sampler schedules its guard reads by it: four reads per wrap at 125 W */
+        jl_provider_config cfg;
+        jl_provider_config_default(&cfg);
+        jl_sampler *s = NULL;
+        if (is_int(jl_sampler_open(&cfg, (const char *[]){"rapl-msr", NULL}, &s), 0, "sampler opens")) {
+                const jl_track *t;
+                track_energy(s, "package-0", &t);
+                ok(t && (double)jl_track_guard_ns(t) > 524.287e9 && (double)jl_track_guard_ns(t) < 524.289e9,
+                   "package-0: a guard read every wrap / (4 x 125 W) = 524.288 s before any power was seen");
+                jl_sampler_free(s);
+        }
+
+        /* the power unit comes from the unit register: 2^-0 W here */
+        scenario_intel_2s();
+        fx_msr(0, 0x606, INTEL_UNIT & ~UINT64_C(0xf));
+        fx_msr(0, 0x614, power_info(300, 250));
+        fx_msr(2, 0x614, power_info(1600, 1600));
+        do_open(&o);
+        if (o.ch.n == 6)
+                is_near(o.ch.items[0].max_power_w, 300, 1e-9, "package-0: 300 counts of 1 W");
+        provider_close(&o);
+
+        /* bad values: ignored with a note, the package still read */
+        const struct {
+                uint64_t v;
+                const char *what;
+        } bad[] = {
+            {0, "0 (the register unimplemented)"},
+            {power_info(0, 800), "no maximum, a TDP"},
+            {power_info(0x7fff, 800), "4095.9 W (absurd)"},
+            {power_info(8, 800), "1 W, below its own 100 W TDP"},
+            {power_info(1000, 800) | (UINT64_C(1) << 60), "with a reserved bit set"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                scenario_intel_2s();
+                fx_msr(0, 0x614, bad[i].v);
+                fx_msr(2, 0x614, power_info(1600, 1600));
+                do_open(&o);
+                is_int(o.r, 0, "power info %s: opens", bad[i].what);
+                if (is_int(o.ch.n, 6, "power info %s: every channel", bad[i].what)) {
+                        ok(o.ch.items[0].max_power_w == 0, "power info %s: package-0 states none",
+                           bad[i].what);
+                        is_near(o.ch.items[3].max_power_w, 200, 1e-9, "power info %s: package-1 unharmed",
+                                bad[i].what);
+                }
+                if (!ok(find_note(&o, "rapl-msr/package-0", "not plausible"), "power info %s: a note",
+                        bad[i].what))
+                        dump_notes(&o);
+                provider_close(&o);
+        }
+
+        /* the register missing (the file ends before it): a note, no maximum */
+        scenario_intel_2s();
+        fx_write("dev/cpu/0/msr", "");
+        fx_msr(0, 0x606, INTEL_UNIT);
+        fx_msr(0, 0x611, 16384); /* the file ends at 0x619: 0x614 reads short */
+        do_open(&o);
+        ok(o.r == 0 && o.ch.n >= 1 && strcmp(o.ch.items[0].name, "package-0") == 0 &&
+               o.ch.items[0].max_power_w == 0,
+           "power info missing: package-0 read, no maximum power");
+        ok(find_note(&o, "rapl-msr/package-0", "MSR_PKG_POWER_INFO (0x614) on CPU 0: not supported"),
+           "power info missing: a note");
+        provider_close(&o);
+
+        /* AMD states none: no maximum, and no note about it */
+        amd_fixture("AuthenticAMD", 0x19);
+        do_open(&o);
+        if (is_int(o.ch.n, 1, "amd: one channel"))
+                ok(o.ch.items[0].max_power_w == 0, "amd: no maximum power (the observed peak is used)");
+        ok(!find_note(&o, NULL, "POWER_INFO"), "amd: no note about MSR_PKG_POWER_INFO");
+        provider_close(&o);
+}
+
 static void test_intel_client_psys(void)
 {
         fx_reset();
@@ -468,6 +567,7 @@ int main(int argc, char **argv)
         }
         test_intel_2s();
         test_wrap_and_vanish();
+        test_max_power();
         test_intel_client_psys();
         test_amd();
         test_unknown();

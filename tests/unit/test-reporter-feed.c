@@ -11,7 +11,7 @@
  * sends 5 good records, seq 1-5, before the bad one); it exits 0 when the dbd closed the connection.
  *
  * Record seq s (1-based) covers [t0 + (s-1) s, t0 + s s) with energy 1000000 + s µJ (package-0 80%, the
- * rest dram-0). With --job, seq 1 begins job ID step 0 (user "alice") and seq N+2 ends it with the
+ * rest dram-0); every tenth record had 0.25 s of its energy estimated across counter wraps (gap_us). With --job, seq 1 begins job ID step 0 (user "alice") and seq N+2 ends it with the
  * records' energy. Exit 0 when everything is acknowledged, 1 on a timeout (the status says where). */
 #include <errno.h>
 #include <getopt.h>
@@ -260,6 +260,7 @@ int main(int argc, char **argv)
                                            .start_us = t0 + (s - 1) * 1000000,
                                            .end_us = t0 + s * 1000000,
                                            .energy_uj = record_energy(s),
+                                           .gap_us = s % 10 == 0 ? 250000 : 0,
                                            .temp_max_c = 50,
                                            .freq_avg_khz = 2000000,
                                            .step_id = -1,
