@@ -300,7 +300,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
         jl_client_reply rep = {.fd = -1};
         int r = jouled_request(&req, &rep, why, sizeof(why));
         if (r < 0) {
-                notice("joule: job %s step %s not accounted on this node: %s", g.job_id,
+                notice("joule: job %s step %s not accounted on this node: %s; it runs unmanaged", g.job_id,
                        step_name(step, name), why);
                 slurm_info("joule: job %s step %" PRId64 " not accounted: %s", g.job_id, g.step_id, why);
         } else {
@@ -314,7 +314,9 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
         char refusal[512];
         if (jl_spank_resolve(&g.opts, &cfg, g.default_on, user, &e, refusal, sizeof(refusal)) > 0)
                 notice("%s", refusal);
-        if (e.enabled && step != SLURM_EXTERN_CONT)
+        /* a step jouled did not take has no frequency rights and nowhere to report: no runtime (which would
+         * only wait on the same jouled at the program's start and end) */
+        if (e.enabled && step != SLURM_EXTERN_CONT && g.begun)
                 setup_environment(sp, &e);
         joule_config_free(&cfg);
         return 0;
