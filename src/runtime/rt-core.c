@@ -1,7 +1,8 @@
 /* rt-core.c - what every runtime build shares: the event entry point, per-call counts, the set of distinct
  * events and the summary line. Counters are relaxed atomics. A read-modify-write (a locked instruction,
  * most of the interception's cost) only where MPI_THREAD_MULTIPLE lets threads call MPI at once; otherwise
- * one thread calls at a time and a relaxed load and store suffice. */
+ * one thread calls at a time and a relaxed load and store suffice. On the node master each event also goes
+ * to the manager (manage.c: loop detection, signatures, the policy) through the event hook. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,6 +17,13 @@
 
 int jl_rt_verbose;
 static bool threaded;
+/* the node master's manager (manage.c), set once it starts */
+static void (*event_hook)(uint32_t event_id);
+
+void jl_rt_set_event_hook(void (*hook)(uint32_t event_id))
+{
+        __atomic_store_n(&event_hook, hook, __ATOMIC_RELEASE);
+}
 
 static uint64_t counts[JL_MPI_NCALLS];
 /* open addressing on event id + 1 (0: empty); full: new ids are no longer recorded */
@@ -55,6 +63,9 @@ void jl_rt_event(uint32_t event_id, enum jl_mpi_call call)
                 __atomic_store_n(&counts[call], __atomic_load_n(&counts[call], __ATOMIC_RELAXED) + 1u,
                                  __ATOMIC_RELAXED);
         event_set_add(event_id);
+        void (*hook)(uint32_t) = __atomic_load_n(&event_hook, __ATOMIC_ACQUIRE);
+        if (hook)
+                hook(event_id);
 }
 
 void jl_rt_set_threaded(bool on)

@@ -2,7 +2,8 @@
  * (JL_RT_FLAVOUR: JL_RT_OMPI or JL_RT_MPICH): libjoule-rt-ompi.so, libjoule-rt-mpich.so. Before each call
  * it computes the call's event (event.h) and hands it to jl_rt_event(); after MPI_Init it finds this
  * rank's node (MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)) and whether it is the node master, the one rank
- * per node that will decide; at MPI_Finalize it prints this rank's summary when JOULE_VERBOSE >= 2.
+ * per node that decides: it starts the manager (manage.c) for the union of the node's ranks' CPUs; at
+ * MPI_Finalize the manager ends and each rank prints its summary when JOULE_VERBOSE >= 2.
  *
  * Its own MPI calls go to PMPI_x: through the loader's PMPI wrappers (which only forward, since they are
  * nested in an intercepted call) to the MPI library, unseen by other PMPI tools. */
@@ -14,6 +15,7 @@
 #include <mpi.h>
 
 #include "event.h"
+#include "manage.h"
 #include "rt-abi.h"
 #include "runtime.h"
 
@@ -188,6 +190,19 @@ static void started(void)
                 PMPI_Comm_size(node_comm, &node_size);
                 node_master = node_rank == 0;
         }
+        /* the node's CPUs: the union of its ranks' affinities, for the frequency requests */
+        cpu_set_t mine, node;
+        CPU_ZERO(&mine);
+        CPU_ZERO(&node);
+        if (sched_getaffinity(0, sizeof(mine), &mine) < 0)
+                CPU_ZERO(&mine);
+        if (node_comm == MPI_COMM_NULL ||
+            PMPI_Allreduce(&mine, &node, (int)sizeof(node), MPI_BYTE, MPI_BOR, node_comm) != MPI_SUCCESS)
+                node = mine;
+        if (node_master) {
+                jl_rt_manage_start(true, &node);
+                jl_rt_set_event_hook(jl_rt_manage_event);
+        }
         if (jl_rt_verbose >= 3)
                 jl_rt_say("rank %d/%d: node rank %d/%d%s%s", world_rank, world_size, node_rank, node_size,
                           node_master ? ", node master" : "",
@@ -196,6 +211,10 @@ static void started(void)
 
 static void finishing(void)
 {
+        if (node_master) {
+                jl_rt_set_event_hook(NULL);
+                jl_rt_manage_fini();
+        }
         if (jl_rt_verbose >= 2) {
                 char counts[6144];
                 jl_rt_format_counts(counts, sizeof(counts));

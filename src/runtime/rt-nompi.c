@@ -1,7 +1,8 @@
 /* rt-nompi.c - libjoule-rt.so, the runtime of programs without MPI: with no MPI calls to guide it, it is
- * time-guided, a thread woken every JL_RT_PERIOD_MS that the policies will use to take signatures. For now
- * each period is counted. The thread is stopped and joined at exit (the loader's destructor calls fini);
- * a child forked from the program keeps running, unmanaged (its copy of the thread does not exist). */
+ * time-guided, a thread woken every JOULE_PERIOD_MS (default 1000) that takes a signature each period
+ * (manage.c); with hardware counters progress is measured in instructions and the policy decides. The thread
+ * is stopped and joined at exit (the loader's destructor calls fini); a child forked from the program keeps
+ * running, unmanaged (its copy of the thread does not exist). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,10 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "manage.h"
 #include "rt-abi.h"
 #include "runtime.h"
 
-#define JL_RT_PERIOD_MS 1000
+#define JL_RT_PERIOD_MS 1000 /* JOULE_PERIOD_MS overrides it */
+static long period_ms = JL_RT_PERIOD_MS;
 
 static pthread_t timer;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -40,12 +43,16 @@ static void *timer_main(void *arg)
 
         pthread_mutex_lock(&lock);
         for (;;) {
-                timespec_add_ms(&next, JL_RT_PERIOD_MS);
+                timespec_add_ms(&next, period_ms);
                 while (!stopping && pthread_cond_timedwait(&wake, &lock, &next) != ETIMEDOUT)
                         ;
                 if (stopping)
                         break;
-                periods++; /* a period: where the policies will take a signature */
+                periods++;
+                /* a period: a signature, and the policy's decision where progress can be measured */
+                pthread_mutex_unlock(&lock);
+                jl_rt_manage_period();
+                pthread_mutex_lock(&lock);
         }
         pthread_mutex_unlock(&lock);
         return NULL;
@@ -58,6 +65,11 @@ static int rt_init(int verbose)
         int r;
 
         jl_rt_verbose = verbose;
+        cpu_set_t cpus;
+        if (sched_getaffinity(0, sizeof(cpus), &cpus) < 0)
+                CPU_ZERO(&cpus);
+        jl_rt_manage_start(false, &cpus);
+        period_ms = jl_rt_manage_period_ms();
         pthread_condattr_init(&attr);
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         r = pthread_cond_init(&wake, &attr);
@@ -72,6 +84,7 @@ static int rt_init(int verbose)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r) {
                 pthread_cond_destroy(&wake);
+                jl_rt_manage_fini();
                 return -r;
         }
         owner = getpid();
@@ -92,10 +105,11 @@ static void rt_fini(void)
         pthread_join(timer, NULL);
         running = false;
         pthread_cond_destroy(&wake);
+        jl_rt_manage_fini();
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (jl_rt_verbose >= 2)
                 jl_rt_say("not an MPI program: %llu periods of %d ms in %.3f s (time-guided)",
-                          (unsigned long long)periods, JL_RT_PERIOD_MS,
+                          (unsigned long long)periods, (int)period_ms,
                           (double)(now.tv_sec - started.tv_sec) +
                               (double)(now.tv_nsec - started.tv_nsec) / 1e9);
 }

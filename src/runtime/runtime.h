@@ -12,9 +12,12 @@
 /* JOULE_VERBOSE, as the loader parsed it */
 extern int jl_rt_verbose;
 
-/* One MPI event (event.h): the single entry point of loop detection. For now it counts events per call
- * type and the distinct event ids. Any thread. */
+/* One MPI event (event.h): the single entry point of loop detection. It counts events per call type and
+ * the distinct event ids, and hands the event to the event hook (the node master's manager). Any thread. */
 void jl_rt_event(uint32_t event_id, enum jl_mpi_call call);
+
+/* Every event also goes to hook (NULL: none); the node master's manager sets it. */
+void jl_rt_set_event_hook(void (*hook)(uint32_t event_id));
 
 /* Whether threads may call MPI at the same time (MPI_THREAD_MULTIPLE was provided): counts then take
  * atomic read-modify-writes. */

@@ -1,0 +1,304 @@
+/* emu-work-mpi.c - the MPI variant of emu-work (README.md, "Workloads"): 2-4 ranks advance through
+ * iterations of a workload kind at the pace joule-emu's model gives at the frequency in force (the slowest
+ * scaling_cur_freq of the CPUs, read at the real sysfs path every slice: run it inside the emulated node's
+ * namespace), with MPI calls each iteration (Allreduce and a Sendrecv ring, alternating), so that the
+ * runtime finds the loop, measures it and sets frequencies through jouled. Rank 0 tells the emulator the
+ * workload (`ctl work CPUS KIND`) and sets the CPUs idle at the end, then prints one JSON object: its own
+ * count of iterations and calls per iteration (phase 1, and phase 2 where the period changes), the
+ * emulator's time and node energy of the run, and the steady state: time per iteration over the last
+ * --steady iterations and the mean frequency meanwhile. Self-contained (built by the tests with each MPI's
+ * mpicc).
+ *   emu-work-mpi --root DIR --kind KIND --iterations N [--calls K] [--iterations2 N2 --calls2 K2]
+ *                [--cycles C --mem-s S] [--cpus all|LIST] [--realloc] [--steady S] [--slice-ms 5] */
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CPU 1024
+#define EMU_SOCK "emu.sock"
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int ctl(const char *root, const char *line, char *buf, size_t size)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", root, EMU_SOCK);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                fprintf(stderr, "emu-work-mpi: %s: %s\n", sa.sun_path, strerror(errno));
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        size_t n = strlen(line), got = 0;
+        if (write(fd, line, n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
+                close(fd);
+                return -1;
+        }
+        shutdown(fd, SHUT_WR);
+        for (;;) {
+                ssize_t k = read(fd, buf + got, size - 1 - got);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                got += (size_t)k;
+                if (got == size - 1)
+                        break;
+        }
+        close(fd);
+        buf[got] = '\0';
+        if (got == 0 || strncmp(buf, "error", 5) == 0) {
+                fprintf(stderr, "emu-work-mpi: '%s': %s", line, got ? buf : "no reply\n");
+                return -1;
+        }
+        return 0;
+}
+
+static double json_num(const char *text, const char *after, const char *key)
+{
+        char pat[64];
+        if (after && !(text = strstr(text, after)))
+                return NAN;
+        snprintf(pat, sizeof(pat), "\"%s\": ", key);
+        const char *p = strstr(text, pat);
+        return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+static int parse_cpu_list(const char *s, int *cpus, int max)
+{
+        int n = 0;
+        for (const char *p = s; *p && *p != '\n';) {
+                char *end;
+                long a = strtol(p, &end, 10), b = a;
+                if (end == p || a < 0 || a >= MAX_CPU)
+                        return -1;
+                p = end;
+                if (*p == '-') {
+                        b = strtol(p + 1, &end, 10);
+                        if (end == p + 1 || b < a || b >= MAX_CPU)
+                                return -1;
+                        p = end;
+                }
+                for (long c = a; c <= b && n < max; c++)
+                        cpus[n++] = (int)c;
+                if (*p == ',')
+                        p++;
+                else if (*p && *p != '\n')
+                        return -1;
+        }
+        return n;
+}
+
+static bool read_text(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return false;
+        size_t n = fread(buf, 1, size - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        return n > 0;
+}
+
+static bool read_khz(int cpu, double *ret)
+{
+        char path[128], buf[64], *end;
+        snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_cur_freq", cpu);
+        if (!read_text(path, buf, sizeof(buf)))
+                return false;
+        double v = strtod(buf, &end);
+        if (end == buf || !(v > 0))
+                return false;
+        *ret = v;
+        return true;
+}
+
+int main(int argc, char **argv)
+{
+        const char *root = NULL, *kind = NULL, *cpus_arg = "all", *cycles = NULL, *mem_s = NULL;
+        long iters1 = 0, iters2 = 0, calls1 = 2, calls2 = 0, steady = 0;
+        double slice_s = 0.005;
+        bool realloc_bufs = false;
+        int rank, size;
+
+        MPI_Init(&argc, &argv);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+                if (strcmp(a, "--realloc") == 0) {
+                        realloc_bufs = true;
+                        continue;
+                }
+                if (!v)
+                        goto usage;
+                i++;
+                if (strcmp(a, "--root") == 0)
+                        root = v;
+                else if (strcmp(a, "--kind") == 0)
+                        kind = v;
+                else if (strcmp(a, "--cpus") == 0)
+                        cpus_arg = v;
+                else if (strcmp(a, "--iterations") == 0)
+                        iters1 = atol(v);
+                else if (strcmp(a, "--calls") == 0)
+                        calls1 = atol(v);
+                else if (strcmp(a, "--iterations2") == 0)
+                        iters2 = atol(v);
+                else if (strcmp(a, "--calls2") == 0)
+                        calls2 = atol(v);
+                else if (strcmp(a, "--cycles") == 0)
+                        cycles = v;
+                else if (strcmp(a, "--mem-s") == 0)
+                        mem_s = v;
+                else if (strcmp(a, "--steady") == 0)
+                        steady = atol(v);
+                else if (strcmp(a, "--slice-ms") == 0)
+                        slice_s = strtod(v, NULL) / 1e3;
+                else
+                        goto usage;
+        }
+        if (!root || !kind || iters1 < 1 || calls1 < 1 || calls1 > 100 || iters2 < 0 ||
+            (iters2 && calls2 < 1) || calls2 > 100 || !(slice_s > 0 && slice_s <= 1))
+                goto usage;
+        long total = iters1 + iters2;
+        if (steady <= 0 || steady > total)
+                steady = total / 4 > 0 ? total / 4 : 1;
+
+        int cpus[MAX_CPU], ncpu;
+        char text[16384], line[512];
+        if (strcmp(cpus_arg, "all") == 0) {
+                if (!read_text("/sys/devices/system/cpu/online", text, sizeof(text))) {
+                        fprintf(stderr, "emu-work-mpi: /sys/devices/system/cpu/online: cannot read\n");
+                        MPI_Abort(MPI_COMM_WORLD, 1);
+                }
+                ncpu = parse_cpu_list(text, cpus, MAX_CPU);
+        } else
+                ncpu = parse_cpu_list(cpus_arg, cpus, MAX_CPU);
+        if (ncpu <= 0)
+                goto usage;
+
+        double wl[4] = {0}; /* t0, e0, cycles, mem_s */
+        if (rank == 0) {
+                snprintf(line, sizeof(line), "work %s %s%s%s%s%s", cpus_arg, kind, cycles ? " " : "",
+                         cycles ? cycles : "", mem_s ? " " : "", mem_s ? mem_s : "");
+                if (ctl(root, line, text, sizeof(text)) < 0)
+                        MPI_Abort(MPI_COMM_WORLD, 1);
+                wl[0] = json_num(text, NULL, "t_s");
+                wl[1] = json_num(text, "\"energy_uj\"", "node");
+                wl[2] = json_num(text, "\"work\"", "cycles");
+                wl[3] = json_num(text, "\"work\"", "mem_s");
+                if (isnan(wl[2]) || isnan(wl[3])) {
+                        fprintf(stderr, "emu-work-mpi: unexpected reply: %s", text);
+                        MPI_Abort(MPI_COMM_WORLD, 1);
+                }
+        }
+        MPI_Bcast(wl, 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+        double cyc = wl[2], mem = wl[3];
+
+        double *t_end = calloc((size_t)total + 1, sizeof(double)),
+               *f_int = calloc((size_t)total + 1, sizeof(double));
+        double *sbuf = malloc(64 * sizeof(double)), *rbuf = malloc(64 * sizeof(double));
+        if (!t_end || !f_int || !sbuf || !rbuf)
+                MPI_Abort(MPI_COMM_WORLD, 1);
+        int right = (rank + 1) % size, left = (rank + size - 1) % size;
+        double progress = 0, t = now_s(), f_time = 0, khz = 0, last_f = 0;
+        t_end[0] = t;
+        for (long it = 0; it < total; it++) {
+                /* compute: progress follows 1 / T(f), f the slowest of the CPUs, re-read every slice */
+                while (progress < (double)(it + 1)) {
+                        double f = INFINITY;
+                        for (int i = 0; i < ncpu; i++)
+                                if (read_khz(cpus[i], &khz) && khz < f)
+                                        f = khz;
+                        if (!isfinite(f))
+                                MPI_Abort(MPI_COMM_WORLD, 1);
+                        last_f = f;
+                        double T = cyc / (f * 1e3) + mem, left_s = ((double)(it + 1) - progress) * T;
+                        double dt_want = left_s < slice_s ? left_s : slice_s;
+                        struct timespec ts = {.tv_sec = (time_t)dt_want,
+                                              .tv_nsec = (long)((dt_want - floor(dt_want)) * 1e9)};
+                        nanosleep(&ts, NULL);
+                        double t1 = now_s(), dt = t1 - t;
+                        t = t1;
+                        progress += dt / T;
+                        f_time += f * dt;
+                }
+                /* communicate */
+                long calls = it < iters1 ? calls1 : calls2;
+                if (realloc_bufs) {
+                        free(sbuf);
+                        free(rbuf);
+                        sbuf = malloc(64 * sizeof(double));
+                        rbuf = malloc(64 * sizeof(double));
+                        if (!sbuf || !rbuf)
+                                MPI_Abort(MPI_COMM_WORLD, 1);
+                }
+                for (long c = 0; c < calls; c++) {
+                        sbuf[0] = (double)it;
+                        if (c % 2 == 0)
+                                MPI_Allreduce(sbuf, rbuf, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+                        else
+                                MPI_Sendrecv(sbuf, 8, MPI_DOUBLE, right, 7, rbuf, 8, MPI_DOUBLE, left, 7,
+                                             MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                }
+                double t1 = now_s();
+                progress += (t1 - t) / (cyc / (last_f * 1e3) + mem);
+                f_time += last_f * (t1 - t);
+                t = t1;
+                t_end[it + 1] = t;
+                f_int[it + 1] = f_time;
+        }
+        if (rank == 0) {
+                double final_f = INFINITY;
+                for (int i = 0; i < ncpu; i++)
+                        if (read_khz(cpus[i], &khz) && khz < final_f)
+                                final_f = khz;
+                snprintf(line, sizeof(line), "work %s idle", cpus_arg);
+                if (ctl(root, line, text, sizeof(text)) < 0)
+                        MPI_Abort(MPI_COMM_WORLD, 1);
+                double t1 = json_num(text, NULL, "t_s"), e1 = json_num(text, "\"energy_uj\"", "node");
+                double st = t_end[total] - t_end[total - steady];
+                printf("{\"kind\": \"%s\", \"ranks\": %d, \"iterations\": %ld, \"calls\": %ld, "
+                       "\"iterations2\": %ld, "
+                       "\"calls2\": %ld, \"realloc\": %s, \"time_s\": %.6f, \"energy_j\": %.6f, "
+                       "\"time_per_iteration_s\": %.9f, \"energy_per_iteration_j\": %.9f, "
+                       "\"steady_iterations\": %ld, "
+                       "\"steady_tpi_s\": %.9f, \"steady_khz\": %.0f, \"final_khz\": %.0f}\n",
+                       kind, size, iters1, calls1, iters2, calls2, realloc_bufs ? "true" : "false",
+                       t1 - wl[0], (e1 - wl[1]) / 1e6, (t1 - wl[0]) / (double)total,
+                       (e1 - wl[1]) / 1e6 / (double)total, steady, st / (double)steady,
+                       (f_int[total] - f_int[total - steady]) / st, final_f);
+                fflush(stdout);
+        }
+        free(t_end);
+        free(f_int);
+        free(sbuf);
+        free(rbuf);
+        MPI_Finalize();
+        return 0;
+usage:
+        if (rank == 0)
+                fputs("Usage: emu-work-mpi --root DIR --kind KIND --iterations N [--calls K] [--iterations2 "
+                      "N2 "
+                      "--calls2 K2]\n                    [--cycles C --mem-s S] [--cpus all|LIST] "
+                      "[--realloc] [--steady S] "
+                      "[--slice-ms 5]\n",
+                      stderr);
+        MPI_Finalize();
+        return 2;
+}
