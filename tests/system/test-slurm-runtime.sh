@@ -47,12 +47,11 @@ echo "optional $SPANK_JOULE config=$SPANK_CFG loader=$JOULE_LOADER libdir=$JOULE
 # The sanitized loader in programs that are not (docs/runtime.md): srun passes the environment on
 TASK_ASAN=detect_leaks=0:verify_asan_link_order=0
 # The ranks run in the emulated node's mount namespace (jouled's): its sysfs is where the program and the
-# runtime read the frequencies. nsenter runs without the loader (a runtime's thread in it would make
-# setns(2) of a mount namespace fail), the program with it. The emulated node has CPUs 0-3; the ranks run
-# on this machine's.
+# runtime read the frequencies. nsenter gets LD_PRELOAD too, and the loader must stay out of it (a
+# runtime's thread makes setns(2) of a mount namespace fail). The emulated node has CPUs 0-3; the ranks
+# run on this machine's.
 NS_MNT=/proc/$JD_PID/ns/mnt
-IN_NODE='[ "$SLURM_PROCID" = 0 ] && echo "job $SLURM_JOB_ID step $SLURM_STEP_ID" >&2
-p=$LD_PRELOAD; LD_PRELOAD= exec nsenter --mount="$0" -- env LD_PRELOAD="$p" "$@"'
+IN_NODE='[ "$SLURM_PROCID" = 0 ] && echo "job $SLURM_JOB_ID step $SLURM_STEP_ID" >&2; exec nsenter --mount="$0" -- "$@"'
 if [ "$(nproc)" -ge 4 ]; then CPUS=0-3; else CPUS=0-1; fi
 CF=$FX/sys/devices/system/cpu/cpufreq
 snapshot() { # every CPU's cpufreq settings (the values, whatever their trailing newline) and their times
@@ -115,6 +114,8 @@ mpi_job me pmi2 --joule-policy=min_energy --joule-policy-th=0.1 --joule-verbose=
 st=$?
 t_ok $st "srun -n2 --mpi=pmi2 --joule=on --joule-policy=min_energy --joule-policy-th=0.1 (MPICH): the job completes"
 [ $st -eq 0 ] || show_err me
+t_check "... the loader stayed out of nsenter (a namespace tool), which the runtime's thread would break" -- \
+        sh -c "! grep -E 'joule: nsenter\[[0-9]*\]: not an MPI program|nsenter: reassociate' '$T_DIR/me.err'"
 O=$(prog_out me)
 t_check "... the program ran to its end: its 300 iterations" -- jtest "${O:-null}" "j['iterations'] == 300"
 t_check "... job $JOB: the loader and the runtime in both ranks (MPICH program: managed by libjoule-rt-mpich.so)" -- \
