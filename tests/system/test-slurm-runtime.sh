@@ -125,7 +125,8 @@ t_check "acct -l: the step's row on the node: policy min_energy, policy_th 0.1, 
         jtest "$L" "len(j) == 1 and j[0]['step_id'] == 0 and j[0]['node'] == 'emu1' and j[0]['app_name'] == 'emu-work-mpi' and j[0]['policy'] == 'min_energy' and abs(j[0]['policy_th'] - 0.1) < 1e-9 and j[0]['energy_j'] > 0 and j[0]['time_s'] > 0 and j[0]['avg_power_w'] > 0 and j[0]['def_cpufreq_khz'] == 3000000 and j[0]['avg_cpufreq_khz'] < j[0]['def_cpufreq_khz']"
 t_check "... its energy and time are the emulator's for the run (within 5 %)" -- \
         jtest "[$L, ${O:-null}]" "abs(j[0][0]['energy_j'] - j[1]['energy_j']) <= 0.05 * j[1]['energy_j'] and abs(j[0][0]['time_s'] - j[1]['time_s']) <= 0.05 * j[1]['time_s']"
-t_diag "acct -l: $(J acct -l --job "$JOB" | tail -1)"
+t_diag "$(J acct -l --job "$JOB")"
+t_diag "the program: $(jget "${O:-null}" "'%.3f s, %.1f J (the emulator\'s), %.2f J per iteration, steady state at %d kHz' % (j['time_s'], j['energy_j'], j['energy_per_iteration_j'], j['steady_khz'])")"
 E=$(J events --json --job "$JOB")
 t_check "events: the policy's decisions for the step on the node, the last frequency the one the program ran at in its steady state" -- \
         jtest "[$E, ${O:-null}]" "all(e['job_id'] == $JOB and e['step_id'] == 0 and e['node'] == 'emu1' for e in j[0]) and any(e['kind'] == 'policy' for e in j[0]) and [e['value'] for e in j[0] if e['kind'] == 'frequency'][-1] == j[1]['final_khz'] < 3000000"
@@ -146,6 +147,7 @@ t_ok $st "srun --joule-policy=monitoring (MPICH): the job completes"
 L=$(rt_wait "$JOB")
 t_check "acct -l: policy monitoring, at the default frequency" -- \
         jtest "$L" "len(j) == 1 and j[0]['policy'] == 'monitoring' and j[0]['energy_j'] > 0 and abs(j[0]['avg_cpufreq_khz'] - 3000000) <= 3000"
+t_diag "acct -l: $(J acct -l --job "$JOB" | tail -1)"
 t_check "events: no frequency decision" -- jtest "$(J events --json --job "$JOB")" "not any(e['kind'] in ('frequency', 'bound') for e in j)"
 t_check "no cpufreq file was written (contents and times)" -- test "$B0" = "$(snapshot)"
 
@@ -160,6 +162,7 @@ if [ -n "${PROG[pmix]:-}" ]; then
         L=$(rt_wait "$JOB")
         t_check "... acct -l: min_energy, 0.1, below the default" -- jtest "$L" \
                 "len(j) == 1 and j[0]['policy'] == 'min_energy' and abs(j[0]['policy_th'] - 0.1) < 1e-9 and j[0]['avg_cpufreq_khz'] < j[0]['def_cpufreq_khz'] == 3000000"
+        t_diag "acct -l: $(J acct -l --job "$JOB" | tail -1)"
 else
         t_skip "Open MPI through srun --mpi=pmix" "mpicc.openmpi or Slurm's mpi/pmix is not installed"
 fi
