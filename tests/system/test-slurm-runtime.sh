@@ -1,8 +1,9 @@
 #!/bin/bash
 # test-slurm-runtime.sh - a managed MPI job end to end: `srun --joule=on --joule-policy=min_energy` in a real
-# one-node Slurm (tests/with-slurm.sh) starts an MPI program (tests/emu/emu-work-mpi.c, MPICH, 2 ranks
-# launched by srun itself through Slurm's PMI2) on an emulated node (intel2s) with a real jouled storing
-# into SQLite; the plugin preloads the loader, which loads the runtime from the build tree. Checks: the job
+# one-node Slurm (tests/with-slurm.sh) starts an MPI program (tests/emu/emu-work-mpi.c, 2 ranks launched
+# by srun itself: MPICH through Slurm's mpi/pmi2, Open MPI through mpi/pmix) on an emulated node (intel2s)
+# with a real jouled storing into SQLite; the plugin preloads the loader, which loads the runtime from the
+# build tree (the ranks enter the emulated node's mount namespace through nsenter). Checks: the job
 # runs to its end; `joule acct -l` has the step's row on the node with the policy, its threshold, energy,
 # time and power, and a mean frequency below the default (the effect on a memory-bound code); `joule
 # events` has the policy's decisions; `joule acct -r` the loop; the node's cpufreq settings are those of
