@@ -7,7 +7,8 @@
 #include "detect.h"
 
 /* Shells, MPI launchers and the daemons they start on each node: they never call MPI themselves, and a
- * runtime in them would only count their time as the program's. */
+ * runtime in them would only count their time as the program's. Namespace tools, which a runtime's
+ * thread would break. */
 static const char *const stay_out[] = {
     /* shells */
     "sh",
@@ -39,6 +40,12 @@ static const char *const stay_out[] = {
     /* remote starters the launchers use */
     "ssh",
     "rsh",
+    /* namespace tools: setns(2) into a mount namespace and unshare(2) of a user namespace need a process
+     * of one thread, and libjoule-rt.so's timer thread would make them fail (EINVAL); the program they
+     * start gets the loader from the environment */
+    "nsenter",
+    "unshare",
+    "bwrap",
 };
 
 bool jl_loader_stays_out(const char *name)

@@ -15,9 +15,9 @@
 static void test_stays_out(void)
 {
         const char *out[] = {
-            "bash",          "sh",      "dash",  "mpirun",          "mpirun.openmpi", "mpiexec.mpich",
-            "mpiexec.hydra", "orterun", "orted", "hydra_pmi_proxy", "prterun",        "srun",
-            "slurmstepd",    "ssh"};
+            "bash",          "sh",      "dash",    "mpirun",          "mpirun.openmpi", "mpiexec.mpich",
+            "mpiexec.hydra", "orterun", "orted",   "hydra_pmi_proxy", "prterun",        "srun",
+            "slurmstepd",    "ssh",     "nsenter", "unshare",         "bwrap"};
         const char *in[] = {"a.out",   "mpi-pingpong", "bashful",   "shred", "sleep",
                             "python3", "orted2",       "mpirunner", "cat",   ""};
         for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++)
