@@ -128,24 +128,25 @@ uint64_t cli_now_us(void)
 
 static int usage(FILE *f)
 {
-        fputs("Usage: joule acct [--user U] [--job ID] [--from T] [--to T] [--json | --csv] [--url URL]\n\n"
-              "Energy, time and average power of every job step that ran in the time range, over all of\n"
-              "its nodes (steps still running show no end and no energy yet).\n\n"
-              "  -u, --user U    only U's job steps\n"
-              "  -j, --job ID    only job ID\n"
-              "      --from T    steps running at or after T: YYYY-MM-DD[THH:MM:SS[.fff]][Z] (UTC), now,\n"
-              "                  or -DURATION (-90min, -2h, -7d)\n"
-              "      --to T      steps that began before T (default: now)\n"
-              "      --json      one JSON array of {job_id, step_id, jobid, user, nodes, start, end, time_s,\n"
-              "                  energy_j, avg_power_w, complete}; jobid as sacct's: 77.0, 77.batch\n"
-              "      --csv       the same as CSV with a header line\n"
-              "      --url URL   the database (default: database.url)\n"
-              "  -l, --long      the runtime's application signature per step and node: {job_id, step_id,\n"
-              "                  node, app_name, policy, policy_th, time_s, energy_j, avg_power_w,\n"
-              "                  avg_cpufreq_khz, def_cpufreq_khz, cpi, gbs, tag} (null where unknown)\n"
-              "  -r, --loops     the runtime's loop signatures: {job_id, step_id, node, loop, iterations,\n"
-              "                  time_per_iteration_s, avg_power_w, avg_cpufreq_khz, cpi, gbs}\n",
-              f);
+        fputs(
+            "Usage: joule acct [--user U] [--job ID] [--from T] [--to T] [--json | --csv] [--url URL]\n\n"
+            "Energy, time and average power of every job step that ran in the time range, over all of\n"
+            "its nodes (steps still running show no end and no energy yet).\n\n"
+            "  -u, --user U    only U's job steps\n"
+            "  -j, --job ID    only job ID\n"
+            "      --from T    steps running at or after T: YYYY-MM-DD[THH:MM:SS[.fff]][Z] (UTC), now,\n"
+            "                  or -DURATION (-90min, -2h, -7d)\n"
+            "      --to T      steps that began before T (default: now)\n"
+            "      --json      one JSON array of {job_id, step_id, jobid, user, nodes, start, end, time_s,\n"
+            "                  energy_j, avg_power_w, complete}; jobid as sacct's: 77.0, 77.batch\n"
+            "      --csv       the same as CSV with a header line\n"
+            "      --url URL   the database (default: database.url)\n"
+            "  -l, --long      the runtime's application signature per step and node: {job_id, step_id,\n"
+            "                  node, app_name, policy, policy_th, time_s, energy_j, avg_power_w,\n"
+            "                  avg_cpufreq_khz, def_cpufreq_khz, cpi, gbs, tag} (null where unknown)\n"
+            "  -r, --loops     the runtime's loop signatures: {job_id, step_id, node, loop, iterations,\n"
+            "                  time_per_iteration_s, avg_power_w, avg_cpufreq_khz, cpi, gbs}\n",
+            f);
         return f == stdout ? 0 : 2;
 }
 
@@ -301,8 +302,9 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
             {"loops", no_argument, NULL, 'r'},
             {0},
         };
-        const char *user = NULL, *job = NULL, *from = NULL, *to = NULL, *url = NULL;
-        bool json = false, csv = false, app_long = false, loops = false;
+        const char *user = NULL, *job = NULL, *from = NULL, *to = NULL;
+        bool app_long = false, loops = false;
+        cli_output out = {0};
         int c;
         while ((c = getopt_long(argc, argv, "u:j:hlr", opts, NULL)) >= 0) {
                 switch (c) {
@@ -324,29 +326,18 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                 case 'T':
                         to = optarg;
                         break;
-                case 'J':
-                        json = true;
-                        break;
-                case 'C':
-                        csv = true;
-                        break;
-                case 'U':
-                        url = optarg;
-                        break;
                 case 'h':
                         return usage(stdout);
                 default:
-                        return usage(stderr);
+                        if (!cli_output_option(&out, c, optarg))
+                                return usage(stderr);
                 }
         }
-        if (optind != argc) {
-                log_error(EINVAL, "acct: unexpected argument '%s'", argv[optind]);
+        int r = cli_output_check(&out, "acct", argc, argv);
+        if (r == -EINVAL)
                 return usage(stderr);
-        }
-        if (json && csv) {
-                log_error(EINVAL, "acct: --json and --csv exclude each other");
+        if (r < 0)
                 return 2;
-        }
         if (app_long || loops) {
                 if (app_long && loops) {
                         log_error(EINVAL, "acct: -l and -r exclude each other");
@@ -356,7 +347,7 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         log_error(EINVAL, "acct: -l and -r take --job only (not --user, --from, --to)");
                         return 2;
                 }
-                return acct_runtime(ctx, loops, job, json, csv, url);
+                return acct_runtime(ctx, loops, job, out.json, out.csv, out.url);
         }
         uint64_t job_id = 0, now_us = cli_now_us(), from_us, to_us;
         if (job && (parse_u64(job, &job_id) < 0 || job_id > INT64_MAX)) {
@@ -371,12 +362,12 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                 return 2;
 
         _cleanup_store_ jl_store *s = NULL;
-        if (cli_open_store(ctx, url, &s) < 0)
+        if (cli_open_store(ctx, out.url, &s) < 0)
                 return 1;
 
         char sql[1024];
         int64_t longest_us = 0;
-        int r = jl_store_acct_longest_us(s, &longest_us);
+        r = jl_store_acct_longest_us(s, &longest_us);
         if (r >= 0)
                 r = jl_store_acct_sql(user != NULL, job != NULL, sql, sizeof(sql));
         int p_user = 4, p_job = user ? 5 : 4;
@@ -465,10 +456,10 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         }
 
         json_writer w;
-        if (json) {
+        if (out.json) {
                 json_init(&w, stdout);
                 json_array_begin(&w);
-        } else if (csv) {
+        } else if (out.csv) {
                 printf("job_id,step_id,user,nodes,start,end,time_s,energy_j,avg_power_w,complete\n");
         } else {
                 printf("%-16s %-12s %-24s %-24s %10s %14s %10s %s\n", "JOBID", "USER", "START", "END",
@@ -487,7 +478,7 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         snprintf(end_s, sizeof(end_s), "running");
                 else
                         format_iso8601((uint64_t)a->end_us * 1000, end_s, sizeof(end_s));
-                if (json) {
+                if (out.json) {
                         json_object_begin(&w);
                         json_key(&w, "job_id");
                         json_int(&w, a->job_id);
@@ -519,7 +510,7 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                         json_key(&w, "complete");
                         json_bool(&w, !running && a->complete);
                         json_object_end(&w);
-                } else if (csv) {
+                } else if (out.csv) {
                         printf("%" PRId64 ",%" PRId64 ",", a->job_id, a->step_id);
                         csv_text(stdout, a->user);
                         putchar(',');
@@ -540,10 +531,10 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                                end_s, time_s, e, p, a->nodes);
                 }
         }
-        if (json) {
+        if (out.json) {
                 json_array_end(&w);
                 putchar('\n');
-        } else if (!csv) {
+        } else if (!out.csv) {
                 bool any_incomplete = false;
                 for (size_t i = 0; i < nrows; i++)
                         any_incomplete |= rows[i].end_us >= 0 && !rows[i].complete;

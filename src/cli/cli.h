@@ -48,6 +48,18 @@ typedef struct {
 } cli_col;
 int cli_print_table(jl_stmt *st, const cli_col *cols, size_t ncols, bool json, bool csv, const char *none);
 
+/* The output options the store-reading verbs share (events.c): --json ('J'), --csv ('C'), --url URL ('U').
+ * cli_output_option() takes getopt_long's c when it is one of them (true; the verb's own cases and 'h'
+ * stay with the verb, anything else is its usage error). cli_output_check() after the options: 0; or logs
+ * and returns -EINVAL when an operand is left (the verb shows its usage), -EEXIST when --json and --csv
+ * are both given. */
+typedef struct {
+        bool json, csv;
+        const char *url;
+} cli_output;
+bool cli_output_option(cli_output *o, int c, const char *arg);
+int cli_output_check(const cli_output *o, const char *verb, int argc, char **argv);
+
 /* Put a CPU list ("0-3,8") into a request's CPU mask (CPU i: bit i % 8 of byte i / 8); -EINVAL, -ERANGE. */
 int cli_cpus_to_mask(const char *s, jl_msg_request *req);
 

@@ -133,6 +133,36 @@ int cli_print_table(jl_stmt *st, const cli_col *cols, size_t ncols, bool json, b
         return r < 0 ? r : 0;
 }
 
+bool cli_output_option(cli_output *o, int c, const char *arg)
+{
+        switch (c) {
+        case 'J':
+                o->json = true;
+                return true;
+        case 'C':
+                o->csv = true;
+                return true;
+        case 'U':
+                o->url = arg;
+                return true;
+        default:
+                return false;
+        }
+}
+
+int cli_output_check(const cli_output *o, const char *verb, int argc, char **argv)
+{
+        if (optind != argc) {
+                log_error(EINVAL, "%s: unexpected argument '%s'", verb, argv[optind]);
+                return -EINVAL;
+        }
+        if (o->json && o->csv) {
+                log_error(EINVAL, "%s: --json and --csv exclude each other", verb);
+                return -EEXIST;
+        }
+        return 0;
+}
+
 static int usage(FILE *f)
 {
         fputs("Usage: joule events [--job ID] [--json | --csv] [--url URL]\n\n"
@@ -153,44 +183,33 @@ int verb_events(cli_context *ctx, int argc, char **argv)
             {"csv", no_argument, NULL, 'C'},       {"url", required_argument, NULL, 'U'},
             {"help", no_argument, NULL, 'h'},      {0},
         };
-        const char *job = NULL, *url = NULL;
-        bool json = false, csv = false;
+        const char *job = NULL;
+        cli_output out = {0};
         int c;
         while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'j':
                         job = optarg;
                         break;
-                case 'J':
-                        json = true;
-                        break;
-                case 'C':
-                        csv = true;
-                        break;
-                case 'U':
-                        url = optarg;
-                        break;
                 case 'h':
                         return usage(stdout);
                 default:
-                        return usage(stderr);
+                        if (!cli_output_option(&out, c, optarg))
+                                return usage(stderr);
                 }
         }
-        if (optind != argc) {
-                log_error(EINVAL, "events: unexpected argument '%s'", argv[optind]);
+        int r = cli_output_check(&out, "events", argc, argv);
+        if (r == -EINVAL)
                 return usage(stderr);
-        }
-        if (json && csv) {
-                log_error(EINVAL, "events: --json and --csv exclude each other");
+        if (r < 0)
                 return 2;
-        }
         uint64_t job_id = 0;
         if (job && (parse_u64(job, &job_id) < 0 || job_id > INT64_MAX)) {
                 log_error(EINVAL, "events: the job id '%s' is not a non-negative integer", job);
                 return 2;
         }
         _cleanup_store_ jl_store *s = NULL;
-        if (cli_open_store(ctx, url, &s) < 0)
+        if (cli_open_store(ctx, out.url, &s) < 0)
                 return 1;
         static const cli_col cols[] = {
             {"time", "TIME", 24, CLI_COL_TIME_US},   {"node", "NODE", 12, CLI_COL_TEXT},
@@ -199,8 +218,7 @@ int verb_events(cli_context *ctx, int argc, char **argv)
             {"message", "MESSAGE", 0, CLI_COL_TEXT},
         };
         _cleanup_stmt_ jl_stmt *st = NULL;
-        int r =
-            jl_store_prepare(s,
+        r = jl_store_prepare(s,
                              job ? "SELECT time_us, node, job_id, step_id, kind, value, message FROM events "
                                    "WHERE job_id = $1 ORDER BY time_us, id"
                                  : "SELECT time_us, node, job_id, step_id, kind, value, message FROM events "
@@ -209,7 +227,7 @@ int verb_events(cli_context *ctx, int argc, char **argv)
         if (r == 0 && job)
                 r = jl_stmt_bind_int64(st, 1, (int64_t)job_id);
         if (r == 0)
-                r = cli_print_table(st, cols, ARRAY_SIZE(cols), json, csv, "(no events)");
+                r = cli_print_table(st, cols, ARRAY_SIZE(cols), out.json, out.csv, "(no events)");
         if (r < 0) {
                 log_error(r, "events: %s", jl_store_error(s));
                 return 1;

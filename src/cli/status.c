@@ -18,58 +18,52 @@
 
 static int usage(FILE *f)
 {
-        fputs("Usage: joule status [--json] [--url URL]\n\n"
-              "Every node the database has heard from, the age of its last record and its health: ok,\n"
-              "stale (no record for 3 periods of node.period), or silent (never sent a record).\n"
-              "\n"
-              "      --json      {period_s, nodes: [{node, partition, last_record, age_s, health, last_seq,\n"
-              "                  status}], stale}\n"
-              "      --url URL   the database (default: database.url)\n",
-              f);
+        fputs(
+            "Usage: joule status [--json] [--url URL]\n\n"
+            "Every node the database has heard from, the age of its last record and its health: ok,\n"
+            "stale (no record for 3 periods of node.period), or silent (never sent a record).\n"
+            "\n"
+            "      --json      {period_s, nodes: [{node, partition, last_record, age_s, health, last_seq,\n"
+            "                  status}], stale}\n"
+            "      --url URL   the database (default: database.url)\n",
+            f);
         return f == stdout ? 0 : 2;
 }
 
 int verb_status(cli_context *ctx, int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"json", no_argument, NULL, 'J'},
-                {"url", required_argument, NULL, 'U'},
-                {"help", no_argument, NULL, 'h'},
-                {0},
+            {"json", no_argument, NULL, 'J'},
+            {"url", required_argument, NULL, 'U'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
         };
-        const char *url = NULL;
-        bool json = false;
+        cli_output out = {0};
         int c;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (c) {
-                case 'J':
-                        json = true;
-                        break;
-                case 'U':
-                        url = optarg;
-                        break;
                 case 'h':
                         return usage(stdout);
                 default:
-                        return usage(stderr);
+                        if (!cli_output_option(&out, c, optarg))
+                                return usage(stderr);
                 }
         }
-        if (optind != argc) {
-                log_error(EINVAL, "status: unexpected argument '%s'", argv[optind]);
+        if (cli_output_check(&out, "status", argc, argv) < 0)
                 return usage(stderr);
-        }
+        bool json = out.json;
         _cleanup_store_ jl_store *s = NULL;
-        if (cli_open_store(ctx, url, &s) < 0)
+        if (cli_open_store(ctx, out.url, &s) < 0)
                 return 1;
 
         _cleanup_stmt_ jl_stmt *st = NULL, *last = NULL;
-        int r = jl_store_prepare(s,
-                                 "SELECT name, partition_name, last_seen_us, last_seq, status FROM nodes ORDER BY name",
-                                 &st);
+        int r = jl_store_prepare(
+            s, "SELECT name, partition_name, last_seen_us, last_seq, status FROM nodes ORDER BY name", &st);
         /* the last record by the (node, seq) index */
         if (r == 0)
-                r = jl_store_prepare(s, "SELECT end_us FROM periodic_metrics WHERE node = $1 ORDER BY seq DESC LIMIT 1",
-                                     &last);
+                r = jl_store_prepare(
+                    s, "SELECT end_us FROM periodic_metrics WHERE node = $1 ORDER BY seq DESC LIMIT 1",
+                    &last);
         if (r < 0) {
                 log_error(r, "status: %s", jl_store_error(s));
                 return 1;
@@ -86,8 +80,8 @@ int verb_status(cli_context *ctx, int argc, char **argv)
                 json_key(&w, "nodes");
                 json_array_begin(&w);
         } else {
-                printf("%-20s %-12s %-24s %10s %-7s %s\n", "NODE", "PARTITION", "LAST RECORD", "AGE(s)", "HEALTH",
-                       "STATUS");
+                printf("%-20s %-12s %-24s %10s %-7s %s\n", "NODE", "PARTITION", "LAST RECORD", "AGE(s)",
+                       "HEALTH", "STATUS");
         }
         while ((r = jl_stmt_step(st)) == JL_STORE_ROW) {
                 const char *name = jl_stmt_column_text(st, 0);
@@ -97,7 +91,8 @@ int verb_status(cli_context *ctx, int argc, char **argv)
                 int64_t seq = jl_stmt_column_int64(st, 3);
                 bool have = false;
                 int64_t last_us = 0;
-                if (jl_stmt_bind_text(last, 1, name ? name : "") == 0 && jl_stmt_step(last) == JL_STORE_ROW) {
+                if (jl_stmt_bind_text(last, 1, name ? name : "") == 0 &&
+                    jl_stmt_step(last) == JL_STORE_ROW) {
                         have = true;
                         last_us = jl_stmt_column_int64(last, 0);
                 }
@@ -146,8 +141,8 @@ int verb_status(cli_context *ctx, int argc, char **argv)
                         char age[32] = "-";
                         if (have)
                                 snprintf(age, sizeof(age), "%.1f", age_s);
-                        printf("%-20s %-12s %-24s %10s %-7s %s\n", name ? name : "", part ? part : "-", last_s, age,
-                               health, status ? status : "");
+                        printf("%-20s %-12s %-24s %10s %-7s %s\n", name ? name : "", part ? part : "-",
+                               last_s, age, health, status ? status : "");
                 }
         }
         if (r < 0) {
