@@ -305,8 +305,8 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
         const char *user = NULL, *job = NULL, *from = NULL, *to = NULL;
         bool app_long = false, loops = false;
         cli_output out = {0};
-        int c;
-        while ((c = getopt_long(argc, argv, "u:j:hlr", opts, NULL)) >= 0) {
+        int c, ret = 2;
+        while ((c = cli_getopt(argc, argv, "u:j:hlr", opts, "acct", usage, &out, &ret)) >= 0) {
                 switch (c) {
                 case 'l':
                         app_long = true;
@@ -326,18 +326,10 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
                 case 'T':
                         to = optarg;
                         break;
-                case 'h':
-                        return usage(stdout);
-                default:
-                        if (!cli_output_option(&out, c, optarg))
-                                return usage(stderr);
                 }
         }
-        int r = cli_output_check(&out, "acct", argc, argv);
-        if (r == -EINVAL)
-                return usage(stderr);
-        if (r < 0)
-                return 2;
+        if (c < -1)
+                return ret;
         if (app_long || loops) {
                 if (app_long && loops) {
                         log_error(EINVAL, "acct: -l and -r exclude each other");
@@ -367,7 +359,7 @@ int verb_acct(cli_context *ctx, int argc, char **argv)
 
         char sql[1024];
         int64_t longest_us = 0;
-        r = jl_store_acct_longest_us(s, &longest_us);
+        int r = jl_store_acct_longest_us(s, &longest_us);
         if (r >= 0)
                 r = jl_store_acct_sql(user != NULL, job != NULL, sql, sizeof(sql));
         int p_user = 4, p_job = user ? 5 : 4;

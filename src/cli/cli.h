@@ -1,8 +1,10 @@
 /* cli.h - the `joule` command's verbs and what they share (global options, config loading). */
 #pragma once
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "json.h"
@@ -48,17 +50,18 @@ typedef struct {
 } cli_col;
 int cli_print_table(jl_stmt *st, const cli_col *cols, size_t ncols, bool json, bool csv, const char *none);
 
-/* The output options the store-reading verbs share (events.c): --json ('J'), --csv ('C'), --url URL ('U').
- * cli_output_option() takes getopt_long's c when it is one of them (true; the verb's own cases and 'h'
- * stay with the verb, anything else is its usage error). cli_output_check() after the options: 0; or logs
- * and returns -EINVAL when an operand is left (the verb shows its usage), -EEXIST when --json and --csv
- * are both given. */
+/* The option loop of the store-reading verbs (acct, events, status; events.c): getopt_long over optstring
+ * and opts, taking the output options they share into o: --json ('J'), --csv ('C'), --url URL ('U').
+ * Returns the verb's next own option (optarg as getopt_long leaves it); -1 at the end of the options, when
+ * no operand is left and --json and --csv are not both given; or -2 when the verb is to return
+ * *ret_exit: --help (usage(stdout)), a bad option or an operand (logged, usage(stderr)), --json with
+ * --csv (logged, 2). */
 typedef struct {
         bool json, csv;
         const char *url;
 } cli_output;
-bool cli_output_option(cli_output *o, int c, const char *arg);
-int cli_output_check(const cli_output *o, const char *verb, int argc, char **argv);
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *opts, const char *verb,
+               int (*usage)(FILE *f), cli_output *o, int *ret_exit);
 
 /* Put a CPU list ("0-3,8") into a request's CPU mask (CPU i: bit i % 8 of byte i / 8); -EINVAL, -ERANGE. */
 int cli_cpus_to_mask(const char *s, jl_msg_request *req);

@@ -133,34 +133,43 @@ int cli_print_table(jl_stmt *st, const cli_col *cols, size_t ncols, bool json, b
         return r < 0 ? r : 0;
 }
 
-bool cli_output_option(cli_output *o, int c, const char *arg)
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *opts, const char *verb,
+               int (*usage)(FILE *f), cli_output *o, int *ret_exit)
 {
-        switch (c) {
-        case 'J':
-                o->json = true;
-                return true;
-        case 'C':
-                o->csv = true;
-                return true;
-        case 'U':
-                o->url = arg;
-                return true;
-        default:
-                return false;
+        int c;
+        while ((c = getopt_long(argc, argv, optstring, opts, NULL)) >= 0) {
+                switch (c) {
+                case 'J':
+                        o->json = true;
+                        break;
+                case 'C':
+                        o->csv = true;
+                        break;
+                case 'U':
+                        o->url = optarg;
+                        break;
+                case 'h':
+                        *ret_exit = usage(stdout);
+                        return -2;
+                case '?':
+                case ':':
+                        *ret_exit = usage(stderr);
+                        return -2;
+                default:
+                        return c;
+                }
         }
-}
-
-int cli_output_check(const cli_output *o, const char *verb, int argc, char **argv)
-{
         if (optind != argc) {
                 log_error(EINVAL, "%s: unexpected argument '%s'", verb, argv[optind]);
-                return -EINVAL;
+                *ret_exit = usage(stderr);
+                return -2;
         }
         if (o->json && o->csv) {
                 log_error(EINVAL, "%s: --json and --csv exclude each other", verb);
-                return -EEXIST;
+                *ret_exit = 2;
+                return -2;
         }
-        return 0;
+        return -1;
 }
 
 static int usage(FILE *f)
@@ -185,24 +194,12 @@ int verb_events(cli_context *ctx, int argc, char **argv)
         };
         const char *job = NULL;
         cli_output out = {0};
-        int c;
-        while ((c = getopt_long(argc, argv, "j:h", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'j':
+        int c, ret = 2;
+        while ((c = cli_getopt(argc, argv, "j:h", opts, "events", usage, &out, &ret)) >= 0)
+                if (c == 'j')
                         job = optarg;
-                        break;
-                case 'h':
-                        return usage(stdout);
-                default:
-                        if (!cli_output_option(&out, c, optarg))
-                                return usage(stderr);
-                }
-        }
-        int r = cli_output_check(&out, "events", argc, argv);
-        if (r == -EINVAL)
-                return usage(stderr);
-        if (r < 0)
-                return 2;
+        if (c < -1)
+                return ret;
         uint64_t job_id = 0;
         if (job && (parse_u64(job, &job_id) < 0 || job_id > INT64_MAX)) {
                 log_error(EINVAL, "events: the job id '%s' is not a non-negative integer", job);
@@ -218,7 +215,8 @@ int verb_events(cli_context *ctx, int argc, char **argv)
             {"message", "MESSAGE", 0, CLI_COL_TEXT},
         };
         _cleanup_stmt_ jl_stmt *st = NULL;
-        r = jl_store_prepare(s,
+        int r =
+            jl_store_prepare(s,
                              job ? "SELECT time_us, node, job_id, step_id, kind, value, message FROM events "
                                    "WHERE job_id = $1 ORDER BY time_us, id"
                                  : "SELECT time_us, node, job_id, step_id, kind, value, message FROM events "

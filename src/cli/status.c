@@ -39,18 +39,9 @@ int verb_status(cli_context *ctx, int argc, char **argv)
             {0},
         };
         cli_output out = {0};
-        int c;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        return usage(stdout);
-                default:
-                        if (!cli_output_option(&out, c, optarg))
-                                return usage(stderr);
-                }
-        }
-        if (cli_output_check(&out, "status", argc, argv) < 0)
-                return usage(stderr);
+        int ret = 2;
+        if (cli_getopt(argc, argv, "h", opts, "status", usage, &out, &ret) != -1)
+                return ret;
         bool json = out.json;
         _cleanup_store_ jl_store *s = NULL;
         if (cli_open_store(ctx, out.url, &s) < 0)
