@@ -6,126 +6,18 @@
  * workload (`ctl work CPUS KIND`) and sets the CPUs idle at the end, then prints one JSON object: its own
  * count of iterations and calls per iteration (phase 1, and phase 2 where the period changes), the
  * emulator's time and node energy of the run, and the steady state: time per iteration over the last
- * --steady iterations and the mean frequency meanwhile. Self-contained (built by the tests with each MPI's
- * mpicc).
+ * --steady iterations and the mean frequency meanwhile. Built by the tests with each MPI's mpicc, with
+ * work-common.c.
  *   emu-work-mpi --root DIR --kind KIND --iterations N [--calls K] [--iterations2 N2 --calls2 K2]
  *                [--cycles C --mem-s S] [--cpus all|LIST] [--realloc] [--steady S] [--slice-ms 5] */
-#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
-#define MAX_CPU 1024
-#define EMU_SOCK "emu.sock"
-
-static double now_s(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int ctl(const char *root, const char *line, char *buf, size_t size)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", root, EMU_SOCK);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                fprintf(stderr, "emu-work-mpi: %s: %s\n", sa.sun_path, strerror(errno));
-                if (fd >= 0)
-                        close(fd);
-                return -1;
-        }
-        size_t n = strlen(line), got = 0;
-        if (write(fd, line, n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
-                close(fd);
-                return -1;
-        }
-        shutdown(fd, SHUT_WR);
-        for (;;) {
-                ssize_t k = read(fd, buf + got, size - 1 - got);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                got += (size_t)k;
-                if (got == size - 1)
-                        break;
-        }
-        close(fd);
-        buf[got] = '\0';
-        if (got == 0 || strncmp(buf, "error", 5) == 0) {
-                fprintf(stderr, "emu-work-mpi: '%s': %s", line, got ? buf : "no reply\n");
-                return -1;
-        }
-        return 0;
-}
-
-static double json_num(const char *text, const char *after, const char *key)
-{
-        char pat[64];
-        if (after && !(text = strstr(text, after)))
-                return NAN;
-        snprintf(pat, sizeof(pat), "\"%s\": ", key);
-        const char *p = strstr(text, pat);
-        return p ? strtod(p + strlen(pat), NULL) : NAN;
-}
-
-static int parse_cpu_list(const char *s, int *cpus, int max)
-{
-        int n = 0;
-        for (const char *p = s; *p && *p != '\n';) {
-                char *end;
-                long a = strtol(p, &end, 10), b = a;
-                if (end == p || a < 0 || a >= MAX_CPU)
-                        return -1;
-                p = end;
-                if (*p == '-') {
-                        b = strtol(p + 1, &end, 10);
-                        if (end == p + 1 || b < a || b >= MAX_CPU)
-                                return -1;
-                        p = end;
-                }
-                for (long c = a; c <= b && n < max; c++)
-                        cpus[n++] = (int)c;
-                if (*p == ',')
-                        p++;
-                else if (*p && *p != '\n')
-                        return -1;
-        }
-        return n;
-}
-
-static bool read_text(const char *path, char *buf, size_t size)
-{
-        FILE *f = fopen(path, "re");
-        if (!f)
-                return false;
-        size_t n = fread(buf, 1, size - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        return n > 0;
-}
-
-static bool read_khz(int cpu, double *ret)
-{
-        char path[128], buf[64], *end;
-        snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_cur_freq", cpu);
-        if (!read_text(path, buf, sizeof(buf)))
-                return false;
-        double v = strtod(buf, &end);
-        if (end == buf || !(v > 0))
-                return false;
-        *ret = v;
-        return true;
-}
+#include "work-common.h"
 
 int main(int argc, char **argv)
 {
@@ -179,16 +71,11 @@ int main(int argc, char **argv)
         if (steady <= 0 || steady > total)
                 steady = total / 4 > 0 ? total / 4 : 1;
 
-        int cpus[MAX_CPU], ncpu;
+        int cpus[WORK_MAX_CPU];
         char text[16384], line[512];
-        if (strcmp(cpus_arg, "all") == 0) {
-                if (!read_text("/sys/devices/system/cpu/online", text, sizeof(text))) {
-                        fprintf(stderr, "emu-work-mpi: /sys/devices/system/cpu/online: cannot read\n");
-                        MPI_Abort(MPI_COMM_WORLD, 1);
-                }
-                ncpu = parse_cpu_list(text, cpus, MAX_CPU);
-        } else
-                ncpu = parse_cpu_list(cpus_arg, cpus, MAX_CPU);
+        int ncpu = work_cpus("emu-work-mpi", cpus_arg, cpus, WORK_MAX_CPU);
+        if (ncpu == -2)
+                MPI_Abort(MPI_COMM_WORLD, 1);
         if (ncpu <= 0)
                 goto usage;
 
@@ -196,12 +83,12 @@ int main(int argc, char **argv)
         if (rank == 0) {
                 snprintf(line, sizeof(line), "work %s %s%s%s%s%s", cpus_arg, kind, cycles ? " " : "",
                          cycles ? cycles : "", mem_s ? " " : "", mem_s ? mem_s : "");
-                if (ctl(root, line, text, sizeof(text)) < 0)
+                if (work_ctl("emu-work-mpi", root, line, text, sizeof(text)) < 0)
                         MPI_Abort(MPI_COMM_WORLD, 1);
-                wl[0] = json_num(text, NULL, "t_s");
-                wl[1] = json_num(text, "\"energy_uj\"", "node");
-                wl[2] = json_num(text, "\"work\"", "cycles");
-                wl[3] = json_num(text, "\"work\"", "mem_s");
+                wl[0] = work_json_num(text, NULL, "t_s");
+                wl[1] = work_json_num(text, "\"energy_uj\"", "node");
+                wl[2] = work_json_num(text, "\"work\"", "cycles");
+                wl[3] = work_json_num(text, "\"work\"", "mem_s");
                 if (isnan(wl[2]) || isnan(wl[3])) {
                         fprintf(stderr, "emu-work-mpi: unexpected reply: %s", text);
                         MPI_Abort(MPI_COMM_WORLD, 1);
@@ -216,27 +103,16 @@ int main(int argc, char **argv)
         if (!t_end || !f_int || !sbuf || !rbuf)
                 MPI_Abort(MPI_COMM_WORLD, 1);
         int right = (rank + 1) % size, left = (rank + size - 1) % size;
-        double progress = 0, t = now_s(), f_time = 0, khz = 0, last_f = 0;
+        double progress = 0, t = work_now_s(), f_time = 0, last_f = 0;
         t_end[0] = t;
         for (long it = 0; it < total; it++) {
                 /* compute: progress follows 1 / T(f), f the slowest of the CPUs, re-read every slice */
                 while (progress < (double)(it + 1)) {
-                        double f = INFINITY;
-                        for (int i = 0; i < ncpu; i++)
-                                if (read_khz(cpus[i], &khz) && khz < f)
-                                        f = khz;
+                        double f = work_slowest_khz(cpus, ncpu);
                         if (!isfinite(f))
                                 MPI_Abort(MPI_COMM_WORLD, 1);
                         last_f = f;
-                        double T = cyc / (f * 1e3) + mem, left_s = ((double)(it + 1) - progress) * T;
-                        double dt_want = left_s < slice_s ? left_s : slice_s;
-                        struct timespec ts = {.tv_sec = (time_t)dt_want,
-                                              .tv_nsec = (long)((dt_want - floor(dt_want)) * 1e9)};
-                        nanosleep(&ts, NULL);
-                        double t1 = now_s(), dt = t1 - t;
-                        t = t1;
-                        progress += dt / T;
-                        f_time += f * dt;
+                        work_advance((double)(it + 1), f, cyc, mem, slice_s, &progress, &t, &f_time);
                 }
                 /* communicate */
                 long calls = it < iters1 ? calls1 : calls2;
@@ -256,7 +132,7 @@ int main(int argc, char **argv)
                                 MPI_Sendrecv(sbuf, 8, MPI_DOUBLE, right, 7, rbuf, 8, MPI_DOUBLE, left, 7,
                                              MPI_COMM_WORLD, MPI_STATUS_IGNORE);
                 }
-                double t1 = now_s();
+                double t1 = work_now_s();
                 progress += (t1 - t) / (cyc / (last_f * 1e3) + mem);
                 f_time += last_f * (t1 - t);
                 t = t1;
@@ -264,14 +140,12 @@ int main(int argc, char **argv)
                 f_int[it + 1] = f_time;
         }
         if (rank == 0) {
-                double final_f = INFINITY;
-                for (int i = 0; i < ncpu; i++)
-                        if (read_khz(cpus[i], &khz) && khz < final_f)
-                                final_f = khz;
+                double final_f = work_slowest_khz(cpus, ncpu);
                 snprintf(line, sizeof(line), "work %s idle", cpus_arg);
-                if (ctl(root, line, text, sizeof(text)) < 0)
+                if (work_ctl("emu-work-mpi", root, line, text, sizeof(text)) < 0)
                         MPI_Abort(MPI_COMM_WORLD, 1);
-                double t1 = json_num(text, NULL, "t_s"), e1 = json_num(text, "\"energy_uj\"", "node");
+                double t1 = work_json_num(text, NULL, "t_s"),
+                       e1 = work_json_num(text, "\"energy_uj\"", "node");
                 double st = t_end[total] - t_end[total - steady];
                 printf("{\"kind\": \"%s\", \"ranks\": %d, \"iterations\": %ld, \"calls\": %ld, "
                        "\"iterations2\": %ld, "

@@ -37,7 +37,8 @@ for m in ompi mpich; do
         cc=mpicc.openmpi
         [ $m = mpich ] && cc=mpicc.mpich
         command -v $cc >/dev/null || continue
-        $cc -O2 -o "$T_DIR/emu-work-mpi-$m" "$EMU_WORK_MPI_SRC" -lm || continue
+        $cc -O2 -o "$T_DIR/emu-work-mpi-$m" "$EMU_WORK_MPI_SRC" "$(dirname "$EMU_WORK_MPI_SRC")/work-common.c" -lm ||
+                continue
         PROG[$m]=$T_DIR/emu-work-mpi-$m
 done
 MPIRUN[ompi]="mpirun.openmpi -np 2"

@@ -1,0 +1,29 @@
+/* work-common.h - what emu-work and emu-work-mpi share (README.md, "Workloads"): the control channel to
+ * joule-emu, the CPU list and frequencies read at the real sysfs paths, and the step of the model of time
+ * that both follow. libc and libm only: emu-work-mpi is built from it with each MPI's mpicc. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define WORK_MAX_CPU 1024
+
+double work_now_s(void);
+/* One command to joule-emu's control socket under root; the reply in buf. Returns 0, or -1 with a message
+ * printed (prog: the program's name). */
+int work_ctl(const char *prog, const char *root, const char *line, char *buf, size_t size);
+/* The number after "KEY": in text (after `after` when given), NAN if absent. */
+double work_json_num(const char *text, const char *after, const char *key);
+/* "0-3,5" → cpus[]; returns how many, -1 on a bad list. */
+int work_parse_cpu_list(const char *s, int *cpus, int max);
+/* The CPUs of --cpus: "all" (the online ones) or a list. Returns how many (0 or -1: a bad list), or -2 when
+ * the online CPUs cannot be read (printed). */
+int work_cpus(const char *prog, const char *cpus_arg, int *cpus, int max);
+bool work_read_khz(int cpu, double *ret);
+/* The frequency in force on the CPUs: the slowest scaling_cur_freq, kHz; INFINITY when none reads. */
+double work_slowest_khz(const int *cpus, int ncpu);
+/* One slice of the model: progress (in iterations) advances at 1 / T(f), T(f) = cycles / f + mem_s, for
+ * slice_s or until it reaches target; *t (the time of the last step, work_now_s()) and *f_time (the
+ * integral of f over time) follow. */
+void work_advance(double target, double f_khz, double cycles, double mem_s, double slice_s, double *progress,
+                  double *t, double *f_time);
