@@ -21,9 +21,8 @@
 
 int main(int argc, char **argv)
 {
-        const char *root = NULL, *kind = NULL, *cpus_arg = "all", *cycles = NULL, *mem_s = NULL;
+        work_opts o = {.cpus_arg = "all", .slice_s = 0.005};
         long iters1 = 0, iters2 = 0, calls1 = 2, calls2 = 0, steady = 0;
-        double slice_s = 0.005;
         bool realloc_bufs = false;
         int rank, size;
 
@@ -39,13 +38,9 @@ int main(int argc, char **argv)
                 if (!v)
                         goto usage;
                 i++;
-                if (strcmp(a, "--root") == 0)
-                        root = v;
-                else if (strcmp(a, "--kind") == 0)
-                        kind = v;
-                else if (strcmp(a, "--cpus") == 0)
-                        cpus_arg = v;
-                else if (strcmp(a, "--iterations") == 0)
+                if (work_option(&o, a, v))
+                        continue;
+                if (strcmp(a, "--iterations") == 0)
                         iters1 = atol(v);
                 else if (strcmp(a, "--calls") == 0)
                         calls1 = atol(v);
@@ -53,19 +48,13 @@ int main(int argc, char **argv)
                         iters2 = atol(v);
                 else if (strcmp(a, "--calls2") == 0)
                         calls2 = atol(v);
-                else if (strcmp(a, "--cycles") == 0)
-                        cycles = v;
-                else if (strcmp(a, "--mem-s") == 0)
-                        mem_s = v;
                 else if (strcmp(a, "--steady") == 0)
                         steady = atol(v);
-                else if (strcmp(a, "--slice-ms") == 0)
-                        slice_s = strtod(v, NULL) / 1e3;
                 else
                         goto usage;
         }
-        if (!root || !kind || iters1 < 1 || calls1 < 1 || calls1 > 100 || iters2 < 0 ||
-            (iters2 && calls2 < 1) || calls2 > 100 || !(slice_s > 0 && slice_s <= 1))
+        if (!o.root || !o.kind || iters1 < 1 || calls1 < 1 || calls1 > 100 || iters2 < 0 ||
+            (iters2 && calls2 < 1) || calls2 > 100 || !(o.slice_s > 0 && o.slice_s <= 1))
                 goto usage;
         long total = iters1 + iters2;
         if (steady <= 0 || steady > total)
@@ -73,7 +62,7 @@ int main(int argc, char **argv)
 
         int cpus[WORK_MAX_CPU];
         char text[16384], line[512];
-        int ncpu = work_cpus("emu-work-mpi", cpus_arg, cpus, WORK_MAX_CPU);
+        int ncpu = work_cpus("emu-work-mpi", o.cpus_arg, cpus, WORK_MAX_CPU);
         if (ncpu == -2)
                 MPI_Abort(MPI_COMM_WORLD, 1);
         if (ncpu <= 0)
@@ -81,9 +70,9 @@ int main(int argc, char **argv)
 
         double wl[4] = {0}; /* t0, e0, cycles, mem_s */
         if (rank == 0) {
-                snprintf(line, sizeof(line), "work %s %s%s%s%s%s", cpus_arg, kind, cycles ? " " : "",
-                         cycles ? cycles : "", mem_s ? " " : "", mem_s ? mem_s : "");
-                if (work_ctl("emu-work-mpi", root, line, text, sizeof(text)) < 0)
+                snprintf(line, sizeof(line), "work %s %s%s%s%s%s", o.cpus_arg, o.kind, o.cycles ? " " : "",
+                         o.cycles ? o.cycles : "", o.mem_s ? " " : "", o.mem_s ? o.mem_s : "");
+                if (work_ctl("emu-work-mpi", o.root, line, text, sizeof(text)) < 0)
                         MPI_Abort(MPI_COMM_WORLD, 1);
                 wl[0] = work_json_num(text, NULL, "t_s");
                 wl[1] = work_json_num(text, "\"energy_uj\"", "node");
@@ -112,7 +101,7 @@ int main(int argc, char **argv)
                         if (!isfinite(f))
                                 MPI_Abort(MPI_COMM_WORLD, 1);
                         last_f = f;
-                        work_advance((double)(it + 1), f, cyc, mem, slice_s, &progress, &t, &f_time);
+                        work_advance((double)(it + 1), f, cyc, mem, o.slice_s, &progress, &t, &f_time);
                 }
                 /* communicate */
                 long calls = it < iters1 ? calls1 : calls2;
@@ -141,8 +130,8 @@ int main(int argc, char **argv)
         }
         if (rank == 0) {
                 double final_f = work_slowest_khz(cpus, ncpu);
-                snprintf(line, sizeof(line), "work %s idle", cpus_arg);
-                if (work_ctl("emu-work-mpi", root, line, text, sizeof(text)) < 0)
+                snprintf(line, sizeof(line), "work %s idle", o.cpus_arg);
+                if (work_ctl("emu-work-mpi", o.root, line, text, sizeof(text)) < 0)
                         MPI_Abort(MPI_COMM_WORLD, 1);
                 double t1 = work_json_num(text, NULL, "t_s"),
                        e1 = work_json_num(text, "\"energy_uj\"", "node");
@@ -153,7 +142,7 @@ int main(int argc, char **argv)
                        "\"time_per_iteration_s\": %.9f, \"energy_per_iteration_j\": %.9f, "
                        "\"steady_iterations\": %ld, "
                        "\"steady_tpi_s\": %.9f, \"steady_khz\": %.0f, \"final_khz\": %.0f}\n",
-                       kind, size, iters1, calls1, iters2, calls2, realloc_bufs ? "true" : "false",
+                       o.kind, size, iters1, calls1, iters2, calls2, realloc_bufs ? "true" : "false",
                        t1 - wl[0], (e1 - wl[1]) / 1e6, (t1 - wl[0]) / (double)total,
                        (e1 - wl[1]) / 1e6 / (double)total, steady, st / (double)steady,
                        (f_int[total] - f_int[total - steady]) / st, final_f);

@@ -33,40 +33,31 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-        const char *root = NULL, *kind = NULL, *cpus_arg = "all", *cycles = NULL, *mem_s = NULL, *act = NULL;
-        double iterations = 0, slice_s = 0.010;
+        work_opts o = {.cpus_arg = "all", .slice_s = 0.010};
+        const char *act = NULL;
+        double iterations = 0;
         for (int i = 1; i + 1 < argc; i += 2) {
                 const char *a = argv[i], *v = argv[i + 1];
-                if (strcmp(a, "--root") == 0)
-                        root = v;
-                else if (strcmp(a, "--kind") == 0)
-                        kind = v;
-                else if (strcmp(a, "--cpus") == 0)
-                        cpus_arg = v;
-                else if (strcmp(a, "--cycles") == 0)
-                        cycles = v;
-                else if (strcmp(a, "--mem-s") == 0)
-                        mem_s = v;
-                else if (strcmp(a, "--activity") == 0)
+                if (work_option(&o, a, v))
+                        continue;
+                if (strcmp(a, "--activity") == 0)
                         act = v;
                 else if (strcmp(a, "--iterations") == 0)
                         iterations = strtod(v, NULL);
-                else if (strcmp(a, "--slice-ms") == 0)
-                        slice_s = strtod(v, NULL) / 1e3;
                 else
                         return usage();
         }
-        if (argc % 2 == 0 || !root || !kind || !(iterations >= 1 && iterations <= 1e9) ||
-            !(slice_s > 0 && slice_s <= 1) || (!cycles != !mem_s) || (act && !cycles))
+        if (argc % 2 == 0 || !o.root || !o.kind || !(iterations >= 1 && iterations <= 1e9) ||
+            !(o.slice_s > 0 && o.slice_s <= 1) || (!o.cycles != !o.mem_s) || (act && !o.cycles))
                 return usage();
 
         int cpus[WORK_MAX_CPU];
         char text[16384], line[512];
-        int ncpu = work_cpus("emu-work", cpus_arg, cpus, WORK_MAX_CPU);
+        int ncpu = work_cpus("emu-work", o.cpus_arg, cpus, WORK_MAX_CPU);
         if (ncpu == -2)
                 return 1;
         if (ncpu <= 0) {
-                fprintf(stderr, "emu-work: bad CPU list '%s'\n", cpus_arg);
+                fprintf(stderr, "emu-work: bad CPU list '%s'\n", o.cpus_arg);
                 return 2;
         }
         double khz;
@@ -82,9 +73,10 @@ int main(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
 
-        snprintf(line, sizeof(line), "work %s %s%s%s%s%s%s%s", cpus_arg, kind, cycles ? " " : "",
-                 cycles ? cycles : "", mem_s ? " " : "", mem_s ? mem_s : "", act ? " " : "", act ? act : "");
-        if (work_ctl("emu-work", root, line, text, sizeof(text)) < 0)
+        snprintf(line, sizeof(line), "work %s %s%s%s%s%s%s%s", o.cpus_arg, o.kind, o.cycles ? " " : "",
+                 o.cycles ? o.cycles : "", o.mem_s ? " " : "", o.mem_s ? o.mem_s : "", act ? " " : "",
+                 act ? act : "");
+        if (work_ctl("emu-work", o.root, line, text, sizeof(text)) < 0)
                 return 1;
         double t0 = work_json_num(text, NULL, "t_s"), e0 = work_json_num(text, "\"energy_uj\"", "node");
         double cyc = work_json_num(text, "\"work\"", "cycles"),
@@ -100,11 +92,11 @@ int main(int argc, char **argv)
                 double f = work_slowest_khz(cpus, ncpu);
                 if (!isfinite(f))
                         break;
-                work_advance(iterations, f, cyc, mem, slice_s, &progress, &t, &f_time);
+                work_advance(iterations, f, cyc, mem, o.slice_s, &progress, &t, &f_time);
         }
         double wall = work_now_s() - wall0;
-        snprintf(line, sizeof(line), "work %s idle", cpus_arg);
-        if (work_ctl("emu-work", root, line, text, sizeof(text)) < 0)
+        snprintf(line, sizeof(line), "work %s idle", o.cpus_arg);
+        if (work_ctl("emu-work", o.root, line, text, sizeof(text)) < 0)
                 return 1;
         double t1 = work_json_num(text, NULL, "t_s"), e1 = work_json_num(text, "\"energy_uj\"", "node");
         double n = progress < iterations ? floor(progress) : iterations;
@@ -113,8 +105,8 @@ int main(int argc, char **argv)
                "\"wall_s\": %.6f, \"t_start_s\": %.6f, \"t_end_s\": %.6f, \"time_s\": %.6f, \"energy_j\": "
                "%.6f, \"time_per_iteration_s\": %.9f, "
                "\"energy_per_iteration_j\": %.9f}\n",
-               kind, cpus_arg, n, progress >= iterations ? "true" : "false", wall > 0 ? f_time / wall : 0,
-               wall, t0, t1, t1 - t0, (e1 - e0) / 1e6, n > 0 ? (t1 - t0) / n : 0,
-               n > 0 ? (e1 - e0) / 1e6 / n : 0);
+               o.kind, o.cpus_arg, n, progress >= iterations ? "true" : "false",
+               wall > 0 ? f_time / wall : 0, wall, t0, t1, t1 - t0, (e1 - e0) / 1e6,
+               n > 0 ? (t1 - t0) / n : 0, n > 0 ? (e1 - e0) / 1e6 / n : 0);
         return progress >= iterations ? 0 : 1;
 }

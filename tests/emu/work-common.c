@@ -13,6 +13,25 @@
 
 #define EMU_SOCK "emu.sock" /* emu.h */
 
+bool work_option(work_opts *o, const char *a, const char *v)
+{
+        if (strcmp(a, "--root") == 0)
+                o->root = v;
+        else if (strcmp(a, "--kind") == 0)
+                o->kind = v;
+        else if (strcmp(a, "--cpus") == 0)
+                o->cpus_arg = v;
+        else if (strcmp(a, "--cycles") == 0)
+                o->cycles = v;
+        else if (strcmp(a, "--mem-s") == 0)
+                o->mem_s = v;
+        else if (strcmp(a, "--slice-ms") == 0)
+                o->slice_s = strtod(v, NULL) / 1e3;
+        else
+                return false;
+        return true;
+}
+
 double work_now_s(void)
 {
         struct timespec ts;

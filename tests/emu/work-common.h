@@ -8,6 +8,15 @@
 
 #define WORK_MAX_CPU 1024
 
+/* The options both workloads take: --root DIR, --kind KIND, --cpus all|LIST, --cycles C, --mem-s S,
+ * --slice-ms MS (slice_s: MS / 1000). */
+typedef struct {
+        const char *root, *kind, *cpus_arg, *cycles, *mem_s;
+        double slice_s;
+} work_opts;
+/* The option a with its value v when it is one of them: stored, true. */
+bool work_option(work_opts *o, const char *a, const char *v);
+
 double work_now_s(void);
 /* One command to joule-emu's control socket under root; the reply in buf. Returns 0, or -1 with a message
  * printed (prog: the program's name). */
