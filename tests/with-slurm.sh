@@ -119,9 +119,9 @@ stop() {
                 { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "SLURM_CONF=$dir/slurm.conf" &&
                         kill -9 "$p"
         done
-        for f in nodes/*/slurmd slurmctld; do
-                [ -f "$dir/$f.pid" ] || continue
-                p=$(cat "$dir/$f.pid")
+        for f in "$dir"/node/slurmd.pid "$dir"/nodes/*/slurmd.pid "$dir"/slurmctld.pid; do
+                [ -f "$f" ] || continue
+                p=$(cat "$f")
                 kill "$p" 2>/dev/null
                 for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
                 kill -9 "$p" 2>/dev/null
