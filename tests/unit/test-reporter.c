@@ -101,7 +101,8 @@ int main(void)
         o2.node = "n1-renamed";
         is_int(jl_reporter_new(&o2, &r, err, sizeof(err)), 0, "a renamed node starts");
         jl_reporter_get_status(r, &st);
-        /* (the words may already be replaced by the thread's first connect error: last_error is the latest) */
+        /* (the words may already be replaced by the thread's first connect error: last_error is the latest)
+         */
         ok(st.pending == 0 && st.last_seq == 0 &&
                (strstr(st.last_error, "another node name") || strstr(st.last_error, "connect")),
            "old name's messages dropped: %s", st.last_error);
