@@ -68,6 +68,36 @@ for f in "$out"/clang/tests/fuzz/fuzz-*; do
         fi
 done
 
+# Recap: the failures again, last, so that a log's tail names them and shows their end.
+recap() {
+        local dir=$1
+        compgen -G "$dir/meson-logs/testlog*.json" >/dev/null || return 0
+        python3 - "$dir"/meson-logs/testlog*.json <<'PY'
+import json, re, sys
+for path in sys.argv[1:]:
+    for line in open(path, errors="replace"):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("result") in ("FAIL", "ERROR", "TIMEOUT", "UNEXPECTEDPASS"):
+            print(f"--- {r['result']}: {r['name']} ({r.get('duration', 0):.1f} s) in {path}")
+            lines = ((r.get("stdout") or "") + (r.get("stderr") or "")).splitlines()
+            bad = [l for l in lines if re.search(r"not ok|FAIL|ERROR|Sanitizer|runtime error|Assertion", l)]
+            for l in bad[:30]:
+                print("  ! " + l[:300])
+            for l in lines[-30:]:
+                print("    " + l[:300])
+PY
+}
+if [ "$failed" -gt 0 ]; then
+        step "recap of what failed"
+        for d in "$out"/asan "$out"/clang "$out"/plain; do recap "$d"; done
+        for f in "$out"/fuzz-*.log; do
+                [ -f "$f" ] && grep -qE "ERROR|crash|deadly" "$f" && { echo "--- $f"; tail -15 "$f"; }
+        done
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
