@@ -56,6 +56,7 @@ static int usage(FILE *f)
               "  --cpufreq KHZ    the default CPU frequency (JOULE_CPUFREQ)\n"
               "  --tag T          a tag recorded with the application (JOULE_TAG)\n"
               "  --verbose N      the runtime's verbosity, 0..4 (JOULE_VERBOSE)\n"
+              "  --report PATH    each node's records also to PATH.<node>.csv (JOULE_REPORT)\n"
               "  --job ID         the job id to account under (default: a new one)\n",
               f);
         return f == stdout ? 0 : 2;
@@ -181,12 +182,18 @@ static void set_env(const char *name, const char *value)
 int verb_launch(cli_context *ctx, int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"policy", required_argument, NULL, 'p'},  {"policy-th", required_argument, NULL, 't'},
-            {"cpufreq", required_argument, NULL, 'f'}, {"tag", required_argument, NULL, 'g'},
-            {"verbose", required_argument, NULL, 'v'}, {"job", required_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},          {0},
+            {"policy", required_argument, NULL, 'p'},
+            {"policy-th", required_argument, NULL, 't'},
+            {"cpufreq", required_argument, NULL, 'f'},
+            {"tag", required_argument, NULL, 'g'},
+            {"verbose", required_argument, NULL, 'v'},
+            {"job", required_argument, NULL, 'j'},
+            {"report", required_argument, NULL, 'r'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
         };
         const char *policy = NULL, *th = NULL, *khz = NULL, *tag = NULL, *verbose = NULL, *job = NULL;
+        const char *report = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) >= 0) {
                 switch (c) {
@@ -207,6 +214,9 @@ int verb_launch(cli_context *ctx, int argc, char **argv)
                         break;
                 case 'j':
                         job = optarg;
+                        break;
+                case 'r':
+                        report = optarg;
                         break;
                 case 'h':
                         return usage(stdout);
@@ -312,6 +322,7 @@ int verb_launch(cli_context *ctx, int argc, char **argv)
                         set_env("JOULE_CPUFREQ", khz);
                         set_env("JOULE_TAG", tag);
                         set_env("JOULE_VERBOSE", verbose);
+                        set_env("JOULE_REPORT", report);
                         if (!getenv("JOULE_APP_NAME"))
                                 set_env("JOULE_APP_NAME", app_name(cmd));
                 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "counters.h"
@@ -18,6 +19,7 @@
 #include "parse.h"
 #include "report.h"
 #include "runtime.h"
+#include "userfile.h"
 
 static const char *env_get(const char *name)
 {
@@ -117,6 +119,25 @@ int jl_rt_config_parse(const char *(*get)(const char *name), jl_rt_config *ret, 
         snprintf(c.tag, sizeof(c.tag), "%s", v ? v : "");
         v = get("JOULE_APP_NAME");
         snprintf(c.app_name, sizeof(c.app_name), "%s", v && *v ? v : program_invocation_short_name);
+        c.learning = -1;
+        v = get("JOULE_LEARNING");
+        if (v && *v) {
+                char *end;
+                errno = 0;
+                long l = strtol(v, &end, 10);
+                if (errno || *end || end == v || l < 0 || l > 63) {
+                        add_why(why, whylen, "%s=\"%s\" is not a P-state from 0 to 63: %s", "JOULE_LEARNING",
+                                v, "no learning run");
+                        bad++;
+                } else
+                        c.learning = (int)l;
+        }
+        v = get("JOULE_REPORT");
+        if (v && strlen(v) >= sizeof(c.report_path)) {
+                add_why(why, whylen, "%s=\"%.40s…\" is too long: %s", "JOULE_REPORT", v, "no report file");
+                bad++;
+        } else
+                snprintf(c.report_path, sizeof(c.report_path), "%s", v ? v : "");
         *ret = c;
         return bad;
 }
@@ -181,9 +202,18 @@ static struct {
         uint64_t events;
         double rate_t0;
         uint64_t rate_ev0;
+        jl_rt_userfile user; /* JOULE_REPORT */
 } M;
 
 static int mgr_lock;
+
+/* A write to the user's report file failed: one line, and no more writes (the file was closed). */
+static void user_write(int r)
+{
+        if (r < 0 && r != -EBADF)
+                jl_rt_say("JOULE_REPORT: cannot write %s (%s): no more lines; the program runs on",
+                          M.user.path, strerror(-r));
+}
 
 unsigned jl_rt_manage_period_ms(void)
 {
@@ -262,6 +292,7 @@ static double mean_khz(const snap *a, const snap *b)
 static void say_event(const char *kind, double value, const char *message)
 {
         int r = jl_rt_report_event(kind, value, message);
+        user_write(jl_rt_userfile_event(&M.user, kind, value, message));
         if (jl_rt_verbose >= 2)
                 jl_rt_say("event %s %g: %s", kind, value, message);
         if (r == -EOPNOTSUPP && jl_rt_verbose >= 3)
@@ -399,6 +430,7 @@ static void loop_end(void)
         r.avg_cpufreq_khz = isfinite(f) ? (uint64_t)llround(f) : 0;
         r.cpi = jl_rt_counts_cpi(&M.loop_s0.c, &b.c);
         int rr = jl_rt_report_loop(&r);
+        user_write(jl_rt_userfile_loop(&M.user, &r));
         if (jl_rt_verbose >= 2)
                 jl_rt_say("loop %s: %llu iterations of %u events, %.6f s per iteration, %.2f W, %llu kHz, "
                           "CPI %.3f",
@@ -649,6 +681,7 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         int bad = jl_rt_config_parse(NULL, &M.cfg, why, sizeof(why));
         if (bad)
                 jl_rt_say("%s", why);
+        M.user.fd = -1;
         M.mpi = mpi;
         M.lock_needed = jl_rt_threaded(); /* known before MPI_Init returns (MPI_Init_thread's provided) */
         M.cpus = *cpus;
@@ -673,6 +706,23 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
                           sockwhy[0] ? sockwhy : strerror(-r),
                           M.cfg.policy != JL_RT_MONITORING ? "the program runs unmanaged"
                                                            : "no power readings");
+        if (M.cfg.report_path[0]) { /* named as jouled names the node, else by the host's short name */
+                char host[64] = "";
+                if (M.connected && M.shm.page) {
+                        jl_shm_page pg;
+                        if (jl_shm_read(M.shm.page, &pg))
+                                snprintf(host, sizeof(host), "%.*s", (int)sizeof(pg.node), pg.node);
+                }
+                if (!host[0] && gethostname(host, sizeof(host) - 1) == 0) {
+                        char *dot = strchr(host, '.');
+                        if (dot)
+                                *dot = '\0';
+                }
+                if (!host[0] || strchr(host, '/'))
+                        snprintf(host, sizeof(host), "localhost");
+                if (jl_rt_userfile_open(&M.user, M.cfg.report_path, host, why, sizeof(why)) < 0)
+                        jl_rt_say("%s: no report file; the program runs on", why);
+        }
         jl_rt_counters_open(&M.ctr);
 
         jl_rt_decision d;
@@ -687,6 +737,17 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         if (M.cfg.policy == JL_RT_MIN_TIME && !M.cfg.cpufreq_khz && M.nfreqs) {
                 size_t i = jl_rt_freq_index_up(M.freqs, M.nfreqs, M.nominal_khz);
                 M.def_khz = M.freqs[i >= 3 ? i - 3 : 0];
+        }
+        unsigned long learn_khz = 0;
+        if (M.cfg.learning >= 0) { /* EAR's learning phase: one P-state for the whole run, no policy */
+                if (M.nfreqs && M.connected) {
+                        size_t top = jl_rt_freq_index_up(M.freqs, M.nfreqs, M.nominal_khz);
+                        learn_khz =
+                            M.freqs[(size_t)M.cfg.learning <= top ? top - (size_t)M.cfg.learning : 0];
+                } else
+                        jl_rt_say("JOULE_LEARNING=%d: %s: monitoring only", M.cfg.learning,
+                                  M.nfreqs ? "jouled is not reachable" : "no cpufreq on this node");
+                M.cfg.policy = JL_RT_MONITORING;
         }
         if (jl_rt_policy_init(&M.pol, M.cfg.policy, M.cfg.th, M.freqs, M.nfreqs, M.def_khz, &d) == 0) {
                 M.pol_on = M.cfg.policy != JL_RT_MONITORING;
@@ -710,6 +771,15 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         __atomic_store_n(&M.on, true, __ATOMIC_RELEASE);
         if (M.pol_on)
                 apply(&d);
+        if (learn_khz) {
+                char m[128];
+                snprintf(m, sizeof(m), "learning run at P-state %d: %lu kHz for the whole run",
+                         M.cfg.learning, learn_khz);
+                jl_rt_decision ld = {
+                    .set = true, .khz = learn_khz, .kind = "learning", .value = (double)learn_khz};
+                snprintf(ld.message, sizeof(ld.message), "%s", m);
+                apply(&ld);
+        }
         if (!mpi && M.pol_on && M.ctr.fd_instr < 0)
                 say_event(
                     "mode", 1,
@@ -745,6 +815,7 @@ void jl_rt_manage_fini(void)
         snprintf(a.policy, sizeof(a.policy), "%s", jl_rt_policy_name(M.cfg.policy));
         snprintf(a.tag, sizeof(a.tag), "%s", M.cfg.tag);
         int r = jl_rt_report_app(&a);
+        user_write(jl_rt_userfile_app(&M.user, &a));
         if (jl_rt_verbose >= 2)
                 jl_rt_say("application %s: policy %s th %.3f, %.3f s, %.2f J, %.2f W (package %.2f W, DRAM "
                           "%.2f W), "
@@ -761,5 +832,14 @@ void jl_rt_manage_fini(void)
         M.dyn = NULL;
         jl_rt_counters_close(&M.ctr);
         jl_rt_shm_close(&M.shm);
+        jl_rt_report_flush();
+        size_t waiting, dropped, refused;
+        jl_rt_report_stats(&waiting, &dropped, &refused);
+        if ((waiting || dropped) && jl_rt_verbose >= 1)
+                jl_rt_say("%zu records did not reach jouled (it was away until the end)%s",
+                          waiting + dropped, M.cfg.report_path[0] ? "; they are in the report file" : "");
+        if (refused && jl_rt_verbose >= 1)
+                jl_rt_say("jouled refused %zu records sent late", refused);
         jl_rt_report_disconnect();
+        jl_rt_userfile_close(&M.user);
 }

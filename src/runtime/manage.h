@@ -23,6 +23,8 @@ typedef struct {
         unsigned period_ms;    /* JOULE_PERIOD_MS: time-guided period (default 1000) */
         double max_call_rate;  /* JOULE_MAX_CALL_RATE: MPI calls/s above which detection stops (200000) */
         char tag[64], app_name[64];
+        int learning; /* JOULE_LEARNING: a learning run at P-state N (0: the nominal maximum); -1 none */
+        char report_path[4000]; /* JOULE_REPORT: the user's CSV file, PATH.<node>.csv ("": none) */
 } jl_rt_config;
 
 /* Reads the settings through get (getenv in the runtime; a table in the unit tests). Bad values are

@@ -1,8 +1,10 @@
 /* report.c - the runtime's client of jouled (report.h): one connection to the local socket, kept open and
  * made again once when jouled closed it (restarted), each request bounded by JL_RT_REPORT_TIMEOUT_MS in
- * all. Thread-safe (one mutex: a rank's requests are rare). Never logs, never raises a signal (SIGPIPE is
- * suppressed by the client's sends), never blocks the application past the timeout (the connect does not
- * wait either: a jouled that is stopped with a full backlog is -EAGAIN at once). */
+ * all; a jouled that timed out is left alone for a while (a breaker), and records that could not be sent
+ * wait in a bounded queue for jouled's return. Thread-safe (one mutex: a rank's requests are rare). Never
+ * logs, never raises a signal (SIGPIPE is suppressed by the client's sends), never blocks the application
+ * past the timeout (the connect does not wait either: a jouled that is stopped with a full backlog is
+ * -EAGAIN at once). */
 #include "report.h"
 
 #include <errno.h>
@@ -23,6 +25,9 @@
 
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static int report_fd = -1;
+/* the queue of records for a jouled that is away (see queue_locked) */
+static jl_msg_request *pending;
+static size_t npending, ndropped, nrefused;
 
 static uint64_t now_ms(void)
 {
@@ -113,16 +118,40 @@ void jl_rt_report_disconnect(void)
 {
         pthread_mutex_lock(&report_lock);
         disconnect_locked();
+        free(pending);
+        pending = NULL;
+        npending = 0;
         pthread_mutex_unlock(&report_lock);
 }
 
-/* One request and jouled's answer within the timeout: the connection is made (again) when there is none;
- * a connection jouled closed (it restarted, or dropped a malformed request) is made again once. */
-static int request(const jl_msg_request *req)
+/* The breaker: a jouled that accepted the connection but did not answer in time (stopped, hung) is not
+ * asked again until breaker_until_ms; the wait doubles from 2 s up to 30 s while it stays silent, so that
+ * a hung jouled costs the program one timeout, not one per request. */
+#define BREAKER_FIRST_MS 2000
+#define BREAKER_MAX_MS 30000
+static uint64_t breaker_until_ms;
+static unsigned breaker_wait_ms;
+
+/* Records (application, loops, events) that did not reach jouled for a reason of transport (no jouled at
+ * the socket, a restart, the breaker) wait here, in order, and go first once jouled answers again. Bounded:
+ * beyond JL_RT_PENDING_MAX the newest are dropped and counted. Frequencies are never queued: a late one
+ * would be wrong. */
+
+static bool is_transport(int r)
 {
-        uint64_t deadline = now_ms() + JL_RT_REPORT_TIMEOUT_MS;
+        /* not -ETIMEDOUT: the request was written and waits in jouled's socket, which a stopped jouled reads
+         * when it runs again; sent again it would be stored twice */
+        return r == -ENOENT || r == -ECONNREFUSED || r == -EAGAIN || r == -ECONNRESET || r == -EPIPE ||
+               r == -EHOSTDOWN || r == -ENOTCONN;
+}
+
+/* One exchange on the connection, made (again) when there is none; a connection jouled closed (it
+ * restarted, or dropped a malformed request) is made again once. *ret_transport tells whether a failure
+ * is of the transport (the request may be sent again later) or jouled's answer (it will not change). */
+static int exchange_locked(const jl_msg_request *req, uint64_t deadline, bool *ret_transport)
+{
         int r = -ETIMEDOUT;
-        pthread_mutex_lock(&report_lock);
+        bool transport = true;
         for (int attempt = 0; attempt < 2; attempt++) {
                 uint64_t now = now_ms();
                 if (now >= deadline) {
@@ -138,6 +167,7 @@ static int request(const jl_msg_request *req)
                 r = jl_client_exchange(report_fd, req, (int)(deadline - now), &rep, why, sizeof(why));
                 if (r == 0) {
                         r = rep.err;
+                        transport = false;
                         if (rep.err == -EBADMSG) /* jouled closes the connection after a malformed one */
                                 disconnect_locked();
                         jl_client_reply_free(&rep);
@@ -145,12 +175,105 @@ static int request(const jl_msg_request *req)
                 }
                 jl_client_reply_free(&rep);
                 disconnect_locked();
+                if (r == -ETIMEDOUT) { /* connected, no answer: jouled is hung or stopped */
+                        breaker_wait_ms = breaker_wait_ms ? breaker_wait_ms * 2 : BREAKER_FIRST_MS;
+                        if (breaker_wait_ms > BREAKER_MAX_MS)
+                                breaker_wait_ms = BREAKER_MAX_MS;
+                        breaker_until_ms = now_ms() + breaker_wait_ms;
+                        break;
+                }
                 /* a connection of before (jouled restarted since): once more on a fresh one */
                 if (fresh || (r != -ECONNRESET && r != -EPIPE))
                         break;
         }
+        if (!transport || r == 0) {
+                breaker_wait_ms = 0;
+                breaker_until_ms = 0;
+        }
+        *ret_transport = r < 0 && transport && is_transport(r);
+        return r;
+}
+
+/* Sends what waits, oldest first, by the deadline; stops at the first failure of transport. */
+static int flush_locked(uint64_t deadline)
+{
+        size_t done = 0;
+        int r = 0;
+        while (done < npending) {
+                bool transport;
+                r = exchange_locked(&pending[done], deadline, &transport);
+                if (r < 0 && transport)
+                        break;
+                if (r < 0)
+                        nrefused++;
+                r = 0;
+                done++;
+        }
+        if (done > 0) {
+                memmove(pending, pending + done, (npending - done) * sizeof(*pending));
+                npending -= done;
+        }
+        return r;
+}
+
+static void queue_locked(const jl_msg_request *req)
+{
+        if (!pending) {
+                pending = calloc(JL_RT_PENDING_MAX, sizeof(*pending));
+                if (!pending) {
+                        ndropped++;
+                        return;
+                }
+        }
+        if (npending >= JL_RT_PENDING_MAX) {
+                ndropped++;
+                return;
+        }
+        pending[npending++] = *req;
+}
+
+static bool breaker_open(void)
+{
+        return breaker_until_ms && now_ms() < breaker_until_ms;
+}
+
+/* One request and jouled's answer within the timeout, after what waits. A record that cannot be sent for
+ * a reason of transport is queued (and the error returned). */
+static int request(const jl_msg_request *req)
+{
+        uint64_t deadline = now_ms() + JL_RT_REPORT_TIMEOUT_MS;
+        bool record = req->op == JL_OP_RT_RECORD, transport = true;
+        int r;
+        pthread_mutex_lock(&report_lock);
+        if (breaker_open())
+                r = -EHOSTDOWN;
+        else {
+                r = npending ? flush_locked(deadline) : 0;
+                if (r == 0)
+                        r = exchange_locked(req, deadline, &transport);
+        }
+        if (r < 0 && record && transport)
+                queue_locked(req);
         pthread_mutex_unlock(&report_lock);
         return r;
+}
+
+int jl_rt_report_flush(void)
+{
+        uint64_t deadline = now_ms() + JL_RT_REPORT_TIMEOUT_MS;
+        pthread_mutex_lock(&report_lock);
+        int r = breaker_open() ? -EHOSTDOWN : flush_locked(deadline);
+        pthread_mutex_unlock(&report_lock);
+        return r;
+}
+
+void jl_rt_report_stats(size_t *ret_pending, size_t *ret_dropped, size_t *ret_refused)
+{
+        pthread_mutex_lock(&report_lock);
+        *ret_pending = npending;
+        *ret_dropped = ndropped;
+        *ret_refused = nrefused;
+        pthread_mutex_unlock(&report_lock);
 }
 
 static int request_for_step(jl_msg_request *req, bool need_step)

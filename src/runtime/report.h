@@ -2,13 +2,20 @@
  * node.socket's default): frequencies for the step's CPUs, and the application's signature, its loops and
  * its policy's decisions as records that jouled stores (directly or through joule-dbd). The step is taken
  * from JOULE_JOB_ID / JOULE_STEP_ID (set by `joule launch` and the SPANK plugin), else SLURM_JOB_ID /
- * SLURM_STEP_ID. Every call returns 0 or a negative errno and blocks at most JL_RT_REPORT_TIMEOUT_MS. */
+ * SLURM_STEP_ID. Every call returns 0 or a negative errno and blocks at most JL_RT_REPORT_TIMEOUT_MS; after
+ * a timeout, calls fail at once with -EHOSTDOWN for 2 s, then 4, 8 … 30 s while jouled stays silent. A
+ * record that could not be sent (-ENOENT, -ECONNREFUSED, -EHOSTDOWN, …; not one that timed out: it was
+ * written, and jouled reads it when it runs again) is kept, up to
+ * JL_RT_PENDING_MAX, and sent before the next request that reaches jouled. */
 #pragma once
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define JL_RT_REPORT_TIMEOUT_MS 1000
+/* Records kept for a jouled that is away (down, restarting, hung) until it answers again. */
+#define JL_RT_PENDING_MAX 128
 
 typedef struct {
         char app_name[64];
@@ -35,7 +42,12 @@ typedef struct {
 } jl_rt_loop_record;
 
 int jl_rt_report_connect(void);
+/* Closes the connection; records still waiting are dropped (flush first). */
 void jl_rt_report_disconnect(void);
+/* Sends the records that wait for jouled (within the timeout). 0 when none is left. */
+int jl_rt_report_flush(void);
+/* Records waiting, dropped (the queue was full) and refused by jouled when they were sent late. */
+void jl_rt_report_stats(size_t *ret_pending, size_t *ret_dropped, size_t *ret_refused);
 /* Frequency of the CPUs in the mask (all of them must belong to the step), set by jouled, which remembers
  * what was in force before the step's first change and restores it when the step ends. */
 int jl_rt_set_cpufreq(const cpu_set_t *cpus, unsigned long khz);

@@ -4,15 +4,19 @@
  * farther), min_time's rule, monitoring, the phase
  * classification, the JOULE_* settings with bad values, and the counters' null path. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "counters.h"
 #include "manage.h"
 #include "model.h"
 #include "policy.h"
 #include "tap.h"
+#include "userfile.h"
 
 /* A synthetic machine: T(f) = c / f + m (with an optional cliff: below cliff_khz every iteration takes
  * cliff_factor times longer, which no two-point model foresees), P(f) = static + dyn × s(f) × activity. */
@@ -465,6 +469,105 @@ static void test_config(void)
         ok(c.policy == JL_RT_MIN_ENERGY && c.th == 0.2 && c.cpufreq_khz == 2400000 && c.window_ms == 500 &&
                strcmp(c.tag, "run-7") == 0,
            "min_energy th 0.2 at 2.4 GHz, 500 ms windows, tag");
+        ok(c.learning == -1 && c.report_path[0] == '\0', "no learning run, no report file by default");
+        memset(table, 0, sizeof(table));
+        table[0][0] = "JOULE_LEARNING", table[0][1] = "64";
+        table[1][0] = "JOULE_REPORT", table[1][1] = "/tmp/mine";
+        is_int(jl_rt_config_parse(tget, &c, why, sizeof(why)), 1, "JOULE_LEARNING=64 is bad");
+        ok(c.learning == -1 && strstr(why, "JOULE_LEARNING=\"64\" is not a P-state"), "and named: %s", why);
+        ok(strcmp(c.report_path, "/tmp/mine") == 0, "JOULE_REPORT kept");
+        table[0][1] = "x3";
+        is_int(jl_rt_config_parse(tget, &c, why, sizeof(why)), 1, "JOULE_LEARNING=x3 is bad");
+        table[0][1] = "3";
+        is_int(jl_rt_config_parse(tget, &c, why, sizeof(why)), 0, "JOULE_LEARNING=3");
+        is_int(c.learning, 3, "a learning run at P-state 3");
+        static char longpath[5000];
+        memset(longpath, 'a', sizeof(longpath) - 1);
+        table[1][1] = longpath;
+        is_int(jl_rt_config_parse(tget, &c, why, sizeof(why)), 1, "a JOULE_REPORT path that is too long");
+        ok(c.report_path[0] == '\0' && strstr(why, "JOULE_REPORT"), "no report file, named: %.80s", why);
+}
+
+static void test_userfile(void)
+{
+        char dir[] = "/tmp/jl-userfile-XXXXXX";
+        if (!mkdtemp(dir)) {
+                ok(0, "mkdtemp");
+                return;
+        }
+        char base[256], path[300], why[256];
+        snprintf(base, sizeof(base), "%s/mine", dir);
+        jl_rt_userfile f;
+        setenv("JOULE_JOB_ID", "42", 1);
+        setenv("JOULE_STEP_ID", "3", 1);
+        is_int(jl_rt_userfile_open(&f, base, "n1", why, sizeof(why)), 0, "open PATH.n1.csv");
+        jl_rt_app_record a = {.policy_th = 0.1,
+                              .time_s = 2.5,
+                              .energy_j = 500,
+                              .avg_power_w = 200,
+                              .pck_power_w = NAN,
+                              .dram_power_w = NAN,
+                              .avg_cpufreq_khz = 2000000,
+                              .def_cpufreq_khz = 2400000,
+                              .cpi = NAN,
+                              .tpi = NAN,
+                              .gbs = NAN,
+                              .gflops = NAN};
+        snprintf(a.app_name, sizeof(a.app_name), "my,app");
+        snprintf(a.policy, sizeof(a.policy), "min_energy");
+        is_int(jl_rt_userfile_event(&f, "phase", 2, "said \"CPU bound\", then\nmore"), 0, "an event");
+        is_int(jl_rt_userfile_app(&f, &a), 0, "the application");
+        jl_rt_userfile_close(&f);
+        is_int(jl_rt_userfile_open(&f, base, "n1", why, sizeof(why)), 0, "open again: appends");
+        jl_rt_loop_record l = {.iterations = 7,
+                               .time_per_iteration_s = 0.25,
+                               .avg_power_w = 190,
+                               .cpi = NAN,
+                               .tpi = NAN,
+                               .gbs = NAN,
+                               .gflops = NAN};
+        snprintf(l.loop_key, sizeof(l.loop_key), "0000abcd:4:0");
+        is_int(jl_rt_userfile_loop(&f, &l), 0, "a loop");
+        jl_rt_userfile_close(&f);
+        is_int(jl_rt_userfile_loop(&f, &l), -EBADF, "closed: -EBADF");
+        snprintf(path, sizeof(path), "%s.n1.csv", base);
+        FILE *in = fopen(path, "r");
+        char buf[4096] = "";
+        size_t n = in ? fread(buf, 1, sizeof(buf) - 1, in) : 0;
+        buf[n] = '\0';
+        if (in)
+                fclose(in);
+        const char *hdr = "record,time,job_id,step_id,node,name,";
+        ok(strncmp(buf, hdr, strlen(hdr)) == 0, "the header first, once");
+        ok(strstr(buf + 1, "record,time") == NULL, "no second header when appending");
+        ok(strstr(buf, ",42,3,n1,phase,,,,,,,,,,,,,,,,,2,\"said \"\"CPU bound\"\", then\nmore\"\n") != NULL,
+           "the event: job, step, node, kind, value, its message quoted as RFC 4180 says");
+        ok(strstr(buf, ",42,3,n1,\"my,app\",min_energy,0.1,,2.5,,500,200,,,2000000,2400000,,,,,,,\n") !=
+               NULL,
+           "the application: unknowns empty, a comma in the name quoted");
+        ok(strstr(buf, "n1,0000abcd:4:0,,,7,,0.25,,190,,,,,,,,,,,\n") != NULL, "the loop");
+        unlink(path);
+        is_int(jl_rt_userfile_open(&f, "/proc/none/x", "n1", why, sizeof(why)), -ENOENT,
+               "an unwritable path: -ENOENT");
+        ok(strstr(why, "cannot write /proc/none/x.n1.csv") != NULL, "named: %s", why);
+        ok(f.fd == -1, "left closed");
+        snprintf(path, sizeof(path), "%s/d", dir);
+        mkdir(path, 0700);
+        snprintf(base, sizeof(base), "%s/d.n1.csv", dir);
+        mkdir(base, 0700);
+        snprintf(base, sizeof(base), "%s/d", dir);
+        ok(jl_rt_userfile_open(&f, base, "n1", why, sizeof(why)) < 0, "a directory in the way: refused (%s)",
+           why);
+        snprintf(path, sizeof(path), "%s/d.n1.csv", dir);
+        rmdir(path);
+        snprintf(path, sizeof(path), "%s/d", dir);
+        rmdir(path);
+        f.fd = open("/dev/full", O_WRONLY);
+        snprintf(f.path, sizeof(f.path), "/dev/full");
+        ok(jl_rt_userfile_loop(&f, &l) == -ENOSPC && f.fd == -1, "a full disk: -ENOSPC, the file closed");
+        rmdir(dir);
+        unsetenv("JOULE_JOB_ID");
+        unsetenv("JOULE_STEP_ID");
 }
 
 static void test_counters(void)
@@ -506,6 +609,7 @@ int main(void)
         test_monitoring();
         test_phases();
         test_config();
+        test_userfile();
         test_counters();
         printf("1..%d\n", tap_n);
         return tap_failed ? 1 : 0;

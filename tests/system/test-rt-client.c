@@ -8,6 +8,8 @@
  *   test-rt-client event KIND VALUE MESSAGE       a policy decision
  *   test-rt-client badapp                         a record jouled must refuse (negative time, a spaced name)
  *   test-rt-client bench N                        N events on one connection: the mean time of a call
+ *   test-rt-client burst N GAP_MS WAIT_S          N events ("burst", value i) GAP_MS apart, then flushes
+ * what waits every 100 ms for up to WAIT_S s; prints "sent N in MS ms, W waiting, D dropped, R refused"
  * Prints "ok" or "err N TEXT"; exits 0 on success, 1 on a refusal, 2 on bad usage. */
 #include <errno.h>
 #include <math.h>
@@ -117,6 +119,31 @@ int main(int argc, char **argv)
                 double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3;
                 printf("%d events in %.0f us: %.1f us per call\n", n, us, n > 0 ? us / n : 0);
                 return 0;
+        }
+        if (strcmp(cmd, "burst") == 0 && argc >= 5) {
+                int n = atoi(argv[2]), gap = atoi(argv[3]), wait_s = atoi(argv[4]);
+                struct timespec a, b;
+                clock_gettime(CLOCK_MONOTONIC, &a);
+                for (int i = 0; i < n; i++) {
+                        char m[64];
+                        snprintf(m, sizeof(m), "record %d of %d", i, n);
+                        (void)jl_rt_report_event("burst", i, m);
+                        if (gap > 0 && i + 1 < n)
+                                usleep((useconds_t)gap * 1000);
+                }
+                clock_gettime(CLOCK_MONOTONIC, &b);
+                double ms = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e6;
+                size_t w, d, rf;
+                for (int i = 0; i < wait_s * 10; i++) {
+                        jl_rt_report_stats(&w, &d, &rf);
+                        if (w == 0 || jl_rt_report_flush() == 0)
+                                break;
+                        usleep(100000);
+                }
+                jl_rt_report_stats(&w, &d, &rf);
+                printf("sent %d in %.0f ms, %zu waiting, %zu dropped, %zu refused\n", n, ms, w, d, rf);
+                jl_rt_report_disconnect();
+                return w == 0 && d == 0 && rf == 0 ? 0 : 1;
         }
         if (strcmp(cmd, "badapp") == 0) {
                 jl_rt_app_record a = {.time_s = -1,

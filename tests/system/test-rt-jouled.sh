@@ -178,6 +178,9 @@ t_check "the launched step is accounted by joule acct" -- jtest "$OUT" "len(j) =
 J launch --policy fast --policy-th 7 --verbose 9 --cpufreq x --tag 'a b' -- true 2>"$T_DIR/bad.err"
 RC=$?
 t_check "launch with bad values: one line each, and the command still runs (rc $RC)" -- sh -c "[ $RC = 0 ] && [ \$(grep -c 'launch: --' '$T_DIR/bad.err') = 5 ]"
+OUT=$(JOULE_REPORT=/proc/none/mine J launch --policy monitoring -- sh -c 'cat /dev/null; echo ran' 2>&1)
+RC=$?
+t_check "an unwritable JOULE_REPORT: one line naming the file, the program runs (rc $RC): $OUT" -- sh -c "[ $RC = 0 ] && [ \$(printf '%s\n' '$OUT' | grep -c 'JOULE_REPORT: cannot write /proc/none/mine.rt1.csv') = 1 ] && printf '%s' '$OUT' | grep -q '^ran$'"
 ERR=$(JOULE_SOCKET=$T_DIR/none.sock J launch -- sh -c 'echo ran' 2>&1)
 RC=$?
 t_check "jouled down: one line, the program runs unmanaged (rc $RC): $ERR" -- sh -c "[ $RC = 0 ] && [ \$(printf '%s\n' '$ERR' | grep -c 'runs unmanaged') = 1 ] && printf '%s' '$ERR' | grep -q '^ran$'"
@@ -196,6 +199,41 @@ t_check "report.c with jouled stopped (SIGSTOP): gives up within its 1 s ($OUT, 
 t_check "jouled serves again after SIGCONT" -- env JOULE_JOB_ID=103 JOULE_STEP_ID=0 "$RT_CLIENT" event policy 1 y
 J job end --job 103 >/dev/null
 
+# --- records while jouled is away: a breaker after one timeout, a queue until it is back ---
+burst_events() { J events --csv --job "$1" | grep -c ',burst,'; }
+J job begin --job 104 >/dev/null
+kill -STOP "$JD_PID"
+JOULE_JOB_ID=104 JOULE_STEP_ID=0 "$RT_CLIENT" burst 20 50 30 >"$T_DIR/burst1.out" &
+BP=$!
+sleep 2.5
+kill -CONT "$JD_PID"
+wait $BP
+RC=$?
+OUT=$(cat "$T_DIR/burst1.out")
+MS=$(sed -n 's/^sent 20 in \([0-9]*\) ms.*/\1/p' "$T_DIR/burst1.out")
+t_check "jouled stopped (SIGSTOP): 20 records cost one timeout, not 20 ($OUT)" -- sh -c "[ -n '$MS' ] && [ '$MS' -lt 3000 ]"
+t_check "... all 20 reach jouled once it runs again (rc $RC)" -- sh -c "[ $RC = 0 ] && echo '$OUT' | grep -q '0 waiting, 0 dropped, 0 refused'"
+for _ in $(seq 50); do [ "$(burst_events 104)" = 20 ] && break; sleep 0.1; done
+OUT=$(J events --json --job 104)
+t_check "... stored once each, in order" -- jtest "$OUT" "[e['value'] for e in j if e['kind'] == 'burst'] == list(range(20))"
+J job end --job 104 >/dev/null
+J job begin --job 105 >/dev/null
+jouled_stop KILL
+rm -f "$JD_SOCK"
+JOULE_JOB_ID=105 JOULE_STEP_ID=0 "$RT_CLIENT" burst 10 100 30 >"$T_DIR/burst2.out" &
+BP=$!
+sleep 0.5
+jouled_start rt1
+t_ok $? "jouled restarts while a program sends records"
+wait $BP
+RC=$?
+OUT=$(cat "$T_DIR/burst2.out")
+t_check "the records sent while jouled was down reach the new jouled ($OUT, rc $RC)" -- sh -c "[ $RC = 0 ] && echo '$OUT' | grep -q '0 waiting, 0 dropped, 0 refused'"
+for _ in $(seq 50); do [ "$(burst_events 105)" = 10 ] && break; sleep 0.1; done
+OUT=$(J events --json --job 105)
+t_check "... stored once each, in order" -- jtest "$OUT" "[e['value'] for e in j if e['kind'] == 'burst'] == list(range(10))"
+J job end --job 105 >/dev/null
+
 # --- a user's launch: a step of their own, for accounting only ---
 OUT=$(as_user 65534 "$JOULE" -c "$JD_CFG" launch -- "$RT_CLIENT" setfreq 2 $F1 2>"$T_DIR/user.err")
 RC=$?
@@ -211,7 +249,7 @@ if command -v mpicc.openmpi >/dev/null && [ -f "${JOULE_LIBDIR:-}/libjoule-rt-om
         export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
         mpicc.openmpi -O2 -o "$T_DIR/pp" "$(dirname "$0")/../runtime/mpi-pingpong.c"
         # MPI libraries leave their allocations at exit: no leak check for the MPI program
-        OUT=$(ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 timeout 60 "$JOULE" -c "$JD_CFG" launch --verbose 1 --policy monitoring -- mpirun.openmpi -np 2 "$T_DIR/pp" 60 2>&1)
+        OUT=$(ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 timeout 60 "$JOULE" -c "$JD_CFG" launch --report "$T_DIR/mine" --verbose 1 --policy monitoring -- mpirun.openmpi -np 2 "$T_DIR/pp" 60 2>&1)
         RC=$?
         t_check "launch runs an Open MPI program on 2 ranks (rc $RC)" -- sh -c "[ $RC = 0 ] && printf '%s' '$OUT' | grep -q '^result:'"
         t_check "both ranks are managed by libjoule-rt-ompi.so" -- sh -c "[ \$(printf '%s\n' '$OUT' | grep -c 'managed by libjoule-rt-ompi.so') = 2 ]"
@@ -219,6 +257,31 @@ if command -v mpicc.openmpi >/dev/null && [ -f "${JOULE_LIBDIR:-}/libjoule-rt-om
         for _ in $(seq 50); do J acct --json --job "$JOB3" | grep -q '"complete": *true' && break; sleep 0.1; done
         OUT=$(J acct --json --job "$JOB3")
         t_check "the MPI step is accounted by joule acct" -- jtest "$OUT" "len(j) == 1 and j[0]['complete'] is True and j[0]['energy_j'] > 0"
+        # JOULE_REPORT: the user's own CSV copy, per node, as jouled names it (rt1); python's csv is the oracle
+        # JOULE_LEARNING (the plugin's --joule-learning): one P-state for the whole run, as EAR's learning phase
+        # no scaling_available_frequencies here (intel_pstate): 100 MHz steps down from cpuinfo_max_freq
+        WANT=$(($(cat $CF/policy0/cpuinfo_max_freq) - 200000))
+        OUT=$(ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 JOULE_LEARNING=2 timeout 60 "$NS_RUN" "$FX" -- "$JOULE" -c "$JD_CFG" launch --verbose 2 --policy min_energy -- mpirun.openmpi -np 2 "$T_DIR/pp" 20 2>&1)
+        RC=$?
+        JOB5=$(printf '%s\n' "$OUT" | sed -n 's/^joule launch: job \([0-9]*\) step 0$/\1/p')
+        for _ in $(seq 50); do J events --csv --job "$JOB5" | grep -q ',learning,' && break; sleep 0.1; done
+        OUT=$(J events --json --job "$JOB5")
+        t_check "JOULE_LEARNING=2: the whole run at P-state 2 ($WANT kHz), no policy decision (rc $RC)" -- jtest "$OUT" \
+                "$WANT > 0 and [e['value'] for e in j if e['kind'] == 'learning'] == [$WANT] and not [e for e in j if e['kind'] in ('policy', 'frequency', 'bound')]"
+        t_check "... and the settings from before are back after it" -- wait_state "$BEFORE"
+        t_check "JOULE_REPORT: the node master wrote mine.rt1.csv: an application line, loops, each of 24 fields" -- python3 -c "
+import csv, sys
+rows = list(csv.reader(open('$T_DIR/mine.rt1.csv')))
+h = rows[0]
+assert h[:3] == ['record', 'time', 'job_id'] and len(h) == 24, h
+assert all(len(r) == 24 for r in rows), [len(r) for r in rows]
+d = [dict(zip(h, r)) for r in rows[1:]]
+apps = [r for r in d if r['record'] == 'application']
+loops = [r for r in d if r['record'] == 'loop']
+assert len(apps) == 1 and apps[0]['job_id'] == '$JOB3' and apps[0]['policy'] == 'monitoring' and float(apps[0]['time_s']) > 0, apps
+assert apps[0]['cpi'] == '' and apps[0]['node'] == 'rt1', apps
+assert loops and all(int(r['iterations']) > 0 for r in loops), loops
+"
 else
         t_skip "launch of an Open MPI program" "mpicc.openmpi or libjoule-rt-ompi.so missing"
 fi
