@@ -12,6 +12,7 @@
 #include "counters.h"
 #include "manage.h"
 #include "model.h"
+#include "node.h"
 #include "policy.h"
 #include "tap.h"
 
@@ -527,6 +528,70 @@ static void test_gpu_wait(void)
            jl_rt_phase_name(ph));
 }
 
+/* CUDA_VISIBLE_DEVICES as CUDA reads it, and the step's GPUs' utilisation read from a page laid out as
+ * jouled writes it (src/proto/shm.h). */
+static void test_gpu_select(void)
+{
+        jl_rt_gpus g;
+        jl_rt_gpus_parse(NULL, &g);
+        ok(g.all && !g.uuid, "unset: every GPU of the node");
+        jl_rt_gpus_parse("1", &g);
+        ok(!g.all && g.mask == 2, "\"1\": GPU 1");
+        jl_rt_gpus_parse("0, 2", &g);
+        ok(!g.all && g.mask == 5, "\"0, 2\": GPUs 0 and 2");
+        jl_rt_gpus_parse("", &g);
+        ok(!g.all && g.mask == 0, "\"\": no GPU");
+        jl_rt_gpus_parse("NoDevFiles", &g);
+        ok(!g.all && g.mask == 0, "\"NoDevFiles\" (Slurm, no GPU allocated): no GPU");
+        jl_rt_gpus_parse("3,x,1", &g);
+        ok(!g.all && g.mask == 8, "\"3,x,1\": the list ends at the invalid entry, as CUDA's does");
+        jl_rt_gpus_parse("GPU-8f6c2a1e-0b7d-4c1e-9a53-1d2e3f4a5b6c", &g);
+        ok(g.all && g.uuid, "a UUID: cannot be matched on the page, every GPU (said so)");
+        jl_rt_gpus_parse("99", &g);
+        ok(!g.all && g.mask == 0, "\"99\": beyond what the page can hold, no GPU");
+
+        jl_shm_page *pg = calloc(1, sizeof(*pg));
+        if (!pg)
+                return;
+        pg->magic = JL_SHM_MAGIC;
+        pg->version = JL_SHM_VERSION;
+        pg->size = sizeof(*pg);
+        pg->jouled_pid = 42;
+        pg->ndomains = 4;
+        snprintf(pg->domains[0].name, sizeof(pg->domains[0].name), "package-0");
+        for (int i = 0; i < 3; i++) {
+                jl_shm_domain *d = &pg->domains[1 + i];
+                snprintf(d->name, sizeof(d->name), "gpu-%d", i);
+                d->flags = JL_SHM_UTIL;
+                d->util_cover_s = 10;
+                d->util_gpu_s = 1.0 * i; /* 0, 10 %, 20 % so far */
+        }
+        jl_rt_shm shm = {.page = pg, .len = sizeof(*pg)};
+        jl_rt_gpu_util a, b;
+        jl_rt_gpus_parse("2", &g);
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &a), 0, "GPU 2's utilisation is on the page");
+        is_int(a.ngpus, 1, "one GPU");
+        pg->domains[3].util_gpu_s += 0.9 * 5; /* 5 s at 90 % */
+        pg->domains[3].util_cover_s += 5;
+        pg->domains[2].util_cover_s += 5; /* GPU 1 idle meanwhile */
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &b), 0, "read again");
+        is_near(jl_rt_gpu_util_mean(&a, &b), 0.9, 1e-9, "GPU 2: 90 %% busy over the window");
+        jl_rt_gpus_parse("1,2", &g);
+        pg->domains[2].util_cover_s -= 5, pg->domains[3].util_cover_s -= 5, pg->domains[3].util_gpu_s -= 4.5;
+        jl_rt_shm_gpu_util(&shm, &g, &a);
+        pg->domains[2].util_cover_s += 5, pg->domains[3].util_cover_s += 5, pg->domains[3].util_gpu_s += 4.5;
+        jl_rt_shm_gpu_util(&shm, &g, &b);
+        is_near(jl_rt_gpu_util_mean(&a, &b), 0.45, 1e-9, "GPUs 1 and 2: their mean, 45 %%");
+        b.jouled_pid = 43;
+        ok(isnan(jl_rt_gpu_util_mean(&a, &b)), "another jouled between the readings: unknown");
+        jl_rt_gpus_parse("5", &g);
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &a), -ENODATA, "a GPU the page does not know: -ENODATA");
+        pg->domains[1].flags = pg->domains[2].flags = pg->domains[3].flags = 0;
+        jl_rt_gpus_parse(NULL, &g);
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &a), -ENODATA, "GPUs without utilisation (no NVML): -ENODATA");
+        free(pg);
+}
+
 static const char *table[16][2];
 static const char *tget(const char *name)
 {
@@ -605,6 +670,7 @@ int main(void)
         test_monitoring();
         test_phases();
         test_gpu_wait();
+        test_gpu_select();
         test_config();
         test_counters();
         printf("1..%d\n", tap_n);
