@@ -52,9 +52,12 @@ typedef struct {
         double power_w;       /* latest interval */
         jl_scope scope;
         bool estimated;
-        bool counted; /* part of the node energy */
+        bool counted;    /* part of the node energy */
         unsigned gaps;   /* intervals too long to unwrap for certain (docs/metrics.md, "Gaps") */
         uint64_t gap_ns; /* their total length */
+        bool has_util;   /* a GPU's utilisation (its "NAME/utilization" channel): the fields below */
+        double util_gpu, util_mem;       /* latest, 0..1 (util_mem NAN: none) */
+        double util_gpu_s, util_cover_s; /* ∫ util_gpu dt and the time covered, s (shm.h) */
 } jd_domain;
 
 /* What the latest sample said: copied out under the lock by readers (query, /metrics). */

@@ -8,6 +8,7 @@
  * DEADLINE_NS after it opened (or after its previous request) is shut down, however slowly it trickles. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,37 @@ static char *render(jouled *d, size_t *ret_len)
                         label(f, s->freqs[i].cpu);
                         fprintf(f, "} %.0f\n", s->freqs[i].khz * 1e3);
                 }
+        }
+        bool any_util = false;
+        for (size_t i = 0; i < s->ndomains; i++)
+                any_util |= s->domains[i].has_util;
+        if (any_util) {
+                fputs("# HELP joule_gpu_utilization_ratio Share of NVML's last sample period in which a "
+                      "kernel "
+                      "ran, per GPU (0..1).\n"
+                      "# TYPE joule_gpu_utilization_ratio gauge\n",
+                      f);
+                for (size_t i = 0; i < s->ndomains; i++)
+                        if (s->domains[i].has_util) {
+                                fputs("joule_gpu_utilization_ratio{node=", f);
+                                label(f, node);
+                                fputs(",domain=", f);
+                                label(f, s->domains[i].name);
+                                fprintf(f, "} %.3f\n", s->domains[i].util_gpu);
+                        }
+                fputs("# HELP joule_gpu_memory_utilization_ratio Share of NVML's last sample period in "
+                      "which the "
+                      "GPU's memory was read or written, per GPU (0..1).\n"
+                      "# TYPE joule_gpu_memory_utilization_ratio gauge\n",
+                      f);
+                for (size_t i = 0; i < s->ndomains; i++)
+                        if (s->domains[i].has_util && isfinite(s->domains[i].util_mem)) {
+                                fputs("joule_gpu_memory_utilization_ratio{node=", f);
+                                label(f, node);
+                                fputs(",domain=", f);
+                                label(f, s->domains[i].name);
+                                fprintf(f, "} %.3f\n", s->domains[i].util_mem);
+                        }
         }
         fputs("# HELP joule_job_info Job steps running on this node.\n# TYPE joule_job_info gauge\n", f);
         for (size_t i = 0; i < nsteps; i++) {

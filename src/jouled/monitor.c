@@ -1,7 +1,8 @@
 /* monitor.c - jouled's monitor: opens the providers, samples them every node.sample_ms on a timerfd (and
  * takes the sampler's guard reads of fast-wrapping counters in between),
- * publishes the node and domain energies into the shared-memory page (seqlock) and a snapshot for the
- * other services, and emits one periodic record every node.period to the sink. */
+ * publishes the node and domain energies (and the GPU domains' utilisation) into the shared-memory page
+ * (seqlock) and a snapshot for the other services, and emits one periodic record every node.period to the
+ * sink. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -135,7 +136,13 @@ static void publish_shm(jouled *d)
                 jd_copy(dom->name, sizeof(dom->name), s->domains[i].name);
                 dom->energy_uj = s->domains[i].energy_uj;
                 dom->scope = (uint32_t)s->domains[i].scope;
-                dom->flags = (s->domains[i].estimated ? 1u : 0u) | (s->domains[i].counted ? 2u : 0u);
+                dom->flags = (s->domains[i].estimated ? JL_SHM_ESTIMATED : 0u) |
+                             (s->domains[i].counted ? JL_SHM_COUNTED : 0u) |
+                             (s->domains[i].has_util ? JL_SHM_UTIL : 0u);
+                dom->util_gpu = s->domains[i].has_util ? s->domains[i].util_gpu : -1;
+                dom->util_mem = s->domains[i].has_util ? s->domains[i].util_mem : -1;
+                dom->util_gpu_s = s->domains[i].util_gpu_s;
+                dom->util_cover_s = s->domains[i].util_cover_s;
         }
         if (d->nsteps > 0) {
                 jd_copy(p->job_id, sizeof(p->job_id), d->steps[0].job_id);
@@ -145,6 +152,45 @@ static void publish_shm(jouled *d)
                 p->step_id = -1;
         }
         jl_shm_write_end(p);
+}
+
+static jd_domain *domain_named(jd_snapshot *s, const char *name, size_t len)
+{
+        for (size_t i = 0; i < s->ndomains; i++)
+                if (strncmp(s->domains[i].name, name, len) == 0 && s->domains[i].name[len] == '\0')
+                        return &s->domains[i];
+        return NULL;
+}
+
+/* Each GPU domain's utilisation from its "gpu-N/utilization" and "gpu-N/mem-utilization" channels (the
+ * sampler's latest reading and its time-weighted sum). */
+static void gpu_util(jouled *d)
+{
+        jl_sampler *sm = d->sampler;
+        jd_snapshot *s = &d->snap;
+        for (size_t i = 0; i < s->ndomains; i++) {
+                s->domains[i].has_util = false;
+                s->domains[i].util_gpu = s->domains[i].util_mem = NAN;
+                s->domains[i].util_gpu_s = s->domains[i].util_cover_s = 0;
+        }
+        for (size_t i = 0; i < sm->channels.n; i++) {
+                const jl_track *t = &sm->tracks[i];
+                const jl_channel *c = &t->ch;
+                const char *slash = strchr(c->name, '/');
+                if (c->kind != JL_KIND_UTILIZATION || strcmp(c->provider, "nvml") != 0 || !slash ||
+                    !t->have_value)
+                        continue;
+                jd_domain *dom = domain_named(s, c->name, (size_t)(slash - c->name));
+                if (!dom)
+                        continue;
+                if (strcmp(slash, "/utilization") == 0) {
+                        dom->has_util = true;
+                        dom->util_gpu = t->value;
+                        dom->util_gpu_s = t->weighted_sum;
+                        dom->util_cover_s = t->weight_s;
+                } else if (strcmp(slash, "/mem-utilization") == 0)
+                        dom->util_mem = t->value;
+        }
 }
 
 void jd_sample_locked(jouled *d)
@@ -258,6 +304,7 @@ void jd_sample_locked(jouled *d)
                 d->rec_freq_sum += freq_sum / (double)nfreq;
                 d->rec_freq_n++;
         }
+        gpu_util(d);
         publish_shm(d);
         jd_share_update(d); /* share.c: the steps' shares of the energy since the last sample */
 }

@@ -3,7 +3,9 @@
  * declared in nvml_abi.h after the NVML ABI. Per GPU i:
  * "gpu-i" energy (the driver's total-energy counter in mJ since it loaded; where that counter is not
  * supported, the provider integrates the power readings itself, trapezoid rule, and says so in a note),
- * "gpu-i/power" (W), "gpu-i/temperature" (°C), "gpu-i/sm-clock" and "gpu-i/mem-clock" (kHz).
+ * "gpu-i/power" (W), "gpu-i/temperature" (°C), "gpu-i/sm-clock" and "gpu-i/mem-clock" (kHz),
+ * "gpu-i/utilization" and "gpu-i/mem-utilization" (0..1: the share of the driver's last sample period in
+ * which a kernel ran, and in which the GPU's memory was read or written; nvmlDeviceGetUtilizationRates).
  *
  * The total-energy counter is preferred: on A100/H100 the power reading is sampled over only part of each
  * second, so integrating it misses energy. The provider only reads; it never changes a GPU setting (that is
@@ -25,19 +27,31 @@ typedef jl_nvml_return nvml_return;
 typedef jl_nvml_device nvml_device;
 typedef jl_nvml_api nvml_api;
 
-typedef enum { CH_ENERGY, CH_POWER, CH_TEMPERATURE, CH_SM_CLOCK, CH_MEM_CLOCK } channel_what;
+typedef enum {
+        CH_ENERGY,
+        CH_POWER,
+        CH_TEMPERATURE,
+        CH_SM_CLOCK,
+        CH_MEM_CLOCK,
+        CH_UTIL_GPU,
+        CH_UTIL_MEM,
+        CH_PER_GPU, /* channels per GPU at most */
+} channel_what;
 
 typedef struct {
         nvml_device dev;
         bool integrate;  /* energy from power readings: no total-energy counter */
         bool need_power; /* a power channel or integration */
+        bool has_util;   /* utilisation channels */
         /* integration state */
         double energy_uj; /* since open */
         unsigned last_mw;
         uint64_t last_ns;
-        /* this read's power reading */
+        /* this read's power and utilisation readings */
         unsigned power_mw;
         int power_err;
+        jl_nvml_utilization util;
+        int util_err;
 } nvml_gpu;
 
 typedef struct {
@@ -102,6 +116,7 @@ static const jl_dlsym nvml_sym_list[] = {
     {"nvmlDeviceGetPowerUsage", &nvml_syms.get_power, true},
     {"nvmlDeviceGetTemperature", &nvml_syms.get_temperature, true},
     {"nvmlDeviceGetClockInfo", &nvml_syms.get_clock, true},
+    {"nvmlDeviceGetUtilizationRates", &nvml_syms.get_utilization, true},
     {"nvmlErrorString", &nvml_syms.error_string, true},
     {"nvmlDeviceGetApplicationsClock", &nvml_syms.get_app_clock, true},
     {"nvmlDeviceGetSupportedGraphicsClocks", &nvml_syms.get_supported_graphics, true},
@@ -159,6 +174,11 @@ static nvml_return get_temperature(const nvml_api *api, nvml_device d, unsigned 
 static nvml_return get_clock(const nvml_api *api, nvml_device d, int type, unsigned *mhz)
 {
         return api->get_clock ? api->get_clock(d, type, mhz) : NVML_ERROR_FUNCTION_NOT_FOUND;
+}
+
+static nvml_return get_utilization(const nvml_api *api, nvml_device d, jl_nvml_utilization *u)
+{
+        return api->get_utilization ? api->get_utilization(d, u) : NVML_ERROR_FUNCTION_NOT_FOUND;
 }
 
 static void free_state(nvml_state *st)
@@ -264,7 +284,20 @@ static int open_gpu(nvml_state *st, unsigned i, jl_channels *channels, jl_notes 
                 if (r < 0)
                         return r;
         }
-        return 0;
+
+        jl_nvml_utilization u;
+        nr = get_utilization(api, g->dev, &u);
+        g->has_util = nr == NVML_SUCCESS;
+        if (nr == NVML_SUCCESS) {
+                r = add_chan(st, channels, i, CH_UTIL_GPU, "/utilization", JL_KIND_UTILIZATION,
+                             JL_SCOPE_OTHER);
+                if (r == 0)
+                        r = add_chan(st, channels, i, CH_UTIL_MEM, "/mem-utilization", JL_KIND_UTILIZATION,
+                                     JL_SCOPE_OTHER);
+        } else
+                r = jl_notes_add(notes, subject, jl_nvml_errno(nr), "%s: utilization: %s", name,
+                                 jl_nvml_strerror(api, nr));
+        return r < 0 ? r : 0;
 }
 
 static int nvml_open(const jl_provider_config *cfg, jl_channels *channels, jl_notes *notes, void **ret_state)
@@ -304,7 +337,7 @@ static int nvml_open(const jl_provider_config *cfg, jl_channels *channels, jl_no
                 return -ENODEV;
         }
         st->gpus = calloc(st->n_gpus, sizeof(*st->gpus));
-        st->chans = calloc((size_t)st->n_gpus * 5, sizeof(*st->chans));
+        st->chans = calloc((size_t)st->n_gpus * CH_PER_GPU, sizeof(*st->chans));
         if (!st->gpus || !st->chans) {
                 free_state(st);
                 return -ENOMEM;
@@ -334,6 +367,9 @@ static int nvml_read(void *state, jl_value *values)
         uint64_t t = mono_ns();
         for (unsigned i = 0; i < st->n_gpus; i++) {
                 nvml_gpu *g = &st->gpus[i];
+                /* one utilisation reading per GPU serves both of its channels */
+                if (g->has_util)
+                        g->util_err = jl_nvml_errno(get_utilization(api, g->dev, &g->util));
                 if (!g->need_power && !g->integrate)
                         continue;
                 nvml_return nr = get_power(api, g->dev, &g->power_mw);
@@ -380,6 +416,14 @@ static int nvml_read(void *state, jl_value *values)
                         v->err = jl_nvml_errno(nr);
                         v->gauge = x * 1000.0; /* MHz -> kHz */
                         break;
+                case CH_UTIL_GPU:
+                case CH_UTIL_MEM:
+                        x = c->what == CH_UTIL_GPU ? g->util.gpu : g->util.memory;
+                        v->err = g->util_err < 0 ? g->util_err : x > 100 ? -ERANGE : 0;
+                        v->gauge = x / 100.0;
+                        break;
+                case CH_PER_GPU:
+                        break;
                 }
         }
         return 0;
@@ -392,7 +436,8 @@ static void nvml_close(void *state)
 
 const jl_provider_ops jl_provider_nvml = {
     .name = "nvml",
-    .description = "NVIDIA GPU energy, power, temperature and clocks through NVML (loaded at run time)",
+    .description =
+        "NVIDIA GPU energy, power, temperature, clocks and utilization through NVML (loaded at run time)",
     .open = nvml_open,
     .read = nvml_read,
     .close = nvml_close,

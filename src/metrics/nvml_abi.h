@@ -34,6 +34,13 @@ enum { NVML_TEMPERATURE_GPU = 0 };
 enum { NVML_CLOCK_GRAPHICS = 0, NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };
 #define NVML_DEVICE_NAME_BUFFER_SIZE 96
 
+/* nvmlUtilization_t: percent of the driver's last sample period (1/6 s to 1 s by product) during which a
+ * kernel ran on the GPU, and during which its memory was read or written. */
+typedef struct {
+        unsigned gpu;
+        unsigned memory;
+} jl_nvml_utilization;
+
 /* Every pointer after get_handle is optional (NULL when the library lacks it). */
 typedef struct {
         jl_nvml_return (*init)(void);
@@ -45,6 +52,7 @@ typedef struct {
         jl_nvml_return (*get_power)(jl_nvml_device device, unsigned *power_mw);
         jl_nvml_return (*get_temperature)(jl_nvml_device device, int sensor, unsigned *temp_c);
         jl_nvml_return (*get_clock)(jl_nvml_device device, int type, unsigned *clock_mhz);
+        jl_nvml_return (*get_utilization)(jl_nvml_device device, jl_nvml_utilization *util);
         const char *(*error_string)(jl_nvml_return r);
         /* clock control (nvml_control.c) */
         jl_nvml_return (*get_app_clock)(jl_nvml_device device, int type, unsigned *clock_mhz);

@@ -1,7 +1,8 @@
 /* shm.h - the read-only shared-memory page jouled publishes with the node's live energy counters, and
  * the seqlock that readers (libjoule-api, the runtime) use to read it consistently without a system call.
  * jouled hands the page's fd to a client over its unix socket (JL_OP_GET_SHM, SCM_RIGHTS); the client maps
- * it PROT_READ. The layout is versioned; a reader checks magic, version and size before use. */
+ * it PROT_READ. The layout is versioned; a reader checks magic, version and size before use. Version 2 added
+ * the GPU domains' utilisation (one NVML session per node, jouled's: the runtime reads it here). */
 #pragma once
 
 #include <stdatomic.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #define JL_SHM_MAGIC UINT32_C(0x4A4C5348) /* "JLSH" */
-#define JL_SHM_VERSION 1
+#define JL_SHM_VERSION 2
 #define JL_SHM_DOMAINS_MAX 32
 #define JL_SHM_NAME_MAX 48
 
@@ -18,19 +19,30 @@ typedef struct {
         char name[JL_SHM_NAME_MAX]; /* "package-0", "dram-0", "gpu-0", "psys", "node-ipmi" */
         uint64_t energy_uj;         /* unwrapped since jouled started */
         uint32_t scope;             /* jl_scope */
-        uint32_t flags;             /* bit 0: estimated; bit 1: counted in node_energy_uj */
+        uint32_t flags;             /* bit 0: estimated; bit 1: counted in node_energy_uj; bit 2: the util_
+                                       fields hold a GPU's utilisation (JL_SHM_UTIL) */
+        /* GPU domains ("gpu-N", N NVML's index) with bit 2: the utilisation NVML reported at the latest
+         * sample (0..1: the share of the driver's last sample period in which a kernel ran, in which the
+         * GPU's memory was read or written), and two running sums since jouled started: ∫ util_gpu dt and
+         * the time its readings covered, in s; the mean over a window is Δutil_gpu_s / Δutil_cover_s. */
+        double util_gpu, util_mem;
+        double util_gpu_s, util_cover_s;
 } jl_shm_domain;
+
+#define JL_SHM_ESTIMATED 1u
+#define JL_SHM_COUNTED 2u
+#define JL_SHM_UTIL 4u
 
 typedef struct {
         uint32_t magic;
         uint32_t version;
         uint32_t size; /* sizeof(jl_shm_page) as the writer built it */
         uint32_t ndomains;
-        _Atomic uint64_t seq; /* seqlock: odd while jouled writes */
+        _Atomic uint64_t seq;    /* seqlock: odd while jouled writes */
         uint64_t node_energy_uj; /* the node's energy: whole-node domain if any, else the summed domains */
         uint64_t time_ms;        /* CLOCK_MONOTONIC ms of the sample behind these numbers */
         uint64_t samples;
-        double power_w;          /* node power over the latest interval */
+        double power_w; /* node power over the latest interval */
         char node[64];
         char job_id[64]; /* "" when idle */
         int64_t step_id;

@@ -155,6 +155,9 @@ typedef struct {
         uint64_t calls;
         uint64_t io_bytes;
         double khz; /* NAN: unknown */
+        /* the step's GPUs' utilisation sums, valid when g_ok */
+        jl_rt_gpu_util g;
+        bool g_ok;
 } snap;
 
 static struct {
@@ -168,6 +171,7 @@ static struct {
         jl_rt_policy pol;
         bool pol_on, freq_changed, said_set_fail, restart_policy;
         jl_rt_shm shm;
+        jl_rt_gpus gpus; /* the step's GPUs (CUDA_VISIBLE_DEVICES) */
         jl_rt_counters ctr;
         jl_dynais *dyn;
         bool dyn_off;
@@ -257,6 +261,7 @@ static void take(snap *s)
         s->io_bytes = io_bytes();
         if (jl_rt_cpufreq_cur(&M.cpus, &s->khz) < 0)
                 s->khz = NAN;
+        s->g_ok = M.connected && jl_rt_shm_gpu_util(&M.shm, &M.gpus, &s->g) == 0;
 }
 
 /* W between two snaps from jouled's samples (the sample's own times, so a window is exact whatever its
@@ -360,6 +365,9 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
             .io_mbs = (double)(b->io_bytes - a->io_bytes) / dt / 1e6,
             .cpus = M.ncpus,
         };
+        /* the step's GPUs' mean utilisation over the window, from jouled's page (NAN: no GPU seen) */
+        double gpu_util = a->g_ok && b->g_ok ? jl_rt_gpu_util_mean(&a->g, &b->g) : NAN;
+        s.gpu_busy = jl_rt_gpu_busy(gpu_util, &s, M.pol.have_tm ? &M.pol.tm : NULL);
         if (!isfinite(s.power_w) && M.connected && b->e_ok && a->e_ok)
                 reconnect();
         if (isfinite(s.khz)) {
@@ -377,8 +385,9 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
         if (jl_rt_verbose >= 3)
                 jl_rt_say(
                     "signature: %.6f s per iteration over %.0f, %.2f W, %.0f kHz, CPI %.3f, %.0f calls/s, "
-                    "%.2f MB/s I/O, %s",
-                    s.tpi_s, iters, s.power_w, s.khz, s.cpi, s.calls_per_s, s.io_mbs, jl_rt_phase_name(ph));
+                    "%.2f MB/s I/O, GPUs %.2f busy, %s",
+                    s.tpi_s, iters, s.power_w, s.khz, s.cpi, s.calls_per_s, s.io_mbs, gpu_util,
+                    jl_rt_phase_name(ph));
         if (ph != M.phase && ph != JL_RT_PHASE_UNKNOWN) {
                 char m[96];
                 snprintf(m, sizeof(m), "%s", jl_rt_phase_name(ph));
@@ -687,6 +696,7 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         M.cpus = *cpus;
         M.ncpus = CPU_COUNT(&M.cpus);
         M.phase = JL_RT_PHASE_UNKNOWN;
+        jl_rt_gpus_parse(getenv("CUDA_VISIBLE_DEVICES"), &M.gpus);
         int first = -1;
         for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
                 if (CPU_ISSET(c, &M.cpus))

@@ -1,7 +1,9 @@
 /* node.c - sysfs cpufreq (read only) and jouled's shared page for the runtime (node.h). */
 #include "node.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -162,4 +164,68 @@ int jl_rt_shm_energy(const jl_rt_shm *s, jl_rt_energy *ret)
         }
         *ret = e;
         return 0;
+}
+
+void jl_rt_gpus_parse(const char *value, jl_rt_gpus *ret)
+{
+        jl_rt_gpus g = {.all = value == NULL};
+        for (const char *p = value; p && *p;) {
+                size_t len = strcspn(p, ",");
+                while (len > 0 && isspace((unsigned char)*p)) {
+                        p++;
+                        len--;
+                }
+                char tok[128];
+                if (len >= sizeof(tok))
+                        break;
+                memcpy(tok, p, len);
+                tok[len] = '\0';
+                while (len > 0 && isspace((unsigned char)tok[len - 1]))
+                        tok[--len] = '\0';
+                uint64_t idx;
+                if (strncmp(tok, "GPU-", 4) == 0 || strncmp(tok, "MIG-", 4) == 0)
+                        g.uuid = g.all = true;
+                else if (parse_u64(tok, &idx) == 0 && idx < 64)
+                        g.mask |= UINT64_C(1) << idx;
+                else
+                        break; /* CUDA ignores an invalid entry and every one after it */
+                p += len;
+                p += *p == ',';
+        }
+        *ret = g;
+}
+
+int jl_rt_shm_gpu_util(const jl_rt_shm *s, const jl_rt_gpus *gpus, jl_rt_gpu_util *ret)
+{
+        jl_shm_page pg;
+        if (!s->page)
+                return -ENOTCONN;
+        if (!jl_shm_read(s->page, &pg))
+                return -EAGAIN;
+        jl_rt_gpu_util u = {.jouled_pid = pg.jouled_pid};
+        for (uint32_t i = 0; i < pg.ndomains && i < JL_SHM_DOMAINS_MAX; i++) {
+                const jl_shm_domain *d = &pg.domains[i];
+                uint64_t idx;
+                if (!(d->flags & JL_SHM_UTIL) || strncmp(d->name, "gpu-", 4) != 0 ||
+                    parse_u64(d->name + 4, &idx) < 0)
+                        continue;
+                if (!gpus->all && (idx >= 64 || !(gpus->mask & (UINT64_C(1) << idx))))
+                        continue;
+                u.busy_s += d->util_gpu_s;
+                u.cover_s += d->util_cover_s;
+                u.ngpus++;
+        }
+        if (u.ngpus == 0)
+                return -ENODATA;
+        *ret = u;
+        return 0;
+}
+
+double jl_rt_gpu_util_mean(const jl_rt_gpu_util *a, const jl_rt_gpu_util *b)
+{
+        if (a->jouled_pid != b->jouled_pid || a->ngpus != b->ngpus || !(b->cover_s > a->cover_s) ||
+            b->busy_s < a->busy_s)
+                return NAN;
+        double m = (b->busy_s - a->busy_s) / (b->cover_s - a->cover_s);
+        return m < 0 ? 0 : m > 1 ? 1 : m;
 }

@@ -1,9 +1,11 @@
 /* node.h - what the runtime reads of its node: the available and current CPU frequencies from sysfs
  * cpufreq (read only: frequencies are set by jouled), and jouled's shared-memory page (src/proto/shm.h)
- * for the node's energy, asked for over jouled's local socket. Never logs; errors are negative errnos. */
+ * for the node's energy and its GPUs' utilisation, asked for over jouled's local socket (one NVML session
+ * per node, jouled's; the runtime never opens NVML). Never logs; errors are negative errnos. */
 #pragma once
 
 #include <sched.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,3 +38,30 @@ int jl_rt_shm_open(const char *socket_path, jl_rt_shm *ret, char *why, size_t wh
 void jl_rt_shm_close(jl_rt_shm *s);
 /* Read the energies consistently (seqlock); -EAGAIN when the writer kept the page busy, -ENOTCONN. */
 int jl_rt_shm_energy(const jl_rt_shm *s, jl_rt_energy *ret);
+
+/* The GPUs of the step, from the rank's CUDA_VISIBLE_DEVICES as CUDA reads it: unset, every GPU of the node;
+ * a comma-separated list of indices, those GPUs (NVML's index, the page's "gpu-N": the same order as CUDA's
+ * where CUDA_DEVICE_ORDER=PCI_BUS_ID); the list ends at the first entry that is not an index or a UUID
+ * (as CUDA ignores the rest), so "" or "NoDevFiles" means none. UUIDs ("GPU-…", "MIG-…") cannot be matched:
+ * the page names GPUs by index only; then every GPU of the node (uuid set). */
+typedef struct {
+        bool all;      /* every GPU of the node */
+        bool uuid;     /* UUIDs were given: all, for want of a match */
+        uint64_t mask; /* the indices (0..63) when !all */
+} jl_rt_gpus;
+/* Parses value (NULL: unset). Never fails: what cannot be read ends the list. */
+void jl_rt_gpus_parse(const char *value, jl_rt_gpus *ret);
+
+/* The step's GPUs' utilisation from the page: the sums of their running integrals (shm.h); the mean over a
+ * window is Δbusy_s / Δcover_s. */
+typedef struct {
+        double busy_s, cover_s;
+        unsigned ngpus; /* GPUs of the step whose utilisation the page holds */
+        uint64_t jouled_pid;
+} jl_rt_gpu_util;
+/* -ENODATA when none of the step's GPUs has a utilisation on the page (no GPU, no NVML, none visible);
+ * -EAGAIN, -ENOTCONN as jl_rt_shm_energy. */
+int jl_rt_shm_gpu_util(const jl_rt_shm *s, const jl_rt_gpus *gpus, jl_rt_gpu_util *ret);
+/* The mean utilisation (0..1) between two readings, NAN where it cannot be told (no coverage between them,
+ * another jouled, other GPUs). */
+double jl_rt_gpu_util_mean(const jl_rt_gpu_util *a, const jl_rt_gpu_util *b);

@@ -213,6 +213,19 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                         up = again;
                         p->tm = tm;
                 }
+                /* no power model (a phase sent it to the lowest frequency): the lowest frequency whose time,
+                 * projected through the reference and this point, stays within the bound */
+                if (!p->have_pm && p->cur_khz < p->def_khz &&
+                    jl_rt_time_fit((double)p->def_khz, p->t_ref, (double)p->cur_khz, s->tpi_s, &tm) == 0) {
+                        size_t k = index_of(p, up);
+                        while (k + 1 < p->n && p->freqs[k] < p->def_khz &&
+                               jl_rt_time_project(&tm, (double)p->freqs[k]) >
+                                   bound * (1 - JL_RT_POLICY_MARGIN))
+                                k++;
+                        up = p->freqs[k];
+                        p->tm = tm;
+                        p->have_tm = true;
+                }
                 if (up > p->def_khz)
                         up = p->def_khz;
                 p->repairs++;
@@ -226,6 +239,11 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->t_cur = NAN;
                 return;
         }
+        /* within the bound after a phase's jump: the time model through the reference and this point tells
+         * the phase from now on (how much of the time scales with the clock) */
+        if (!p->have_tm && p->cur_khz < p->def_khz &&
+            jl_rt_time_fit((double)p->def_khz, p->t_ref, (double)p->cur_khz, s->tpi_s, &p->tm) == 0)
+                p->have_tm = true;
         /* within the bound but no power reading (jouled restarting): measure again, for a while */
         if (!isfinite(s->power_w) && ++p->nopower < 3)
                 return;
@@ -334,7 +352,8 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 mark(p);
                 me_remember(p, s);
                 jl_rt_phase ph = jl_rt_phase_classify(s, NULL);
-                if (ph == JL_RT_PHASE_IO_BOUND || ph == JL_RT_PHASE_BUSY_WAITING) {
+                if (ph == JL_RT_PHASE_IO_BOUND || ph == JL_RT_PHASE_BUSY_WAITING ||
+                    ph == JL_RT_PHASE_GPU_WAIT) {
                         snprintf(
                             d->message, sizeof(d->message),
                             "reference %.6f s per iteration at %lu kHz; %s: the lowest frequency %lu kHz, "
@@ -535,6 +554,19 @@ void jl_rt_policy_signature(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision 
                 min_energy(p, s, ret);
         else
                 min_time(p, s, ret);
+}
+
+bool jl_rt_gpu_busy(double gpu_util, const jl_rt_sig *s, const jl_rt_time_model *tm)
+{
+        if (!(gpu_util >= JL_RT_GPU_BUSY_UTIL))
+                return false;
+        if (tm && s->khz > 0)
+                return jl_rt_time_mem_share(tm, s->khz) >= 0.5;
+        if (isfinite(s->cpi) && isfinite(s->gbs) && isfinite(s->gflops)) {
+                double cpus = s->cpus > 0 ? s->cpus : 1;
+                return s->cpi < 0.4 && s->gbs / cpus < 3 && s->gflops / cpus < 0.1;
+        }
+        return true;
 }
 
 jl_rt_phase jl_rt_phase_classify(const jl_rt_sig *s, const jl_rt_time_model *tm)

@@ -39,7 +39,7 @@ typedef struct {
         double calls_per_s;      /* MPI calls per second (0 for programs without MPI) */
         double io_mbs;           /* read + written MB/s of the process */
         double cpus;             /* CPUs the step runs on (for per-CPU figures) */
-        bool gpu_busy;           /* NVML shows the step's GPUs computing */
+        bool gpu_busy; /* NVML shows the step's GPUs computing while the CPU waits (jl_rt_gpu_busy) */
         /* the noise of tpi_s and power_w: their standard errors over the window (from the spread of the
          * iterations' durations and of the power between jouled's samples); NAN or 0 where unknown */
         double tpi_err_s, power_err_w;
@@ -98,6 +98,10 @@ typedef struct {
 #define JL_RT_POLICY_TNOISE 0.002
 #define JL_RT_POLICY_PNOISE 0.005
 
+/* The step's GPUs compute when their mean utilisation over the window (NVML's share of time a kernel ran)
+ * is at least this. */
+#define JL_RT_GPU_BUSY_UTIL 0.5
+
 /* "monitoring", "min_energy", "min_time" (also with '-'). Returns 0 or -EINVAL. */
 int jl_rt_policy_parse(const char *name, jl_rt_policy_kind *ret);
 const char *jl_rt_policy_name(jl_rt_policy_kind kind);
@@ -111,6 +115,13 @@ int jl_rt_policy_init(jl_rt_policy *p, jl_rt_policy_kind kind, double th, const 
 
 /* One signature measured at the frequency the policy asked for last. Fills *ret (ret->set: change now). */
 void jl_rt_policy_signature(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *ret);
+
+/* Whether the CPU waits while the step's GPUs compute: gpu_util (0..1, NAN unknown) ≥ JL_RT_GPU_BUSY_UTIL
+ * and the CPU side waits: with a time model, the share of the time that does not scale with the clock at
+ * s->khz is at least half; else with counters (CPI, GB/s, GFLOPS), the busy-waiting signature; with neither
+ * it cannot be told and counts as waiting (min_energy then measures the lowest frequency and the bound
+ * decides). */
+bool jl_rt_gpu_busy(double gpu_util, const jl_rt_sig *s, const jl_rt_time_model *tm);
 
 /* Phase of a signature; tm (may be NULL) is the time model when one was fitted. */
 jl_rt_phase jl_rt_phase_classify(const jl_rt_sig *s, const jl_rt_time_model *tm);

@@ -6,10 +6,13 @@
  * workload (`ctl work CPUS KIND`) and sets the CPUs idle at the end, then prints one JSON object: its own
  * count of iterations and calls per iteration (phase 1, and phase 2 where the period changes), the
  * emulator's time and node energy of the run, and the steady state: time per iteration over the last
- * --steady iterations and the mean frequency meanwhile. Built by the tests with each MPI's mpicc, with
+ * --steady iterations and the mean frequency meanwhile. Kind gpuwait (the CPUs wait for a GPU) also writes
+ * the GPU's utilisation into --gpu-util-file for the emulated NVML (tests/emu/nvml: util_file=): --gpu-util
+ * PCT (default 95) while it runs, 0 at the end. Built by the tests with each MPI's mpicc, with
  * work-common.c.
  *   emu-work-mpi --root DIR --kind KIND --iterations N [--calls K] [--iterations2 N2 --calls2 K2]
- *                [--cycles C --mem-s S] [--cpus all|LIST] [--realloc] [--steady S] [--slice-ms 5] */
+ *                [--cycles C --mem-s S] [--cpus all|LIST] [--realloc] [--steady S] [--slice-ms 5]
+ *                [--gpu-util-file PATH [--gpu-util PCT]] */
 #include <math.h>
 #include <mpi.h>
 #include <stdbool.h>
@@ -82,6 +85,9 @@ int main(int argc, char **argv)
                         fprintf(stderr, "emu-work-mpi: unexpected reply: %s", text);
                         MPI_Abort(MPI_COMM_WORLD, 1);
                 }
+                /* gpuwait: the emulated NVML shows the GPU busy while the CPUs wait for it */
+                if (strcmp(o.kind, "gpuwait") == 0 && work_gpu_util("emu-work-mpi", &o, true) < 0)
+                        MPI_Abort(MPI_COMM_WORLD, 1);
         }
         MPI_Bcast(wl, 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
         double cyc = wl[2], mem = wl[3];
@@ -130,6 +136,8 @@ int main(int argc, char **argv)
         }
         if (rank == 0) {
                 double final_f = work_slowest_khz(cpus, ncpu);
+                if (strcmp(o.kind, "gpuwait") == 0)
+                        (void)work_gpu_util("emu-work-mpi", &o, false);
                 snprintf(line, sizeof(line), "work %s idle", o.cpus_arg);
                 if (work_ctl("emu-work-mpi", o.root, line, text, sizeof(text)) < 0)
                         MPI_Abort(MPI_COMM_WORLD, 1);
@@ -160,7 +168,7 @@ usage:
                       "N2 "
                       "--calls2 K2]\n                    [--cycles C --mem-s S] [--cpus all|LIST] "
                       "[--realloc] [--steady S] "
-                      "[--slice-ms 5]\n",
+                      "[--slice-ms 5]\n                    [--gpu-util-file PATH [--gpu-util PCT]]\n",
                       stderr);
         MPI_Finalize();
         return 2;

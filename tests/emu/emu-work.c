@@ -5,9 +5,12 @@
  * emulated node's namespace, tests/ns-run.sh) every slice, so that a frequency changed mid-run changes its
  * pace at once. Progress is continuous across iterations: sleeping late is carried, not lost. At the end it
  * sets its CPUs idle again and prints one JSON object with the emulator's time and node energy of the run
- * (both taken by the emulator at the two `work` commands) and per iteration.
- *   emu-work --root DIR --kind compute|mixed|memory --iterations N [--cpus all|LIST]
- *            [--cycles C --mem-s S [--activity A]] [--slice-ms 10] */
+ * (both taken by the emulator at the two `work` commands) and per iteration. Kind gpuwait (the CPUs wait for
+ * a GPU) also writes the GPU's utilisation into --gpu-util-file for the emulated NVML (tests/emu/nvml:
+ * util_file=): --gpu-util PCT (default 95) while it runs, 0 at the end.
+ *   emu-work --root DIR --kind compute|mixed|memory|gpuwait --iterations N [--cpus all|LIST]
+ *            [--cycles C --mem-s S [--activity A]] [--slice-ms 10] [--gpu-util-file PATH [--gpu-util PCT]]
+ */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,8 +28,10 @@ static void on_signal(int sig)
 
 static int usage(void)
 {
-        fputs("Usage: emu-work --root DIR --kind compute|mixed|memory --iterations N [--cpus all|LIST]\n"
-              "                [--cycles C --mem-s S [--activity A]] [--slice-ms 10]\n",
+        fputs("Usage: emu-work --root DIR --kind compute|mixed|memory|gpuwait --iterations N [--cpus "
+              "all|LIST]\n"
+              "                [--cycles C --mem-s S [--activity A]] [--slice-ms 10]\n"
+              "                [--gpu-util-file PATH [--gpu-util PCT]]\n",
               stderr);
         return 2;
 }
@@ -86,6 +91,9 @@ int main(int argc, char **argv)
                 return 1;
         }
 
+        bool gpu = strcmp(o.kind, "gpuwait") == 0;
+        if (gpu && work_gpu_util("emu-work", &o, true) < 0)
+                return 1;
         /* progress in iterations; d(progress)/dt = 1 / T(f), f the slowest of the CPUs, read every slice */
         double progress = 0, wall0 = work_now_s(), t = wall0, f_time = 0;
         while (progress < iterations && !stop) {
@@ -95,6 +103,8 @@ int main(int argc, char **argv)
                 work_advance(iterations, f, cyc, mem, o.slice_s, &progress, &t, &f_time);
         }
         double wall = work_now_s() - wall0;
+        if (gpu)
+                (void)work_gpu_util("emu-work", &o, false);
         snprintf(line, sizeof(line), "work %s idle", o.cpus_arg);
         if (work_ctl("emu-work", o.root, line, text, sizeof(text)) < 0)
                 return 1;

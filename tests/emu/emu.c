@@ -24,8 +24,8 @@ static int usage(FILE *f)
               "  joule-emu models\n\n"
               "ctl commands: ping | truth | load L | phase L SECONDS | set-temp C | ambient C | offline CPU |\n"
               "              backwards DOMAIN [UJ] | freeze | thaw | tick | quit |\n"
-              "              work [CPUS] idle|compute|mixed|memory [CYCLES MEM_S [ACTIVITY]] |\n"
-              "              sweep [CPUS] compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]\n",
+              "              work [CPUS] idle|compute|mixed|memory|gpuwait [CYCLES MEM_S [ACTIVITY]] |\n"
+              "              sweep [CPUS] compute|mixed|memory|gpuwait [CYCLES MEM_S [ACTIVITY]]\n",
               f);
         return f == stdout ? 0 : 2;
 }

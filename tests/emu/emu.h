@@ -104,15 +104,17 @@ uint64_t msr_unit(const model *m);
 int msr_write(int fd, uint64_t addr, uint64_t value);
 
 /* work.c: workloads, and time and power across frequencies (README.md, "Workloads") */
-typedef enum { WORK_NONE, WORK_COMPUTE, WORK_MIXED, WORK_MEMORY } work_kind;
+typedef enum { WORK_NONE, WORK_COMPUTE, WORK_MIXED, WORK_MEMORY, WORK_GPUWAIT } work_kind;
 typedef struct {
         work_kind kind;  /* WORK_NONE: the CPU follows the plain `load` model */
         double cycles;   /* compute cycles per iteration */
-        double mem_s;    /* memory time per iteration (does not scale with f) */
+        double mem_s;    /* memory time per iteration (does not scale with f); gpuwait: the time the CPU
+                          * waits for its GPU, spinning (WORK_SPIN_ACTIVITY), the DRAM idle */
         double activity; /* core activity while computing, 0..1 */
 } work;
 #define WORK_ITER_S_AT_FMAX 0.020 /* the kinds' iteration at f_max */
 #define WORK_STALL_ACTIVITY 0.3   /* core activity while stalled on memory, relative to computing */
+#define WORK_SPIN_ACTIVITY 0.6    /* core activity while polling for a GPU (a CUDA synchronize that spins) */
 #define WORK_VMIN_OVER_VMAX 0.8   /* V(f_min) / V(f_max); V is linear in f between them */
 
 const char *work_kind_name(work_kind k);

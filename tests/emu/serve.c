@@ -589,8 +589,8 @@ static void handle(emu *e, int fd, char *line)
                     (w.kind == WORK_NONE && cmd[0] == 's'))
                         return reply(
                             fd,
-                            "error: usage: work [CPUS] idle|compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
-                            " | sweep [CPUS] compute|mixed|memory [CYCLES MEM_S [ACTIVITY]]"
+                            "error: usage: work [CPUS] idle|compute|mixed|memory|gpuwait [CYCLES MEM_S [ACTIVITY]]"
+                            " | sweep [CPUS] compute|mixed|memory|gpuwait [CYCLES MEM_S [ACTIVITY]]"
                             " (CPUS: all, the default, or a list of online CPUs, 0-3,5)\n");
                 sbuf b = {.len = 0};
                 if (cmd[0] == 's') {

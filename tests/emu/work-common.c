@@ -27,6 +27,10 @@ bool work_option(work_opts *o, const char *a, const char *v)
                 o->mem_s = v;
         else if (strcmp(a, "--slice-ms") == 0)
                 o->slice_s = strtod(v, NULL) / 1e3;
+        else if (strcmp(a, "--gpu-util-file") == 0)
+                o->gpu_util_file = v;
+        else if (strcmp(a, "--gpu-util") == 0)
+                o->gpu_util = v;
         else
                 return false;
         return true;
@@ -37,6 +41,31 @@ double work_now_s(void)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int work_gpu_util(const char *prog, const work_opts *o, bool busy)
+{
+        if (!o->gpu_util_file)
+                return 0;
+        char *end;
+        double pct = o->gpu_util ? strtod(o->gpu_util, &end) : 95;
+        if (o->gpu_util && (end == o->gpu_util || *end || !(pct >= 0 && pct <= 100))) {
+                fprintf(stderr, "%s: --gpu-util %s: not a percentage\n", prog, o->gpu_util);
+                return -1;
+        }
+        char tmp[4096];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", o->gpu_util_file);
+        FILE *f = fopen(tmp, "we");
+        if (!f) {
+                fprintf(stderr, "%s: %s: %s\n", prog, tmp, strerror(errno));
+                return -1;
+        }
+        fprintf(f, "%.0f %d\n", busy ? pct : 0, busy ? 40 : 0);
+        if (fclose(f) != 0 || rename(tmp, o->gpu_util_file) < 0) {
+                fprintf(stderr, "%s: %s: %s\n", prog, o->gpu_util_file, strerror(errno));
+                return -1;
+        }
+        return 0;
 }
 
 int work_ctl(const char *prog, const char *root, const char *line, char *buf, size_t size)

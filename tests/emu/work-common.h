@@ -9,15 +9,21 @@
 #define WORK_MAX_CPU 1024
 
 /* The options both workloads take: --root DIR, --kind KIND, --cpus all|LIST, --cycles C, --mem-s S,
- * --slice-ms MS (slice_s: MS / 1000). */
+ * --slice-ms MS (slice_s: MS / 1000), --gpu-util-file PATH and --gpu-util PCT (gpu_util; default 95). */
 typedef struct {
         const char *root, *kind, *cpus_arg, *cycles, *mem_s;
         double slice_s;
+        const char *gpu_util_file;
+        const char *gpu_util;
 } work_opts;
 /* The option a with its value v when it is one of them: stored, true. */
 bool work_option(work_opts *o, const char *a, const char *v);
 
 double work_now_s(void);
+/* Tells the emulated NVML how busy the workload's GPU is: "PCT MEM_PCT" into --gpu-util-file (the file a gpu
+ * line's util_file= names, tests/emu/nvml), replaced at once (rename). busy: --gpu-util (default 95) and 40
+ * % memory; else 0 0. Nothing without --gpu-util-file. Returns 0, or -1 with a message printed. */
+int work_gpu_util(const char *prog, const work_opts *o, bool busy);
 /* One command to joule-emu's control socket under root; the reply in buf. Returns 0, or -1 with a message
  * printed (prog: the program's name). */
 int work_ctl(const char *prog, const char *root, const char *line, char *buf, size_t size);

@@ -1,8 +1,9 @@
 /* work.c - joule-emu's model of time and power across frequencies (tests/emu/README.md, "Workloads"): the
- * workload kinds (compute, mixed, memory), the time of one iteration at a frequency (compute cycles / f +
- * memory time), the core and DRAM activity that follow from it, dynamic power ~ activity × V(f)^2 × f with
- * V linear in f, the node's power for given per-CPU workloads and frequencies (the server's and the sweep's
- * one function), and the sweep: the exact time and energy per iteration at every available frequency. */
+ * workload kinds (compute, mixed, memory, and gpuwait: a CPU that waits for its GPU), the time of one
+ * iteration at a frequency (compute cycles / f + memory time), the core and DRAM activity that follow from
+ * it, dynamic power ~ activity × V(f)^2 × f with V linear in f, the node's power for given per-CPU workloads
+ * and frequencies (the server's and the sweep's one function), and the sweep: the exact time and energy per
+ * iteration at every available frequency. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +13,8 @@
 #include "emu.h"
 
 /* The kinds' defaults, relative to the model's f_max so that each model keeps their character: at f_max an
- * iteration lasts 20 ms; compute is all cycles, mixed half and half, memory 2 % cycles. */
+ * iteration lasts 20 ms; compute is all cycles, mixed half and half, memory 2 % cycles; gpuwait none: the
+ * whole iteration waits for the GPU (its time does not depend on the CPU's frequency, its power does). */
 static const struct {
         const char *name;
         double compute_frac; /* of the iteration's time at f_max */
@@ -21,6 +23,7 @@ static const struct {
     [WORK_COMPUTE] = {"compute", 1.0},
     [WORK_MIXED] = {"mixed", 0.5},
     [WORK_MEMORY] = {"memory", 0.02},
+    [WORK_GPUWAIT] = {"gpuwait", 0.0},
 };
 
 const char *work_kind_name(work_kind k)
@@ -78,17 +81,19 @@ double work_time_s(const work *w, uint32_t khz)
 }
 
 /* Cores are busy while they compute (activity), and stall at WORK_STALL_ACTIVITY of it while they wait for
- * memory; DRAM is busy for the memory part. */
+ * memory (gpuwait: spin at WORK_SPIN_ACTIVITY while they wait for the GPU); DRAM is busy for the memory part
+ * (idle while a CPU waits for its GPU). */
 double work_core_activity(const work *w, uint32_t khz)
 {
         double tc = w->cycles / (khz * 1e3), t = tc + w->mem_s;
-        return t > 0 ? w->activity * (tc + WORK_STALL_ACTIVITY * w->mem_s) / t : 0;
+        double wait = w->kind == WORK_GPUWAIT ? WORK_SPIN_ACTIVITY : WORK_STALL_ACTIVITY;
+        return t > 0 ? w->activity * (tc + wait * w->mem_s) / t : 0;
 }
 
 double work_mem_activity(const work *w, uint32_t khz)
 {
         double t = work_time_s(w, khz);
-        return t > 0 ? w->mem_s / t : 0;
+        return t > 0 && w->kind != WORK_GPUWAIT ? w->mem_s / t : 0;
 }
 
 /* V(f) / V_max, V linear from V_min at f_min to V_max at f_max. */

@@ -2,7 +2,8 @@
  * projection), min_energy's choice, its bound (measured after every change, repaired by stepping back up,
  * the reference always at the default frequency: EAR's issue #5; a probe within the noise measured
  * farther), min_time's rule, monitoring, the phase
- * classification, the JOULE_* settings with bad values, and the counters' null path. */
+ * classification, the JOULE_* settings with bad values, and the counters' null path; the CPU waiting while
+ * the GPUs compute (GPU utilisation and the CPU side), and min_energy on such a code. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "counters.h"
 #include "manage.h"
 #include "model.h"
+#include "node.h"
 #include "policy.h"
 #include "tap.h"
 #include "userfile.h"
@@ -432,6 +434,168 @@ static void test_phases(void)
         ok(!d.set && strcmp(d.kind, "frequency") == 0, "measured within the bound: holds it");
 }
 
+/* min_energy on a machine whose GPUs are utilised at util: each window's gpu_busy as manage.c fills it (the
+ * policy's time model once it has one). Returns the frequency it holds; the first decision's kind and the
+ * phase of the last window in *ret_first / *ret_phase, bound repairs in *ret_bounds. */
+static unsigned long run_gpu(jl_rt_policy *p, const machine *x, double util, const char **ret_first,
+                             jl_rt_phase *ret_phase, int *ret_bounds)
+{
+        jl_rt_decision d;
+        unsigned long f = p->def_khz;
+        int bounds = 0;
+        *ret_first = NULL;
+        for (int w = 0; w < 40; w++) {
+                jl_rt_sig s = {.tpi_s = m_time(x, (double)f),
+                               .power_w = m_power(x, (double)f),
+                               .khz = (double)f,
+                               .cpi = NAN,
+                               .gbs = NAN,
+                               .gflops = NAN,
+                               .cpus = 4};
+                const jl_rt_time_model *tm = p->have_tm ? &p->tm : NULL;
+                s.gpu_busy = jl_rt_gpu_busy(util, &s, tm);
+                *ret_phase = jl_rt_phase_classify(&s, tm);
+                jl_rt_policy_signature(p, &s, &d);
+                if (w == 0)
+                        *ret_first = d.kind;
+                if (d.set)
+                        f = d.khz;
+                if (d.kind && strcmp(d.kind, "bound") == 0)
+                        bounds++;
+        }
+        *ret_bounds = bounds;
+        return f;
+}
+
+static void test_gpu_wait(void)
+{
+        jl_rt_sig s = {
+            .tpi_s = 0.02, .power_w = 100, .khz = 3000000, .cpi = NAN, .gbs = NAN, .gflops = NAN, .cpus = 4};
+        jl_rt_time_model waits = {.c_s_khz = 0, .m_s = 0.02}, computes = {.c_s_khz = 60000, .m_s = 0};
+        ok(!jl_rt_gpu_busy(NAN, &s, NULL), "GPU utilisation unknown (no GPU, no NVML): not busy");
+        ok(!jl_rt_gpu_busy(0.3, &s, &waits), "GPUs 30%% utilised: under the threshold, not busy");
+        ok(!jl_rt_gpu_busy(0.49, &s, NULL), "GPUs 49%% utilised: not busy");
+        ok(jl_rt_gpu_busy(0.5, &s, &waits), "GPUs 50%% utilised, the time does not scale: the CPU waits");
+        ok(!jl_rt_gpu_busy(0.95, &s, &computes),
+           "GPUs 95%% utilised but every cycle scales: the CPU computes too, not waiting");
+        ok(jl_rt_gpu_busy(0.95, &s, NULL),
+           "GPUs busy, no model, no counters: counts as waiting (to be measured)");
+        s.cpi = 0.3, s.gbs = 1, s.gflops = 0.01;
+        ok(jl_rt_gpu_busy(0.95, &s, NULL), "GPUs busy, counters show a busy-waiting CPU");
+        s.gflops = 40;
+        ok(!jl_rt_gpu_busy(0.95, &s, NULL), "GPUs busy, counters show the CPU computing: not waiting");
+        s.cpi = NAN, s.gbs = NAN, s.gflops = NAN;
+        s.gpu_busy = jl_rt_gpu_busy(0.95, &s, &waits);
+        is_str(jl_rt_phase_name(jl_rt_phase_classify(&s, &waits)), "cpu-waiting-gpu",
+               "GPUs busy and the CPU waits: cpu-waiting-gpu");
+        s.gpu_busy = jl_rt_gpu_busy(0.0, &s, &waits);
+        is_str(jl_rt_phase_name(jl_rt_phase_classify(&s, &waits)), "memory-bound",
+               "the same time model with idle GPUs: memory-bound, not GPU-wait");
+
+        /* A code whose iteration waits for the GPU: its time does not depend on the CPU clock, its power
+         * does. min_energy goes to the lowest frequency at once, measures it and holds it within the bound.
+         */
+        machine gw = {.c = 0, .m = 0.02, .p_static = 60, .p_dyn = 60};
+        jl_rt_policy p;
+        jl_rt_decision d;
+        const char *first;
+        jl_rt_phase ph;
+        int bounds;
+        jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
+        unsigned long f = run_gpu(&p, &gw, 0.95, &first, &ph, &bounds);
+        is_str(first, "phase", "gpu-wait: the first decision is the phase's");
+        is_int((long)f, 800000, "gpu-wait: holds the lowest frequency");
+        is_int(bounds, 0, "gpu-wait: the bound held");
+        ok(m_time(&gw, (double)f) <= 1.1 * m_time(&gw, 3000000), "gpu-wait: time within the bound");
+        ok(m_energy(&gw, (double)f) < 0.9 * m_energy(&gw, 3000000), "gpu-wait: energy saved");
+        is_str(jl_rt_phase_name(ph), "cpu-waiting-gpu", "gpu-wait: still classified with the fitted model");
+
+        /* the same code with idle GPUs: never GPU-wait; min_energy probes and models as for any code */
+        jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
+        f = run_gpu(&p, &gw, 0.0, &first, &ph, &bounds);
+        is_str(first, "policy", "idle GPUs: the first decision is the probe, not a phase");
+        ok(ph != JL_RT_PHASE_GPU_WAIT, "idle GPUs: not GPU-wait (%s)", jl_rt_phase_name(ph));
+        ok(m_time(&gw, (double)f) <= 1.1 * m_time(&gw, 3000000), "idle GPUs: time within the bound");
+
+        /* GPUs busy but the CPU computes (every cycle scales): the lowest frequency breaks the bound; the
+         * repair projects the time through the two points and goes straight to the lowest frequency within
+         * it */
+        machine cb = {.c = 60000, .m = 0, .p_static = 60, .p_dyn = 60};
+        jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
+        f = run_gpu(&p, &cb, 0.95, &first, &ph, &bounds);
+        is_str(first, "phase", "GPUs busy, CPU-bound: the lowest frequency is tried (no model yet)");
+        is_int(bounds, 1, "GPUs busy, CPU-bound: one repair");
+        ok(m_time(&cb, (double)f) <= 1.1 * m_time(&cb, 3000000) * (1 + JL_RT_POLICY_TOL),
+           "GPUs busy, CPU-bound: %lu kHz, time within the bound", f);
+        ok(f >= 2800000, "GPUs busy, CPU-bound: back up near the default (%lu kHz)", f);
+        ok(ph != JL_RT_PHASE_GPU_WAIT, "GPUs busy, CPU-bound: with the model, not GPU-wait (%s)",
+           jl_rt_phase_name(ph));
+}
+
+/* CUDA_VISIBLE_DEVICES as CUDA reads it, and the step's GPUs' utilisation read from a page laid out as
+ * jouled writes it (src/proto/shm.h). */
+static void test_gpu_select(void)
+{
+        jl_rt_gpus g;
+        jl_rt_gpus_parse(NULL, &g);
+        ok(g.all && !g.uuid, "unset: every GPU of the node");
+        jl_rt_gpus_parse("1", &g);
+        ok(!g.all && g.mask == 2, "\"1\": GPU 1");
+        jl_rt_gpus_parse("0, 2", &g);
+        ok(!g.all && g.mask == 5, "\"0, 2\": GPUs 0 and 2");
+        jl_rt_gpus_parse("", &g);
+        ok(!g.all && g.mask == 0, "\"\": no GPU");
+        jl_rt_gpus_parse("NoDevFiles", &g);
+        ok(!g.all && g.mask == 0, "\"NoDevFiles\" (Slurm, no GPU allocated): no GPU");
+        jl_rt_gpus_parse("3,x,1", &g);
+        ok(!g.all && g.mask == 8, "\"3,x,1\": the list ends at the invalid entry, as CUDA's does");
+        jl_rt_gpus_parse("GPU-8f6c2a1e-0b7d-4c1e-9a53-1d2e3f4a5b6c", &g);
+        ok(g.all && g.uuid, "a UUID: cannot be matched on the page, every GPU (said so)");
+        jl_rt_gpus_parse("99", &g);
+        ok(!g.all && g.mask == 0, "\"99\": beyond what the page can hold, no GPU");
+
+        jl_shm_page *pg = calloc(1, sizeof(*pg));
+        if (!pg)
+                return;
+        pg->magic = JL_SHM_MAGIC;
+        pg->version = JL_SHM_VERSION;
+        pg->size = sizeof(*pg);
+        pg->jouled_pid = 42;
+        pg->ndomains = 4;
+        snprintf(pg->domains[0].name, sizeof(pg->domains[0].name), "package-0");
+        for (int i = 0; i < 3; i++) {
+                jl_shm_domain *d = &pg->domains[1 + i];
+                snprintf(d->name, sizeof(d->name), "gpu-%d", i);
+                d->flags = JL_SHM_UTIL;
+                d->util_cover_s = 10;
+                d->util_gpu_s = 1.0 * i; /* 0, 10 %, 20 % so far */
+        }
+        jl_rt_shm shm = {.page = pg, .len = sizeof(*pg)};
+        jl_rt_gpu_util a, b;
+        jl_rt_gpus_parse("2", &g);
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &a), 0, "GPU 2's utilisation is on the page");
+        is_int(a.ngpus, 1, "one GPU");
+        pg->domains[3].util_gpu_s += 0.9 * 5; /* 5 s at 90 % */
+        pg->domains[3].util_cover_s += 5;
+        pg->domains[2].util_cover_s += 5; /* GPU 1 idle meanwhile */
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &b), 0, "read again");
+        is_near(jl_rt_gpu_util_mean(&a, &b), 0.9, 1e-9, "GPU 2: 90 %% busy over the window");
+        jl_rt_gpus_parse("1,2", &g);
+        pg->domains[2].util_cover_s -= 5, pg->domains[3].util_cover_s -= 5, pg->domains[3].util_gpu_s -= 4.5;
+        jl_rt_shm_gpu_util(&shm, &g, &a);
+        pg->domains[2].util_cover_s += 5, pg->domains[3].util_cover_s += 5, pg->domains[3].util_gpu_s += 4.5;
+        jl_rt_shm_gpu_util(&shm, &g, &b);
+        is_near(jl_rt_gpu_util_mean(&a, &b), 0.45, 1e-9, "GPUs 1 and 2: their mean, 45 %%");
+        b.jouled_pid = 43;
+        ok(isnan(jl_rt_gpu_util_mean(&a, &b)), "another jouled between the readings: unknown");
+        jl_rt_gpus_parse("5", &g);
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &a), -ENODATA, "a GPU the page does not know: -ENODATA");
+        pg->domains[1].flags = pg->domains[2].flags = pg->domains[3].flags = 0;
+        jl_rt_gpus_parse(NULL, &g);
+        is_int(jl_rt_shm_gpu_util(&shm, &g, &a), -ENODATA, "GPUs without utilisation (no NVML): -ENODATA");
+        free(pg);
+}
+
 static const char *table[16][2];
 static const char *tget(const char *name)
 {
@@ -608,6 +772,8 @@ int main(void)
         test_min_time();
         test_monitoring();
         test_phases();
+        test_gpu_wait();
+        test_gpu_select();
         test_config();
         test_userfile();
         test_counters();

@@ -79,8 +79,9 @@ static void test_two_gpus(void)
         ok(has_note(&o, "nvml/gpu-1", "integrated from power"), "gpu-1: the fallback is noted");
         bool gpu0_note = false;
         for (size_t i = 0; i < o.notes.n; i++)
-                gpu0_note |= strcmp(o.notes.items[i].subject, "nvml/gpu-0") == 0;
-        ok(!gpu0_note, "gpu-0: its energy counter is used, nothing to note");
+                gpu0_note |= strcmp(o.notes.items[i].subject, "nvml/gpu-0") == 0 &&
+                             !strstr(o.notes.items[i].reason, "utilization: Not Supported");
+        ok(!gpu0_note, "gpu-0: its energy counter is used, nothing to note (but its missing utilization)");
 
         jl_value a[10] = {0}, b[10] = {0};
         double t1 = mono_s();
@@ -159,6 +160,96 @@ static void test_unavailable(void)
         provider_close(&o);
 }
 
+static void write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "we");
+        if (!f) {
+                printf("Bail out! cannot write %s: %m\n", path);
+                exit(1);
+        }
+        fputs(text, f);
+        fclose(f);
+}
+
+/* GPU utilisation: fixed rates on one GPU, a file the test rewrites on the other (read at every read, so
+ * the rates change within a session), and NOT_SUPPORTED noted where the GPU has none. */
+static void test_utilization(const char *dir)
+{
+        char util[600], text[1024];
+        snprintf(util, sizeof(util), "%s/nvml-emu-util", dir);
+        unlink(util);
+        snprintf(text, sizeof(text),
+                 "gpu power_w=300 util_gpu=37 util_mem=12 name=Fixed\n"
+                 "gpu power_w=200 util_file=%s name=Filed\n"
+                 "gpu power_w=100 name=No utilization\n",
+                 util);
+        write_conf(text);
+        opened o;
+        do_open(&o);
+        is_int(o.r, 0, "utilization: opens");
+        static const char *const names[] = {"gpu-0/utilization", "gpu-0/mem-utilization",
+                                            "gpu-1/utilization", "gpu-1/mem-utilization"};
+        size_t idx[4] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+        bool gpu2 = false;
+        for (size_t i = 0; i < o.ch.n; i++) {
+                for (size_t k = 0; k < 4; k++)
+                        if (strcmp(o.ch.items[i].name, names[k]) == 0)
+                                idx[k] = i;
+                gpu2 |= strstr(o.ch.items[i].name, "gpu-2/") && strstr(o.ch.items[i].name, "utilization");
+        }
+        for (size_t k = 0; k < 4; k++)
+                if (!ok(idx[k] != SIZE_MAX, "channel %s", names[k])) {
+                        provider_close(&o);
+                        return;
+                }
+        is_int(o.ch.items[idx[0]].kind, JL_KIND_UTILIZATION, "gpu-0/utilization is a utilization (0..1)");
+        is_int(o.ch.items[idx[0]].scope, JL_SCOPE_OTHER, "gpu-0/utilization is not an energy domain");
+        ok(!gpu2, "gpu-2: no utilization channel");
+        ok(has_note(&o, "nvml/gpu-2", "utilization: Not Supported"), "gpu-2: its missing utilization noted");
+
+        jl_value v[32] = {0};
+        if (!ok(o.ch.n <= 32, "at most 32 channels"))
+                return;
+        is_int(jl_provider_nvml.read(o.state, v), 0, "read");
+        is_int(v[idx[0]].err, 0, "gpu-0 utilization readable");
+        is_near(v[idx[0]].gauge, 0.37, 1e-9, "gpu-0: 37 %% busy");
+        is_near(v[idx[1]].gauge, 0.12, 1e-9, "gpu-0: memory 12 %% busy");
+        is_near(v[idx[2]].gauge, 0.0, 1e-9, "gpu-1: no file yet: 0 %%");
+
+        write_file(util, "95 40\n");
+        is_int(jl_provider_nvml.read(o.state, v), 0, "read after the file changed");
+        is_near(v[idx[2]].gauge, 0.95, 1e-9, "gpu-1: 95 %% busy, from the file, in the same session");
+        is_near(v[idx[3]].gauge, 0.40, 1e-9, "gpu-1: memory 40 %% busy");
+        is_near(v[idx[0]].gauge, 0.37, 1e-9, "gpu-0: unchanged");
+
+        write_file(util, "0 0\n");
+        is_int(jl_provider_nvml.read(o.state, v), 0, "read after the file went back to idle");
+        is_near(v[idx[2]].gauge, 0.0, 1e-9, "gpu-1: idle again");
+
+        write_file(util, "150 0\n");
+        is_int(jl_provider_nvml.read(o.state, v), 0, "read of an impossible rate");
+        is_int(v[idx[2]].err, -ERANGE, "gpu-1: 150 %% is refused (-ERANGE), not published");
+        is_int(v[idx[3]].err, 0, "gpu-1: its memory rate still reads");
+        provider_close(&o);
+
+        /* through the sampler: the time-weighted mean of the readings */
+        write_file(util, "80 10\n");
+        jl_provider_config cfg;
+        jl_provider_config_default(&cfg);
+        jl_sampler *s = NULL;
+        is_int(jl_sampler_open(&cfg, (const char *[]){"nvml", NULL}, &s), 0, "sampler opens nvml");
+        if (!s)
+                return;
+        for (int k = 0; k < 3; k++) {
+                jl_sampler_sample(s);
+                usleep(50000);
+        }
+        jl_sampler_sample(s);
+        is_near(jl_track_mean(&s->tracks[idx[2]]), 0.80, 1e-9, "sampler: gpu-1 mean utilization 0.80");
+        jl_sampler_free(s);
+        unlink(util);
+}
+
 static void test_absent(void)
 {
         void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -189,6 +280,7 @@ int main(int argc, char **argv)
         setenv("JOULE_EMU_NVML", conf, 1);
         test_two_gpus();
         test_unavailable();
+        test_utilization(argv[2]);
         unlink(conf);
         return tap_done();
 }

@@ -6,11 +6,16 @@
  *     # comments and blank lines are ignored
  *     init_error 9                  # nvmlInit_v2 fails with this NVML error (9: driver not loaded)
  *     gpu power_w=300 temp_c=41 sm_mhz=1980 mem_mhz=2619 energy_mj=5000 name=NVIDIA H100 80GB HBM3
+ *     gpu power_w=250 util_gpu=0 util_mem=0 util_file=/tmp/t/gpu1-util name=NVIDIA A100
  *
  * Per gpu line: power_w (a negative value: power NOT_SUPPORTED), energy=0 (total energy NOT_SUPPORTED),
  * temp_c, sm_mhz, mem_mhz (0: NOT_SUPPORTED), energy_mj (the counter at init), clocks_mhz=A,B,... (the
  * supported graphics clocks, default sm_mhz, 3/4 and 1/2 of it), app_clocks=0 (application clocks
- * NOT_SUPPORTED), name= (the rest of the line).
+ * NOT_SUPPORTED), util_gpu= and util_mem= (the utilization rates in percent that
+ * nvmlDeviceGetUtilizationRates reports; without either, and without util_file, it answers NOT_SUPPORTED),
+ * util_file= (a file that a running test or workload rewrites: "GPU_PCT MEM_PCT", read at every
+ * nvmlDeviceGetUtilizationRates, so the utilization changes while a session runs; while it is missing or
+ * holds no number, util_gpu and util_mem (default 0) hold), name= (the rest of the line).
  *
  * Application clocks: nvmlDeviceSetApplicationsClocks (root only, as the driver's default "restricted"
  * permission; the pair must be supported) and nvmlDeviceResetApplicationsClocks change the GPU's graphics
@@ -42,6 +47,9 @@ struct emu_gpu {
         unsigned n_clocks, clocks_mhz[32];
         unsigned app_gfx_mhz, app_mem_mhz; /* 0 graphics: the default (sm_mhz) */
         unsigned sets, resets;
+        bool util_ok;
+        unsigned util_gpu, util_mem;
+        char util_file[256];
 };
 
 static struct {
@@ -75,6 +83,10 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned l
 nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power);
 nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned *temp);
 nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned *clock);
+typedef struct {
+        unsigned gpu, memory;
+} nvmlUtilization_t;
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);
 nvmlReturn_t nvmlDeviceGetApplicationsClock(nvmlDevice_t device, int type, unsigned *clock);
 nvmlReturn_t nvmlDeviceGetSupportedGraphicsClocks(nvmlDevice_t device, unsigned mem, unsigned *count,
                                                   unsigned *clocks);
@@ -135,7 +147,16 @@ static void parse_gpu(char *s, struct emu_gpu *g)
                         g->sm_mhz = (unsigned)atoi(tok + 7);
                 else if (strncmp(tok, "mem_mhz=", 8) == 0)
                         g->mem_mhz = (unsigned)atoi(tok + 8);
-                else if (strncmp(tok, "app_clocks=", 11) == 0)
+                else if (strncmp(tok, "util_gpu=", 9) == 0) {
+                        g->util_gpu = (unsigned)atoi(tok + 9);
+                        g->util_ok = true;
+                } else if (strncmp(tok, "util_mem=", 9) == 0) {
+                        g->util_mem = (unsigned)atoi(tok + 9);
+                        g->util_ok = true;
+                } else if (strncmp(tok, "util_file=", 10) == 0) {
+                        snprintf(g->util_file, sizeof(g->util_file), "%s", tok + 10);
+                        g->util_ok = true;
+                } else if (strncmp(tok, "app_clocks=", 11) == 0)
                         g->app_ok = atoi(tok + 11) != 0;
                 else if (strncmp(tok, "clocks_mhz=", 11) == 0) {
                         g->n_clocks = 0;
@@ -317,6 +338,29 @@ nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned *clo
         if (!v)
                 return NOT_SUPPORTED;
         *clock = v;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization)
+{
+        LOCKED;
+        if (!valid(device) || !utilization)
+                return INVALID_ARGUMENT;
+        if (!device->util_ok)
+                return NOT_SUPPORTED;
+        unsigned gpu = device->util_gpu, mem = device->util_mem;
+        FILE *f = device->util_file[0] ? fopen(device->util_file, "re") : NULL;
+        if (f) {
+                unsigned a, b;
+                int n = fscanf(f, "%u %u", &a, &b);
+                if (n >= 1)
+                        gpu = a;
+                if (n == 2)
+                        mem = b;
+                fclose(f);
+        }
+        utilization->gpu = gpu; /* as written: a test may show a reading out of range */
+        utilization->memory = mem;
         return OK;
 }
 
