@@ -60,7 +60,7 @@ for f in "$out"/clang/tests/fuzz/fuzz-*; do
         name=$(basename "$f")
         corpus=tests/fuzz/corpus/${name#fuzz-}
         mkdir -p "$out/corpus-$name"
-        if "$f" -max_total_time="${JOULE_FUZZ_SECONDS:-15}" -timeout=5 "$out/corpus-$name" \
+        if "$f" -max_total_time="${JOULE_FUZZ_SECONDS:-10}" -timeout=5 "$out/corpus-$name" \
                 $( [ -d "$corpus" ] && echo "$corpus" ) >"$out/$name.log" 2>&1; then
                 echo "ok: $name"; passed=$((passed + 1))
         else

@@ -809,7 +809,7 @@ void jl_rt_manage_fini(void)
         snap b;
         take(&b);
         double dt = b.t - M.app_s0.t, f = M.app_tt > 0 ? M.app_ft / M.app_tt : mean_khz(&M.app_s0, &b);
-        jl_rt_app_record a = {.policy_th = M.cfg.th,
+        jl_rt_app_record a = {.policy_th = M.cfg.policy == JL_RT_MONITORING ? NAN : M.cfg.th,
                               .time_s = dt,
                               .avg_power_w = power_between(&M.app_s0, &b, 0),
                               .pck_power_w = power_between(&M.app_s0, &b, 1),

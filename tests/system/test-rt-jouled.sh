@@ -279,7 +279,7 @@ d = [dict(zip(h, r)) for r in rows[1:]]
 apps = [r for r in d if r['record'] == 'application']
 loops = [r for r in d if r['record'] == 'loop']
 assert len(apps) == 1 and apps[0]['job_id'] == '$JOB3' and apps[0]['policy'] == 'monitoring' and float(apps[0]['time_s']) > 0, apps
-assert apps[0]['cpi'] == '' and apps[0]['node'] == 'rt1', apps
+assert apps[0]['cpi'] == '' and apps[0]['node'] == 'rt1' and apps[0]['policy_th'] == '', apps  # no threshold under monitoring
 assert loops and all(int(r['iterations']) > 0 for r in loops), loops
 "
 else
