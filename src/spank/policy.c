@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "parse.h"
@@ -164,4 +165,61 @@ int jl_spank_resolve(const jl_spank_opts *o, const joule_config *c, bool default
         }
         *ret = e;
         return why[0] ? 1 : 0;
+}
+
+static int cmp_place(const void *a, const void *b)
+{
+        const jl_spank_cpu_topo *x = a, *y = b;
+        if (x->package != y->package)
+                return x->package < y->package ? -1 : 1;
+        if (x->core != y->core)
+                return x->core < y->core ? -1 : 1;
+        return (x->cpu > y->cpu) - (x->cpu < y->cpu);
+}
+
+int jl_spank_cores_to_cpus(const char *cores, const jl_spank_cpu_topo *topo, size_t n, uint64_t *ret_mask,
+                           size_t nbits)
+{
+        if (!cores || !topo || n == 0 || !ret_mask || nbits == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (topo[i].package < 0 || topo[i].core < 0 || topo[i].cpu < 0)
+                        return -ENOENT;
+        jl_spank_cpu_topo *s = malloc(n * sizeof(*s));
+        /* the core ids as a list: at most one bit per CPU of the node, so n bits suffice */
+        size_t words = (n + 63) / 64;
+        uint64_t *want = calloc(words, sizeof(*want));
+        int r = -ENOMEM;
+        if (!s || !want)
+                goto out;
+        memcpy(s, topo, n * sizeof(*s));
+        qsort(s, n, sizeof(*s), cmp_place);
+        r = parse_cpu_list(cores, want, words * 64);
+        if (r <= 0) {
+                r = -EINVAL;
+                goto out;
+        }
+        memset(ret_mask, 0, (nbits + 63) / 64 * sizeof(uint64_t));
+        size_t k = 0, set = 0, wanted = 0, found = 0;
+        for (size_t i = 0; i < words * 64; i++)
+                wanted += (want[i / 64] >> (i % 64)) & 1;
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0 && (s[i].package != s[i - 1].package || s[i].core != s[i - 1].core))
+                        k++; /* the next core */
+                if (k >= words * 64 || !((want[k / 64] >> (k % 64)) & 1))
+                        continue;
+                if (i == 0 || s[i].package != s[i - 1].package || s[i].core != s[i - 1].core)
+                        found++;
+                if ((size_t)s[i].cpu >= nbits) {
+                        r = -EINVAL;
+                        goto out;
+                }
+                ret_mask[s[i].cpu / 64] |= UINT64_C(1) << (s[i].cpu % 64);
+                set++;
+        }
+        r = found == wanted ? (int)set : -EINVAL; /* a core id beyond the node's cores */
+out:
+        free(s);
+        free(want);
+        return r;
 }

@@ -52,3 +52,18 @@ bool jl_spank_user_authorized(const joule_config *c, const char *user);
  * refused). default_on: the plugin's default=on. Returns 1 when something was refused, else 0. */
 int jl_spank_resolve(const jl_spank_opts *o, const joule_config *c, bool default_on, const char *user,
                      jl_spank_env *ret, char *refusal, size_t refusallen);
+
+/* One online CPU's place: topology/physical_package_id and topology/core_id (-1: unknown). */
+typedef struct {
+        int cpu, package, core;
+} jl_spank_cpu_topo;
+
+/* Slurm's abstract core ids of a step ("0-3,8", S_STEP_ALLOC_CORES) to the CPUs (hardware threads) of those
+ * cores, bits in ret_mask (nbits wide, zeroed first). Slurm numbers a node's cores socket by socket in the
+ * order of physical_package_id and, within a socket, in the order of core_id; each core's CPUs are all the
+ * threads with its (package, core): so on a node with two threads per core core 0 is CPUs 0 and 48 (say),
+ * and on a node whose CPUs alternate between sockets core 1 is CPU 2. topo: the online CPUs, any order.
+ * Returns the number of CPUs set; -EINVAL for a list that is not one or a core beyond the node's; -ENOENT
+ * when a CPU's place is unknown (the caller then takes core ids as CPU numbers). */
+int jl_spank_cores_to_cpus(const char *cores, const jl_spank_cpu_topo *topo, size_t n, uint64_t *ret_mask,
+                           size_t nbits);

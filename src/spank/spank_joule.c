@@ -20,6 +20,7 @@
 #include "config.h"
 #include "config-joule.h"
 #include "macro.h"
+#include "fileio.h"
 #include "parse.h"
 #include "policy.h"
 
@@ -149,8 +150,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
         return 0;
 }
 
-/* The CPUs of the step as a CPU list ("0-3,8"): Slurm's abstract core ids of the step on this node (the
- * job's for the batch and extern steps), which are the CPU numbers on nodes with one thread per core. */
+/* The cores of the step as a list ("0-3,8"): Slurm's abstract core ids of the step on this node (the job's
+ * for the batch and extern steps); cpus_to_mask makes CPUs of them. */
 static void step_cpus(spank_t sp, char *buf, size_t len)
 {
         char *cores = NULL;
@@ -161,10 +162,56 @@ static void step_cpus(spank_t sp, char *buf, size_t len)
         snprintf(buf, len, "%s", cores);
 }
 
+/* The online CPUs' places (topology/physical_package_id, core_id) from sysfs, malloc'd; 0 or -errno. */
+static int read_topology(jl_spank_cpu_topo **ret, size_t *ret_n)
+{
+        enum { MAXCPU = JL_MSG_CPUMASK_BYTES * 8 };
+        uint64_t online[MAXCPU / 64] = {0};
+        char buf[4096];
+        if (read_text_path("/sys/devices/system/cpu/online", buf, sizeof(buf)) < 0)
+                return -ENOENT;
+        int n = parse_cpu_list(buf, online, MAXCPU);
+        if (n <= 0)
+                return -EINVAL;
+        jl_spank_cpu_topo *t = calloc((size_t)n, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        size_t k = 0;
+        for (int c = 0; c < MAXCPU && k < (size_t)n; c++) {
+                if (!((online[c / 64] >> (c % 64)) & 1))
+                        continue;
+                char path[128];
+                int64_t pkg = -1, core = -1;
+                snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/physical_package_id",
+                         c);
+                (void)read_i64_path(path, &pkg);
+                snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", c);
+                (void)read_i64_path(path, &core);
+                t[k++] = (jl_spank_cpu_topo){.cpu = c,
+                                             .package = pkg >= 0 && pkg < INT32_MAX ? (int)pkg : -1,
+                                             .core = core >= 0 && core < INT32_MAX ? (int)core : -1};
+        }
+        *ret = t;
+        *ret_n = k;
+        return 0;
+}
+
+/* The step's cores (Slurm's abstract core ids) as the CPUs jouled knows: through the node's topology, or,
+ * when it is unknown, the core ids taken as CPU numbers (right on nodes with one thread per core whose CPUs
+ * are numbered socket by socket). */
 static int cpus_to_mask(const char *s, jl_msg_request *req)
 {
         uint64_t mask[JL_MSG_CPUMASK_BYTES / 8] = {0};
-        int n = parse_cpu_list(s, mask, JL_MSG_CPUMASK_BYTES * 8);
+        jl_spank_cpu_topo *topo = NULL;
+        size_t ntopo = 0;
+        int n = -ENOENT;
+        if (read_topology(&topo, &ntopo) == 0)
+                n = jl_spank_cores_to_cpus(s, topo, ntopo, mask, JL_MSG_CPUMASK_BYTES * 8);
+        free(topo);
+        if (n == -ENOENT) {
+                memset(mask, 0, sizeof(mask));
+                n = parse_cpu_list(s, mask, JL_MSG_CPUMASK_BYTES * 8);
+        }
         if (n <= 0)
                 return n < 0 ? n : -EINVAL;
         req->cpumask_len = 0;

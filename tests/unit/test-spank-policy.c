@@ -23,8 +23,56 @@ static int cfg(joule_config *c, const char *yaml)
         return r;
 }
 
+/* mask as a CPU list, for the messages and comparisons */
+static const char *list(const uint64_t *m, size_t nbits)
+{
+        static char buf[512];
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t c = 0; c < nbits; c++)
+                if ((m[c / 64] >> (c % 64)) & 1)
+                        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%zu", n ? "," : "", c);
+        return buf;
+}
+
+static void test_cores(void)
+{
+        uint64_t m[2];
+        /* 2 sockets x 2 cores x 2 threads, Linux's usual numbering: the siblings of CPUs 0-3 are 4-7 */
+        jl_spank_cpu_topo smt[8];
+        for (int c = 0; c < 8; c++)
+                smt[c] = (jl_spank_cpu_topo){.cpu = c, .package = (c % 4) / 2, .core = c % 2};
+        is_int(jl_spank_cores_to_cpus("0", smt, 8, m, 128), 2, "SMT: core 0 is two CPUs");
+        is_str(list(m, 128), "0,4", "... CPUs 0 and 4");
+        is_int(jl_spank_cores_to_cpus("2-3", smt, 8, m, 128), 4, "SMT: cores 2-3 (socket 1)");
+        is_str(list(m, 128), "2,3,6,7", "... CPUs 2,3,6,7");
+        /* one thread per core, CPUs alternating between the sockets; sparse core ids */
+        jl_spank_cpu_topo alt[4] = {{0, 0, 0}, {1, 1, 0}, {2, 0, 8}, {3, 1, 8}};
+        is_int(jl_spank_cores_to_cpus("1", alt, 4, m, 128), 1, "alternating sockets: core 1");
+        is_str(list(m, 128), "2", "... is CPU 2 (socket 0's second core, core_id 8)");
+        is_int(jl_spank_cores_to_cpus("2", alt, 4, m, 128), 1, "core 2");
+        is_str(list(m, 128), "1", "... is CPU 1 (socket 1's first core)");
+        /* the plain case: the ids are the CPU numbers */
+        jl_spank_cpu_topo flat[4] = {{0, 0, 0}, {1, 0, 1}, {2, 0, 2}, {3, 0, 3}};
+        is_int(jl_spank_cores_to_cpus("1-3", flat, 4, m, 128), 3, "one socket, one thread per core");
+        is_str(list(m, 128), "1,2,3", "... the same numbers");
+        /* bad input */
+        is_int(jl_spank_cores_to_cpus("4", flat, 4, m, 128), -EINVAL, "a core beyond the node's: -EINVAL");
+        is_int(jl_spank_cores_to_cpus("0-2,9", flat, 4, m, 128), -EINVAL, "one core beyond: -EINVAL");
+        is_int(jl_spank_cores_to_cpus("x", flat, 4, m, 128), -EINVAL, "not a list: -EINVAL");
+        is_int(jl_spank_cores_to_cpus("", flat, 4, m, 128), -EINVAL, "empty: -EINVAL");
+        is_int(jl_spank_cores_to_cpus("3-1", flat, 4, m, 128), -EINVAL, "a backwards range: -EINVAL");
+        is_int(jl_spank_cores_to_cpus("0", flat, 0, m, 128), -EINVAL, "no CPUs: -EINVAL");
+        jl_spank_cpu_topo unk[2] = {{0, 0, 0}, {1, -1, 1}};
+        is_int(jl_spank_cores_to_cpus("0", unk, 2, m, 128), -ENOENT,
+               "a place unknown: -ENOENT (ids as CPUs)");
+        jl_spank_cpu_topo big[2] = {{0, 0, 0}, {200, 0, 1}};
+        is_int(jl_spank_cores_to_cpus("1", big, 2, m, 128), -EINVAL, "a CPU beyond the mask: -EINVAL");
+}
+
 int main(void)
 {
+        test_cores();
         jl_spank_opts o = opts();
         char why[256];
 
