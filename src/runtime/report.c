@@ -46,9 +46,7 @@ static bool all_digits(const char *s)
         return true;
 }
 
-/* The step: JOULE_JOB_ID / JOULE_STEP_ID, else SLURM_JOB_ID / SLURM_STEP_ID (no step id: -1). -ENOENT when
- * no job id is set, -EINVAL when one is not a number. */
-static int step_from_env(char *job, size_t size, int64_t *ret_step)
+int jl_rt_step_from_env(char *job, size_t size, int64_t *ret_step)
 {
         const char *j = getenv("JOULE_JOB_ID"), *s = NULL;
         if (j && *j)
@@ -279,7 +277,7 @@ void jl_rt_report_stats(size_t *ret_pending, size_t *ret_dropped, size_t *ret_re
 static int request_for_step(jl_msg_request *req, bool need_step)
 {
         int64_t step;
-        int r = step_from_env(req->job_id, sizeof(req->job_id), &step);
+        int r = jl_rt_step_from_env(req->job_id, sizeof(req->job_id), &step);
         if (r == 0)
                 req->step_id = step;
         else if (need_step || r != -ENOENT)

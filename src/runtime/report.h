@@ -41,6 +41,9 @@ typedef struct {
         double cpi, tpi, gbs, gflops; /* NAN where unknown */
 } jl_rt_loop_record;
 
+/* The step: JOULE_JOB_ID / JOULE_STEP_ID, else SLURM_JOB_ID / SLURM_STEP_ID (no step id: -1). -ENOENT when
+ * no job id is set, -EINVAL when one is not a number. */
+int jl_rt_step_from_env(char *job, size_t size, int64_t *ret_step);
 int jl_rt_report_connect(void);
 /* Closes the connection; records still waiting are dropped (flush first). */
 void jl_rt_report_disconnect(void);

@@ -110,18 +110,10 @@ int jl_rt_userfile_open(jl_rt_userfile *f, const char *path, const char *node, c
                 return -ENAMETOOLONG;
         }
         snprintf(f->node, sizeof(f->node), "%s", node);
-        const char *j = getenv("JOULE_JOB_ID"), *s = NULL;
-        if (j && *j)
-                s = getenv("JOULE_STEP_ID");
-        else {
-                j = getenv("SLURM_JOB_ID");
-                s = getenv("SLURM_STEP_ID");
-        }
-        snprintf(f->job_id, sizeof(f->job_id), "%s", j ? j : "");
-        char *end = NULL;
-        f->step_id = s && *s ? strtoll(s, &end, 10) : -1;
-        if (end && *end)
-                f->step_id = -1;
+        int64_t step = -1;
+        if (jl_rt_step_from_env(f->job_id, sizeof(f->job_id), &step) < 0)
+                f->job_id[0] = '\0'; /* none, or not a number: the column stays empty */
+        f->step_id = step;
         int fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0666);
         if (fd < 0) {
                 int r = -errno;
