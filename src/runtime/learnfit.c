@@ -96,23 +96,29 @@ int jl_learn_lsq(const double *x, const double *y, size_t n, size_t p, double *r
         return r;
 }
 
-/* The linear part of the curve's fit for one shape: static and the b's; the residual sum of squares. */
+/* The linear part of the curve's fit for one shape: static, then per code k >= 1 its offset d_k and its
+ * b_k; the residual sum of squares. */
 static int curve_at(const double *khz, const double *power_w, const size_t *code, size_t n, size_t ncodes,
                     double fmin_khz, double fmax_khz, double v0, double *beta, double *ret_sse)
 {
-        size_t p = ncodes + 1;
+        size_t p = 1 + 2 * (ncodes - 1);
         double *x = calloc(n * p, sizeof(double));
         if (!x)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 x[i * p] = 1;
-                x[i * p + 1 + code[i]] = jl_rt_power_shape_v(khz[i], fmin_khz, fmax_khz, v0);
+                if (code[i] == 0)
+                        continue;
+                x[i * p + code[i]] = 1;
+                x[i * p + (ncodes - 1) + code[i]] = jl_rt_power_shape_v(khz[i], fmin_khz, fmax_khz, v0);
         }
         int r = jl_learn_lsq(x, power_w, n, p, beta);
         if (r == 0) {
                 double sse = 0;
                 for (size_t i = 0; i < n; i++) {
-                        double e = power_w[i] - beta[0] - beta[1 + code[i]] * x[i * p + 1 + code[i]];
+                        double e = power_w[i];
+                        for (size_t j = 0; j < p; j++)
+                                e -= x[i * p + j] * beta[j];
                         sse += e * e;
                 }
                 *ret_sse = sse;
@@ -124,11 +130,16 @@ static int curve_at(const double *khz, const double *power_w, const size_t *code
 int jl_learn_fit_curve(const double *khz, const double *power_w, const size_t *code, size_t n, size_t ncodes,
                        double fmin_khz, double fmax_khz, jl_rt_power_curve *ret, double *ret_b)
 {
-        if (!khz || !power_w || !code || !ret || ncodes == 0 || ncodes + 1 > LSQ_P_MAX || !(fmin_khz > 0) ||
+        if (!khz || !power_w || !code || !ret || ncodes < 2 || 2 * ncodes > LSQ_P_MAX || !(fmin_khz > 0) ||
             !(fmax_khz > fmin_khz))
                 return -EINVAL;
-        /* every code needs two frequencies */
-        for (size_t k = 0; k < ncodes; k++) {
+        /* the idle node needs a sample, every code two frequencies */
+        bool idle = false;
+        for (size_t i = 0; i < n; i++)
+                idle = idle || code[i] == 0;
+        if (!idle)
+                return -EINVAL;
+        for (size_t k = 1; k < ncodes; k++) {
                 double f0 = NAN;
                 bool two = false;
                 for (size_t i = 0; i < n; i++) {
@@ -152,7 +163,7 @@ int jl_learn_fit_curve(const double *khz, const double *power_w, const size_t *c
                     sse < best_sse) {
                         best_sse = sse;
                         best_v = v;
-                        memcpy(best_beta, beta, (ncodes + 1) * sizeof(double));
+                        memcpy(best_beta, beta, (2 * ncodes - 1) * sizeof(double));
                 }
         }
         if (isnan(best_v))
@@ -174,7 +185,7 @@ int jl_learn_fit_curve(const double *khz, const double *power_w, const size_t *c
             sse <= best_sse) {
                 best_sse = sse;
                 best_v = v;
-                memcpy(best_beta, beta, (ncodes + 1) * sizeof(double));
+                memcpy(best_beta, beta, (2 * ncodes - 1) * sizeof(double));
         }
         if (!(best_beta[0] >= 0))
                 return -EINVAL; /* a negative static power: the samples do not follow the form */
@@ -183,8 +194,10 @@ int jl_learn_fit_curve(const double *khz, const double *power_w, const size_t *c
                                    .fmin_khz = fmin_khz,
                                    .fmax_khz = fmax_khz,
                                    .rms_w = sqrt(best_sse / (double)n)};
-        if (ret_b)
-                memcpy(ret_b, best_beta + 1, ncodes * sizeof(double));
+        if (ret_b) {
+                ret_b[0] = 0;
+                memcpy(ret_b + 1, best_beta + ncodes, (ncodes - 1) * sizeof(double));
+        }
         return 0;
 }
 

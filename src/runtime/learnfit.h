@@ -12,11 +12,13 @@
  * dependent. */
 int jl_learn_lsq(const double *x, const double *y, size_t n, size_t p, double *ret_beta);
 
-/* The power curve P = static + b_code × s(f; vmin_ratio) over n samples (khz[i], power_w[i]) of the codes
- * code[i] < ncodes (b per code; static and the shape shared by the node): the shape's vmin_ratio in
- * [0.2, 1] by a search of the residual, static and the b's by linear least squares for each. The curve
- * spans fmin_khz..fmax_khz. ret_b (may be NULL) gets the ncodes b's. Returns 0, or -EINVAL (no two
- * frequencies for a code, a code without samples, values not finite, a dependent system). */
+/* The power curve over n samples (khz[i], power_w[i]) of the codes code[i] < ncodes: code 0 is the node at
+ * rest, P = static; a code k >= 1 draws P = static + d_k + b_k × s(f; vmin_ratio) (d_k: what it adds that
+ * does not scale with the clock, e.g. DRAM; b_k: its dynamic power at f_max). static and the shape are the
+ * node's; the shape's vmin_ratio in [0.2, 1] by a search of the residual, the rest by linear least squares
+ * for each. The curve spans fmin_khz..fmax_khz. ret_b (may be NULL) gets the ncodes b's (b_0 = 0).
+ * Returns 0, or -EINVAL (no idle sample, a code without two frequencies, values not finite, a dependent
+ * system, a negative static power). */
 int jl_learn_fit_curve(const double *khz, const double *power_w, const size_t *code, size_t n, size_t ncodes,
                        double fmin_khz, double fmax_khz, jl_rt_power_curve *ret, double *ret_b);
 

@@ -43,33 +43,35 @@ static void test_lsq(void)
 
 static void test_curve(void)
 {
-        /* three codes on an intel2s-like node: static 86 W, V_min/V_max 0.75, b 160, 100, 50 W */
-        const double fmin = 800000, fmax = 3000000, st = 86, v0 = 0.75, bk[3] = {160, 100, 50};
-        double khz[3 * 23], pw[3 * 23], b[3];
-        size_t code[3 * 23], n = 0;
+        /* the node at rest and three codes on an intel2s-like node: static 86 W, V_min/V_max 0.75, each code
+         * adding d (DRAM) and b x s(f): (0, 160), (3.5, 100), (7, 50) W */
+        const double fmin = 800000, fmax = 3000000, st = 86, v0 = 0.75, bk[4] = {0, 160, 100, 50},
+                     dk[4] = {0, 0, 3.5, 7};
+        double khz[4 * 23], pw[4 * 23], b[4];
+        size_t code[4 * 23], n = 0;
         jl_rt_power_curve c;
         srand(11);
-        for (size_t k = 0; k < 3; k++)
+        for (size_t k = 0; k < 4; k++)
                 for (double f = fmin; f <= fmax; f += 100000) {
                         khz[n] = f;
                         code[n] = k;
-                        pw[n] =
-                            (st + bk[k] * jl_rt_power_shape_v(f, fmin, fmax, v0)) * (1 + 0.002 * noise());
+                        pw[n] = (st + dk[k] + bk[k] * jl_rt_power_shape_v(f, fmin, fmax, v0)) *
+                                (1 + 0.002 * noise());
                         n++;
                 }
-        is_int(jl_learn_fit_curve(khz, pw, code, n, 3, fmin, fmax, &c, b), 0, "curve: fitted");
+        is_int(jl_learn_fit_curve(khz, pw, code, n, 4, fmin, fmax, &c, b), 0, "curve: fitted");
         /* stated tolerance: 0.2 % noise on every sample -> static within 1 W, the shape within 0.02 */
         is_near(c.static_w, st, 1.0, "curve: static power %.3f W (86 W)", c.static_w);
         is_near(c.vmin_ratio, v0, 0.02, "curve: V_min/V_max %.4f (0.75)", c.vmin_ratio);
-        ok(fabs(b[0] - 160) < 2 && fabs(b[1] - 100) < 2 && fabs(b[2] - 50) < 2,
-           "curve: per-code b %.2f %.2f %.2f (160 100 50)", b[0], b[1], b[2]);
+        ok(b[0] == 0 && fabs(b[1] - 160) < 3 && fabs(b[2] - 100) < 3 && fabs(b[3] - 50) < 3,
+           "curve: per-code b %.2f %.2f %.2f (160 100 50)", b[1], b[2], b[3]);
         ok(c.rms_w < 0.5 && c.fmin_khz == fmin && c.fmax_khz == fmax, "curve: residual %.3f W, range kept",
            c.rms_w);
 
         /* exact data: exact recovery */
         for (size_t i = 0; i < n; i++)
-                pw[i] = st + bk[code[i]] * jl_rt_power_shape_v(khz[i], fmin, fmax, 0.8);
-        is_int(jl_learn_fit_curve(khz, pw, code, n, 3, fmin, fmax, &c, NULL), 0, "curve: exact data");
+                pw[i] = st + dk[code[i]] + bk[code[i]] * jl_rt_power_shape_v(khz[i], fmin, fmax, 0.8);
+        is_int(jl_learn_fit_curve(khz, pw, code, n, 4, fmin, fmax, &c, NULL), 0, "curve: exact data");
         ok(fabs(c.static_w - st) < 1e-3 && fabs(c.vmin_ratio - 0.8) < 1e-4, "curve: exact: %.6f W, %.6f",
            c.static_w, c.vmin_ratio);
 
@@ -83,15 +85,17 @@ static void test_curve(void)
         ok(pm.b_w == 0 && pm.a_w == 50, "... b = 0, a = the point");
 
         /* degenerate */
-        size_t one[3] = {0, 0, 0};
+        size_t one[3] = {0, 1, 1};
         double f1[3] = {fmax, fmax, fmax}, p1[3] = {100, 101, 102};
-        is_int(jl_learn_fit_curve(f1, p1, one, 3, 1, fmin, fmax, &c, NULL), -EINVAL,
-               "curve: one frequency only: EINVAL");
-        is_int(jl_learn_fit_curve(khz, pw, code, n, 4, fmin, fmax, &c, NULL), -EINVAL,
+        is_int(jl_learn_fit_curve(f1, p1, one, 3, 2, fmin, fmax, &c, NULL), -EINVAL,
+               "curve: a code at one frequency only: EINVAL");
+        is_int(jl_learn_fit_curve(khz, pw, code, n, 5, fmin, fmax, &c, NULL), -EINVAL,
                "curve: a code without samples: EINVAL");
-        pw[5] = NAN;
-        is_int(jl_learn_fit_curve(khz, pw, code, n, 3, fmin, fmax, &c, NULL), -EINVAL, "curve: NaN: EINVAL");
-        is_int(jl_learn_fit_curve(khz, pw, code, n, 3, fmax, fmin, &c, NULL), -EINVAL,
+        is_int(jl_learn_fit_curve(khz + 23, pw + 23, code + 23, n - 23, 4, fmin, fmax, &c, NULL), -EINVAL,
+               "curve: no sample of the node at rest: EINVAL");
+        pw[30] = NAN;
+        is_int(jl_learn_fit_curve(khz, pw, code, n, 4, fmin, fmax, &c, NULL), -EINVAL, "curve: NaN: EINVAL");
+        is_int(jl_learn_fit_curve(khz, pw, code, n, 4, fmax, fmin, &c, NULL), -EINVAL,
                "curve: range upside down: EINVAL");
 }
 
