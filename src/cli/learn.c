@@ -62,7 +62,7 @@ static void on_signal(int sig)
 {
         stop_signal = sig;
         if (child_pid > 0)
-                kill(child_pid, SIGTERM);
+                kill(-child_pid, SIGTERM); /* the kernel's process group: sh -c CMD and what it starts */
 }
 
 static int usage(FILE *f)
@@ -199,6 +199,7 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                         return -e;
                 }
                 if (pid == 0) {
+                        setpgid(0, 0);
                         close(gate[1]);
                         char b;
                         while (read(gate[0], &b, 1) < 0 && errno == EINTR)
@@ -212,6 +213,7 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                         fprintf(stderr, "joule learn: %s: %s\n", argv[0], strerror(errno));
                         _exit(127);
                 }
+                setpgid(pid, pid); /* as the child does: no window where a signal misses the group */
                 child_pid = pid;
                 fds[0] = counter_open(pid, PERF_COUNT_HW_CPU_CYCLES);
                 fds[1] = counter_open(pid, PERF_COUNT_HW_INSTRUCTIONS);
@@ -247,7 +249,7 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                                 break;
                         }
                         if (t1 - t0 > timeout_s) {
-                                kill(pid, SIGKILL);
+                                kill(-pid, SIGKILL);
                                 waitpid(pid, &status, 0);
                                 r = -ETIMEDOUT;
                                 snprintf(why, wl, "the kernel ran longer than %u s", timeout_s);

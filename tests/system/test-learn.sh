@@ -106,10 +106,32 @@ printf 'joule-coeffs 1\nnode emu1\n' >"$T_DIR/trunc.coeffs"
 "$JOULE" -c "$JD_CFG" learn --show --output "$T_DIR/trunc.coeffs" >/dev/null 2>"$T_DIR/trunc.err"
 t_ok "$([ $? -ne 0 ] && grep -q 'truncated' "$T_DIR/trunc.err"; echo $?)" "--show of a truncated file: refused with words"
 
+# --- SIGTERM mid-run: the kernel stops, the frequencies are given back, nothing is written (run last: at
+# the end, whether or not the MPI part runs)
+learn_term() {
+        "$NS_RUN" "$FX" -- taskset -c 0,1 "$JOULE" -c "$JD_CFG" learn --freqs 800000,3000000 --idle-ms 100 \
+                --settle-ms 0 --kernel-cmd "$EMU_WORK --root $FX --cpus 0-1 --iterations 1000 --kind compute" \
+                --output "$T_DIR/term.coeffs" >/dev/null 2>"$T_DIR/term.err" &
+        local lp=$! i
+        for i in $(seq 100); do
+                [ "$(cat "$CF/policy0/scaling_max_freq")" = 800000 ] && break
+                sleep 0.05
+        done
+        sleep 0.5
+        kill -TERM $lp
+        wait $lp
+        local st=$?
+        t_ok "$([ $st -eq 143 ] && grep -q 'stopped by signal 15' "$T_DIR/term.err" && [ ! -e "$T_DIR/term.coeffs" ]; echo $?)" \
+                "SIGTERM mid-run: learn stops (exit $st), writes nothing"
+        t_ok "$([ "$(limits)" = "$BEFORE" ]; echo $?)" "... and the frequencies in force before are given back ($(limits))"
+        t_ok "$(! pgrep -f "emu-work --root $FX" >/dev/null; echo $?)" "... and the kernel is stopped"
+}
+
 # --- min_energy with the learnt curve (Open MPI)
 if [ -z "${JOULE_LOADER:-}" ] || ! command -v mpicc.openmpi >/dev/null ||
         ! mpicc.openmpi -O2 -o "$T_DIR/emu-work-mpi" "$EMU_WORK_MPI_SRC" "$(dirname "$EMU_WORK_MPI_SRC")/work-common.c" -lm; then
         t_skip "min_energy with the learnt curve" "Open MPI's mpicc or the runtime is not built"
+        learn_term
         t_done
         exit $?
 fi
@@ -164,4 +186,5 @@ t_ok "$(grep -q "not used (the file is node emu2's, not emu1's)" "$T_DIR/me-othe
         ! grep -q 'learnt power curve' "$T_DIR/me-other.err"; echo $?)" "another node's file: one line, the defaults"
 run_me me-none "$T_DIR/none" 40 JOULE_VERBOSE=1
 t_ok "$(grep -q 'no coefficient file' "$T_DIR/me-none.err"; echo $?)" "no file: one line, the defaults"
+learn_term
 t_done
