@@ -168,7 +168,8 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                         }
                         have_freqs = true;
                 } else if (strcmp(kw, "curve") == 0) {
-                        double v[5];
+                        double v[3];
+                        unsigned long lo, hi;
                         if (have_curve || nw != 6) {
                                 r = fail(-EINVAL, why, whylen,
                                          "line %zu: curve: STATIC_W VMIN_RATIO FMIN_KHZ FMAX_KHZ RMS_W "
@@ -176,25 +177,32 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                                          lineno);
                                 break;
                         }
-                        for (size_t i = 0; i < 5 && r == 0; i++)
-                                if (parse_double(words[i + 1], &v[i]) < 0 || v[i] < 0)
+                        const char *num[3] = {words[1], words[2], words[5]};
+                        for (size_t i = 0; i < 3 && r == 0; i++)
+                                if (parse_double(num[i], &v[i]) < 0 || v[i] < 0)
                                         r = fail(-EINVAL, why, whylen,
                                                  "line %zu: curve: '%s' is not a number >= 0", lineno,
-                                                 words[i + 1]);
+                                                 num[i]);
                         if (r < 0)
                                 break;
-                        if (!(v[1] > 0 && v[1] <= 1) || !(v[2] > 0) || !(v[3] > v[2])) {
+                        if (khz_word(words[3], &lo) < 0 || khz_word(words[4], &hi) < 0 || hi <= lo) {
+                                r = fail(
+                                    -EINVAL, why, whylen,
+                                    "line %zu: curve: '%s' '%s' are not two ascending frequencies in kHz",
+                                    lineno, words[3], words[4]);
+                                break;
+                        }
+                        if (!(v[1] > 0 && v[1] <= 1)) {
                                 r = fail(-EINVAL, why, whylen,
-                                         "line %zu: curve: vmin_ratio %g not in (0, 1] or frequencies "
-                                         "%g..%g kHz not ascending",
-                                         lineno, v[1], v[2], v[3]);
+                                         "line %zu: curve: vmin_ratio %s is not in (0, 1]", lineno,
+                                         words[2]);
                                 break;
                         }
                         c.curve = (jl_rt_power_curve){.static_w = v[0],
                                                       .vmin_ratio = v[1],
-                                                      .fmin_khz = v[2],
-                                                      .fmax_khz = v[3],
-                                                      .rms_w = v[4]};
+                                                      .fmin_khz = (double)lo,
+                                                      .fmax_khz = (double)hi,
+                                                      .rms_w = v[2]};
                         have_curve = true;
                 } else if (strcmp(kw, "pair") == 0) {
                         unsigned long from, to;
@@ -283,8 +291,9 @@ int jl_coeffs_format(const jl_coeffs *c, char **ret_text)
         fprintf(
             f,
             "\n# curve STATIC_W VMIN_RATIO FMIN_KHZ FMAX_KHZ RMS_W: P(f) = static + b s(f), V linear from "
-            "vmin_ratio x V_max\ncurve %.6f %.6f %.0f %.0f %.6f\n",
-            c->curve.static_w, c->curve.vmin_ratio, c->curve.fmin_khz, c->curve.fmax_khz, c->curve.rms_w);
+            "vmin_ratio x V_max\ncurve %.9g %.9g %lu %lu %.9g\n",
+            c->curve.static_w, c->curve.vmin_ratio, (unsigned long)c->curve.fmin_khz,
+            (unsigned long)c->curve.fmax_khz, c->curve.rms_w);
         if (c->npairs)
                 fprintf(
                     f,
