@@ -173,6 +173,15 @@ static void test_file(void)
            "file: the same after a round trip");
         jl_coeffs_free(&c2);
         free(text);
+        /* values that "%.6f" would have written as 0 (a file that did not read back: libFuzzer's find) */
+        c.curve.vmin_ratio = 1e-7;
+        c.curve.static_w = 1e-300;
+        is_int(jl_coeffs_format(&c, &text), 0, "file: tiny values written");
+        is_int(jl_coeffs_parse(text, strlen(text), NULL, &c2, why, sizeof(why)), 0, "... and read back (%s)",
+               why);
+        ok(c2.curve.vmin_ratio == 1e-7, "... the same");
+        jl_coeffs_free(&c2);
+        free(text);
         jl_coeffs_free(&c);
 
         struct {
@@ -199,6 +208,7 @@ static void test_file(void)
             {"end\n", "end\nnode x\n", NULL, -EINVAL, "a line after end"},
             {"curve", "colour", NULL, -EINVAL, "an unknown line"},
             {"node emu1\n", "", NULL, -EINVAL, "no node"},
+            {"0.8 800000 3000000", "0.8 0.08 3000000", NULL, -EINVAL, "a curve frequency not in whole kHz"},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 why[0] = '\0';
