@@ -259,6 +259,12 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                         break;
                 sleep_ms(LEARN_POLL_MS);
         }
+        if (argv && r < 0 && r != -ETIMEDOUT) {
+                /* no kernel is left behind */
+                kill(-pid, SIGKILL);
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+        }
         child_pid = -1;
         t1 = now_s();
         double cycles = counter_read(fds[0]), instr = counter_read(fds[1]), misses = counter_read(fds[2]);
