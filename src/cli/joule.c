@@ -15,24 +15,22 @@ static const struct {
         int (*fn)(cli_context *, int, char **);
         const char *help;
 } verbs[] = {
-    {"measure", verb_measure, "run a command and report the energy it took"},
-    {"info", verb_info, "list every provider and domain, whether it works, and why not"},
-    {"db", verb_db, "create the database, apply migrations, check the schema"},
-    {"job", verb_job, "mark a job step's begin or end on this node (to jouled)"},
-    {"control", verb_control, "query or command a node's jouled over its control port (MUNGE)"},
-    {"acct", verb_acct, "energy, time and power per job step from the database (-l, -r: the runtime's)"},
-    {"events", verb_events, "the runtime's policy decisions from the database"},
-    {"launch", verb_launch, "run a command (e.g. mpirun …) managed by joule's runtime, as a job step"},
-    {"learn", verb_learn,
-     "the learning run (admin, idle node): the node's power curve and counter coefficients"},
-    {"report", verb_report, "energy per node, partition or cluster over a time range"},
-    {"run", verb_run, "run a scenario under measurement here: baseline, phases, system checks"},
-    {"calibrate", verb_calibrate,
-     "idle baseline, sampling overhead, load and cool-down; recommend settings"},
-    {"machines", verb_machines, "add or list the measurement machines that take benchmark jobs"},
-    {"submit", verb_submit, "queue a benchmark job (a scenario or a git repository) for one machine"},
-    {"jobs", verb_jobs, "list, show or cancel benchmark jobs; send the queued e-mails"},
-    {"status", verb_status, "every node the database heard from, its last record's age, its health"},
+        {"measure", verb_measure, "run a command and report the energy it took"},
+        {"info", verb_info, "list every provider and domain, whether it works, and why not"},
+        {"db", verb_db, "create the database, apply migrations, check the schema"},
+        {"job", verb_job, "mark a job step's begin or end on this node (to jouled)"},
+        {"control", verb_control, "query or command a node's jouled over its control port (MUNGE)"},
+        {"acct", verb_acct, "energy, time and power per job step from the database (-l, -r: the runtime's)"},
+        {"events", verb_events, "the runtime's policy decisions from the database"},
+        {"launch", verb_launch, "run a command (e.g. mpirun …) managed by joule's runtime, as a job step"},
+        {"learn", verb_learn, "the learning run (admin, idle node): the node's power curve and counter coefficients"},
+        {"report", verb_report, "energy per node, partition or cluster over a time range"},
+        {"run", verb_run, "run a scenario under measurement here: baseline, phases, system checks"},
+        {"calibrate", verb_calibrate, "idle baseline, sampling overhead, load and cool-down; recommend settings"},
+        {"machines", verb_machines, "add or list the measurement machines that take benchmark jobs"},
+        {"submit", verb_submit, "queue a benchmark job (a scenario or a git repository) for one machine"},
+        {"jobs", verb_jobs, "list, show or cancel benchmark jobs; send the queued e-mails"},
+        {"status", verb_status, "every node the database heard from, its last record's age, its health"},
 };
 
 static void usage(FILE *f)
@@ -41,13 +39,12 @@ static void usage(FILE *f)
                    "joule measures and manages the energy of computers.\n\nVerbs:\n");
         for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
                 fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
-        fprintf(
-            f, "\nOptions:\n"
-               "  -c, --config FILE  configuration file (default $JOULE_CONFIG or " JOULE_CONFIG_DEFAULT_PATH
-               ")\n"
-               "  -h, --help         this help\n"
-               "      --version      the version\n\n"
-               "`joule VERB --help` describes a verb.\n");
+        fprintf(f, "\nOptions:\n"
+                   "  -c, --config FILE  configuration file (default $JOULE_CONFIG or " JOULE_CONFIG_DEFAULT_PATH
+                   ")\n"
+                   "  -h, --help         this help\n"
+                   "      --version      the version\n\n"
+                   "`joule VERB --help` describes a verb.\n");
 }
 
 void cli_provider_config(const cli_context *ctx, jl_provider_config *ret)
@@ -93,10 +90,10 @@ void cli_strv_free(char **v)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"config", required_argument, NULL, 'c'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {0},
+                {"config", required_argument, NULL, 'c'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {0},
         };
         cli_context ctx = {0};
         int c;

@@ -25,92 +25,92 @@ typedef struct {
         double min, max;     /* numbers: allowed range (min == max: any) */
 } key_desc;
 
-#define K(sec, k, t, field, d, ...)                                                                         \
-        {                                                                                                   \
-                .section = sec, .key = k, .type = t, .offset = offsetof(joule_config, field), .def = d,     \
-                __VA_ARGS__                                                                                 \
-        }
+#define K(sec, k, t, field, d, ...)                                                                          \
+        {.section = sec, .key = k, .type = t, .offset = offsetof(joule_config, field), .def = d, __VA_ARGS__}
 
 static const key_desc keys[] = {
-    K("database", "url", T_STR, database.url, "/var/lib/joule/joule.db"),
-    K("node", "name", T_STR, node.name, NULL),
-    K("node", "period", T_DOUBLE, node.period_s, "10", .min = 0.01, .max = 86400),
-    K("node", "dbd", T_STR, node.dbd, NULL),
-    K("node", "socket", T_STR, node.socket, "/run/joule/jouled.sock"),
-    K("node", "control_listen", T_STR, node.control_listen, NULL),
-    K("node", "metrics_listen", T_STR, node.metrics_listen, NULL),
-    K("node", "admins", T_STRV, node.admins, NULL),
-    K("node", "partition", T_STR, node.partition, NULL),
-    K("node", "island", T_STR, node.island, NULL),
-    K("node", "spool", T_STR, node.spool, "/var/spool/joule/records.spool"),
-    K("node", "sample_ms", T_DOUBLE, node.sample_ms, "1000", .min = 10, .max = 60000),
-    K("node", "state_dir", T_STR, node.state_dir, "/var/lib/joule/jouled"),
-    K("node", "munge_socket", T_STR, node.munge_socket, NULL),
-    K("node", "user_steps_max", T_U64, node.user_steps_max, "4", .min = 0, .max = 64),
-    K("dbd", "listen", T_STR, dbd.listen, "0.0.0.0:7420"),
-    K("dbd", "batch_records", T_U64, dbd.batch_records, "1000", .min = 1, .max = 10000000),
-    K("dbd", "batch_ms", T_U64, dbd.batch_ms, "1000", .min = 1, .max = 3600000),
-    K("dbd", "aggregation_period", T_DOUBLE, dbd.aggregation_period_s, "60", .min = 1, .max = 86400),
-    K("dbd", "max_memory_mb", T_U64, dbd.max_memory_mb, "256", .min = 1, .max = 1048576),
-    K("dbd", "node_users", T_STRV, dbd.node_users, NULL),
-    K("measurement", "sampling_rate", T_DOUBLE, measurement.sampling_rate_ms, "99", .min = 1, .max = 60000),
-    K("measurement", "hwmon_sensors", T_STRV, measurement.hwmon_sensors, NULL),
-    K("estimate", "idle_w", T_DOUBLE, estimate.idle_w, "10", .min = 0, .max = 100000),
-    K("estimate", "max_w", T_DOUBLE, estimate.max_w, "100", .min = 0, .max = 100000),
-    K("runner", "sleep_time_no_job", T_DOUBLE, runner.sleep_time_no_job, "300", .min = 0, .max = 86400),
-    K("runner", "sleep_time_after_job", T_DOUBLE, runner.sleep_time_after_job, "300", .min = 0,
-      .max = 86400),
-    K("runner", "jobs_processing", T_ENUM, runner.jobs_processing, "fifo", .choices = "fifo|random"),
-    K("runner", "time_between_control_workload_validations", T_DOUBLE,
-      runner.time_between_control_workload_validations, "21600", .min = 0, .max = 31536000),
-    K("runner", "control_workload", T_STR, runner.control_workload, NULL),
-    K("runner", "cleanup_script", T_STR, runner.cleanup_script, NULL),
-    K("runner", "temperature_max_tries", T_U64, runner.temperature_max_tries, "60", .min = 1, .max = 100000),
-    K("runner", "system_checks", T_ENUM, runner.system_checks, "warn", .choices = "warn|fail"),
-    K("runner", "baseline", T_DOUBLE, runner.baseline_s, "5", .min = 0, .max = 3600),
-    K("runner", "temperature_check_interval", T_DOUBLE, runner.temperature_check_interval_s, "60",
-      .min = 0.1, .max = 3600),
-    K("runner", "control_comparison_window", T_U64, runner.control_comparison_window, "5", .min = 2,
-      .max = 1000),
-    K("runner", "control_threshold_type", T_ENUM, runner.control_threshold_type, "relative",
-      .choices = "relative|absolute"),
-    K("runner", "control_energy_threshold", T_DOUBLE, runner.control_energy_threshold, "0.05", .min = 0,
-      .max = 1e12),
-    K("runner", "control_power_threshold", T_DOUBLE, runner.control_power_threshold, "0.05", .min = 0,
-      .max = 1e12),
-    K("runner", "control_duration_threshold", T_DOUBLE, runner.control_duration_threshold, "0.05", .min = 0,
-      .max = 1e12),
-    K("runner", "control_error_reminder_s", T_DOUBLE, runner.control_error_reminder_s, "86400", .min = 0,
-      .max = 31536000),
-    K("runner", "spool_dir", T_STR, runner.spool_dir, NULL),
-    K("machine", "id", T_I64, machine.id, "1", .min = 1, .max = 2147483647),
-    K("machine", "description", T_STR, machine.description, NULL),
-    K("machine", "base_temperature_value", T_DOUBLE, machine.base_temperature_value, "40", .min = -50,
-      .max = 150),
-    K("machine", "base_temperature_chip", T_STR, machine.base_temperature_chip, NULL),
-    K("machine", "base_temperature_feature", T_STR, machine.base_temperature_feature, NULL),
-    K("machine", "profile", T_ENUM, machine.profile, "benchmarking", .choices = "benchmarking|profiling"),
-    K("smtp", "server", T_STR, smtp.server, NULL),
-    K("smtp", "user", T_STR, smtp.user, NULL),
-    K("smtp", "password", T_STR, smtp.password, NULL),
-    K("smtp", "sender", T_STR, smtp.sender, "joule@localhost"),
-    K("smtp", "starttls", T_BOOL, smtp.starttls, "true"),
-    K("smtp", "retry_base", T_DOUBLE, smtp.retry_base_s, "60", .min = 0.001, .max = 86400),
-    K("smtp", "retry_max", T_DOUBLE, smtp.retry_max_s, "3600", .min = 0.001, .max = 604800),
-    K("smtp", "timeout", T_DOUBLE, smtp.timeout_s, "30", .min = 0.1, .max = 3600),
-    K("smtp", "ca_file", T_STR, smtp.ca_file, NULL),
-    K("admin", "notification_email", T_STR, admin.notification_email, NULL),
-    K("policies", "default", T_ENUM, policies.default_policy, "monitoring", .choices = JOULE_POLICIES),
-    K("policies", "min_energy_th", T_DOUBLE, policies.min_energy_th, "0.05", .min = 0, .max = 1),
-    K("policies", "min_time_th", T_DOUBLE, policies.min_time_th, "0.7", .min = 0, .max = 1),
-    K("policies", "default_cpufreq_khz", T_U64, policies.default_cpufreq_khz, "0", .min = 0,
-      .max = 100000000),
-    K("policies", "min_time_start_khz", T_U64, policies.min_time_start_khz, "0", .min = 0, .max = 100000000),
-    K("policies", "user_policies", T_STRV, policies.user_policies, NULL, .choices = JOULE_POLICIES),
-    K("policies", "authorized_users", T_STRV, policies.authorized_users, NULL),
-    /* where `joule learn` writes NODE.coeffs and the runtime reads it (src/runtime/coeffs.h has the
-     * same default) */
-    K("runtime", "coefficients_dir", T_STR, runtime.coefficients_dir, "/var/lib/joule/coeffs"),
+        K("database", "url", T_STR, database.url, "/var/lib/joule/joule.db"),
+        K("node", "name", T_STR, node.name, NULL),
+        K("node", "period", T_DOUBLE, node.period_s, "10", .min = 0.01, .max = 86400),
+        K("node", "dbd", T_STR, node.dbd, NULL),
+        K("node", "socket", T_STR, node.socket, "/run/joule/jouled.sock"),
+        K("node", "control_listen", T_STR, node.control_listen, NULL),
+        K("node", "metrics_listen", T_STR, node.metrics_listen, NULL),
+        K("node", "admins", T_STRV, node.admins, NULL),
+        K("node", "partition", T_STR, node.partition, NULL),
+        K("node", "island", T_STR, node.island, NULL),
+        K("node", "spool", T_STR, node.spool, "/var/spool/joule/records.spool"),
+        K("node", "sample_ms", T_DOUBLE, node.sample_ms, "1000", .min = 10, .max = 60000),
+        K("node", "state_dir", T_STR, node.state_dir, "/var/lib/joule/jouled"),
+        K("node", "munge_socket", T_STR, node.munge_socket, NULL),
+        K("node", "user_steps_max", T_U64, node.user_steps_max, "4", .min = 0, .max = 64),
+        K("dbd", "listen", T_STR, dbd.listen, "0.0.0.0:7420"),
+        K("dbd", "batch_records", T_U64, dbd.batch_records, "1000", .min = 1, .max = 10000000),
+        K("dbd", "batch_ms", T_U64, dbd.batch_ms, "1000", .min = 1, .max = 3600000),
+        K("dbd", "aggregation_period", T_DOUBLE, dbd.aggregation_period_s, "60", .min = 1, .max = 86400),
+        K("dbd", "max_memory_mb", T_U64, dbd.max_memory_mb, "256", .min = 1, .max = 1048576),
+        K("dbd", "node_users", T_STRV, dbd.node_users, NULL),
+        K("measurement", "sampling_rate", T_DOUBLE, measurement.sampling_rate_ms, "99", .min = 1,
+          .max = 60000),
+        K("measurement", "hwmon_sensors", T_STRV, measurement.hwmon_sensors, NULL),
+        K("estimate", "idle_w", T_DOUBLE, estimate.idle_w, "10", .min = 0, .max = 100000),
+        K("estimate", "max_w", T_DOUBLE, estimate.max_w, "100", .min = 0, .max = 100000),
+        K("runner", "sleep_time_no_job", T_DOUBLE, runner.sleep_time_no_job, "300", .min = 0, .max = 86400),
+        K("runner", "sleep_time_after_job", T_DOUBLE, runner.sleep_time_after_job, "300", .min = 0,
+          .max = 86400),
+        K("runner", "jobs_processing", T_ENUM, runner.jobs_processing, "fifo", .choices = "fifo|random"),
+        K("runner", "time_between_control_workload_validations", T_DOUBLE,
+          runner.time_between_control_workload_validations, "21600", .min = 0, .max = 31536000),
+        K("runner", "control_workload", T_STR, runner.control_workload, NULL),
+        K("runner", "cleanup_script", T_STR, runner.cleanup_script, NULL),
+        K("runner", "temperature_max_tries", T_U64, runner.temperature_max_tries, "60", .min = 1,
+          .max = 100000),
+        K("runner", "system_checks", T_ENUM, runner.system_checks, "warn", .choices = "warn|fail"),
+        K("runner", "baseline", T_DOUBLE, runner.baseline_s, "5", .min = 0, .max = 3600),
+        K("runner", "temperature_check_interval", T_DOUBLE, runner.temperature_check_interval_s, "60",
+          .min = 0.1, .max = 3600),
+        K("runner", "control_comparison_window", T_U64, runner.control_comparison_window, "5", .min = 2,
+          .max = 1000),
+        K("runner", "control_threshold_type", T_ENUM, runner.control_threshold_type, "relative",
+          .choices = "relative|absolute"),
+        K("runner", "control_energy_threshold", T_DOUBLE, runner.control_energy_threshold, "0.05", .min = 0,
+          .max = 1e12),
+        K("runner", "control_power_threshold", T_DOUBLE, runner.control_power_threshold, "0.05", .min = 0,
+          .max = 1e12),
+        K("runner", "control_duration_threshold", T_DOUBLE, runner.control_duration_threshold, "0.05",
+          .min = 0, .max = 1e12),
+        K("runner", "control_error_reminder_s", T_DOUBLE, runner.control_error_reminder_s, "86400", .min = 0,
+          .max = 31536000),
+        K("runner", "spool_dir", T_STR, runner.spool_dir, NULL),
+        K("machine", "id", T_I64, machine.id, "1", .min = 1, .max = 2147483647),
+        K("machine", "description", T_STR, machine.description, NULL),
+        K("machine", "base_temperature_value", T_DOUBLE, machine.base_temperature_value, "40", .min = -50,
+          .max = 150),
+        K("machine", "base_temperature_chip", T_STR, machine.base_temperature_chip, NULL),
+        K("machine", "base_temperature_feature", T_STR, machine.base_temperature_feature, NULL),
+        K("machine", "profile", T_ENUM, machine.profile, "benchmarking", .choices = "benchmarking|profiling"),
+        K("smtp", "server", T_STR, smtp.server, NULL),
+        K("smtp", "user", T_STR, smtp.user, NULL),
+        K("smtp", "password", T_STR, smtp.password, NULL),
+        K("smtp", "sender", T_STR, smtp.sender, "joule@localhost"),
+        K("smtp", "starttls", T_BOOL, smtp.starttls, "true"),
+        K("smtp", "retry_base", T_DOUBLE, smtp.retry_base_s, "60", .min = 0.001, .max = 86400),
+        K("smtp", "retry_max", T_DOUBLE, smtp.retry_max_s, "3600", .min = 0.001, .max = 604800),
+        K("smtp", "timeout", T_DOUBLE, smtp.timeout_s, "30", .min = 0.1, .max = 3600),
+        K("smtp", "ca_file", T_STR, smtp.ca_file, NULL),
+        K("admin", "notification_email", T_STR, admin.notification_email, NULL),
+        K("policies", "default", T_ENUM, policies.default_policy, "monitoring", .choices = JOULE_POLICIES),
+        K("policies", "min_energy_th", T_DOUBLE, policies.min_energy_th, "0.05", .min = 0, .max = 1),
+        K("policies", "min_time_th", T_DOUBLE, policies.min_time_th, "0.7", .min = 0, .max = 1),
+        K("policies", "default_cpufreq_khz", T_U64, policies.default_cpufreq_khz, "0", .min = 0,
+          .max = 100000000),
+        K("policies", "min_time_start_khz", T_U64, policies.min_time_start_khz, "0", .min = 0,
+          .max = 100000000),
+        K("policies", "user_policies", T_STRV, policies.user_policies, NULL, .choices = JOULE_POLICIES),
+        K("policies", "authorized_users", T_STRV, policies.authorized_users, NULL),
+        /* where `joule learn` writes NODE.coeffs and the runtime reads it (src/runtime/coeffs.h has the
+         * same default) */
+        K("runtime", "coefficients_dir", T_STR, runtime.coefficients_dir, "/var/lib/joule/coeffs"),
 };
 
 static void strv_free(char **v)
@@ -272,8 +272,7 @@ static int set_list(joule_config *c, const key_desc *k, yaml_document_t *doc, ya
         if (!v)
                 return -ENOMEM;
         size_t i = 0;
-        for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
-             it++) {
+        for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
                 yaml_node_t *item = yaml_document_get_node(doc, *it);
                 if (!item || item->type != YAML_SCALAR_NODE) {
                         strv_free(v);
@@ -315,15 +314,14 @@ static int apply_document(joule_config *c, yaml_document_t *doc, const char *nam
                 bool known;
                 find_key(section, "", &known);
                 if (!known)
-                        return errf(err, errlen, "%s:%zu: unknown section '%s'", name,
-                                    sk->start_mark.line + 1, section);
+                        return errf(err, errlen, "%s:%zu: unknown section '%s'", name, sk->start_mark.line + 1,
+                                    section);
                 if (sv->type == YAML_SCALAR_NODE && sv->data.scalar.length == 0)
                         continue; /* "section:" with nothing under it */
                 if (sv->type != YAML_MAPPING_NODE)
                         return errf(err, errlen, "%s:%zu: %s: expected a mapping of keys", name,
                                     sv->start_mark.line + 1, section);
-                for (yaml_node_pair_t *q = sv->data.mapping.pairs.start; q < sv->data.mapping.pairs.top;
-                     q++) {
+                for (yaml_node_pair_t *q = sv->data.mapping.pairs.start; q < sv->data.mapping.pairs.top; q++) {
                         yaml_node_t *kk = yaml_document_get_node(doc, q->key);
                         yaml_node_t *kv = yaml_document_get_node(doc, q->value);
                         if (!kk || kk->type != YAML_SCALAR_NODE || !kv)
@@ -386,8 +384,8 @@ int joule_config_load_string(joule_config *c, const char *name, const char *text
         yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
         if (!yaml_parser_load(&parser, &doc)) {
                 int r = errf(err, errlen, "%s:%zu: %s%s%s", name, parser.problem_mark.line + 1,
-                             parser.problem ? parser.problem : "malformed YAML", parser.context ? " " : "",
-                             parser.context ? parser.context : "");
+                             parser.problem ? parser.problem : "malformed YAML",
+                             parser.context ? " " : "", parser.context ? parser.context : "");
                 yaml_parser_delete(&parser);
                 return r;
         }

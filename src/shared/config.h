@@ -14,19 +14,19 @@ typedef struct {
                 char *url; /* SQLite path or postgresql://... */
         } database;
         struct {
-                char *name;      /* default: the host name */
-                double period_s; /* power monitoring period */
-                char *dbd;       /* host:port of joule-dbd; NULL: write to the store directly */
-                char *socket;    /* local API socket */
+                char *name;       /* default: the host name */
+                double period_s;  /* power monitoring period */
+                char *dbd;        /* host:port of joule-dbd; NULL: write to the store directly */
+                char *socket;     /* local API socket */
                 char *control_listen;
                 char *metrics_listen;
-                char **admins; /* NULL-terminated */
+                char **admins;    /* NULL-terminated */
                 char *partition;
                 char *island;
-                char *spool;             /* spool file for records while the dbd is unreachable */
-                double sample_ms;        /* jouled's sampling interval (live counters, shm page) */
-                char *state_dir;         /* jouled's persistent state: sequence number, open job steps */
-                char *munge_socket;      /* munged's socket for the control port; NULL: MUNGE's default */
+                char *spool;      /* spool file for records while the dbd is unreachable */
+                double sample_ms; /* jouled's sampling interval (live counters, shm page) */
+                char *state_dir;  /* jouled's persistent state: sequence number, open job steps */
+                char *munge_socket; /* munged's socket for the control port; NULL: MUNGE's default */
                 uint64_t user_steps_max; /* open job steps a user may declare for themselves (accounting) */
         } node;
         struct {
@@ -73,7 +73,7 @@ typedef struct {
                 char *profile; /* benchmarking | profiling */
         } machine;
         struct {
-                char *server; /* smtp://host:port or smtps://host:port */
+                char *server;   /* smtp://host:port or smtps://host:port */
                 char *user;
                 char *password;
                 char *sender;

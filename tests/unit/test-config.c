@@ -41,13 +41,12 @@ int main(void)
         is_str(c.node.name, "n001", "node.name");
         is_near(c.node.period_s, 2.5, 0, "node.period 2.5");
         ok(c.node.admins && !strcmp(c.node.admins[0], "root") && !strcmp(c.node.admins[1], "alice") &&
-               !c.node.admins[2],
+                   !c.node.admins[2],
            "node.admins list");
         is_int(c.machine.id, 3, "machine.id");
         is_str(c.machine.base_temperature_feature, "Package id 0", "feature with spaces");
-        ok(c.measurement.hwmon_sensors &&
-               !strcmp(c.measurement.hwmon_sensors[0], "coretemp-*/Package id *") &&
-               !c.measurement.hwmon_sensors[1],
+        ok(c.measurement.hwmon_sensors && !strcmp(c.measurement.hwmon_sensors[0], "coretemp-*/Package id *") &&
+                   !c.measurement.hwmon_sensors[1],
            "a single value is a list of one");
         joule_config_free(&c);
 
@@ -56,21 +55,18 @@ int main(void)
         joule_config_free(&c);
 
         is_int(load(&c, "nodes:\n  name: a\n", err, sizeof(err)), -EINVAL, "unknown section");
-        ok(strstr(err, "t.yml:1:") && strstr(err, "'nodes'"), "section error names line and section: %s",
-           err);
+        ok(strstr(err, "t.yml:1:") && strstr(err, "'nodes'"), "section error names line and section: %s", err);
         joule_config_free(&c);
 
         is_int(load(&c, "node:\n  period: fast\n", err, sizeof(err)), -EINVAL, "wrong type");
-        ok(strstr(err, "t.yml:2: node.period: expected a number, got 'fast'") != NULL, "type error: %s",
-           err);
+        ok(strstr(err, "t.yml:2: node.period: expected a number, got 'fast'") != NULL, "type error: %s", err);
         joule_config_free(&c);
 
         is_int(load(&c, "node:\n  period: -3\n", err, sizeof(err)), -EINVAL, "out of range");
         ok(strstr(err, "out of range") != NULL, "range error: %s", err);
         joule_config_free(&c);
 
-        is_int(load(&c, "dbd:\n  batch_records: 1e3\n", err, sizeof(err)), -EINVAL,
-               "integer key with a float");
+        is_int(load(&c, "dbd:\n  batch_records: 1e3\n", err, sizeof(err)), -EINVAL, "integer key with a float");
         joule_config_free(&c);
 
         is_int(load(&c, "node:\n  name: a\n", err, sizeof(err)), 0, "node.user_steps_max has a default");
@@ -93,8 +89,7 @@ int main(void)
         is_int(load(&c, "node:\n  name: [a\n", err, sizeof(err)), -EINVAL, "malformed YAML");
         ok(strstr(err, "t.yml:") != NULL, "YAML error names the file: %s", err);
         joule_config_free(&c);
-        is_int(load(&c, "node:\n  name:\n    x: 1\n", err, sizeof(err)), -EINVAL,
-               "mapping where a value belongs");
+        is_int(load(&c, "node:\n  name:\n    x: 1\n", err, sizeof(err)), -EINVAL, "mapping where a value belongs");
         joule_config_free(&c);
         is_int(load(&c, "smtp:\n  starttls: perhaps\n", err, sizeof(err)), -EINVAL, "bad boolean");
         joule_config_free(&c);
