@@ -32,6 +32,7 @@ int verb_run(cli_context *ctx, int argc, char **argv);
 int verb_calibrate(cli_context *ctx, int argc, char **argv);
 int verb_events(cli_context *ctx, int argc, char **argv);
 int verb_launch(cli_context *ctx, int argc, char **argv);
+int verb_learn(cli_context *ctx, int argc, char **argv);
 
 /* A table of query results (events.c): column i of the query is cols[i]; text (NULL as "-"), JSON (an array
  * of objects, NULL as null) or CSV (NULL empty). none: the text line when there are no rows. */

@@ -23,6 +23,7 @@ static const struct {
         {"acct", verb_acct, "energy, time and power per job step from the database (-l, -r: the runtime's)"},
         {"events", verb_events, "the runtime's policy decisions from the database"},
         {"launch", verb_launch, "run a command (e.g. mpirun …) managed by joule's runtime, as a job step"},
+        {"learn", verb_learn, "the learning run (admin, idle node): the node's power curve and counter coefficients"},
         {"report", verb_report, "energy per node, partition or cluster over a time range"},
         {"run", verb_run, "run a scenario under measurement here: baseline, phases, system checks"},
         {"calibrate", verb_calibrate, "idle baseline, sampling overhead, load and cool-down; recommend settings"},

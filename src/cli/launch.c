@@ -323,6 +323,9 @@ int verb_launch(cli_context *ctx, int argc, char **argv)
                         set_env("JOULE_TAG", tag);
                         set_env("JOULE_VERBOSE", verbose);
                         set_env("JOULE_REPORT", report);
+                        /* the node's learnt coefficients (joule learn) */
+                        if (!getenv("JOULE_COEFFS_DIR"))
+                                set_env("JOULE_COEFFS_DIR", ctx->config.runtime.coefficients_dir);
                         if (!getenv("JOULE_APP_NAME"))
                                 set_env("JOULE_APP_NAME", app_name(cmd));
                 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "coeffs.h"
 #include "counters.h"
 #include "dynais.h"
 #include "fileio.h"
@@ -203,6 +204,8 @@ static struct {
         snap app_s0;
         double app_ft, app_tt;
         jl_rt_phase phase;
+        jl_coeffs coeffs; /* the node's learnt model (load_coeffs); have_coeffs when loaded */
+        bool have_coeffs;
         uint64_t events;
         double rate_t0;
         uint64_t rate_ev0;
@@ -314,6 +317,12 @@ static void reconnect(void)
 
 static void apply(const jl_rt_decision *d)
 {
+        if (d->model)
+                say_event("model",
+                          strcmp(d->model, "counters") == 0 ? 2
+                          : strcmp(d->model, "curve") == 0  ? 1
+                                                            : 0,
+                          d->model_message);
         if (d->kind)
                 say_event(d->kind, d->value, d->message);
         if (!d->set)
@@ -359,6 +368,7 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
             .power_w = power_between(a, b, 0),
             .khz = mean_khz(a, b),
             .cpi = jl_rt_counts_cpi(&a->c, &b->c),
+            .tpi = NAN,
             .gbs = NAN,
             .gflops = NAN,
             .calls_per_s = (double)(b->calls - a->calls) / dt,
@@ -405,6 +415,8 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
                 M.restart_policy = false;
                 if (jl_rt_policy_init(&M.pol, M.cfg.policy, M.cfg.th, M.freqs, M.nfreqs, M.def_khz, &d) < 0)
                         return;
+                if (M.have_coeffs)
+                        jl_rt_policy_set_model(&M.pol, &M.coeffs.curve, M.coeffs.npairs ? &M.coeffs : NULL);
                 snprintf(
                     d.message, sizeof(d.message),
                     "jouled answers again: %s starts over, the reference at the default frequency %lu kHz",
@@ -684,6 +696,67 @@ void jl_rt_manage_period(void)
         mgr_leave();
 }
 
+/* The node's coefficient file (`joule learn`): $JOULE_COEFFS_DIR (else the default directory)/NODE.coeffs,
+ * NODE from jouled's page (else the host name). Missing or invalid: one line at JOULE_VERBOSE >= 1, and the
+ * model-free defaults. */
+static void load_coeffs(void)
+{
+        char node[64] = "", path[4096], why[256] = "";
+        jl_shm_page pg;
+        if (M.connected && M.shm.page && jl_shm_read(M.shm.page, &pg) && pg.node[0])
+                snprintf(node, sizeof(node), "%.63s", pg.node);
+        if (!node[0] && gethostname(node, sizeof(node) - 1) < 0)
+                node[0] = '\0';
+        node[sizeof(node) - 1] = '\0';
+        const char *dir = getenv("JOULE_COEFFS_DIR");
+        if (!dir || !*dir)
+                dir = JL_COEFFS_DIR_DEFAULT;
+        if (!jl_coeffs_node_valid(node)) {
+                if (jl_rt_verbose >= 1)
+                        jl_rt_say("no coefficient file: the node's name \"%s\" is not one a file carries; "
+                                  "model-free defaults",
+                                  node);
+                return;
+        }
+        snprintf(path, sizeof(path), "%s/%s.coeffs", dir, node);
+        FILE *f = fopen(path, "re");
+        if (!f) {
+                int e = errno;
+                if (jl_rt_verbose >= 1)
+                        jl_rt_say(
+                            "no coefficient file %s (%s): model-free defaults (an admin runs joule learn)",
+                            path, strerror(e));
+                return;
+        }
+        size_t cap = 1u << 22, len = 0;
+        char *text = malloc(cap);
+        if (text) {
+                len = fread(text, 1, cap, f);
+                if (ferror(f) || len == cap)
+                        len = 0, snprintf(why, sizeof(why), "unreadable or larger than 4 MiB");
+        }
+        fclose(f);
+        int r = -ENOMEM;
+        if (text && len > 0)
+                r = jl_coeffs_parse(text, len, node, &M.coeffs, why, sizeof(why));
+        else if (text)
+                r = -EINVAL;
+        free(text);
+        if (r < 0) {
+                if (jl_rt_verbose >= 1)
+                        jl_rt_say("coefficient file %s is not used (%s): model-free defaults", path,
+                                  why[0] ? why : strerror(-r));
+                return;
+        }
+        M.have_coeffs = true;
+        if (jl_rt_verbose >= 2)
+                jl_rt_say(
+                    "coefficients of %s from %s: power curve %.2f W static, V(f_min)/V(f_max) %.3f; %zu "
+                    "counter pairs",
+                    M.coeffs.node, M.coeffs.date, M.coeffs.curve.static_w, M.coeffs.curve.vmin_ratio,
+                    M.coeffs.npairs);
+}
+
 void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
 {
         char why[1024];
@@ -759,7 +832,11 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
                                   M.nfreqs ? "jouled is not reachable" : "no cpufreq on this node");
                 M.cfg.policy = JL_RT_MONITORING;
         }
+        if (M.cfg.policy != JL_RT_MONITORING)
+                load_coeffs();
         if (jl_rt_policy_init(&M.pol, M.cfg.policy, M.cfg.th, M.freqs, M.nfreqs, M.def_khz, &d) == 0) {
+                if (M.have_coeffs)
+                        jl_rt_policy_set_model(&M.pol, &M.coeffs.curve, M.coeffs.npairs ? &M.coeffs : NULL);
                 M.pol_on = M.cfg.policy != JL_RT_MONITORING;
                 M.def_khz = M.pol.def_khz ? M.pol.def_khz : M.def_khz;
         }
@@ -840,6 +917,8 @@ void jl_rt_manage_fini(void)
                 jl_rt_say("jouled did not restore the default frequency range");
         jl_dynais_free(M.dyn);
         M.dyn = NULL;
+        jl_coeffs_free(&M.coeffs);
+        M.have_coeffs = false;
         jl_rt_counters_close(&M.ctr);
         jl_rt_shm_close(&M.shm);
         jl_rt_report_flush();

@@ -38,12 +38,17 @@ double jl_rt_time_mem_share(const jl_rt_time_model *m, double f_khz)
         return t > 0 ? m->m_s / t : 0;
 }
 
-double jl_rt_power_shape(double f_khz, double fmin_khz, double fmax_khz)
+double jl_rt_power_shape_v(double f_khz, double fmin_khz, double fmax_khz, double vmin_ratio)
 {
         double v = 1.0;
         if (fmax_khz > fmin_khz)
-                v = VMIN_OVER_VMAX + (1.0 - VMIN_OVER_VMAX) * (f_khz - fmin_khz) / (fmax_khz - fmin_khz);
+                v = vmin_ratio + (1.0 - vmin_ratio) * (f_khz - fmin_khz) / (fmax_khz - fmin_khz);
         return f_khz / fmax_khz * v * v;
+}
+
+double jl_rt_power_shape(double f_khz, double fmin_khz, double fmax_khz)
+{
+        return jl_rt_power_shape_v(f_khz, fmin_khz, fmax_khz, VMIN_OVER_VMAX);
 }
 
 int jl_rt_power_fit(double f1_khz, double p1_w, double f2_khz, double p2_w, double fmin_khz, double fmax_khz,
@@ -66,7 +71,30 @@ int jl_rt_power_fit(double f1_khz, double p1_w, double f2_khz, double p2_w, doub
 
 double jl_rt_power_project(const jl_rt_power_model *m, double f_khz)
 {
-        return m->a_w + m->b_w * jl_rt_power_shape(f_khz, m->fmin_khz, m->fmax_khz);
+        double v0 = m->vmin_ratio > 0 ? m->vmin_ratio : VMIN_OVER_VMAX;
+        return m->a_w + m->b_w * jl_rt_power_shape_v(f_khz, m->fmin_khz, m->fmax_khz, v0);
+}
+
+int jl_rt_power_from_curve(const jl_rt_power_curve *c, double f_khz, double p_w, jl_rt_power_model *ret)
+{
+        if (!c || !ret || !(f_khz > 0) || !isfinite(p_w) || !(c->fmin_khz > 0) ||
+            !(c->fmax_khz > c->fmin_khz) || !(c->vmin_ratio > 0 && c->vmin_ratio <= 1) ||
+            !(c->static_w >= 0))
+                return -EINVAL;
+        double s = jl_rt_power_shape_v(f_khz, c->fmin_khz, c->fmax_khz, c->vmin_ratio);
+        if (!(s > 0))
+                return -EINVAL;
+        double a = c->static_w, b = (p_w - a) / s;
+        if (!(b > 0)) {
+                b = 0;
+                a = p_w;
+        }
+        *ret = (jl_rt_power_model){.a_w = a,
+                                   .b_w = b,
+                                   .fmin_khz = c->fmin_khz,
+                                   .fmax_khz = c->fmax_khz,
+                                   .vmin_ratio = c->vmin_ratio};
+        return 0;
 }
 
 int jl_rt_coeffs_project(const jl_rt_coeffs *k, double t_s, double power_w, double cpi, double tpi,

@@ -18,7 +18,19 @@ typedef struct {
 typedef struct {
         double a_w, b_w; /* P(f) = a + b × s(f) */
         double fmin_khz, fmax_khz;
+        double vmin_ratio; /* V(f_min) / V(f_max) of the shape s(f); 0: the default 0.8 */
 } jl_rt_power_model;
+
+/* A node's power curve, learnt by a learning run (`joule learn`, docs/policies.md): P(f) = static_w + b ×
+ * s(f) with the node's own voltage shape (V linear from vmin_ratio × V_max at f_min to V_max at f_max), b
+ * per code (its activity). With it, one measured power (the reference's) gives b: the runtime needs its
+ * measured points for the time only. */
+typedef struct {
+        double static_w;
+        double vmin_ratio;
+        double fmin_khz, fmax_khz;
+        double rms_w; /* the fit's residual over the learning run's samples */
+} jl_rt_power_curve;
 
 /* Coefficients of one (from, to) frequency pair, learnt by a learning run (docs/policies.md). */
 typedef struct {
@@ -35,10 +47,15 @@ double jl_rt_time_project(const jl_rt_time_model *m, double f_khz);
 double jl_rt_time_mem_share(const jl_rt_time_model *m, double f_khz);
 
 double jl_rt_power_shape(double f_khz, double fmin_khz, double fmax_khz);
+/* The same shape with V(f_min) / V(f_max) = vmin_ratio (the default shape: 0.8). */
+double jl_rt_power_shape_v(double f_khz, double fmin_khz, double fmax_khz, double vmin_ratio);
 /* Fits P(f) = a + b s(f) through two measured points. b is clamped at 0. Returns 0 or -EINVAL. */
 int jl_rt_power_fit(double f1_khz, double p1_w, double f2_khz, double p2_w, double fmin_khz, double fmax_khz,
                     jl_rt_power_model *ret);
 double jl_rt_power_project(const jl_rt_power_model *m, double f_khz);
+/* The power model of a code from a node's learnt curve and one measured point (f_khz, p_w): b = (p − static)
+ * / s(f), at least 0 (a point below the static power: b = 0, a = p). Returns 0 or -EINVAL. */
+int jl_rt_power_from_curve(const jl_rt_power_curve *c, double f_khz, double p_w, jl_rt_power_model *ret);
 
 /* EAR's counter model from f_from to f_to: power and time (T' = T × CPI'/CPI × f_from/f_to). Returns 0 or
  * -EINVAL (CPI not positive, frequencies not positive). */

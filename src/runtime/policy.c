@@ -190,6 +190,93 @@ static bool was_measured(const jl_rt_policy *p, unsigned long khz)
         return p->measured[i / 64] & (UINT64_C(1) << (i % 64));
 }
 
+void jl_rt_policy_set_model(jl_rt_policy *p, const jl_rt_power_curve *curve, const jl_coeffs *coeffs)
+{
+        if (!p)
+                return;
+        p->have_curve = curve && curve->fmax_khz > curve->fmin_khz && curve->fmin_khz > 0 &&
+                        curve->vmin_ratio > 0 && curve->vmin_ratio <= 1 && curve->static_w >= 0;
+        if (p->have_curve)
+                p->curve = *curve;
+        p->coeffs = coeffs;
+}
+
+/* The power model through the reference and (f2, p2): the node's learnt curve through the reference alone
+ * where there is one, else the default shape through both points. */
+static int power_model(const jl_rt_policy *p, double f2_khz, double p2_w, jl_rt_power_model *ret)
+{
+        if (p->have_curve)
+                return jl_rt_power_from_curve(&p->curve, (double)p->def_khz, p->p_ref, ret);
+        return jl_rt_power_fit((double)p->def_khz, p->p_ref, f2_khz, p2_w, (double)p->freqs[0],
+                               (double)p->freqs[p->n - 1], ret);
+}
+
+/* Says in d which model a projection used (the caller's event `model`). */
+static void say_model(const jl_rt_policy *p, jl_rt_decision *d, const jl_rt_power_model *pm)
+{
+        if (p->have_curve) {
+                d->model = "curve";
+                snprintf(
+                    d->model_message, sizeof(d->model_message),
+                    "learnt power curve: P(f) = %.2f + %.2f s(f) W, V(f_min)/V(f_max) %.3f, through the "
+                    "reference's power; time through the measured points",
+                    pm->a_w, pm->b_w, p->curve.vmin_ratio);
+        } else {
+                d->model = "default";
+                snprintf(
+                    d->model_message, sizeof(d->model_message),
+                    "model-free, default shape: P(f) = %.2f + %.2f s(f) W, V(f_min)/V(f_max) 0.8, time and "
+                    "power through the measured points",
+                    pm->a_w, pm->b_w);
+        }
+}
+
+/* min_energy with counters: EAR's projection from the reference to every frequency below it with the
+ * node's pairs (all of them needed), the least projected energy within the bound chosen; false where the
+ * signature or the file does not allow it (then the model-free probe). */
+static bool me_counters(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
+{
+        if (!p->coeffs || !(s->cpi > 0) || !isfinite(s->cpi) || !isfinite(s->tpi) || !isfinite(s->power_w))
+                return false;
+        double bound = bound_of(p) * (1.0 - JL_RT_POLICY_MARGIN), best_e = s->power_w * s->tpi_s;
+        unsigned long best = p->def_khz;
+        size_t used = 0;
+        for (size_t i = index_of(p, p->def_khz); i-- > 0;) {
+                const jl_rt_coeffs *k = jl_coeffs_pair_find(p->coeffs, p->def_khz, p->freqs[i]);
+                double t, w;
+                if (!k || jl_rt_coeffs_project(k, s->tpi_s, s->power_w, s->cpi, s->tpi, (double)p->def_khz,
+                                               (double)p->freqs[i], &t, &w) < 0)
+                        return false;
+                used++;
+                if (t <= bound && w * t < best_e) {
+                        best_e = w * t;
+                        best = p->freqs[i];
+                }
+        }
+        if (used == 0)
+                return false;
+        d->model = "counters";
+        snprintf(
+            d->model_message, sizeof(d->model_message),
+            "counters: EAR's coefficients of %zu pairs from %lu kHz (CPI %.3f, TPI %.4f at the reference)",
+            used, p->def_khz, s->cpi, s->tpi);
+        snprintf(
+            d->message, sizeof(d->message),
+            "reference %.6f s per iteration at %lu kHz, %.2f W, CPI %.3f, TPI %.4f; counter model: least "
+            "projected energy within the bound at %lu kHz",
+            s->tpi_s, p->def_khz, s->power_w, s->cpi, s->tpi, best);
+        p->probe_khz = p->def_khz;
+        if (best == p->def_khz) {
+                go(p, d, "frequency", (double)best, best);
+                p->state = ME_HOLD;
+                p->t_cur = s->tpi_s;
+                return true;
+        }
+        go(p, d, "policy", (double)best, best);
+        p->state = ME_VERIFY;
+        return true;
+}
+
 /* min_energy: the time at the chosen frequency is measured; above the bound, one step up. Within it, and
  * farther from the reference than the probe, the model is fitted again through the reference and this point
  * (a wider base than the probe's, so that noise weighs less) and, when it points to a frequency not yet
@@ -254,8 +341,7 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 jl_rt_power_model pm;
                 unsigned long again;
                 if (jl_rt_time_fit((double)p->def_khz, p->t_ref, (double)p->cur_khz, s->tpi_s, &tm) == 0 &&
-                    jl_rt_power_fit((double)p->def_khz, p->p_ref, (double)p->cur_khz, s->power_w,
-                                    (double)p->freqs[0], (double)p->freqs[p->n - 1], &pm) == 0 &&
+                    power_model(p, (double)p->cur_khz, s->power_w, &pm) == 0 &&
                     jl_rt_min_energy_choose(p->freqs, p->n, p->def_khz, p->t_ref, p->th, JL_RT_POLICY_MARGIN,
                                             &tm, &pm, &again) == 0 &&
                     !was_measured(p, again)) {
@@ -314,8 +400,9 @@ static double p_noise(const jl_rt_policy *p, const jl_rt_sig *s)
  * through the two is then decided by the noise. */
 static bool ill_conditioned(const jl_rt_policy *p, const jl_rt_sig *s)
 {
+        /* with a learnt power curve the probe's power is not used: only its time matters */
         return fabs(s->tpi_s - p->t_ref) < JL_RT_POLICY_NOISE_K * t_noise(p, s) ||
-               fabs(s->power_w - p->p_ref) < JL_RT_POLICY_NOISE_K * p_noise(p, s);
+               (!p->have_curve && fabs(s->power_w - p->p_ref) < JL_RT_POLICY_NOISE_K * p_noise(p, s));
 }
 
 /* The farther point after an ill-conditioned probe: the lowest frequency whose time the measurements cannot
@@ -363,6 +450,8 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                         p->state = p->freqs[0] < p->def_khz ? ME_VERIFY : ME_HOLD;
                         return;
                 }
+                if (me_counters(p, s, d))
+                        return;
                 /* the probe: even a code whose every cycle scales stays within the bound there */
                 size_t i = index_of(p, (unsigned long)ceil((double)p->def_khz / (1.0 + p->th)));
                 p->probe_khz = p->freqs[i];
@@ -402,8 +491,7 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->have_tm = true;
                 jl_rt_power_model pm;
                 unsigned long choice;
-                if (jl_rt_power_fit((double)p->def_khz, p->p_ref, (double)p->probe_khz, p->p_probe,
-                                    (double)p->freqs[0], (double)p->freqs[p->n - 1], &pm) < 0 ||
+                if (power_model(p, (double)p->probe_khz, p->p_probe, &pm) < 0 ||
                     jl_rt_min_energy_choose(p->freqs, p->n, p->def_khz, p->t_ref, p->th, JL_RT_POLICY_MARGIN,
                                             &p->tm, &pm, &choice) < 0) {
                         p->have_pm = false;
@@ -416,6 +504,7 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 }
                 p->pm = pm;
                 p->have_pm = true;
+                say_model(p, d, &pm);
                 unsigned long far;
                 if (ill_conditioned(p, s) && (far = far_point(p, s)) < p->probe_khz) {
                         snprintf(
@@ -451,8 +540,7 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->nopower = 0;
                 p->probe_khz = p->cur_khz;
                 jl_rt_power_model pm;
-                if (jl_rt_power_fit((double)p->def_khz, p->p_ref, (double)p->cur_khz, s->power_w,
-                                    (double)p->freqs[0], (double)p->freqs[p->n - 1], &pm) == 0)
+                if (power_model(p, (double)p->cur_khz, s->power_w, &pm) == 0)
                         p->pm = pm;
                 jl_rt_time_model tm;
                 unsigned long choice;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coeffs.h"
 #include "model.h"
 
 #define JL_RT_FREQS_MAX 128
@@ -36,6 +37,7 @@ typedef struct {
         double power_w;          /* node power */
         double khz;              /* average CPU frequency over the window */
         double cpi, gbs, gflops; /* from hardware counters; NAN without */
+        double tpi;              /* memory transactions per instruction (counters); NAN without */
         double calls_per_s;      /* MPI calls per second (0 for programs without MPI) */
         double io_mbs;           /* read + written MB/s of the process */
         double cpus;             /* CPUs the step runs on (for per-CPU figures) */
@@ -52,6 +54,10 @@ typedef struct {
         const char *kind;  /* event kind ("policy", "frequency", "bound", ...) or NULL: nothing to say */
         double value;
         char message[240];
+        /* the model this decision projected with ("default", "curve", "counters"), or NULL: none; the
+         * caller reports it as an event `model` */
+        const char *model;
+        char model_message[200];
 } jl_rt_decision;
 
 typedef struct {
@@ -80,6 +86,11 @@ typedef struct {
         unsigned rounds;  /* min_energy: refits after a verified choice */
         uint64_t
             measured[(JL_RT_FREQS_MAX + 63) / 64]; /* min_energy: frequencies measured since the reference */
+        /* the node's learnt model (jl_rt_policy_set_model): its power curve, and EAR's pairs for the
+         * counter model (not owned) */
+        jl_rt_power_curve curve;
+        bool have_curve;
+        const jl_coeffs *coeffs;
 } jl_rt_policy;
 
 /* Tolerances: a choice is made with MARGIN below the bound; a measured time above the bound by more than
@@ -112,6 +123,11 @@ const char *jl_rt_phase_name(jl_rt_phase phase);
  * the first frequency to set (monitoring: none). Returns 0 or -EINVAL. */
 int jl_rt_policy_init(jl_rt_policy *p, jl_rt_policy_kind kind, double th, const unsigned long *freqs,
                       size_t n, unsigned long def_khz, jl_rt_decision *ret_first);
+
+/* The node's learnt model, after init: curve (may be NULL) replaces the default power shape, fitted through
+ * the reference's power alone; coeffs (may be NULL; kept, not copied) projects from the reference where the
+ * signature has CPI and TPI and the file has every pair from the default frequency down. */
+void jl_rt_policy_set_model(jl_rt_policy *p, const jl_rt_power_curve *curve, const jl_coeffs *coeffs);
 
 /* One signature measured at the frequency the policy asked for last. Fills *ret (ret->set: change now). */
 void jl_rt_policy_signature(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *ret);

@@ -108,6 +108,9 @@ static const key_desc keys[] = {
           .max = 100000000),
         K("policies", "user_policies", T_STRV, policies.user_policies, NULL, .choices = JOULE_POLICIES),
         K("policies", "authorized_users", T_STRV, policies.authorized_users, NULL),
+        /* where `joule learn` writes NODE.coeffs and the runtime reads it (src/runtime/coeffs.h has the
+         * same default) */
+        K("runtime", "coefficients_dir", T_STR, runtime.coefficients_dir, "/var/lib/joule/coeffs"),
 };
 
 static void strv_free(char **v)

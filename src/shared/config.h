@@ -95,6 +95,9 @@ typedef struct {
                 char **user_policies;         /* policies every user may choose; NULL: all three */
                 char **authorized_users;      /* may also set frequencies, any threshold, learning runs */
         } policies;
+        struct {
+                char *coefficients_dir; /* the learning run's NODE.coeffs files (joule learn, the runtime) */
+        } runtime;
 } joule_config;
 
 /* The policies the runtime knows, in a '|'-separated list (the choices of policies.default). */

@@ -96,6 +96,18 @@ int main(void)
         is_int(load(&c, "\x01\x02\xff", err, sizeof(err)), -EINVAL, "binary garbage");
         joule_config_free(&c);
 
+        /* runtime.coefficients_dir: the learning run's files */
+        is_int(load(&c, "", err, sizeof(err)), 0, "runtime: defaults");
+        is_str(c.runtime.coefficients_dir, "/var/lib/joule/coeffs", "runtime.coefficients_dir's default");
+        joule_config_free(&c);
+        is_int(load(&c, "runtime:\n  coefficients_dir: /srv/coeffs\n", err, sizeof(err)), 0,
+               "runtime: set (%s)", err);
+        is_str(c.runtime.coefficients_dir, "/srv/coeffs", "runtime.coefficients_dir");
+        joule_config_free(&c);
+        is_int(load(&c, "runtime:\n  coefficients_dir: [a, b]\n", err, sizeof(err)), -EINVAL,
+               "runtime.coefficients_dir: a list is refused");
+        joule_config_free(&c);
+
         /* policies: defaults, a full section, and refusals naming line and key */
         is_int(load(&c, "", err, sizeof(err)), 0, "policies: defaults");
         is_str(c.policies.default_policy, "monitoring", "policies.default defaults to monitoring");
