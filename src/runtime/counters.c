@@ -131,17 +131,23 @@ static void plan_fp(const char *root, const jl_pe_cpuid *id, jl_rt_counters_plan
         snprintf(p->fp_what, sizeof(p->fp_what), "no FLOPS events known for vendor \"%s\"", id->vendor);
 }
 
-/* Intel's memory controllers, in order of preference; one group is used, never two (they count the same
- * traffic). */
+/* The memory controllers' PMUs, in order of preference; one group is used, never two (they count the same
+ * traffic). Intel's name their events in sysfs, with scale and unit. AMD's UMC PMUs (amd_umc_N, Linux 6.5+,
+ * Zen 4 and later) name none: their CAS commands are event 0x0a with rdwrmask 1 (reads) and 2 (writes), 64
+ * bytes each (perf's pmu-events amdzen4 and amdzen5 memory-controller.json, umc_cas_cmd.rd and .wr, from
+ * AMD's Processor Programming Reference; perf's metric umc_mem_read_bandwidth is umc_cas_cmd.rd x 64),
+ * encoded with the PMU's own format (which must have rdwrmask: the kernel's UMC PMU). */
 static const struct {
         const char *prefix; /* PMU names: prefix followed by a number, or exactly prefix with exact */
         bool exact;
-        const char *read, *write;
+        const char *read, *write; /* event names, or with bytes > 0 terms */
+        double bytes;             /* bytes per count of read and write given as terms */
 } mem_groups[] = {
-    {"uncore_imc_", false, "cas_count_read", "cas_count_write"},    /* servers: BDX, SKX, ICX, SPR */
-    {"uncore_imc_free_running_", false, "data_read", "data_write"}, /* Tiger Lake and later clients */
-    {"uncore_imc_free_running_", false, "read", "write"},           /* Ice Lake-SP free-running */
-    {"uncore_imc", true, "data_reads", "data_writes"},              /* clients: SNB to Comet Lake */
+    {"uncore_imc_", false, "cas_count_read", "cas_count_write", 0},    /* servers: BDX, SKX, ICX, SPR */
+    {"uncore_imc_free_running_", false, "data_read", "data_write", 0}, /* Tiger Lake and later clients */
+    {"uncore_imc_free_running_", false, "read", "write", 0},           /* Ice Lake-SP free-running */
+    {"uncore_imc", true, "data_reads", "data_writes", 0},              /* clients: SNB to Comet Lake */
+    {"amd_umc_", false, "event=0x0a,rdwrmask=0x1", "event=0x0a,rdwrmask=0x2", 64}, /* AMD Zen 4, 5 */
 };
 
 static int unit_bytes(const char *unit, double *ret)
@@ -182,14 +188,20 @@ static int plan_mem_group(const char *root, size_t g, jl_rt_counters_plan *p)
                         return r;
                 if (pmu->ncpus == 0)
                         return -EINVAL; /* an uncore PMU counts on the CPUs of its cpumask */
-                jl_pe_event ev[2];
-                double bytes[2];
-                if ((r = jl_pe_event_load(root, pmu, mem_groups[g].read, &ev[0])) < 0 ||
-                    (r = jl_pe_event_load(root, pmu, mem_groups[g].write, &ev[1])) < 0)
-                        return r;
-                for (int k = 0; k < 2; k++)
-                        if ((r = unit_bytes(ev[k].unit, &bytes[k])) < 0)
+                jl_pe_event ev[2] = {{.type = pmu->type, .scale = 1}, {.type = pmu->type, .scale = 1}};
+                double bytes[2] = {mem_groups[g].bytes, mem_groups[g].bytes};
+                if (mem_groups[g].bytes > 0) {
+                        if ((r = jl_pe_encode(pmu, mem_groups[g].read, ev[0].config)) < 0 ||
+                            (r = jl_pe_encode(pmu, mem_groups[g].write, ev[1].config)) < 0)
                                 return r;
+                } else {
+                        if ((r = jl_pe_event_load(root, pmu, mem_groups[g].read, &ev[0])) < 0 ||
+                            (r = jl_pe_event_load(root, pmu, mem_groups[g].write, &ev[1])) < 0)
+                                return r;
+                        for (int k = 0; k < 2; k++)
+                                if ((r = unit_bytes(ev[k].unit, &bytes[k])) < 0)
+                                        return r;
+                }
                 if (nev + 2 * pmu->ncpus > JL_RT_MEM_MAX)
                         return -E2BIG;
                 for (size_t c = 0; c < pmu->ncpus; c++)
@@ -204,7 +216,7 @@ static int plan_mem_group(const char *root, size_t g, jl_rt_counters_plan *p)
         if (!used)
                 return -ENOENT;
         p->nmem = nev;
-        snprintf(p->mem_what, sizeof(p->mem_what), "%s%s/%s,%s/ (%zu PMUs, %zu counters)",
+        snprintf(p->mem_what, sizeof(p->mem_what), "%s%s/%s/ and /%s/ (%zu PMUs, %zu counters)",
                  mem_groups[g].prefix, mem_groups[g].exact ? "" : "N", mem_groups[g].read,
                  mem_groups[g].write, used, nev);
         return 0;
@@ -227,7 +239,7 @@ static void plan_mem(const char *root, const jl_pe_cpuid *id, jl_rt_counters_pla
                          strerror(-bad));
         else if (id && strcmp(id->vendor, "AuthenticAMD") == 0)
                 snprintf(p->mem_what, sizeof(p->mem_what),
-                         "AMD: the data fabric's DRAM events are model-specific and unnamed in sysfs");
+                         "AMD without UMC PMUs (Zen 3 and before, or Linux < 6.5): DRAM events unknown");
         else
                 snprintf(p->mem_what, sizeof(p->mem_what), "no uncore memory controller PMU");
 }

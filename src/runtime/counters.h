@@ -32,7 +32,7 @@ typedef struct {
         size_t nfp;
         jl_rt_ctr_event mem[JL_RT_MEM_MAX];
         size_t nmem;
-        char fp_what[96], mem_what[96]; /* the events, or why none */
+        char fp_what[128], mem_what[128]; /* the events, or why none */
 } jl_rt_counters_plan;
 
 typedef struct {

@@ -3,7 +3,7 @@
  * event terms and their encoding, scale, unit, cpumask, cpuinfo, PMU and event directories in temporary
  * trees: missing files, garbage, bits out of range, overlong values, non-numbers), the plans made from
  * variants of a tree, and GB/s, GFLOPS, TPI from known counts.
- * With "intel" or "amd": run by tests/ns-run.sh with tests/fixtures/pmu-VENDOR shown at
+ * With "intel", "amd" or "amd-zen4": run by tests/ns-run.sh with tests/fixtures/pmu-VENDOR shown at
  * /sys/bus/event_source/devices and /proc/cpuinfo: the encodings at the real path against hand-derived
  * values and against perf itself (`perf stat -vv` prints the perf_event_attr it would open, whether or not
  * the open then succeeds), the plan the runtime makes, and the real open: on a machine without these PMUs
@@ -441,6 +441,18 @@ static void test_plans(void)
         ok(p->nfp == 0, "hybrid Alder Lake: no FLOPs (%s)", p->fp_what);
         ok(p->nmem == 2 && p->mem[0].config[0] == 0x20ff && p->mem[1].config[0] == 0x21ff,
            "uncore_imc_free_running_0/data_read,data_write/ (%s)", p->mem_what);
+        /* an amd_umc PMU whose format has no rdwrmask is not the UMC PMU the events are known for */
+        put("p4/amd_umc_0/type", "14\n");
+        put("p4/amd_umc_0/cpumask", "0\n");
+        put("p4/amd_umc_0/format/event", "config:0-7\n");
+        snprintf(root, sizeof(root), "%s/p4", tmp);
+        jl_rt_counters_plan_make(root, zen, p);
+        ok(p->nmem == 0, "amd_umc_0 without rdwrmask: no GB/s (%s)", p->mem_what);
+        put("p4/amd_umc_0/format/rdwrmask", "config:8-9\n");
+        jl_rt_counters_plan_make(root, zen, p);
+        ok(p->nmem == 2 && p->mem[0].config[0] == 0x10a && p->mem[1].config[0] == 0x20a &&
+               p->mem[0].weight == 64,
+           "with it: 0x10a, 0x20a, 64 bytes (%s)", p->mem_what);
         snprintf(root, sizeof(root), "%s/none", tmp);
         jl_rt_counters_plan_make(root, skx, p);
         ok(p->nfp == 0 && p->nmem == 0, "no sysfs tree: nothing (%s; %s)", p->fp_what, p->mem_what);
@@ -654,9 +666,24 @@ static int fixture(const char *vendor)
                 against_perf("cpu", "event=0xb7,umask=0x1,offcore_rsp=0x3fffc00001", false, false);
                 against_perf("cpu", "event=0x3c,edge,inv,cmask=3", false, false);
                 against_perf("uncore_cha_0", "event=0x34,umask=0x1ffffff01,filter_tid=0x1ff", false, true);
+        } else if (strcmp(vendor, "amd-zen4") == 0) {
+                ok(p->nfp == 0, "AMD Zen 4: the kernel names no FLOPS event: no GFLOPS (%s)", p->fp_what);
+                is_int(p->nmem, 48, "24 UMC PMUs (12 per socket) x read and write (%s)", p->mem_what);
+                bool mem_ok = p->nmem == 48;
+                for (size_t i = 0; i < p->nmem; i++)
+                        mem_ok = mem_ok && p->mem[i].type == 14 + i / 2 &&
+                                 p->mem[i].cpu == (i / 2 < 12 ? 0 : 96) &&
+                                 p->mem[i].config[0] == (i % 2 ? 0x20a : 0x10a) && p->mem[i].weight == 64;
+                ok(mem_ok,
+                   "amd_umc_0..23 (types 14-37) on CPU 0 or 96: event 0x0a | rdwrmask 1 or 2 << 8 = 0x10a, "
+                   "0x20a, 64 bytes per CAS");
+                against_perf("amd_umc_0", "event=0x0a,rdwrmask=0x1", false, true);
+                against_perf("amd_umc_23", "event=0x0a,rdwrmask=0x2", false, true);
+                against_perf("amd_df", "event=0x3fff,umask=0xfff", false, true);
+                against_perf("amd_l3", "event=0x04,umask=0xff,threadmask=0x3", false, true);
         } else {
                 ok(p->nfp == 0, "AMD Zen 3: the kernel names no FLOPS event: no GFLOPS (%s)", p->fp_what);
-                ok(p->nmem == 0, "AMD: no named DRAM events: no GB/s (%s)", p->mem_what);
+                ok(p->nmem == 0, "AMD Zen 3: no UMC PMU, no named DRAM events: no GB/s (%s)", p->mem_what);
                 against_perf("cpu", "event=0x1c3,umask=0x01", false, false);
                 against_perf("cpu", "instructions", true, false);
                 against_perf("amd_df", "event=0x3fff,umask=0x38", false, true);
