@@ -357,7 +357,7 @@ void jl_rt_counters_close(jl_rt_counters *c)
 }
 
 /* The sum of a group's counts times their weights, each scaled by its time enabled / running (a counter
- * multiplexed with others counts part of the time). false when a read fails or a counter never ran. */
+ * multiplexed with others counts part of the time). false when a read fails. */
 static bool read_group(const int *fds, const double *weights, size_t n, double *ret)
 {
         double sum = 0;
@@ -365,11 +365,8 @@ static bool read_group(const int *fds, const double *weights, size_t n, double *
                 uint64_t v[3]; /* value, time enabled, time running */
                 if (read(fds[i], v, sizeof(v)) != (ssize_t)sizeof(v))
                         return false;
-                if (v[2] == 0) {
-                        if (v[1] != 0)
-                                return false;
-                        continue;
-                }
+                if (v[2] == 0)
+                        continue; /* not scheduled yet (multiplexed): it has counted nothing */
                 sum += (double)v[0] * ((double)v[1] / (double)v[2]) * weights[i];
         }
         *ret = sum;

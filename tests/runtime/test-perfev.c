@@ -8,14 +8,17 @@
  * values and against perf itself (`perf stat -vv` prints the perf_event_attr it would open, whether or not
  * the open then succeeds), the plan the runtime makes, and the real open: on a machine without these PMUs
  * it fails and every figure is NAN, and the program runs on. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/perf_event.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -694,6 +697,86 @@ static int fixture(const char *vendor)
         return 0;
 }
 
+static int count_fds(void)
+{
+        int n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        for (struct dirent *de; d && (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        return n;
+}
+
+static double busy_for(double s)
+{
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        volatile double x = 1;
+        do {
+                for (int i = 0; i < 100000; i++)
+                        x = x * 1.0000001 + 1e-9;
+                clock_gettime(CLOCK_MONOTONIC, &b);
+        } while ((double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9 < s);
+        return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+}
+
+/* The open, read and close of the plan's groups with the kernel's software counters, which every Linux
+ * has (this VM has no PMU): task-clock of the process as the "FLOP" group and cpu-clock of CPU 0
+ * system-wide as the "memory" group, 1 ns per count, so that the figures are known: GFLOPS = the share of
+ * the interval this thread ran, GB/s = CPU 0's clock over the interval = 1. */
+static void test_open_software(void)
+{
+        jl_rt_counters_plan *p = calloc(1, sizeof(*p));
+        if (!p)
+                abort();
+        p->fp[0] = (jl_rt_ctr_event){
+            .type = PERF_TYPE_SOFTWARE, .config = {PERF_COUNT_SW_TASK_CLOCK}, .cpu = -1, .weight = 1};
+        p->nfp = 1;
+        p->mem[0] = (jl_rt_ctr_event){
+            .type = PERF_TYPE_SOFTWARE, .config = {PERF_COUNT_SW_CPU_CLOCK}, .cpu = 0, .weight = 1};
+        p->nmem = 1;
+        int fds0 = count_fds();
+        jl_rt_counters c = {.fd_cycles = -1, .fd_instr = -1};
+        int groups = jl_rt_counters_open_plan(&c, p);
+        ok(c.nfp == 1, "the process's task-clock opens as a group");
+        bool sys = c.nmem == 1;
+        if (!sys)
+                printf("# system-wide cpu-clock on CPU 0 refused (not root, or perf_event_paranoid): %d "
+                       "group\n",
+                       groups);
+        jl_rt_counts a, b;
+        jl_rt_counters_read(&c, &a);
+        ok(a.fp_valid && a.mem_valid == sys && !a.valid,
+           "read: the groups that opened are valid, CPI absent");
+        double dt = busy_for(0.2);
+        jl_rt_counters_read(&c, &b);
+        double gflops = jl_rt_counts_gflops(&a, &b, dt), gbs = jl_rt_counts_gbs(&a, &b, dt);
+        ok(gflops > 0.05 && gflops <= 1.05, "task-clock over %.3f s of busy loop: %.3f of it on a CPU", dt,
+           gflops);
+        if (sys)
+                is_near(gbs, 1, 0.05, "CPU 0's cpu-clock, system-wide: 1 s per s");
+        ok(isnan(jl_rt_counts_tpi(&a, &b)), "no instructions: no TPI");
+        jl_rt_counters_close(&c);
+        is_int(count_fds(), fds0, "closed: no fd left");
+
+        /* all or nothing: one event the kernel refuses closes the others of its group */
+        p->fp[1] = p->fp[0];
+        p->fp[1].type = 0x7fffffff;
+        p->nfp = 2;
+        p->mem[1] = p->mem[0];
+        p->nmem = 2;
+        c = (jl_rt_counters){.fd_cycles = -1, .fd_instr = -1};
+        groups = jl_rt_counters_open_plan(&c, p);
+        ok(c.nfp == 0, "a refused event: no FLOP group at all");
+        ok(c.nmem == (sys ? 2u : 0u), "the memory group independently (%d group)", groups);
+        jl_rt_counters_read(&c, &b);
+        ok(!b.fp_valid && isnan(jl_rt_counts_gflops(&a, &b, 1)), "its figure NAN");
+        jl_rt_counters_close(&c);
+        is_int(count_fds(), fds0, "no fd left of the refused group either");
+        free(p);
+}
+
 int main(int argc, char **argv)
 {
         if (argc > 1) {
@@ -711,6 +794,7 @@ int main(int argc, char **argv)
         test_dirs();
         test_plans();
         test_counts();
+        test_open_software();
         rm_rf(tmp);
         return tap_done();
 }
