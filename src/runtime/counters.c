@@ -263,8 +263,8 @@ static void close_all(int *fds, size_t n)
                         close(fds[i]);
 }
 
-/* Opens a group: all or nothing. */
-static bool open_group(const jl_rt_ctr_event *ev, size_t n, int *fds, double *weights)
+/* Opens a group: all or nothing. 0, -ENOENT for an empty plan, or the first failure's negative errno. */
+static int open_group(const jl_rt_ctr_event *ev, size_t n, int *fds, double *weights)
 {
         for (size_t i = 0; i < n; i++) {
                 struct perf_event_attr a;
@@ -283,21 +283,38 @@ static bool open_group(const jl_rt_ctr_event *ev, size_t n, int *fds, double *we
                 int fd = open_attr(&a, ev[i].cpu);
                 if (fd < 0) {
                         close_all(fds, i);
-                        return false;
+                        return fd;
                 }
                 fds[i] = fd;
                 weights[i] = ev[i].weight;
         }
-        return n > 0;
+        return n > 0 ? 0 : -ENOENT;
+}
+
+/* what: the plan's words for the group; on a failed open, why, in words an admin can act on. */
+static void group_words(char *buf, size_t size, const char *what, size_t n, int r, bool system_wide)
+{
+        if (n == 0 || r == 0)
+                snprintf(buf, size, "%s", what);
+        else
+                snprintf(buf, size, "%s: perf_event_open: %s%s", what, strerror(-r),
+                         (r == -EACCES || r == -EPERM) && system_wide
+                             ? " (system-wide counters need perf_event_paranoid <= 0 or CAP_PERFMON)"
+                         : r == -EACCES || r == -EPERM ? " (perf_event_paranoid)"
+                                                       : "");
 }
 
 int jl_rt_counters_open_plan(jl_rt_counters *c, const jl_rt_counters_plan *plan)
 {
         c->nfp = c->nmem = 0;
-        if (open_group(plan->fp, plan->nfp, c->fd_fp, c->fp_weight))
+        int r = open_group(plan->fp, plan->nfp, c->fd_fp, c->fp_weight);
+        if (r == 0)
                 c->nfp = plan->nfp;
-        if (open_group(plan->mem, plan->nmem, c->fd_mem, c->mem_weight))
+        group_words(c->fp_what, sizeof(c->fp_what), plan->fp_what, plan->nfp, r, false);
+        r = open_group(plan->mem, plan->nmem, c->fd_mem, c->mem_weight);
+        if (r == 0)
                 c->nmem = plan->nmem;
+        group_words(c->mem_what, sizeof(c->mem_what), plan->mem_what, plan->nmem, r, true);
         return (c->nfp > 0) + (c->nmem > 0);
 }
 
@@ -324,6 +341,8 @@ int jl_rt_counters_open(jl_rt_counters *c)
 {
         c->fd_cycles = c->fd_instr = -1;
         c->nfp = c->nmem = 0;
+        snprintf(c->fp_what, sizeof(c->fp_what), "out of memory");
+        snprintf(c->mem_what, sizeof(c->mem_what), "out of memory");
         _cleanup_free_ jl_rt_counters_plan *plan = malloc(sizeof(*plan));
         _cleanup_free_ char *cpuinfo = malloc(16384);
         if (plan && cpuinfo) {

@@ -42,7 +42,8 @@ typedef struct {
         size_t nfp; /* 0: no FLOPs */
         int fd_mem[JL_RT_MEM_MAX];
         double mem_weight[JL_RT_MEM_MAX];
-        size_t nmem; /* 0: no memory traffic */
+        size_t nmem;                      /* 0: no memory traffic */
+        char fp_what[192], mem_what[192]; /* the events opened, or why none (filled by the open) */
 } jl_rt_counters;
 
 typedef struct {

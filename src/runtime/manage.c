@@ -721,6 +721,7 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
                          M.ctr.fd_instr >= 0 ? "yes" : "none", M.ctr.nfp ? "yes" : "none",
                          M.ctr.nmem ? "yes" : "none");
                 jl_rt_say("%s", m);
+                jl_rt_say("counters: FLOPs: %s; memory: %s", M.ctr.fp_what, M.ctr.mem_what);
         }
         __atomic_store_n(&M.on, true, __ATOMIC_RELEASE);
         if (M.pol_on)

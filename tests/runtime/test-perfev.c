@@ -604,6 +604,8 @@ static void real_open(const jl_rt_counters_plan *plan)
         int r = jl_rt_counters_open(&c);
         printf("# open: CPI %s, FLOPs %zu counters, memory %zu counters\n", r == 0 ? "yes" : strerror(-r),
                c.nfp, c.nmem);
+        ok(c.nfp || strstr(c.fp_what, "perf_event_open: ") || plan->nfp == 0, "FLOPs: %s", c.fp_what);
+        ok(c.nmem || strstr(c.mem_what, "perf_event_open: ") || plan->nmem == 0, "memory: %s", c.mem_what);
         ok(c.nfp == 0 || c.nfp == plan->nfp, "FLOPs: none or the whole plan (%zu)", c.nfp);
         ok(c.nmem == 0 || c.nmem == plan->nmem, "memory: none or the whole plan (%zu)", c.nmem);
         jl_rt_counts a, b;
@@ -733,6 +735,7 @@ static void test_open_software(void)
         p->fp[0] = (jl_rt_ctr_event){
             .type = PERF_TYPE_SOFTWARE, .config = {PERF_COUNT_SW_TASK_CLOCK}, .cpu = -1, .weight = 1};
         p->nfp = 1;
+        snprintf(p->fp_what, sizeof(p->fp_what), "task-clock");
         p->mem[0] = (jl_rt_ctr_event){
             .type = PERF_TYPE_SOFTWARE, .config = {PERF_COUNT_SW_CPU_CLOCK}, .cpu = 0, .weight = 1};
         p->nmem = 1;
@@ -769,6 +772,7 @@ static void test_open_software(void)
         c = (jl_rt_counters){.fd_cycles = -1, .fd_instr = -1};
         groups = jl_rt_counters_open_plan(&c, p);
         ok(c.nfp == 0, "a refused event: no FLOP group at all");
+        ok(strstr(c.fp_what, "perf_event_open: ") != NULL, "and why: %s", c.fp_what);
         ok(c.nmem == (sys ? 2u : 0u), "the memory group independently (%d group)", groups);
         jl_rt_counters_read(&c, &b);
         ok(!b.fp_valid && isnan(jl_rt_counts_gflops(&a, &b, 1)), "its figure NAN");
