@@ -60,7 +60,8 @@ void jl_rt_counters_plan_make(const char *root, const char *cpuinfo, jl_rt_count
 /* Opens the counters of the calling process (its threads included, user space) and those of the plan
  * made from the real sysfs and /proc/cpuinfo (only the node master should: the memory counters are the
  * node's). Returns 0 when cycles and instructions opened, else a negative errno with both fds -1 (no CPI:
- * not an error for the caller); the FLOP and memory groups are opened or not independently (nfp, nmem). */
+ * not an error for the caller); the FLOP and memory groups are opened or not independently (nfp, nmem,
+ * and why in fp_what, mem_what). Close it in either case. */
 int jl_rt_counters_open(jl_rt_counters *c);
 /* Opens the plan's groups into c (each all or nothing). Returns how many groups opened (0-2). */
 int jl_rt_counters_open_plan(jl_rt_counters *c, const jl_rt_counters_plan *plan);
