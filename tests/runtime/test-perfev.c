@@ -505,9 +505,9 @@ static void test_counts(void)
            "and every figure NAN");
 }
 
-/* The perf_event_attr config fields perf would open for EVENT ("config", "config1", "config2"); false
- * when perf does not print one. */
-static bool perf_config(const char *event, bool system_wide, uint64_t ret[3])
+/* The perf_event_attr type and config fields perf would open for EVENT (perf prints them with -vv before
+ * it tries; here the open then fails); false when perf does not print them. */
+static bool perf_attr(const char *event, bool system_wide, uint32_t *ret_type, uint64_t ret[3])
 {
         char cmd[512], line[512];
         snprintf(cmd, sizeof(cmd), "timeout 20 perf stat %s -e '%s' -vv true 2>&1", system_wide ? "-a" : "",
@@ -515,15 +515,17 @@ static bool perf_config(const char *event, bool system_wide, uint64_t ret[3])
         FILE *f = popen(cmd, "r");
         if (!f)
                 return false;
-        bool seen = false;
+        bool seen = false, typed = false;
         uint64_t c[3] = {0, 0, 0};
+        unsigned type = 0;
         int blocks = 0;
         while (fgets(line, sizeof(line), f)) {
                 if (strstr(line, "perf_event_attr:"))
                         blocks++;
                 if (blocks != 1)
                         continue;
-                /* "  config    0x304", "  { bp_addr, config1 }    0x3", "  { bp_len, config2 }  0x1" */
+                /* "  type   13", "  config    0x304", "  { bp_addr, config1 }    0x3", "  { bp_len, config2
+                 * }  0x1" */
                 unsigned long long v;
                 const char *brace = strchr(line, '}');
                 char key[32];
@@ -539,11 +541,14 @@ static bool perf_config(const char *event, bool system_wide, uint64_t ret[3])
                                 c[1] = v;
                         else if (strcmp(key, "config2") == 0)
                                 c[2] = v;
+                        else if (strcmp(key, "type") == 0)
+                                typed = sscanf(line, " type %u", &type) == 1;
                 }
         }
         pclose(f);
-        if (!seen)
+        if (!seen || !typed)
                 return false;
+        *ret_type = type;
         memcpy(ret, c, sizeof(c));
         return true;
 }
@@ -560,6 +565,7 @@ static void against_perf(const char *pmu_name, const char *terms_or_event, bool 
         if (!p)
                 abort();
         uint64_t mine[3] = {0, 0, 0}, theirs[3];
+        uint32_t type = 0;
         int r = jl_pe_pmu_load(JL_PE_SYSFS, pmu_name, p);
         if (r == 0 && is_event) {
                 jl_pe_event e;
@@ -572,16 +578,33 @@ static void against_perf(const char *pmu_name, const char *terms_or_event, bool 
         snprintf(ev, sizeof(ev), "%s/%s/", pmu_name, terms_or_event);
         if (!have_perf()) {
                 printf("ok %d - # SKIP perf is not installed: %s\n", ++tap_n, ev);
-        } else if (!perf_config(ev, system_wide, theirs)) {
+        } else if (!perf_attr(ev, system_wide, &type, theirs)) {
                 ok(false, "perf printed no perf_event_attr for %s", ev);
         } else {
-                ok(r == 0 && mine[0] == theirs[0] && mine[1] == theirs[1] && mine[2] == theirs[2],
-                   "%s: ours config 0x%llx/0x%llx/0x%llx, perf's 0x%llx/0x%llx/0x%llx", ev,
-                   (unsigned long long)mine[0], (unsigned long long)mine[1], (unsigned long long)mine[2],
-                   (unsigned long long)theirs[0], (unsigned long long)theirs[1],
-                   (unsigned long long)theirs[2]);
+                ok(r == 0 && type == p->type && mine[0] == theirs[0] && mine[1] == theirs[1] &&
+                       mine[2] == theirs[2],
+                   "%s: ours type %u config 0x%llx/0x%llx/0x%llx, perf's type %u 0x%llx/0x%llx/0x%llx", ev,
+                   p->type, (unsigned long long)mine[0], (unsigned long long)mine[1],
+                   (unsigned long long)mine[2], type, (unsigned long long)theirs[0],
+                   (unsigned long long)theirs[1], (unsigned long long)theirs[2]);
         }
         free(p);
+}
+
+/* The runtime's plan entry e against perf's attr for EVENT: type and configs. */
+static void plan_vs_perf(const char *event, bool system_wide, const jl_rt_ctr_event *e)
+{
+        uint64_t theirs[3];
+        uint32_t type;
+        if (!have_perf())
+                printf("ok %d - # SKIP perf is not installed: %s\n", ++tap_n, event);
+        else if (!perf_attr(event, system_wide, &type, theirs))
+                ok(false, "perf printed no perf_event_attr for %s", event);
+        else
+                ok(type == e->type && theirs[0] == e->config[0] && theirs[1] == e->config[1] &&
+                       theirs[2] == e->config[2],
+                   "the plan's %s: type %u config 0x%llx, perf's type %u config 0x%llx", event, e->type,
+                   (unsigned long long)e->config[0], type, (unsigned long long)theirs[0]);
 }
 
 static int read_all(const char *path, char *buf, size_t size)
@@ -663,6 +686,19 @@ static int fixture(const char *vendor)
                                  p->mem[i].cpu == (i % 4 < 2 ? 0 : 36) &&
                                  p->mem[i].config[0] == (i % 2 ? 0xc04 : 0x304) && p->mem[i].weight == 64;
                 ok(mem_ok, "uncore_imc_0..5 (types 13-18) on CPUs 0 and 36, 0x304 and 0xc04, 64 bytes each");
+                /* every counter of the plan against perf's attr for the same event */
+                for (size_t i = 0; i < p->nfp; i++) {
+                        char ev[64];
+                        snprintf(ev, sizeof(ev), "cpu/event=0xc7,umask=0x%02x/", 1u << i);
+                        plan_vs_perf(ev, false, &p->fp[i]);
+                }
+                for (size_t i = 0; i < p->nmem; i += 4) {
+                        char ev[64];
+                        snprintf(ev, sizeof(ev), "uncore_imc_%zu/cas_count_read/", i / 4);
+                        plan_vs_perf(ev, true, &p->mem[i]);
+                        snprintf(ev, sizeof(ev), "uncore_imc_%zu/cas_count_write/", i / 4);
+                        plan_vs_perf(ev, true, &p->mem[i + 1]);
+                }
                 against_perf("uncore_imc_0", "cas_count_read", true, true);
                 against_perf("uncore_imc_5", "cas_count_write", true, true);
                 against_perf("cpu", "event=0xc7,umask=0x01", false, false);
@@ -682,6 +718,13 @@ static int fixture(const char *vendor)
                 ok(mem_ok,
                    "amd_umc_0..23 (types 14-37) on CPU 0 or 96: event 0x0a | rdwrmask 1 or 2 << 8 = 0x10a, "
                    "0x20a, 64 bytes per CAS");
+                for (size_t i = 0; i < p->nmem; i += 22) {
+                        char ev[64];
+                        snprintf(ev, sizeof(ev), "amd_umc_%zu/event=0x0a,rdwrmask=0x1/", i / 2);
+                        plan_vs_perf(ev, true, &p->mem[i]);
+                        snprintf(ev, sizeof(ev), "amd_umc_%zu/event=0x0a,rdwrmask=0x2/", i / 2);
+                        plan_vs_perf(ev, true, &p->mem[i + 1]);
+                }
                 against_perf("amd_umc_0", "event=0x0a,rdwrmask=0x1", false, true);
                 against_perf("amd_umc_23", "event=0x0a,rdwrmask=0x2", false, true);
                 against_perf("amd_df", "event=0x3fff,umask=0xfff", false, true);
