@@ -6,6 +6,7 @@
 #   FIXTURE/sys/class              -> /sys/class            (powercap, hwmon)
 #   FIXTURE/sys/devices/system/cpu -> /sys/devices/system/cpu  (cpufreq, topology, online)
 #   FIXTURE/dev/cpu                -> /dev/cpu              (msr)
+#   FIXTURE/sys/bus/event_source/devices -> the same          (perf PMUs: the runtime's counters)
 #   FIXTURE/proc/cpuinfo, stat     -> /proc/cpuinfo, /proc/stat
 # Nothing outside the namespace changes. Needs root (or run under `unshare -r`).
 # $JOULE_TEST_WRAPPER, when set (tools/valgrind-wrap.sh), is put in front of CMD.
@@ -19,6 +20,7 @@ exec unshare -m --propagation private bash -c '
         bind() { if [ -e "$fx/$1" ]; then mkdir -p "/$1" 2>/dev/null || true; mount --bind "$fx/$1" "/$1"; fi; }
         bind sys/class
         bind sys/devices/system/cpu
+        bind sys/bus/event_source/devices
         if [ -e "$fx/dev/cpu" ]; then
                 [ -d /dev/cpu ] || { mount -t tmpfs tmpfs /dev/cpu 2>/dev/null || mkdir -p /dev/cpu; }
                 mount --bind "$fx/dev/cpu" /dev/cpu

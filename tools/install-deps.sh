@@ -20,6 +20,8 @@ pkgs=(
         openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
         # the Slurm plugin: its header, and a real one-node Slurm with munged for its tests
         libslurm-dev slurmctld slurmd slurm-client iproute2
+        # the runtime's counters: perf itself, the oracle of the PMU event encodings (tests/runtime/test-perfev.c)
+        linux-perf
         # the runtime under a real benchmark: Debian's hpcc (Open MPI), and what builds it for MPICH
         hpcc libblas-dev make
 )

@@ -355,6 +355,13 @@ static void apply(const jl_rt_decision *d)
         M.settle_until = now_s() + M.cfg.settle_ms / 1000.0;
 }
 
+/* The CPUs this process (the node master) may run on: its FLOPs are counted there. 0: unknown. */
+static int own_cpus(void)
+{
+        cpu_set_t set;
+        return sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+}
+
 /* A signature over [a, b] of iters iterations (time-guided with counters: giga-instructions); tpi_s: the
  * time per iteration when known better than dt / iters (the median of the iterations' durations). */
 static void signature(const snap *a, const snap *b, double iters, bool loop, double tpi_s, double tpi_err_s,
@@ -368,12 +375,13 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
             .power_w = power_between(a, b, 0),
             .khz = mean_khz(a, b),
             .cpi = jl_rt_counts_cpi(&a->c, &b->c),
-            .tpi = NAN,
-            .gbs = NAN,
-            .gflops = NAN,
+            .tpi = jl_rt_counts_tpi(&a->c, &b->c),
+            .gbs = jl_rt_counts_gbs(&a->c, &b->c, dt),
+            .gflops = jl_rt_counts_gflops(&a->c, &b->c, dt),
             .calls_per_s = (double)(b->calls - a->calls) / dt,
             .io_mbs = (double)(b->io_bytes - a->io_bytes) / dt / 1e6,
             .cpus = M.ncpus,
+            .fp_cpus = own_cpus(),
         };
         /* the step's GPUs' mean utilisation over the window, from jouled's page (NAN: no GPU seen) */
         double gpu_util = a->g_ok && b->g_ok ? jl_rt_gpu_util_mean(&a->g, &b->g) : NAN;
@@ -393,11 +401,11 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
         }
         jl_rt_phase ph = jl_rt_phase_classify(&s, M.pol.have_tm ? &M.pol.tm : NULL);
         if (jl_rt_verbose >= 3)
-                jl_rt_say(
-                    "signature: %.6f s per iteration over %.0f, %.2f W, %.0f kHz, CPI %.3f, %.0f calls/s, "
-                    "%.2f MB/s I/O, GPUs %.2f busy, %s",
-                    s.tpi_s, iters, s.power_w, s.khz, s.cpi, s.calls_per_s, s.io_mbs, gpu_util,
-                    jl_rt_phase_name(ph));
+                jl_rt_say("signature: %.6f s per iteration over %.0f, %.2f W, %.0f kHz, CPI %.3f, TPI %.4f, "
+                          "%.2f GB/s, "
+                          "%.3f GFLOPS, %.0f calls/s, %.2f MB/s I/O, GPUs %.2f busy, %s",
+                          s.tpi_s, iters, s.power_w, s.khz, s.cpi, s.tpi, s.gbs, s.gflops, s.calls_per_s,
+                          s.io_mbs, gpu_util, jl_rt_phase_name(ph));
         if (ph != M.phase && ph != JL_RT_PHASE_UNKNOWN) {
                 char m[96];
                 snprintf(m, sizeof(m), "%s", jl_rt_phase_name(ph));
@@ -450,6 +458,9 @@ static void loop_end(void)
         double f = M.loop_tt > 0 && M.loop_ft > 0 ? M.loop_ft / M.loop_tt : mean_khz(&M.loop_s0, &b);
         r.avg_cpufreq_khz = isfinite(f) ? (uint64_t)llround(f) : 0;
         r.cpi = jl_rt_counts_cpi(&M.loop_s0.c, &b.c);
+        r.tpi = jl_rt_counts_tpi(&M.loop_s0.c, &b.c);
+        r.gbs = jl_rt_counts_gbs(&M.loop_s0.c, &b.c, dt);
+        r.gflops = jl_rt_counts_gflops(&M.loop_s0.c, &b.c, dt);
         int rr = jl_rt_report_loop(&r);
         user_write(jl_rt_userfile_loop(&M.user, &r));
         if (jl_rt_verbose >= 2)
@@ -850,10 +861,14 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         }
         if (jl_rt_verbose >= 2) {
                 char m[160];
-                snprintf(m, sizeof(m), "%s th %.3f, default %lu kHz, %zu frequencies, %d CPUs, counters %s",
+                snprintf(m, sizeof(m),
+                         "%s th %.3f, default %lu kHz, %zu frequencies, %d CPUs, counters %s (FLOPs %s, "
+                         "memory %s)",
                          jl_rt_policy_name(M.cfg.policy), M.cfg.th, M.def_khz, M.nfreqs, M.ncpus,
-                         M.ctr.fd_instr >= 0 ? "yes" : "none");
+                         M.ctr.fd_instr >= 0 ? "yes" : "none", M.ctr.nfp ? "yes" : "none",
+                         M.ctr.nmem ? "yes" : "none");
                 jl_rt_say("%s", m);
+                jl_rt_say("counters: FLOPs: %s; memory: %s", M.ctr.fp_what, M.ctr.mem_what);
         }
         __atomic_store_n(&M.on, true, __ATOMIC_RELEASE);
         if (M.pol_on)
@@ -894,9 +909,9 @@ void jl_rt_manage_fini(void)
                               .avg_cpufreq_khz = isfinite(f) ? (uint64_t)llround(f) : 0,
                               .def_cpufreq_khz = M.def_khz,
                               .cpi = jl_rt_counts_cpi(&M.app_s0.c, &b.c),
-                              .tpi = NAN,
-                              .gbs = NAN,
-                              .gflops = NAN};
+                              .tpi = jl_rt_counts_tpi(&M.app_s0.c, &b.c),
+                              .gbs = jl_rt_counts_gbs(&M.app_s0.c, &b.c, dt),
+                              .gflops = jl_rt_counts_gflops(&M.app_s0.c, &b.c, dt)};
         a.energy_j = isfinite(a.avg_power_w) ? a.avg_power_w * dt : NAN;
         snprintf(a.app_name, sizeof(a.app_name), "%s", M.cfg.app_name);
         snprintf(a.policy, sizeof(a.policy), "%s", jl_rt_policy_name(M.cfg.policy));

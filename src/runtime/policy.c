@@ -660,6 +660,8 @@ bool jl_rt_gpu_busy(double gpu_util, const jl_rt_sig *s, const jl_rt_time_model 
 jl_rt_phase jl_rt_phase_classify(const jl_rt_sig *s, const jl_rt_time_model *tm)
 {
         double cpus = s->cpus > 0 ? s->cpus : 1;
+        /* GB/s are the node's (per CPU of the step), GFLOPS the node master's process's (per CPU of it) */
+        double fp_cpus = s->fp_cpus > 0 ? s->fp_cpus : cpus;
         if (s->gpu_busy)
                 return JL_RT_PHASE_GPU_WAIT;
         if (s->io_mbs > 10)
@@ -668,7 +670,7 @@ jl_rt_phase jl_rt_phase_classify(const jl_rt_sig *s, const jl_rt_time_model *tm)
                 return JL_RT_PHASE_MPI_BOUND;
         if (isfinite(s->cpi)) {
                 if (isfinite(s->gbs) && isfinite(s->gflops) && s->cpi < 0.4 && s->gbs / cpus < 3 &&
-                    s->gflops / cpus < 0.1)
+                    s->gflops / fp_cpus < 0.1)
                         return JL_RT_PHASE_BUSY_WAITING;
                 if (s->cpi > 0.8 && (!isfinite(s->gbs) || s->gbs > 100))
                         return JL_RT_PHASE_MEMORY_BOUND;

@@ -748,6 +748,7 @@ static void test_counters(void)
                    strerror(-r));
                 jl_rt_counters_read(&c, &a);
                 ok(!a.valid, "and reads are invalid");
+                jl_rt_counters_close(&c); /* the FLOP and memory groups may have opened */
         } else {
                 jl_rt_counters_read(&c, &a);
                 volatile double x = 1;
@@ -759,6 +760,84 @@ static void test_counters(void)
                 jl_rt_counters_close(&c);
                 ok(c.fd_cycles == -1, "closed");
         }
+}
+
+/* The phases' rows with GB/s and GFLOPS known (docs/policies.md, EAR's thresholds), and signatures made
+ * from counts as the runtime makes them. */
+static const char *phase_of(const jl_rt_sig *s, const jl_rt_time_model *tm)
+{
+        return jl_rt_phase_name(jl_rt_phase_classify(s, tm));
+}
+
+static void test_phases_counters(void)
+{
+        jl_rt_time_model mem = {.c_s_khz = 1200, .m_s = 0.0196}, cpu = {.c_s_khz = 60000, .m_s = 0};
+        jl_rt_sig s = {.tpi_s = 0.02, .power_w = 100, .khz = 3000000, .cpus = 4, .fp_cpus = 4};
+
+        /* busy-waiting: CPI < 0.4, GB/s per CPU < 3, GFLOPS per CPU < 0.1, all three needed */
+        s.cpi = 0.3, s.gbs = 8, s.gflops = 0.2;
+        is_str(phase_of(&s, NULL), "busy-waiting", "CPI 0.3, 2 GB/s and 0.05 GFLOPS per CPU: busy-waiting");
+        s.gbs = 16;
+        is_str(phase_of(&s, NULL), "cpu-bound", "4 GB/s per CPU: not busy-waiting; < 30 GB/s: cpu-bound");
+        s.gbs = 8, s.gflops = 0.8;
+        is_str(phase_of(&s, NULL), "cpu-bound", "0.2 GFLOPS per CPU: not busy-waiting");
+        s.gflops = NAN;
+        is_str(phase_of(&s, NULL), "cpu-bound", "GFLOPS unknown: never busy-waiting");
+        s.gflops = 0, s.gbs = NAN;
+        is_str(phase_of(&s, NULL), "cpu-bound", "GB/s unknown: never busy-waiting");
+        /* GFLOPS are the node master's process's: per CPU of that process, not of the step */
+        s.cpus = 16, s.gbs = 2, s.gflops = 0.4, s.fp_cpus = 1;
+        is_str(phase_of(&s, NULL), "cpu-bound", "one rank's 0.4 GFLOPS on its one CPU of 16: computing");
+        s.fp_cpus = 0;
+        is_str(phase_of(&s, NULL), "busy-waiting", "without its CPUs the step's are used: 0.025 per CPU");
+        s.cpus = 4, s.fp_cpus = 4;
+
+        /* memory-bound: CPI > 0.8 and > 100 GB/s where known */
+        s.cpi = 1.5, s.gflops = 1, s.gbs = 150;
+        is_str(phase_of(&s, &cpu), "memory-bound", "CPI 1.5, 150 GB/s: memory-bound (the counters decide)");
+        s.gbs = NAN;
+        is_str(phase_of(&s, &cpu), "memory-bound", "CPI 1.5, GB/s unknown: memory-bound");
+        s.gbs = 50;
+        is_str(phase_of(&s, NULL), "unknown", "CPI 1.5, 50 GB/s: neither row; no model: unknown");
+        is_str(phase_of(&s, &mem), "memory-bound", "and with a model: its memory share");
+        is_str(phase_of(&s, &cpu), "cpu-bound", "or its clock share");
+        s.cpi = 0.8, s.gbs = 150;
+        is_str(phase_of(&s, NULL), "unknown", "CPI 0.8 is not above 0.8");
+
+        /* CPU-bound: CPI < 0.6 and < 30 GB/s where known */
+        s.cpi = 0.5, s.gbs = 20;
+        is_str(phase_of(&s, &mem), "cpu-bound", "CPI 0.5, 20 GB/s: cpu-bound (the counters decide)");
+        s.gbs = NAN;
+        is_str(phase_of(&s, &mem), "cpu-bound", "CPI 0.5, GB/s unknown: cpu-bound");
+        s.gbs = 40;
+        is_str(phase_of(&s, NULL), "unknown", "CPI 0.5 but 40 GB/s: not cpu-bound");
+        is_str(phase_of(&s, &mem), "memory-bound", "the model decides");
+
+        /* from counts, as manage.c makes a signature: 0.1 s, 20 GB moved, CPI 1.2 */
+        jl_rt_counts a = {
+            .cycles = 0, .instructions = 0, .valid = true, .mem_valid = true, .fp_valid = true};
+        jl_rt_counts b = {.cycles = 1200000000,
+                          .instructions = 1000000000,
+                          .mem_bytes = 20e9,
+                          .flops = 1e8,
+                          .valid = true,
+                          .mem_valid = true,
+                          .fp_valid = true};
+        jl_rt_sig c = {.tpi_s = 0.1,
+                       .khz = 3000000,
+                       .cpi = jl_rt_counts_cpi(&a, &b),
+                       .gbs = jl_rt_counts_gbs(&a, &b, 0.1),
+                       .gflops = jl_rt_counts_gflops(&a, &b, 0.1),
+                       .cpus = 4,
+                       .fp_cpus = 4};
+        is_near(c.gbs, 200, 1e-9, "200 GB/s from the counts");
+        is_near(c.gflops, 1, 1e-12, "1 GFLOPS");
+        is_near(jl_rt_counts_tpi(&a, &b), 20e9 / 64 / 1e9, 1e-12, "TPI 0.3125");
+        is_str(phase_of(&c, &cpu), "memory-bound", "CPI 1.2 and 200 GB/s: memory-bound");
+        b.mem_valid = false;
+        c.gbs = jl_rt_counts_gbs(&a, &b, 0.1);
+        ok(isnan(c.gbs), "without the memory counters GB/s is NAN");
+        is_str(phase_of(&c, &cpu), "memory-bound", "and CPI alone decides");
 }
 
 int main(void)
@@ -774,6 +853,7 @@ int main(void)
         test_phases();
         test_gpu_wait();
         test_gpu_select();
+        test_phases_counters();
         test_config();
         test_userfile();
         test_counters();
