@@ -31,9 +31,10 @@ SPANK_PLUGIN(joule, 1);
 /* The plugin's state in one process (srun, sbatch, or one slurmstepd: one step on one node). */
 static struct {
         bool default_on;
-        char config[512]; /* config=FILE; "" the default search */
-        char loader[512]; /* loader=PATH: the file LD_PRELOAD names */
-        char libdir[512]; /* libdir=DIR: JOULE_LIBDIR for the loader; "" its compiled-in default */
+        char config[512];     /* config=FILE; "" the default search */
+        char loader[512];     /* loader=PATH: the file LD_PRELOAD names */
+        char libdir[512];     /* libdir=DIR: JOULE_LIBDIR for the loader; "" its compiled-in default */
+        char coeffs_dir[512]; /* runtime.coefficients_dir: JOULE_COEFFS_DIR ("" the runtime's default) */
         jl_spank_opts opts;
         char option_error[256]; /* a bad value seen in the remote context (srun refused it already) */
         bool begun;             /* jouled accepted this step's begin */
@@ -283,6 +284,8 @@ static void setup_environment(spank_t sp, const jl_spank_env *e)
                 set_env(sp, "JOULE_LEARNING", buf);
         }
         set_env(sp, "JOULE_SOCKET", g.socket);
+        if (g.coeffs_dir[0]) /* the node's learnt coefficients (joule learn) */
+                set_env(sp, "JOULE_COEFFS_DIR", g.coeffs_dir);
         if (g.libdir[0])
                 set_env(sp, "JOULE_LIBDIR", g.libdir);
 }
@@ -332,6 +335,8 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
                 joule_config_init(&cfg);
         }
         snprintf(g.socket, sizeof(g.socket), "%s", jl_client_socket_path(cfg.node.socket));
+        snprintf(g.coeffs_dir, sizeof(g.coeffs_dir), "%s",
+                 cfg.runtime.coefficients_dir ? cfg.runtime.coefficients_dir : "");
         snprintf(g.job_id, sizeof(g.job_id), "%" PRIu32, job);
         g.step_id = (int64_t)step; /* batch, extern, interactive: Slurm's special ids, as slurm.h has them */
 

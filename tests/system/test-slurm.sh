@@ -100,8 +100,8 @@ srun -N1 -n1 --joule=on --joule-policy=min_energy --joule-policy-th=0.1 --joule-
         printenv >"$T_DIR/on.out" 2>"$T_DIR/on.err"
 t_ok $? "srun --joule=on --joule-policy=min_energy --joule-policy-th=0.1 --joule-verbose=1 --joule-tag=t1 runs"
 JOB=$(job_of "$T_DIR/on.out")
-t_check "... the task sees JOULE_POLICY=min_energy JOULE_POLICY_TH=0.1 JOULE_VERBOSE=1 JOULE_TAG=t1 JOULE_CPUFREQ=2400000 JOULE_SOCKET" -- \
-        sh -c "grep -qx JOULE_POLICY=min_energy '$T_DIR/on.out' && grep -qx JOULE_POLICY_TH=0.1 '$T_DIR/on.out' && grep -qx JOULE_VERBOSE=1 '$T_DIR/on.out' && grep -qx JOULE_TAG=t1 '$T_DIR/on.out' && grep -qx JOULE_CPUFREQ=2400000 '$T_DIR/on.out' && grep -qx 'JOULE_SOCKET=$JD_SOCK' '$T_DIR/on.out'"
+t_check "... the task sees JOULE_POLICY=min_energy JOULE_POLICY_TH=0.1 JOULE_VERBOSE=1 JOULE_TAG=t1 JOULE_CPUFREQ=2400000 JOULE_SOCKET JOULE_COEFFS_DIR" -- \
+        sh -c "grep -qx JOULE_POLICY=min_energy '$T_DIR/on.out' && grep -qx 'JOULE_COEFFS_DIR=/var/lib/joule/coeffs' '$T_DIR/on.out' && grep -qx JOULE_POLICY_TH=0.1 '$T_DIR/on.out' && grep -qx JOULE_VERBOSE=1 '$T_DIR/on.out' && grep -qx JOULE_TAG=t1 '$T_DIR/on.out' && grep -qx JOULE_CPUFREQ=2400000 '$T_DIR/on.out' && grep -qx 'JOULE_SOCKET=$JD_SOCK' '$T_DIR/on.out'"
 t_check "... LD_PRELOAD starts with the loader" -- grep -q "^LD_PRELOAD=$JOULE_LOADER" "$T_DIR/on.out"
 t_check "... and the loader ran in the task (its notice at JOULE_VERBOSE=1)" -- \
         grep -q "joule: printenv\[[0-9]*\]: not an MPI program: managed by libjoule-rt.so" "$T_DIR/on.err"
