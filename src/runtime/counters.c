@@ -1,5 +1,5 @@
-/* counters.c - perf_event_open counters: the process's cycles, instructions and FLOPs, the node's memory
- * traffic (counters.h). */
+/* counters.c - perf_event_open counters: cycles, instructions and FLOPs of the step's CPUs or of the
+ * process, the node's memory traffic (counters.h). */
 #include "counters.h"
 
 #include <errno.h>
@@ -8,33 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fileio.h"
 #include "macro.h"
 #include "perfev.h"
-
-static int open_attr(struct perf_event_attr *a, int cpu)
-{
-        a->size = sizeof(*a);
-        long fd = syscall(SYS_perf_event_open, a, cpu >= 0 ? -1 : 0 /* this process */, cpu, -1,
-                          PERF_FLAG_FD_CLOEXEC);
-        return fd < 0 ? -errno : (int)fd;
-}
-
-static int open_one(uint64_t config)
-{
-        struct perf_event_attr a;
-        memset(&a, 0, sizeof(a));
-        a.type = PERF_TYPE_HARDWARE;
-        a.config = config;
-        a.inherit = 1;
-        a.exclude_hv = 1;
-        a.exclude_kernel = 1; /* allowed at perf_event_paranoid 2 */
-        return open_attr(&a, -1);
-}
 
 /* Intel's FP_ARITH_INST_RETIRED, event C7H: Intel 64 and IA-32 Architectures Software Developer's Manual,
  * Vol. 3B, chapter "Performance Monitoring Events" (order no. 253669), the tables of the Broadwell,
@@ -247,6 +229,11 @@ static void plan_mem(const char *root, const jl_pe_cpuid *id, jl_rt_counters_pla
 void jl_rt_counters_plan_make(const char *root, const char *cpuinfo, jl_rt_counters_plan *ret)
 {
         memset(ret, 0, sizeof(*ret));
+        ret->core[0] = (jl_rt_ctr_event){
+            .type = PERF_TYPE_HARDWARE, .config = {PERF_COUNT_HW_CPU_CYCLES}, .cpu = -1, .weight = 1};
+        ret->core[1] = (jl_rt_ctr_event){
+            .type = PERF_TYPE_HARDWARE, .config = {PERF_COUNT_HW_INSTRUCTIONS}, .cpu = -1, .weight = 1};
+        ret->ncore = 2;
         jl_pe_cpuid id;
         bool have_id = cpuinfo && jl_pe_cpuinfo_parse(cpuinfo, &id) == 0;
         if (have_id)
@@ -256,6 +243,12 @@ void jl_rt_counters_plan_make(const char *root, const char *cpuinfo, jl_rt_count
         plan_mem(root, have_id ? &id : NULL, ret);
 }
 
+static void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+
 static void close_all(int *fds, size_t n)
 {
         for (size_t i = 0; i < n; i++)
@@ -263,24 +256,38 @@ static void close_all(int *fds, size_t n)
                         close(fds[i]);
 }
 
+/* One counter: a system-wide one of e->cpu (uncore) as the plan says; a core event (e->cpu -1) on site, a
+ * CPU of the step, system-wide, or with site -1 for this process and its threads (inherit). Core events
+ * count user space in either case (what perf_event_paranoid 2 allows for the process). */
+static int open_event(const jl_rt_ctr_event *e, int site)
+{
+        struct perf_event_attr a;
+        memset(&a, 0, sizeof(a));
+        a.size = sizeof(a);
+        a.type = e->type;
+        a.config = e->config[0];
+        a.config1 = e->config[1];
+        a.config2 = e->config[2];
+        a.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
+        int pid = -1, cpu = e->cpu;
+        if (e->cpu < 0) {
+                a.exclude_hv = 1;
+                a.exclude_kernel = 1;
+                cpu = site;
+                if (site < 0) {
+                        a.inherit = 1;
+                        pid = 0;
+                }
+        }
+        long fd = syscall(SYS_perf_event_open, &a, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+        return fd < 0 ? -errno : (int)fd;
+}
+
 /* Opens a group: all or nothing. 0, -ENOENT for an empty plan, or the first failure's negative errno. */
 static int open_group(const jl_rt_ctr_event *ev, size_t n, int *fds, double *weights)
 {
         for (size_t i = 0; i < n; i++) {
-                struct perf_event_attr a;
-                memset(&a, 0, sizeof(a));
-                a.type = ev[i].type;
-                a.config = ev[i].config[0];
-                a.config1 = ev[i].config[1];
-                a.config2 = ev[i].config[2];
-                a.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
-                if (ev[i].cpu < 0) {
-                        /* the process: user space, its threads, as cycles and instructions */
-                        a.inherit = 1;
-                        a.exclude_hv = 1;
-                        a.exclude_kernel = 1;
-                }
-                int fd = open_attr(&a, ev[i].cpu);
+                int fd = open_event(&ev[i], -1);
                 if (fd < 0) {
                         close_all(fds, i);
                         return fd;
@@ -289,6 +296,27 @@ static int open_group(const jl_rt_ctr_event *ev, size_t n, int *fds, double *wei
                 weights[i] = ev[i].weight;
         }
         return n > 0 ? 0 : -ENOENT;
+}
+
+/* Opens a group of core events on every site (fds [nsites][n]): all or nothing. 0 with *ret_fds, -ENOENT
+ * for an empty plan, or the first failure's negative errno. */
+static int open_sites(const jl_rt_ctr_event *ev, size_t n, const int *sites, size_t nsites, int **ret_fds)
+{
+        if (n == 0)
+                return -ENOENT;
+        _cleanup_free_ int *fds = malloc(nsites * n * sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (size_t i = 0; i < nsites * n; i++) {
+                int fd = open_event(&ev[i % n], sites[i / n]);
+                if (fd < 0) {
+                        close_all(fds, i);
+                        return fd;
+                }
+                fds[i] = fd;
+        }
+        *ret_fds = TAKE_PTR(fds);
+        return 0;
 }
 
 /* what: the plan's words for the group; on a failed open, why, in words an admin can act on. */
@@ -304,18 +332,136 @@ static void group_words(char *buf, size_t size, const char *what, size_t n, int 
                                                        : "");
 }
 
-int jl_rt_counters_open_plan(jl_rt_counters *c, const jl_rt_counters_plan *plan)
+static void close_core(jl_rt_counters *c)
 {
-        c->nfp = c->nmem = 0;
-        int r = open_group(plan->fp, plan->nfp, c->fd_fp, c->fp_weight);
-        if (r == 0)
+        if (c->fd_core)
+                close_all(c->fd_core, c->nsites * 2);
+        if (c->fd_fp)
+                close_all(c->fd_fp, c->nsites * c->nfp);
+        free(c->fd_core);
+        free(c->fd_fp);
+        c->fd_core = c->fd_fp = NULL;
+        c->fd_cycles = c->fd_instr = -1;
+        c->nfp = 0;
+        c->nsites = 0;
+        c->scope = JL_RT_CTR_NONE;
+}
+
+/* The core groups (cycles and instructions, then FLOPs) on the sites. Returns 0 when either opened (the
+ * other's words say why not), else the core group's error (or the FLOP group's without a core group). */
+static int open_core(jl_rt_counters *c, const jl_rt_counters_plan *plan, const int *sites, size_t nsites,
+                     int *ret_core_err)
+{
+        bool system_wide = sites[0] >= 0;
+        c->nsites = nsites;
+        int rc = open_sites(plan->core, plan->ncore == 2 ? 2 : 0, sites, nsites, &c->fd_core);
+        int rf = open_sites(plan->fp, plan->nfp, sites, nsites, &c->fd_fp);
+        if (rf == 0) {
                 c->nfp = plan->nfp;
-        group_words(c->fp_what, sizeof(c->fp_what), plan->fp_what, plan->nfp, r, false);
-        r = open_group(plan->mem, plan->nmem, c->fd_mem, c->mem_weight);
+                for (size_t i = 0; i < plan->nfp; i++)
+                        c->fp_weight[i] = plan->fp[i].weight;
+        }
+        group_words(c->fp_what, sizeof(c->fp_what), plan->fp_what, plan->nfp, rf, system_wide);
+        if (rc == 0) {
+                c->fd_cycles = c->fd_core[0];
+                c->fd_instr = c->fd_core[1];
+        }
+        *ret_core_err = rc;
+        if (rc == 0 || rf == 0)
+                return 0;
+        close_core(c);
+        return plan->ncore ? rc : rf;
+}
+
+/* The fds open now (/proc/self/fd), or -errno. */
+static int fds_open(void)
+{
+        _cleanup_(closedirp) DIR *d = opendir("/proc/self/fd");
+        if (!d)
+                return -errno;
+        int n = 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        return n - 1; /* the directory's own */
+}
+
+/* Whether need more fds fit: at most half of what RLIMIT_NOFILE's soft limit leaves free (the rest is the
+ * program's). Else false with why. */
+static bool fds_fit(size_t need, char *why, size_t size)
+{
+        struct rlimit rl;
+        int open_now = fds_open();
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || open_now < 0) {
+                snprintf(why, size, "the open files' limit is unknown");
+                return false;
+        }
+        if (rl.rlim_cur == RLIM_INFINITY)
+                return true;
+        uint64_t free_fds = rl.rlim_cur > (rlim_t)open_now ? (uint64_t)(rl.rlim_cur - (rlim_t)open_now) : 0;
+        if ((uint64_t)need <= free_fds / 2)
+                return true;
+        snprintf(why, size,
+                 "per CPU would take %zu fds, more than half of the %llu that RLIMIT_NOFILE %llu leaves",
+                 need, (unsigned long long)free_fds, (unsigned long long)rl.rlim_cur);
+        return false;
+}
+
+static int counters_open_plan(jl_rt_counters *c, const jl_rt_counters_plan *plan, const cpu_set_t *cpus,
+                              int *ret_core_err)
+{
+        *c = (jl_rt_counters){.fd_cycles = -1, .fd_instr = -1, .scope = JL_RT_CTR_NONE};
+        *ret_core_err = -ENOENT;
+        size_t ncpus = cpus ? (size_t)CPU_COUNT(cpus) : 0, per = (plan->ncore == 2 ? 2 : 0) + plan->nfp;
+        char why[160] = "";
+        snprintf(c->fp_what, sizeof(c->fp_what), "%s", plan->fp_what);
+        if (per == 0)
+                snprintf(c->scope_what, sizeof(c->scope_what), "none: no core events");
+        else if (ncpus == 0)
+                snprintf(why, sizeof(why), "the step's CPUs unknown");
+        else if (fds_fit(ncpus * per + plan->nmem, why, sizeof(why))) {
+                _cleanup_free_ int *sites = malloc(ncpus * sizeof(int));
+                if (!sites)
+                        snprintf(why, sizeof(why), "out of memory");
+                else {
+                        size_t n = 0;
+                        for (int cpu = 0; cpu < CPU_SETSIZE && n < ncpus; cpu++)
+                                if (CPU_ISSET(cpu, cpus))
+                                        sites[n++] = cpu;
+                        int r = open_core(c, plan, sites, n, ret_core_err);
+                        if (r == 0) {
+                                c->scope = JL_RT_CTR_CPUS;
+                                snprintf(c->scope_what, sizeof(c->scope_what),
+                                         "per CPU: the step's %zu CPUs on this node, every process on them",
+                                         n);
+                        } else
+                                snprintf(why, sizeof(why), "per CPU: perf_event_open: %s%s", strerror(-r),
+                                         r == -EACCES || r == -EPERM
+                                             ? " (needs perf_event_paranoid <= 0 or CAP_PERFMON)"
+                                             : "");
+                }
+        }
+        if (per > 0 && c->scope == JL_RT_CTR_NONE) {
+                const int self = -1;
+                int r = open_core(c, plan, &self, 1, ret_core_err);
+                if (r == 0) {
+                        c->scope = JL_RT_CTR_PROCESS;
+                        snprintf(c->scope_what, sizeof(c->scope_what), "the process and its threads (%s)",
+                                 why);
+                } else
+                        snprintf(c->scope_what, sizeof(c->scope_what), "none (%s%sfor the process: %s)", why,
+                                 why[0] ? "; " : "", strerror(-r));
+        }
+        int r = open_group(plan->mem, plan->nmem, c->fd_mem, c->mem_weight);
         if (r == 0)
                 c->nmem = plan->nmem;
         group_words(c->mem_what, sizeof(c->mem_what), plan->mem_what, plan->nmem, r, true);
-        return (c->nfp > 0) + (c->nmem > 0);
+        return (c->fd_cycles >= 0) + (c->nfp > 0) + (c->nmem > 0);
+}
+
+int jl_rt_counters_open_plan(jl_rt_counters *c, const jl_rt_counters_plan *plan, const cpu_set_t *cpus)
+{
+        int core_err;
+        return counters_open_plan(c, plan, cpus, &core_err);
 }
 
 /* The first processor's lines of /proc/cpuinfo (the whole file may be larger than any buffer). */
@@ -337,76 +483,92 @@ static int read_cpuinfo(char *buf, size_t size)
         return 0;
 }
 
-int jl_rt_counters_open(jl_rt_counters *c)
+int jl_rt_counters_open_step(jl_rt_counters *c, const cpu_set_t *cpus)
 {
-        c->fd_cycles = c->fd_instr = -1;
-        c->nfp = c->nmem = 0;
+        *c = (jl_rt_counters){.fd_cycles = -1, .fd_instr = -1, .scope = JL_RT_CTR_NONE};
+        snprintf(c->scope_what, sizeof(c->scope_what), "none (out of memory)");
         snprintf(c->fp_what, sizeof(c->fp_what), "out of memory");
         snprintf(c->mem_what, sizeof(c->mem_what), "out of memory");
         _cleanup_free_ jl_rt_counters_plan *plan = malloc(sizeof(*plan));
         _cleanup_free_ char *cpuinfo = malloc(16384);
-        if (plan && cpuinfo) {
-                jl_rt_counters_plan_make(JL_PE_SYSFS, read_cpuinfo(cpuinfo, 16384) == 0 ? cpuinfo : NULL,
-                                         plan);
-                jl_rt_counters_open_plan(c, plan);
-        }
-        int a = open_one(PERF_COUNT_HW_CPU_CYCLES);
-        if (a < 0)
-                return a;
-        int b = open_one(PERF_COUNT_HW_INSTRUCTIONS);
-        if (b < 0) {
-                close(a);
-                return b;
-        }
-        c->fd_cycles = a;
-        c->fd_instr = b;
-        return 0;
+        if (!plan || !cpuinfo)
+                return -ENOMEM;
+        jl_rt_counters_plan_make(JL_PE_SYSFS, read_cpuinfo(cpuinfo, 16384) == 0 ? cpuinfo : NULL, plan);
+        int core_err;
+        counters_open_plan(c, plan, cpus, &core_err);
+        return c->fd_cycles >= 0 ? 0 : core_err;
+}
+
+int jl_rt_counters_open(jl_rt_counters *c)
+{
+        return jl_rt_counters_open_step(c, NULL);
 }
 
 void jl_rt_counters_close(jl_rt_counters *c)
 {
-        if (c->fd_cycles >= 0)
-                close(c->fd_cycles);
-        if (c->fd_instr >= 0)
-                close(c->fd_instr);
-        c->fd_cycles = c->fd_instr = -1;
-        close_all(c->fd_fp, c->nfp);
+        close_core(c);
         close_all(c->fd_mem, c->nmem);
-        c->nfp = c->nmem = 0;
+        c->nmem = 0;
 }
 
-/* The sum of a group's counts times their weights, each scaled by its time enabled / running (a counter
- * multiplexed with others counts part of the time). false when a read fails. */
-static bool read_group(const int *fds, const double *weights, size_t n, double *ret)
+double jl_rt_counters_fp_cpus(const jl_rt_counters *c, int own_cpus)
+{
+        return c->scope == JL_RT_CTR_CPUS ? (double)c->nsites : (double)(own_cpus > 0 ? own_cpus : 0);
+}
+
+const char *jl_rt_ctr_scope_name(jl_rt_ctr_scope scope)
+{
+        return scope == JL_RT_CTR_CPUS ? "cpus" : scope == JL_RT_CTR_PROCESS ? "process" : "none";
+}
+
+/* One counter's count scaled by its time enabled / running (a counter multiplexed with others counts part
+ * of the time; one not scheduled yet has counted nothing). false when the read fails. */
+static bool read_scaled(int fd, double *ret)
+{
+        uint64_t v[3]; /* value, time enabled, time running */
+        if (read(fd, v, sizeof(v)) != (ssize_t)sizeof(v))
+                return false;
+        *ret = v[2] ? (double)v[0] * ((double)v[1] / (double)v[2]) : 0;
+        return true;
+}
+
+/* The sum of a group's counts times their weights over nsites sites (fds [nsites][n]). false when a read
+ * fails or the group is absent. */
+static bool read_group(const int *fds, const double *weights, size_t n, size_t nsites, double *ret)
 {
         double sum = 0;
-        for (size_t i = 0; i < n; i++) {
-                uint64_t v[3]; /* value, time enabled, time running */
-                if (read(fds[i], v, sizeof(v)) != (ssize_t)sizeof(v))
+        for (size_t i = 0; i < n * nsites; i++) {
+                double v;
+                if (!read_scaled(fds[i], &v))
                         return false;
-                if (v[2] == 0)
-                        continue; /* not scheduled yet (multiplexed): it has counted nothing */
-                sum += (double)v[0] * ((double)v[1] / (double)v[2]) * weights[i];
+                sum += v * weights[i % n];
         }
         *ret = sum;
-        return n > 0;
+        return n > 0 && nsites > 0;
 }
 
 void jl_rt_counters_read(const jl_rt_counters *c, jl_rt_counts *ret)
 {
-        uint64_t cy, in;
         *ret = (jl_rt_counts){0};
         if (!c)
                 return;
-        ret->fp_valid = read_group(c->fd_fp, c->fp_weight, c->nfp, &ret->flops);
-        ret->mem_valid = read_group(c->fd_mem, c->mem_weight, c->nmem, &ret->mem_bytes);
-        if (c->fd_cycles < 0 || c->fd_instr < 0)
+        if (c->fd_fp)
+                ret->fp_valid = read_group(c->fd_fp, c->fp_weight, c->nfp, c->nsites, &ret->flops);
+        ret->mem_valid = read_group(c->fd_mem, c->mem_weight, c->nmem, 1, &ret->mem_bytes);
+        if (c->fd_cycles < 0 || c->fd_instr < 0 || !c->fd_core)
                 return;
-        if (read(c->fd_cycles, &cy, sizeof(cy)) != (ssize_t)sizeof(cy) ||
-            read(c->fd_instr, &in, sizeof(in)) != (ssize_t)sizeof(in))
-                return;
-        ret->cycles = cy;
-        ret->instructions = in;
+        static const double one[2] = {1, 1};
+        double cy = 0, in = 0;
+        for (size_t s = 0; s < c->nsites; s++) {
+                double v[2];
+                if (!read_group(c->fd_core + 2 * s, one, 1, 1, &v[0]) ||
+                    !read_group(c->fd_core + 2 * s + 1, one, 1, 1, &v[1]))
+                        return;
+                cy += v[0];
+                in += v[1];
+        }
+        ret->cycles = (uint64_t)llround(cy);
+        ret->instructions = (uint64_t)llround(in);
         ret->valid = true;
 }
 

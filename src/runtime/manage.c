@@ -317,12 +317,16 @@ static void reconnect(void)
 
 static void apply(const jl_rt_decision *d)
 {
-        if (d->model)
-                say_event("model",
-                          strcmp(d->model, "counters") == 0 ? 2
-                          : strcmp(d->model, "curve") == 0  ? 1
-                                                            : 0,
-                          d->model_message);
+        if (d->model) {
+                bool ctr = strcmp(d->model, "counters") == 0;
+                char m[sizeof(d->model_message) + 64];
+                /* CPI and TPI are the step's CPUs' on this node, or the node master's process's alone */
+                snprintf(m, sizeof(m), "%s%s%s", d->model_message, ctr ? "; counted: " : "",
+                         ctr ? (M.ctr.scope == JL_RT_CTR_CPUS ? "per CPU of the step"
+                                                              : "the node master's process")
+                             : "");
+                say_event("model", ctr ? 2 : strcmp(d->model, "curve") == 0 ? 1 : 0, m);
+        }
         if (d->kind)
                 say_event(d->kind, d->value, d->message);
         if (!d->set)
@@ -355,7 +359,8 @@ static void apply(const jl_rt_decision *d)
         M.settle_until = now_s() + M.cfg.settle_ms / 1000.0;
 }
 
-/* The CPUs this process (the node master) may run on: its FLOPs are counted there. 0: unknown. */
+/* The CPUs this process (the node master) may run on: where the counters count for the process (not per
+ * CPU of the step), its FLOPs are counted there. 0: unknown. */
 static int own_cpus(void)
 {
         cpu_set_t set;
@@ -381,7 +386,7 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
             .calls_per_s = (double)(b->calls - a->calls) / dt,
             .io_mbs = (double)(b->io_bytes - a->io_bytes) / dt / 1e6,
             .cpus = M.ncpus,
-            .fp_cpus = own_cpus(),
+            .fp_cpus = jl_rt_counters_fp_cpus(&M.ctr, own_cpus()),
         };
         /* the step's GPUs' mean utilisation over the window, from jouled's page (NAN: no GPU seen) */
         double gpu_util = a->g_ok && b->g_ok ? jl_rt_gpu_util_mean(&a->g, &b->g) : NAN;
@@ -817,7 +822,7 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
                 if (jl_rt_userfile_open(&M.user, M.cfg.report_path, host, why, sizeof(why)) < 0)
                         jl_rt_say("%s: no report file; the program runs on", why);
         }
-        jl_rt_counters_open(&M.ctr);
+        jl_rt_counters_open_step(&M.ctr, &M.cpus);
 
         jl_rt_decision d;
         if (M.cfg.policy != JL_RT_MONITORING && M.nfreqs == 0) {
@@ -860,15 +865,16 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
                 M.tg_s0 = M.app_s0;
         }
         if (jl_rt_verbose >= 2) {
-                char m[160];
+                char m[200];
                 snprintf(m, sizeof(m),
                          "%s th %.3f, default %lu kHz, %zu frequencies, %d CPUs, counters %s (FLOPs %s, "
-                         "memory %s)",
+                         "memory %s, scope %s)",
                          jl_rt_policy_name(M.cfg.policy), M.cfg.th, M.def_khz, M.nfreqs, M.ncpus,
                          M.ctr.fd_instr >= 0 ? "yes" : "none", M.ctr.nfp ? "yes" : "none",
-                         M.ctr.nmem ? "yes" : "none");
+                         M.ctr.nmem ? "yes" : "none", jl_rt_ctr_scope_name(M.ctr.scope));
                 jl_rt_say("%s", m);
-                jl_rt_say("counters: FLOPs: %s; memory: %s", M.ctr.fp_what, M.ctr.mem_what);
+                jl_rt_say("counters: %s; FLOPs: %s; memory: %s", M.ctr.scope_what, M.ctr.fp_what,
+                          M.ctr.mem_what);
         }
         __atomic_store_n(&M.on, true, __ATOMIC_RELEASE);
         if (M.pol_on)

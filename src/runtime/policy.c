@@ -651,8 +651,8 @@ bool jl_rt_gpu_busy(double gpu_util, const jl_rt_sig *s, const jl_rt_time_model 
         if (tm && s->khz > 0)
                 return jl_rt_time_mem_share(tm, s->khz) >= 0.5;
         if (isfinite(s->cpi) && isfinite(s->gbs) && isfinite(s->gflops)) {
-                double cpus = s->cpus > 0 ? s->cpus : 1;
-                return s->cpi < 0.4 && s->gbs / cpus < 3 && s->gflops / cpus < 0.1;
+                double cpus = s->cpus > 0 ? s->cpus : 1, fp_cpus = s->fp_cpus > 0 ? s->fp_cpus : cpus;
+                return s->cpi < 0.4 && s->gbs / cpus < 3 && s->gflops / fp_cpus < 0.1;
         }
         return true;
 }
@@ -660,7 +660,8 @@ bool jl_rt_gpu_busy(double gpu_util, const jl_rt_sig *s, const jl_rt_time_model 
 jl_rt_phase jl_rt_phase_classify(const jl_rt_sig *s, const jl_rt_time_model *tm)
 {
         double cpus = s->cpus > 0 ? s->cpus : 1;
-        /* GB/s are the node's (per CPU of the step), GFLOPS the node master's process's (per CPU of it) */
+        /* GB/s are the node's (per CPU of the step); GFLOPS per CPU they were counted on: the step's where
+         * counted per CPU, else the node master's process's own (jl_rt_counters_fp_cpus) */
         double fp_cpus = s->fp_cpus > 0 ? s->fp_cpus : cpus;
         if (s->gpu_busy)
                 return JL_RT_PHASE_GPU_WAIT;

@@ -41,8 +41,8 @@ typedef struct {
         double calls_per_s;      /* MPI calls per second (0 for programs without MPI) */
         double io_mbs;           /* read + written MB/s of the process */
         double cpus;             /* CPUs the step runs on (for per-CPU figures) */
-        double fp_cpus;          /* CPUs the process whose GFLOPS are counted runs on (the node master's
-                                  * affinity: GFLOPS are that process's); 0: cpus */
+        double fp_cpus;          /* CPUs the GFLOPS were counted on (jl_rt_counters_fp_cpus: the step's
+                                  * counted per CPU, else the node master's affinity); 0: cpus */
         bool gpu_busy; /* NVML shows the step's GPUs computing while the CPU waits (jl_rt_gpu_busy) */
         /* the noise of tpi_s and power_w: their standard errors over the window (from the spread of the
          * iterations' durations and of the power between jouled's samples); NAN or 0 where unknown */

@@ -16,7 +16,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -630,6 +632,9 @@ static void real_open(const jl_rt_counters_plan *plan)
         ok(c.nfp || strstr(c.fp_what, "perf_event_open: ") || plan->nfp == 0, "FLOPs: %s", c.fp_what);
         ok(c.nmem || strstr(c.mem_what, "perf_event_open: ") || plan->nmem == 0, "memory: %s", c.mem_what);
         ok(c.nfp == 0 || c.nfp == plan->nfp, "FLOPs: none or the whole plan (%zu)", c.nfp);
+        ok(r == 0 || c.nfp ? c.scope == JL_RT_CTR_PROCESS
+                           : c.scope == JL_RT_CTR_NONE && strncmp(c.scope_what, "none (", 6) == 0,
+           "no step CPUs given: the process's scope, or none and why: %s", c.scope_what);
         ok(c.nmem == 0 || c.nmem == plan->nmem, "memory: none or the whole plan (%zu)", c.nmem);
         jl_rt_counts a, b;
         jl_rt_counters_read(&c, &a);
@@ -784,7 +789,7 @@ static void test_open_software(void)
         p->nmem = 1;
         int fds0 = count_fds();
         jl_rt_counters c = {.fd_cycles = -1, .fd_instr = -1};
-        int groups = jl_rt_counters_open_plan(&c, p);
+        int groups = jl_rt_counters_open_plan(&c, p, NULL);
         ok(c.nfp == 1, "the process's task-clock opens as a group");
         bool sys = c.nmem == 1;
         if (!sys)
@@ -813,7 +818,7 @@ static void test_open_software(void)
         p->mem[1] = p->mem[0];
         p->nmem = 2;
         c = (jl_rt_counters){.fd_cycles = -1, .fd_instr = -1};
-        groups = jl_rt_counters_open_plan(&c, p);
+        groups = jl_rt_counters_open_plan(&c, p, NULL);
         ok(c.nfp == 0, "a refused event: no FLOP group at all");
         ok(strstr(c.fp_what, "perf_event_open: ") != NULL, "and why: %s", c.fp_what);
         ok(c.nmem == (sys ? 2u : 0u), "the memory group independently (%d group)", groups);
@@ -824,8 +829,179 @@ static void test_open_software(void)
         free(p);
 }
 
+/* A plan of software events standing in for the core events (this VM has no PMU): cpu-clock as "cycles",
+ * "instructions" and the one "FLOP" event, 1 ns per count. Per CPU, cpu-clock counts each CPU's clock
+ * whether it runs anything or not: over dt the sum is dt x CPUs, so GFLOPS = the CPUs counted and CPI 1;
+ * for the process it counts the time the process ran (<= 1 s per s for this one busy thread). */
+static void sw_core_plan(jl_rt_counters_plan *p)
+{
+        memset(p, 0, sizeof(*p));
+        const jl_rt_ctr_event clk = {
+            .type = PERF_TYPE_SOFTWARE, .config = {PERF_COUNT_SW_CPU_CLOCK}, .cpu = -1, .weight = 1};
+        p->core[0] = p->core[1] = p->fp[0] = clk;
+        p->ncore = 2;
+        p->nfp = 1;
+        snprintf(p->fp_what, sizeof(p->fp_what), "cpu-clock");
+        snprintf(p->mem_what, sizeof(p->mem_what), "none");
+}
+
+/* The step's CPUs for the per-CPU tests: {0, 1}, or {0} on a machine of one CPU. */
+static int step_cpus(cpu_set_t *set)
+{
+        CPU_ZERO(set);
+        CPU_SET(0, set);
+        if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+                CPU_SET(1, set);
+        return CPU_COUNT(set);
+}
+
+/* "scope": run by test_open_per_cpu as an unprivileged user (setpriv): the scope of the software plan on
+ * the step's CPUs, as one line. */
+static int child_scope(void)
+{
+        jl_rt_counters_plan *p = malloc(sizeof(*p));
+        if (!p)
+                return 1;
+        sw_core_plan(p);
+        cpu_set_t set;
+        step_cpus(&set);
+        jl_rt_counters c;
+        int groups = jl_rt_counters_open_plan(&c, p, &set);
+        jl_rt_counts a, b;
+        jl_rt_counters_read(&c, &a);
+        double dt = busy_for(0.1);
+        jl_rt_counters_read(&c, &b);
+        printf("groups=%d scope=%s sites=%zu fp_cpus=%g gflops=%.3f why=%s\n", groups,
+               jl_rt_ctr_scope_name(c.scope), c.nsites, jl_rt_counters_fp_cpus(&c, 1),
+               jl_rt_counts_gflops(&a, &b, dt), c.scope_what);
+        jl_rt_counters_close(&c);
+        free(p);
+        return 0;
+}
+
+/* The core events per CPU of the step (system-wide: root here, or perf_event_paranoid <= 0), summed; and
+ * the fallbacks to the process's: too few fds (RLIMIT_NOFILE), a CPU that refuses (all or nothing across
+ * CPUs), an unprivileged user (setpriv as nobody at perf_event_paranoid >= 1). */
+static void test_open_per_cpu(void)
+{
+        jl_rt_counters_plan *p = malloc(sizeof(*p));
+        if (!p)
+                abort();
+        sw_core_plan(p);
+        cpu_set_t set;
+        int n = step_cpus(&set);
+        int fds0 = count_fds();
+        jl_rt_counters c;
+        int groups = jl_rt_counters_open_plan(&c, p, &set);
+        bool per_cpu = c.scope == JL_RT_CTR_CPUS;
+        if (!per_cpu) {
+                printf("ok %d - # SKIP per-CPU counting refused here (not root?): %s\n", ++tap_n,
+                       c.scope_what);
+                jl_rt_counters_close(&c);
+        } else {
+                ok(groups == 2 && c.nsites == (size_t)n && c.nfp == 1 && c.fd_instr >= 0,
+                   "per CPU of %d CPUs: cycles, instructions and FLOPs open (%s)", n, c.scope_what);
+                is_int(count_fds() - fds0, 3 * n, "one fd per event and CPU");
+                is_near(jl_rt_counters_fp_cpus(&c, 1), n, 0, "GFLOPS per CPU divide by the step's CPUs");
+                jl_rt_counts a, b;
+                jl_rt_counters_read(&c, &a);
+                double dt = busy_for(0.3);
+                jl_rt_counters_read(&c, &b);
+                /* the cost of a read (a window's edge): the mean of 50 */
+                jl_rt_counts x;
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                for (int i = 0; i < 50; i++)
+                        jl_rt_counters_read(&c, &x);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                printf("# one read of %d fds: %.1f us (mean of 50)\n", 3 * n,
+                       ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 /
+                           50);
+                double gflops = jl_rt_counts_gflops(&a, &b, dt);
+                ok(a.valid && b.valid && a.fp_valid && b.fp_valid, "reads valid");
+                is_near(gflops, n, 0.05 * n,
+                        "summed over the CPUs: %.3f s of CPU clock per s over %.3f s "
+                        "(wall time x %d CPUs, +-5 %%)",
+                        gflops, dt, n);
+                is_near((double)(b.cycles - a.cycles) / dt / 1e9, n, 0.05 * n, "cycles likewise summed");
+                is_near(jl_rt_counts_cpi(&a, &b), 1, 0.01, "CPI of the sums");
+                jl_rt_counters_close(&c);
+                ok(c.fd_cycles == -1 && c.fd_core == NULL && c.nsites == 0 && c.scope == JL_RT_CTR_NONE,
+                   "closed");
+                is_int(count_fds(), fds0, "no fd left");
+
+                /* all or nothing across CPUs: one the kernel refuses (none such) and the process's */
+                cpu_set_t bad = set;
+                CPU_SET(CPU_SETSIZE - 1, &bad);
+                jl_rt_counters_open_plan(&c, p, &bad);
+                ok(c.scope == JL_RT_CTR_PROCESS && c.nsites == 1 && strstr(c.scope_what, "per CPU: "),
+                   "a CPU that cannot count: the process's scope (%s)", c.scope_what);
+                is_int(count_fds() - fds0, 3, "and none of the other CPUs' fds left open");
+                jl_rt_counters_close(&c);
+        }
+
+        /* too few fds: RLIMIT_NOFILE's soft limit leaves fewer than twice what per CPU takes */
+        struct rlimit old, lim;
+        getrlimit(RLIMIT_NOFILE, &old);
+        lim = old;
+        lim.rlim_cur = (rlim_t)(count_fds() - 1) + (rlim_t)(3 * n * 2 - 1); /* count_fds' own is closed */
+        setrlimit(RLIMIT_NOFILE, &lim);
+        groups = jl_rt_counters_open_plan(&c, p, &set);
+        setrlimit(RLIMIT_NOFILE, &old);
+        ok(c.scope == JL_RT_CTR_PROCESS && c.nsites == 1 && groups == 2,
+           "RLIMIT_NOFILE %llu: the process's scope", (unsigned long long)lim.rlim_cur);
+        ok(strstr(c.scope_what, "RLIMIT_NOFILE") != NULL, "and why: %s", c.scope_what);
+        is_near(jl_rt_counters_fp_cpus(&c, 3), 3, 0, "GFLOPS per CPU divide by the process's own CPUs");
+        jl_rt_counts a, b;
+        jl_rt_counters_read(&c, &a);
+        double dt = busy_for(0.2);
+        jl_rt_counters_read(&c, &b);
+        double gflops = jl_rt_counts_gflops(&a, &b, dt);
+        ok(gflops > 0.05 && gflops <= 1.05, "the process's clock: %.3f s per s (one busy thread)", gflops);
+        jl_rt_counters_close(&c);
+        is_int(count_fds(), fds0, "closed: no fd left");
+        lim.rlim_cur += 1;
+        setrlimit(RLIMIT_NOFILE, &lim);
+        jl_rt_counters_open_plan(&c, p, &set);
+        setrlimit(RLIMIT_NOFILE, &old);
+        ok(per_cpu ? c.scope == JL_RT_CTR_CPUS : c.scope == JL_RT_CTR_PROCESS, "one fd more: %s (%s)",
+           per_cpu ? "per CPU fits" : "refused here anyway", c.scope_what);
+        jl_rt_counters_close(&c);
+
+        /* an unprivileged user at perf_event_paranoid >= 1: per CPU refused, the process's counted */
+        char exe[PATH_MAX], cmd[PATH_MAX + 128], line[512] = "", paranoid[32] = "";
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        bool can = geteuid() == 0 && len > 0 && access("/usr/bin/setpriv", X_OK) == 0 &&
+                   read_all("/proc/sys/kernel/perf_event_paranoid", paranoid, sizeof(paranoid)) == 0 &&
+                   atoi(paranoid) >= 1;
+        if (!can) {
+                printf("ok %d - # SKIP needs root, setpriv and perf_event_paranoid >= 1 (%s)\n", ++tap_n,
+                       paranoid);
+        } else {
+                exe[len] = 0;
+                snprintf(cmd, sizeof(cmd),
+                         "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all '%s' scope",
+                         exe);
+                FILE *f = popen(cmd, "r");
+                if (f && !fgets(line, sizeof(line), f))
+                        line[0] = 0;
+                int st = f ? pclose(f) : -1;
+                printf("# as nobody: %s", line);
+                ok(st == 0 && strstr(line, "groups=2 scope=process sites=1 fp_cpus=1 ") &&
+                       strstr(line, "per CPU: perf_event_open: ") &&
+                       strstr(line, "perf_event_paranoid <= 0"),
+                   "as nobody at perf_event_paranoid %d: the process's scope, its own CPUs, and why",
+                   atoi(paranoid));
+                char *g = strstr(line, "gflops=");
+                ok(g && atof(g + 7) > 0.05 && atof(g + 7) <= 1.05, "its own clock counted");
+        }
+        free(p);
+}
+
 int main(int argc, char **argv)
 {
+        if (argc > 1 && strcmp(argv[1], "scope") == 0)
+                return child_scope();
         if (argc > 1) {
                 fixture(argv[1]);
                 return tap_done();
@@ -842,6 +1018,7 @@ int main(int argc, char **argv)
         test_plans();
         test_counts();
         test_open_software();
+        test_open_per_cpu();
         rm_rf(tmp);
         return tap_done();
 }

@@ -840,6 +840,33 @@ static void test_phases_counters(void)
         is_str(phase_of(&c, &cpu), "memory-bound", "and CPI alone decides");
 }
 
+/* The phase rules' per-CPU GFLOPS follow the counters' scope (jl_rt_counters_fp_cpus, as manage.c fills
+ * jl_rt_sig.fp_cpus): counted per CPU of the step, they are the node's and divide by the step's CPUs;
+ * counted for the node master's process, they are its own and divide by its CPUs. */
+static void test_fp_divisor_scope(void)
+{
+        const jl_rt_counters node = {.fd_cycles = -1, .fd_instr = -1, .scope = JL_RT_CTR_CPUS, .nsites = 16};
+        const jl_rt_counters proc = {
+            .fd_cycles = -1, .fd_instr = -1, .scope = JL_RT_CTR_PROCESS, .nsites = 1};
+        const jl_rt_counters none = {.fd_cycles = -1, .fd_instr = -1, .scope = JL_RT_CTR_NONE};
+        is_near(jl_rt_counters_fp_cpus(&node, 1), 16, 0, "per CPU: the step's 16 CPUs, not the master's 1");
+        is_near(jl_rt_counters_fp_cpus(&proc, 1), 1, 0, "the process: its own CPU");
+        is_near(jl_rt_counters_fp_cpus(&none, 0), 0, 0, "unknown: 0 (the step's CPUs then)");
+
+        /* 16 ranks spinning in MPI at 0.075 GFLOPS each: the node counts 1.2 */
+        jl_rt_sig s = {.tpi_s = 0.02, .khz = 3000000, .cpi = 0.3, .gbs = 8, .gflops = 1.2, .cpus = 16};
+        s.fp_cpus = jl_rt_counters_fp_cpus(&node, 1);
+        is_str(phase_of(&s, NULL), "busy-waiting",
+               "the node's 1.2 GFLOPS over 16 CPUs: 0.075 each, busy-waiting");
+        ok(jl_rt_gpu_busy(0.9, &s, NULL), "and with the GPUs computing, the CPU waits for them");
+        /* one rank computing at 0.4 GFLOPS, counted for the master's process alone */
+        s.gflops = 0.4;
+        s.fp_cpus = jl_rt_counters_fp_cpus(&proc, 1);
+        is_str(phase_of(&s, NULL), "cpu-bound", "the process's 0.4 GFLOPS on its one CPU: computing");
+        ok(!jl_rt_gpu_busy(0.9, &s, NULL),
+           "and the GPU rule divides by the same CPUs (not 16: 0.025 would read as waiting)");
+}
+
 int main(void)
 {
         for (unsigned long f = 800000; f <= 3000000; f += 100000)
@@ -857,6 +884,7 @@ int main(void)
         test_config();
         test_userfile();
         test_counters();
+        test_fp_divisor_scope();
         printf("1..%d\n", tap_n);
         return tap_failed ? 1 : 0;
 }
