@@ -416,6 +416,8 @@ static int counters_open_plan(jl_rt_counters *c, const jl_rt_counters_plan *plan
         snprintf(c->fp_what, sizeof(c->fp_what), "%s", plan->fp_what);
         if (per == 0)
                 snprintf(c->scope_what, sizeof(c->scope_what), "none: no core events");
+        else if (!cpus)
+                snprintf(why, sizeof(why), "no CPUs given to count per CPU");
         else if (ncpus == 0)
                 snprintf(why, sizeof(why), "the step's CPUs unknown");
         else if (fds_fit(ncpus * per + plan->nmem, why, sizeof(why))) {

@@ -822,7 +822,10 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
                 if (jl_rt_userfile_open(&M.user, M.cfg.report_path, host, why, sizeof(why)) < 0)
                         jl_rt_say("%s: no report file; the program runs on", why);
         }
-        jl_rt_counters_open_step(&M.ctr, &M.cpus);
+        /* an MPI step's node master counts per CPU of the node's ranks' CPUs; a program without MPI is its
+         * own step: its process and threads, with the processes it starts (inherit), which every process
+         * of a `make -j` would otherwise multiply by CPUs x events fds */
+        jl_rt_counters_open_step(&M.ctr, mpi ? &M.cpus : NULL);
 
         jl_rt_decision d;
         if (M.cfg.policy != JL_RT_MONITORING && M.nfreqs == 0) {
