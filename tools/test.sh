@@ -29,8 +29,23 @@ step() { echo; echo "=== $*"; }
 step "gcc + ASan + UBSan: all tests"
 if CC=gcc meson setup "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null &&
         ninja -C "$out/asan"; then
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        # the tests that may share the machine first, two at a time, then each of the others alone (in
+        # meson's order they alternate, and every test that must run alone waits for the running ones)
+        by_kind() { # 1: those that may run in parallel, 0: the others
+                meson introspect "$out/asan" --tests | python3 -c '
+import json, sys
+print(" ".join(t["name"] for t in json.load(sys.stdin) if t["is_parallel"] == (sys.argv[1] == "1")))' "$1"
+        }
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+        par=$(by_kind 1) alone=$(by_kind 0)
+        if [ -z "$par$alone" ]; then # introspection failed: every test, in meson's order
                 meson test -C "$out/asan" --print-errorlogs --num-processes 2 || true
+        fi
+        # shellcheck disable=SC2086 # test names are words
+        [ -n "$par" ] && { meson test -C "$out/asan" --print-errorlogs --num-processes 2 --logbase testlog-parallel $par || true; }
+        # shellcheck disable=SC2086
+        [ -n "$alone" ] && { meson test -C "$out/asan" --print-errorlogs --logbase testlog-alone $alone || true; }
+        unset ASAN_OPTIONS UBSAN_OPTIONS
         count "$out/asan"
 else
         echo "build failed"; failed=$((failed + 1))
@@ -54,14 +69,28 @@ else
         echo "build failed"; failed=$((failed + 1))
 fi
 
-step "libFuzzer targets (bounded)"
-for f in "$out"/clang/tests/fuzz/fuzz-*; do
-        [ -f "$f" ] && [ -x "$f" ] || continue
+step "libFuzzer targets (bounded, two at a time)"
+fuzz_one() { # TARGET: run it for its time; its log in $out/NAME.log, its verdict in $out/NAME.rc
+        local f=$1 name corpus
         name=$(basename "$f")
         corpus=tests/fuzz/corpus/${name#fuzz-}
         mkdir -p "$out/corpus-$name"
-        if "$f" -max_total_time="${JOULE_FUZZ_SECONDS:-10}" -timeout=5 "$out/corpus-$name" \
-                $( [ -d "$corpus" ] && echo "$corpus" ) >"$out/$name.log" 2>&1; then
+        "$f" -max_total_time="${JOULE_FUZZ_SECONDS:-10}" -timeout=5 "$out/corpus-$name" \
+                $( [ -d "$corpus" ] && echo "$corpus" ) >"$out/$name.log" 2>&1
+        echo $? >"$out/$name.rc"
+}
+targets=()
+for f in "$out"/clang/tests/fuzz/fuzz-*; do
+        [ -f "$f" ] && [ -x "$f" ] && targets+=("$f")
+done
+for ((i = 0; i < ${#targets[@]}; i += 2)); do
+        fuzz_one "${targets[i]}" &
+        [ -n "${targets[i + 1]:-}" ] && fuzz_one "${targets[i + 1]}" &
+        wait
+done
+for f in "${targets[@]}"; do
+        name=$(basename "$f")
+        if [ "$(cat "$out/$name.rc" 2>/dev/null)" = 0 ]; then
                 echo "ok: $name"; passed=$((passed + 1))
         else
                 echo "FAIL: $name"; tail -30 "$out/$name.log"; failed=$((failed + 1))
