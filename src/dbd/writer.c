@@ -17,6 +17,7 @@
 #include "log.h"
 #include "macro.h"
 #include "cluster.h"
+#include "rt-record.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -205,34 +206,7 @@ static int rt_messages(dbd_writer *w, const dbd_item *items, size_t n)
                 const dbd_item *it = &items[i];
                 if (it->kind != DBD_ITEM_RT || !it->rt)
                         continue;
-                const jl_msg_rt *m = it->rt;
-                int64_t job = 0;
-                (void)jl_msg_job_id_parse(m->job_id, &job);
-                v[k++] = (jl_store_rt){.kind = m->kind,
-                                       .node = m->node,
-                                       .seq = m->seq,
-                                       .job_id = job,
-                                       .step_id = m->step_id,
-                                       .time_us = (int64_t)m->time_us,
-                                       .name = m->name,
-                                       .policy = m->policy,
-                                       .tag = m->tag,
-                                       .message = m->message,
-                                       .policy_th = m->policy_th,
-                                       .time_s = m->time_s,
-                                       .energy_j = m->energy_j,
-                                       .avg_power_w = m->avg_power_w,
-                                       .pck_power_w = m->pck_power_w,
-                                       .dram_power_w = m->dram_power_w,
-                                       .cpi = m->cpi,
-                                       .tpi = m->tpi,
-                                       .gbs = m->gbs,
-                                       .gflops = m->gflops,
-                                       .time_per_iteration_s = m->time_per_iteration_s,
-                                       .value = m->value,
-                                       .iterations = (int64_t)m->iterations,
-                                       .avg_cpufreq_khz = (int64_t)m->avg_cpufreq_khz,
-                                       .def_cpufreq_khz = (int64_t)m->def_cpufreq_khz};
+                jl_rt_record_to_store(it->rt, &v[k++]);
         }
         return jl_store_put_rt(w->db, v, k);
 }

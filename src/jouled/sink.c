@@ -29,6 +29,7 @@
 #include "store.h"
 #include "timeutil.h"
 #include "reporter.h"
+#include "rt-record.h"
 #include "wire.h"
 
 #define QUEUE_MAX 20000 /* ~55 h of records at the default period */
@@ -133,37 +134,6 @@ int jd_sink_rt(jd_sink *s, const jl_msg_rt *m)
         return push(s, it);
 }
 
-static void rt_to_store(const jl_msg_rt *m, jl_store_rt *ret)
-{
-        int64_t job = 0;
-        (void)jl_msg_job_id_parse(m->job_id, &job);
-        *ret = (jl_store_rt){.kind = m->kind,
-                             .node = m->node,
-                             .seq = m->seq,
-                             .job_id = job,
-                             .step_id = m->step_id,
-                             .time_us = (int64_t)m->time_us,
-                             .name = m->name,
-                             .policy = m->policy,
-                             .tag = m->tag,
-                             .message = m->message,
-                             .policy_th = m->policy_th,
-                             .time_s = m->time_s,
-                             .energy_j = m->energy_j,
-                             .avg_power_w = m->avg_power_w,
-                             .pck_power_w = m->pck_power_w,
-                             .dram_power_w = m->dram_power_w,
-                             .cpi = m->cpi,
-                             .tpi = m->tpi,
-                             .gbs = m->gbs,
-                             .gflops = m->gflops,
-                             .time_per_iteration_s = m->time_per_iteration_s,
-                             .value = m->value,
-                             .iterations = (int64_t)m->iterations,
-                             .avg_cpufreq_khz = (int64_t)m->avg_cpufreq_khz,
-                             .def_cpufreq_khz = (int64_t)m->def_cpufreq_khz};
-}
-
 void jd_sink_status(jd_sink *s, uint64_t *ret_queued, uint64_t *ret_delivered, char *err, size_t errlen)
 {
         if (s->reporter) {
@@ -236,7 +206,7 @@ static int write_items(jd_sink *s, item *first, size_t n)
         for (size_t i = 0; i < n && r >= 0; i++, it = it->next) {
                 if (it->kind == ITEM_RT) {
                         last_seq = MAX(last_seq, it->rt.seq);
-                        rt_to_store(&it->rt, &rts[nrt++]);
+                        jl_rt_record_to_store(&it->rt, &rts[nrt++]);
                         continue;
                 }
                 if (it->kind == ITEM_JOB) {
