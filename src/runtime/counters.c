@@ -324,12 +324,13 @@ static void group_words(char *buf, size_t size, const char *what, size_t n, int 
 {
         if (n == 0 || r == 0)
                 snprintf(buf, size, "%s", what);
-        else
-                snprintf(buf, size, "%s: perf_event_open: %s%s", what, strerror(-r),
-                         (r == -EACCES || r == -EPERM) && system_wide
-                             ? " (system-wide counters need perf_event_paranoid <= 0 or CAP_PERFMON)"
-                         : r == -EACCES || r == -EPERM ? " (perf_event_paranoid)"
-                                                       : "");
+        else if (snprintf(buf, size, "%s: perf_event_open: %s%s", what, strerror(-r),
+                          (r == -EACCES || r == -EPERM) && system_wide
+                              ? " (system-wide counters need perf_event_paranoid <= 0 or CAP_PERFMON)"
+                          : r == -EACCES || r == -EPERM ? " (perf_event_paranoid)"
+                                                        : "") >= (int)size &&
+                 size > 1)
+                buf[size - 2] = '~'; /* cut: said so */
 }
 
 static void close_core(jl_rt_counters *c)

@@ -608,11 +608,12 @@ static void enter_time_guided(const char *why)
         take(&M.tg_s0);
         M.tg_t0 = M.tg_s0.t;
         char m[200];
-        snprintf(m, sizeof(m), "time-guided (%s)%s", why,
-                 M.ctr.fd_instr >= 0 ? ": progress measured in instructions"
-                 : M.pol_on          ? ": no progress measure without hardware counters, the frequency stays"
-                                       " where the policy last set it"
-                                     : "");
+        if (snprintf(m, sizeof(m), "time-guided (%s)%s", why,
+                     M.ctr.fd_instr >= 0 ? ": progress measured in instructions"
+                     : M.pol_on ? ": no progress measure without hardware counters, the frequency stays"
+                                  " where the policy last set it"
+                                : "") >= (int)sizeof(m))
+                m[sizeof(m) - 2] = '~'; /* cut: said so */
         say_event("mode", 1, m);
 }
 
