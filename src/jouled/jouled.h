@@ -58,6 +58,7 @@ typedef struct {
         bool has_util;   /* a GPU's utilisation (its "NAME/utilization" channel): the fields below */
         double util_gpu, util_mem;       /* latest, 0..1 (util_mem NAN: none) */
         double util_gpu_s, util_cover_s; /* ∫ util_gpu dt and the time covered, s (shm.h) */
+        const jl_channel *ch;            /* its energy channel (the sampler's): a GPU's identity */
 } jd_domain;
 
 /* What the latest sample said: copied out under the lock by readers (query, /metrics). */
