@@ -316,10 +316,11 @@ static int match_uuid(const char *tok, size_t len, const page_gpu *gpus, size_t 
 static void select_cuda(const jl_rt_gpu_env *env, const page_gpu *gpus, size_t n, jl_rt_gpus *g)
 {
         static const char var[] = "CUDA_VISIBLE_DEVICES";
-        bool pci_order = !env->cuda_order || strcmp(env->cuda_order, "PCI_BUS_ID") != 0;
+        /* CUDA's default order ("fastest first", which joule cannot know) taken as PCI bus order */
+        bool by_bus = !env->cuda_order || strcmp(env->cuda_order, "PCI_BUS_ID") != 0;
         page_gpu order[JL_SHM_DOMAINS_MAX];
         memcpy(order, gpus, n * sizeof(*gpus));
-        if (pci_order) {
+        if (by_bus) {
                 bool have_pci = true;
                 for (size_t i = 0; i < n; i++)
                         have_pci &= gpus[i].d->gpu_pci[0] != '\0';
@@ -362,8 +363,8 @@ static void select_cuda(const jl_rt_gpu_env *env, const page_gpu *gpus, size_t n
                         return;
                 } else if (parse_u64(tok, &k) == 0) {
                         for (size_t i = 0; i < n && r < 0; i++)
-                                if (pci_order ? i == k : gpus[i].idx == k) {
-                                        idx = pci_order ? order[i].idx : gpus[i].idx;
+                                if (by_bus ? i == k : gpus[i].idx == k) {
+                                        idx = by_bus ? order[i].idx : gpus[i].idx;
                                         r = 0;
                                 }
                 } else
