@@ -12,10 +12,10 @@
 # relative to the job's cgroup and names the other one by index), is found through the minor numbers jouled
 # publishes: GPU-wait when the step's GPU is busy, NOT when only the other GPU is. TAP.
 # Environment: JOULE, JOULED, JOULE_EMU, NS_RUN, JOULE_LOADER, JOULE_RT_BUILDDIR, EMU_WORK_MPI_SRC,
-# NVML_EMU_DIR.
+# NVML_EMU_DIR, JOULED_CLIENT.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 t_setup
-: "${JOULED:?}" "${JOULE_LOADER:?}" "${JOULE_RT_BUILDDIR:?}" "${EMU_WORK_MPI_SRC:?}" "${NVML_EMU_DIR:?}"
+: "${JOULED:?}" "${JOULE_LOADER:?}" "${JOULE_RT_BUILDDIR:?}" "${EMU_WORK_MPI_SRC:?}" "${NVML_EMU_DIR:?}" "${JOULED_CLIENT:?}"
 t_need_joule
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
@@ -162,6 +162,10 @@ for _ in $(seq 100); do
         sleep 0.05
 done
 t_ok "$([ -S "$JD_SOCK" ]; echo $?)" "jouled runs again with two emulated GPUs whose minor numbers are not their indices"
+PAGE=$("$JOULED_CLIENT" --socket "$JD_SOCK" shm)
+t_check "the shared page carries each GPU's UUID, minor number and PCI bus id (version 3)" -- \
+        jtest "$PAGE" 'j["gpus"] == {"gpu-0": {"uuid": "GPU-e0000000-0000-4000-8000-000000000000", "minor": 1, "pci": "00000000:01:00.0"}, "gpu-1": {"uuid": "GPU-e0000000-0000-4000-8000-000000000001", "minor": 0, "pci": "00000000:02:00.0"}}' ||
+        t_diag "page: $PAGE"
 RUN_ENV=(SLURM_STEP_GPUS=0 SLURM_JOB_GPUS=0 CUDA_VISIBLE_DEVICES=0)
 
 UTIL=$UTIL1 run step 95 150
