@@ -58,6 +58,9 @@ typedef struct {
         bool has_util;   /* a GPU's utilisation (its "NAME/utilization" channel): the fields below */
         double util_gpu, util_mem;       /* latest, 0..1 (util_mem NAN: none) */
         double util_gpu_s, util_cover_s; /* ∫ util_gpu dt and the time covered, s (shm.h) */
+        char gpu_uuid[JL_SHM_UUID_MAX];  /* a GPU's identity, from its energy channel (shm.h): "" unknown */
+        char gpu_pci[JL_SHM_PCI_MAX];
+        int32_t gpu_minor; /* -1 unknown */
 } jd_domain;
 
 /* What the latest sample said: copied out under the lock by readers (query, /metrics). */

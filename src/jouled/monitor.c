@@ -143,6 +143,9 @@ static void publish_shm(jouled *d)
                 dom->util_mem = s->domains[i].has_util ? s->domains[i].util_mem : -1;
                 dom->util_gpu_s = s->domains[i].util_gpu_s;
                 dom->util_cover_s = s->domains[i].util_cover_s;
+                jd_copy(dom->gpu_uuid, sizeof(dom->gpu_uuid), s->domains[i].gpu_uuid);
+                jd_copy(dom->gpu_pci, sizeof(dom->gpu_pci), s->domains[i].gpu_pci);
+                dom->gpu_minor = s->domains[i].gpu_minor;
         }
         if (d->nsteps > 0) {
                 jd_copy(p->job_id, sizeof(p->job_id), d->steps[0].job_id);
@@ -219,6 +222,10 @@ void jd_sample_locked(jouled *d)
                         jd_domain *dom = &s->domains[s->ndomains];
                         jd_copy(dom->name, sizeof(dom->name), c->name);
                         dom->provider = c->provider;
+                        jd_copy(dom->gpu_uuid, sizeof(dom->gpu_uuid), c->gpu_uuid);
+                        jd_copy(dom->gpu_pci, sizeof(dom->gpu_pci), c->gpu_pci);
+                        dom->gpu_minor =
+                            c->gpu_minor_known && c->gpu_minor <= INT32_MAX ? (int32_t)c->gpu_minor : -1;
                         dom->energy_uj = t->energy_uj;
                         dom->power_w = sm->nsamples >= 2 ? t->power_w : 0;
                         dom->scope = c->scope;

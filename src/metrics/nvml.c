@@ -6,6 +6,9 @@
  * "gpu-i/power" (W), "gpu-i/temperature" (°C), "gpu-i/sm-clock" and "gpu-i/mem-clock" (kHz),
  * "gpu-i/utilization" and "gpu-i/mem-utilization" (0..1: the share of the driver's last sample period in
  * which a kernel ran, and in which the GPU's memory was read or written; nvmlDeviceGetUtilizationRates).
+ * The energy channel also carries the GPU's identity, read once at open where the library has the entry
+ * point (else unknown): UUID (nvmlDeviceGetUUID), device minor number (nvmlDeviceGetMinorNumber) and PCI bus
+ * id (nvmlDeviceGetPciInfo_v3); jouled publishes them in its shared page for the runtime's GPU selection.
  *
  * The total-energy counter is preferred: on A100/H100 the power reading is sampled over only part of each
  * second, so integrating it misses energy. The provider only reads; it never changes a GPU setting (that is
@@ -118,6 +121,9 @@ static const jl_dlsym nvml_sym_list[] = {
     {"nvmlDeviceGetClockInfo", &nvml_syms.get_clock, true},
     {"nvmlDeviceGetUtilizationRates", &nvml_syms.get_utilization, true},
     {"nvmlErrorString", &nvml_syms.error_string, true},
+    {"nvmlDeviceGetUUID", &nvml_syms.get_uuid, true},
+    {"nvmlDeviceGetMinorNumber", &nvml_syms.get_minor, true},
+    {"nvmlDeviceGetPciInfo_v3", &nvml_syms.get_pci, true},
     {"nvmlDeviceGetApplicationsClock", &nvml_syms.get_app_clock, true},
     {"nvmlDeviceGetSupportedGraphicsClocks", &nvml_syms.get_supported_graphics, true},
     {"nvmlDeviceSetApplicationsClocks", &nvml_syms.set_app_clocks, true},
@@ -192,11 +198,33 @@ static void free_state(nvml_state *st)
         free(st);
 }
 
+/* The GPU's identity into its energy channel; what the library cannot tell stays unknown. */
+static void read_identity(const nvml_api *api, nvml_device dev, jl_channel *ch)
+{
+        char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = "";
+        if (api->get_uuid && api->get_uuid(dev, uuid, sizeof(uuid)) == NVML_SUCCESS) {
+                uuid[sizeof(uuid) - 1] = '\0';
+                snprintf(ch->gpu_uuid, sizeof(ch->gpu_uuid), "%s", uuid);
+        }
+        unsigned minor;
+        if (api->get_minor && api->get_minor(dev, &minor) == NVML_SUCCESS) {
+                ch->gpu_minor_known = true;
+                ch->gpu_minor = minor;
+        }
+        jl_nvml_pci_info pci = {0};
+        if (api->get_pci && api->get_pci(dev, &pci) == NVML_SUCCESS) {
+                pci.bus_id[sizeof(pci.bus_id) - 1] = '\0';
+                snprintf(ch->gpu_pci, sizeof(ch->gpu_pci), "%s", pci.bus_id);
+        }
+}
+
 static int add_chan(nvml_state *st, jl_channels *channels, unsigned gpu, channel_what what,
                     const char *suffix, jl_kind kind, jl_scope scope)
 {
         jl_channel ch = {.provider = "nvml", .kind = kind, .scope = scope};
         snprintf(ch.name, sizeof(ch.name), "gpu-%u%s", gpu, suffix);
+        if (what == CH_ENERGY)
+                read_identity(&st->api, st->gpus[gpu].dev, &ch);
         int r = jl_channels_add(channels, &ch);
         if (r < 0)
                 return r;

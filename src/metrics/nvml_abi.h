@@ -33,6 +33,15 @@ enum {
 enum { NVML_TEMPERATURE_GPU = 0 };
 enum { NVML_CLOCK_GRAPHICS = 0, NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };
 #define NVML_DEVICE_NAME_BUFFER_SIZE 96
+#define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
+#define NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE 32
+
+/* nvmlPciInfo_t as nvmlDeviceGetPciInfo_v3 fills it; busId: "DDDDDDDD:BB:DD.F" (hex). */
+typedef struct {
+        char bus_id_legacy[16];
+        unsigned domain, bus, device, pci_device_id, pci_subsystem_id;
+        char bus_id[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
+} jl_nvml_pci_info;
 
 /* nvmlUtilization_t: percent of the driver's last sample period (1/6 s to 1 s by product) during which a
  * kernel ran on the GPU, and during which its memory was read or written. */
@@ -54,6 +63,10 @@ typedef struct {
         jl_nvml_return (*get_clock)(jl_nvml_device device, int type, unsigned *clock_mhz);
         jl_nvml_return (*get_utilization)(jl_nvml_device device, jl_nvml_utilization *util);
         const char *(*error_string)(jl_nvml_return r);
+        /* the GPU's identity (read once at open) */
+        jl_nvml_return (*get_uuid)(jl_nvml_device device, char *uuid, unsigned length);
+        jl_nvml_return (*get_minor)(jl_nvml_device device, unsigned *minor);
+        jl_nvml_return (*get_pci)(jl_nvml_device device, jl_nvml_pci_info *pci);
         /* clock control (nvml_control.c) */
         jl_nvml_return (*get_app_clock)(jl_nvml_device device, int type, unsigned *clock_mhz);
         jl_nvml_return (*get_supported_graphics)(jl_nvml_device device, unsigned mem_mhz, unsigned *count,

@@ -46,6 +46,13 @@ typedef struct {
                                it (powercap constraint_*_max_power_uw); 0: unknown. The sampler reads a
                                wrapping counter at least four times per wrap period at this power (or,
                                unknown, at the observed peak with a margin). */
+        /* JL_SCOPE_GPU energy channels: the GPU's identity as its driver states it, read once at open (""
+         * and !gpu_minor_known: unknown): its UUID ("GPU-…"), PCI bus id ("00000000:3B:00.0") and device
+         * minor number (the N of /dev/nvidiaN: the node-global GPU id that Slurm's GRES uses). */
+        char gpu_uuid[96];
+        char gpu_pci[32];
+        bool gpu_minor_known;
+        unsigned gpu_minor;
 } jl_channel;
 
 typedef struct {

@@ -2,7 +2,8 @@
  * the seqlock that readers (libjoule-api, the runtime) use to read it consistently without a system call.
  * jouled hands the page's fd to a client over its unix socket (JL_OP_GET_SHM, SCM_RIGHTS); the client maps
  * it PROT_READ. The layout is versioned; a reader checks magic, version and size before use. Version 2 added
- * the GPU domains' utilisation (one NVML session per node, jouled's: the runtime reads it here). */
+ * the GPU domains' utilisation (one NVML session per node, jouled's: the runtime reads it here); version 3
+ * their identity (UUID, device minor number, PCI bus id: the runtime matches its step's GPUs with them). */
 #pragma once
 
 #include <stdatomic.h>
@@ -11,9 +12,11 @@
 #include <string.h>
 
 #define JL_SHM_MAGIC UINT32_C(0x4A4C5348) /* "JLSH" */
-#define JL_SHM_VERSION 2
+#define JL_SHM_VERSION 3
 #define JL_SHM_DOMAINS_MAX 32
 #define JL_SHM_NAME_MAX 48
+#define JL_SHM_UUID_MAX 96
+#define JL_SHM_PCI_MAX 32
 
 typedef struct {
         char name[JL_SHM_NAME_MAX]; /* "package-0", "dram-0", "gpu-0", "psys", "node-ipmi" */
@@ -27,6 +30,13 @@ typedef struct {
          * the time its readings covered, in s; the mean over a window is Δutil_gpu_s / Δutil_cover_s. */
         double util_gpu, util_mem;
         double util_gpu_s, util_cover_s;
+        /* GPU domains: the GPU's identity as NVML stated it at jouled's start ("" and -1: unknown): its UUID
+         * ("GPU-…"), its PCI bus id ("00000000:3B:00.0") and its device minor number (the N of /dev/nvidiaN,
+         * the node-global id Slurm's GRES lists in SLURM_STEP_GPUS / SLURM_JOB_GPUS). */
+        char gpu_uuid[JL_SHM_UUID_MAX];
+        char gpu_pci[JL_SHM_PCI_MAX];
+        int32_t gpu_minor;
+        uint32_t reserved;
 } jl_shm_domain;
 
 #define JL_SHM_ESTIMATED 1u

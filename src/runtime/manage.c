@@ -172,7 +172,7 @@ static struct {
         jl_rt_policy pol;
         bool pol_on, freq_changed, said_set_fail, restart_policy;
         jl_rt_shm shm;
-        jl_rt_gpus gpus; /* the step's GPUs (CUDA_VISIBLE_DEVICES) */
+        jl_rt_gpus gpus; /* the step's GPUs (SLURM_STEP_GPUS, SLURM_JOB_GPUS, CUDA_VISIBLE_DEVICES) */
         jl_rt_counters ctr;
         jl_dynais *dyn;
         bool dyn_off;
@@ -307,12 +307,32 @@ static void say_event(const char *kind, double value, const char *message)
                 jl_rt_say("(the event was not stored: this jouled takes no runtime records)");
 }
 
+/* The step's GPUs among the page's (node.h); say which at JOULE_VERBOSE >= 2. */
+static void select_gpus(bool say)
+{
+        jl_rt_gpu_env env;
+        jl_shm_page pg;
+        jl_rt_gpu_env_get(&env);
+        bool have = M.connected && M.shm.page && jl_shm_read(M.shm.page, &pg);
+        jl_rt_gpus_select(&env, have ? &pg : NULL, &M.gpus);
+        if (!say || jl_rt_verbose < 2)
+                return;
+        char list[200];
+        jl_rt_gpus_format(&M.gpus, list, sizeof(list));
+        jl_rt_say("GPUs of the step: %s (%s%s)%s%s", list, M.gpus.source ? "from " : "",
+                  M.gpus.source ? M.gpus.source
+                                : "no SLURM_STEP_GPUS, SLURM_JOB_GPUS or CUDA_VISIBLE_DEVICES",
+                  M.gpus.note[0] ? ": " : "", M.gpus.note);
+}
+
 static void reconnect(void)
 {
         char why[256];
         jl_rt_shm_close(&M.shm);
         M.connected = jl_rt_report_connect() == 0 &&
                       jl_rt_shm_open(jl_client_socket_path(NULL), &M.shm, why, sizeof(why)) == 0;
+        if (M.connected)
+                select_gpus(false); /* another jouled's page: its GPUs may be listed otherwise */
 }
 
 static void apply(const jl_rt_decision *d)
@@ -786,7 +806,6 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         M.cpus = *cpus;
         M.ncpus = CPU_COUNT(&M.cpus);
         M.phase = JL_RT_PHASE_UNKNOWN;
-        jl_rt_gpus_parse(getenv("CUDA_VISIBLE_DEVICES"), &M.gpus);
         int first = -1;
         for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
                 if (CPU_ISSET(c, &M.cpus))
@@ -801,6 +820,7 @@ void jl_rt_manage_start(bool mpi, const cpu_set_t *cpus)
         if (r == 0)
                 r = jl_rt_shm_open(jl_client_socket_path(NULL), &M.shm, sockwhy, sizeof(sockwhy));
         M.connected = r == 0;
+        select_gpus(true);
         if (!M.connected && (M.cfg.policy != JL_RT_MONITORING || jl_rt_verbose >= 1))
                 jl_rt_say("jouled is not reachable at %s (%s): %s", jl_client_socket_path(NULL),
                           sockwhy[0] ? sockwhy : strerror(-r),

@@ -3,9 +3,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -166,33 +169,250 @@ int jl_rt_shm_energy(const jl_rt_shm *s, jl_rt_energy *ret)
         return 0;
 }
 
-void jl_rt_gpus_parse(const char *value, jl_rt_gpus *ret)
+void jl_rt_gpu_env_get(jl_rt_gpu_env *ret)
 {
-        jl_rt_gpus g = {.all = value == NULL};
-        for (const char *p = value; p && *p;) {
-                size_t len = strcspn(p, ",");
-                while (len > 0 && isspace((unsigned char)*p)) {
-                        p++;
-                        len--;
-                }
-                char tok[128];
-                if (len >= sizeof(tok))
-                        break;
-                memcpy(tok, p, len);
-                tok[len] = '\0';
-                while (len > 0 && isspace((unsigned char)tok[len - 1]))
-                        tok[--len] = '\0';
+        *ret = (jl_rt_gpu_env){.step_gpus = getenv("SLURM_STEP_GPUS"),
+                               .job_gpus = getenv("SLURM_JOB_GPUS"),
+                               .cuda_visible = getenv("CUDA_VISIBLE_DEVICES"),
+                               .cuda_order = getenv("CUDA_DEVICE_ORDER")};
+}
+
+typedef struct {
+        unsigned idx; /* NVML's, the N of "gpu-N" */
+        const jl_shm_domain *d;
+} page_gpu;
+
+/* The page's GPU domains in NVML index order; returns how many. */
+static size_t page_gpus(const jl_shm_page *page, page_gpu gpus[static JL_SHM_DOMAINS_MAX])
+{
+        size_t n = 0;
+        for (uint32_t i = 0; i < page->ndomains && i < JL_SHM_DOMAINS_MAX; i++) {
+                const jl_shm_domain *d = &page->domains[i];
                 uint64_t idx;
-                if (strncmp(tok, "GPU-", 4) == 0 || strncmp(tok, "MIG-", 4) == 0)
-                        g.uuid = g.all = true;
-                else if (parse_u64(tok, &idx) == 0 && idx < 64)
-                        g.mask |= UINT64_C(1) << idx;
-                else
-                        break; /* CUDA ignores an invalid entry and every one after it */
-                p += len;
-                p += *p == ',';
+                if (strncmp(d->name, "gpu-", 4) != 0 || parse_u64(d->name + 4, &idx) < 0 || idx >= 64)
+                        continue;
+                size_t j = n++;
+                for (; j > 0 && gpus[j - 1].idx > idx; j--)
+                        gpus[j] = gpus[j - 1];
+                gpus[j] = (page_gpu){.idx = (unsigned)idx, .d = d};
         }
+        return n;
+}
+
+/* The next comma-separated entry of *p, trimmed, into tok; false at the end or for one too long. */
+static bool next_entry(const char **p, char *tok, size_t size, bool *ret_too_long)
+{
+        *ret_too_long = false;
+        if (!*p || !**p)
+                return false;
+        const char *s = *p;
+        size_t len = strcspn(s, ",");
+        *p = s + len + (s[len] == ',');
+        while (len > 0 && isspace((unsigned char)*s)) {
+                s++;
+                len--;
+        }
+        while (len > 0 && isspace((unsigned char)s[len - 1]))
+                len--;
+        if (len >= size) {
+                *ret_too_long = true;
+                tok[0] = '\0';
+                return true;
+        }
+        memcpy(tok, s, len);
+        tok[len] = '\0';
+        return true;
+}
+
+static bool blank(const char *s)
+{
+        for (; s && *s; s++)
+                if (!isspace((unsigned char)*s))
+                        return false;
+        return true;
+}
+
+static void note(jl_rt_gpus *g, const char *fmt, const char *var, const char *what)
+{
+        size_t len = strlen(g->note);
+        if (len + 3 >= sizeof(g->note))
+                return;
+        if (len)
+                len += (size_t)snprintf(g->note + len, sizeof(g->note) - len, "; ");
+        snprintf(g->note + len, sizeof(g->note) - len, fmt, var, what);
+}
+
+/* Slurm's node-global ids: "0,2" or ranges "0-3"; each the minor number of a GPU. */
+static void select_slurm(const char *var, const char *value, const page_gpu *gpus, size_t n, jl_rt_gpus *g)
+{
+        bool have_minor = false;
+        for (size_t i = 0; i < n; i++)
+                have_minor |= gpus[i].d->gpu_minor >= 0;
+        if (!have_minor)
+                note(g, "%s: the page holds no minor numbers (%s): ids taken as NVML indices", var,
+                     "jouled's NVML cannot tell them");
+        const char *p = value;
+        char tok[64];
+        bool too_long;
+        while (next_entry(&p, tok, sizeof(tok), &too_long)) {
+                uint64_t lo, hi;
+                char *dash = strchr(tok, '-');
+                int r;
+                if (dash) {
+                        *dash = '\0';
+                        r = parse_u64(tok, &lo);
+                        if (r == 0)
+                                r = parse_u64(dash + 1, &hi);
+                        *dash = '-';
+                } else {
+                        r = parse_u64(tok, &lo);
+                        hi = lo;
+                }
+                if (too_long || r < 0 || hi < lo || hi - lo >= 1024) {
+                        note(g, "%s: \"%s\" is no GPU id: ignored", var, too_long ? "(too long)" : tok);
+                        continue;
+                }
+                for (uint64_t id = lo; id <= hi; id++) {
+                        bool found = false;
+                        for (size_t i = 0; i < n; i++)
+                                if (have_minor
+                                        ? gpus[i].d->gpu_minor >= 0 && (uint64_t)gpus[i].d->gpu_minor == id
+                                        : gpus[i].idx == id) {
+                                        g->mask |= UINT64_C(1) << gpus[i].idx;
+                                        found = true;
+                                }
+                        if (!found) {
+                                char w[32];
+                                snprintf(w, sizeof(w), "%" PRIu64, id);
+                                note(g, "%s: id %s matches no GPU of this node: ignored", var, w);
+                        }
+                }
+        }
+}
+
+static int cmp_pci(const void *a, const void *b)
+{
+        const page_gpu *x = a, *y = b;
+        int c = strcasecmp(x->d->gpu_pci, y->d->gpu_pci);
+        return c ? c : x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* A "GPU-…" UUID or prefix: the one page GPU whose UUID starts with it; -ENOENT none, -EEXIST several. */
+static int match_uuid(const char *tok, size_t len, const page_gpu *gpus, size_t n, unsigned *ret_idx)
+{
+        int found = -1;
+        for (size_t i = 0; i < n; i++)
+                if (gpus[i].d->gpu_uuid[0] && strncasecmp(gpus[i].d->gpu_uuid, tok, len) == 0) {
+                        if (found >= 0)
+                                return -EEXIST;
+                        found = (int)i;
+                }
+        if (found < 0)
+                return -ENOENT;
+        *ret_idx = gpus[found].idx;
+        return 0;
+}
+
+static void select_cuda(const jl_rt_gpu_env *env, const page_gpu *gpus, size_t n, jl_rt_gpus *g)
+{
+        static const char var[] = "CUDA_VISIBLE_DEVICES";
+        /* CUDA's default order ("fastest first", which joule cannot know) taken as PCI bus order */
+        bool by_bus = !env->cuda_order || strcmp(env->cuda_order, "PCI_BUS_ID") != 0;
+        page_gpu order[JL_SHM_DOMAINS_MAX];
+        memcpy(order, gpus, n * sizeof(*gpus));
+        if (by_bus) {
+                bool have_pci = true;
+                for (size_t i = 0; i < n; i++)
+                        have_pci &= gpus[i].d->gpu_pci[0] != '\0';
+                if (have_pci)
+                        qsort(order, n, sizeof(*order), cmp_pci);
+        }
+        bool have_uuid = false;
+        for (size_t i = 0; i < n; i++)
+                have_uuid |= gpus[i].d->gpu_uuid[0] != '\0';
+        const char *p = env->cuda_visible;
+        char tok[128];
+        bool too_long;
+        while (next_entry(&p, tok, sizeof(tok), &too_long)) {
+                unsigned idx;
+                uint64_t k;
+                int r = -ENOENT;
+                if (too_long)
+                        r = -EINVAL;
+                else if (strncasecmp(tok, "GPU-", 4) == 0 || strncasecmp(tok, "MIG-GPU-", 8) == 0) {
+                        /* MIG-GPU-<uuid>/<gi>/<ci> (drivers before R470) names its parent GPU */
+                        bool mig = tok[0] == 'M' || tok[0] == 'm';
+                        const char *u = tok + (mig ? 4 : 0);
+                        size_t len = mig ? strcspn(u, "/") : strlen(u);
+                        if (!have_uuid) {
+                                note(g, "%s: \"%s\": the page holds no UUIDs: every GPU", var, tok);
+                                g->all = true;
+                                return;
+                        }
+                        r = len > 4 ? match_uuid(u, len, gpus, n, &idx) : -ENOENT;
+                        if (r == -EEXIST) {
+                                note(g,
+                                     "%s: \"%s\" is the prefix of several GPUs' UUIDs: the list ends there",
+                                     var, tok);
+                                return;
+                        }
+                } else if (strncasecmp(tok, "MIG-", 4) == 0) {
+                        note(g, "%s: \"%s\" is a MIG instance whose GPU the page cannot tell: every GPU",
+                             var, tok);
+                        g->all = true;
+                        return;
+                } else if (parse_u64(tok, &k) == 0) {
+                        for (size_t i = 0; i < n && r < 0; i++)
+                                if (by_bus ? i == k : gpus[i].idx == k) {
+                                        idx = by_bus ? order[i].idx : gpus[i].idx;
+                                        r = 0;
+                                }
+                } else
+                        r = -EINVAL;
+                if (r < 0) {
+                        if (tok[0] && !too_long)
+                                note(g, "%s: \"%s\" matches no GPU of this node: the list ends there", var,
+                                     tok);
+                        return; /* CUDA ignores an invalid entry and every one after it */
+                }
+                g->mask |= UINT64_C(1) << idx;
+        }
+}
+
+void jl_rt_gpus_select(const jl_rt_gpu_env *env, const jl_shm_page *page, jl_rt_gpus *ret)
+{
+        jl_rt_gpus g = {0};
+        page_gpu gpus[JL_SHM_DOMAINS_MAX];
+        size_t n = page ? page_gpus(page, gpus) : 0;
+        if (!blank(env->step_gpus)) {
+                g.source = "SLURM_STEP_GPUS";
+                select_slurm(g.source, env->step_gpus, gpus, n, &g);
+        } else if (!blank(env->job_gpus)) {
+                g.source = "SLURM_JOB_GPUS";
+                select_slurm(g.source, env->job_gpus, gpus, n, &g);
+        } else if (env->cuda_visible) {
+                g.source = "CUDA_VISIBLE_DEVICES";
+                select_cuda(env, gpus, n, &g);
+        } else
+                g.all = true;
+        if (g.all)
+                g.mask = 0;
         *ret = g;
+}
+
+void jl_rt_gpus_format(const jl_rt_gpus *g, char *buf, size_t size)
+{
+        if (size == 0)
+                return;
+        if (g->all || g->mask == 0) {
+                snprintf(buf, size, "%s", g->all ? "every GPU" : "none");
+                return;
+        }
+        size_t len = 0;
+        buf[0] = '\0';
+        for (unsigned i = 0; i < 64 && len < size; i++)
+                if (g->mask & (UINT64_C(1) << i))
+                        len += (size_t)snprintf(buf + len, size - len, "%sgpu-%u", len ? "," : "", i);
 }
 
 int jl_rt_shm_gpu_util(const jl_rt_shm *s, const jl_rt_gpus *gpus, jl_rt_gpu_util *ret)

@@ -39,18 +39,38 @@ void jl_rt_shm_close(jl_rt_shm *s);
 /* Read the energies consistently (seqlock); -EAGAIN when the writer kept the page busy, -ENOTCONN. */
 int jl_rt_shm_energy(const jl_rt_shm *s, jl_rt_energy *ret);
 
-/* The GPUs of the step, from the rank's CUDA_VISIBLE_DEVICES as CUDA reads it: unset, every GPU of the node;
- * a comma-separated list of indices, those GPUs (NVML's index, the page's "gpu-N": the same order as CUDA's
- * where CUDA_DEVICE_ORDER=PCI_BUS_ID); the list ends at the first entry that is not an index or a UUID
- * (as CUDA ignores the rest), so "" or "NoDevFiles" means none. UUIDs ("GPU-…", "MIG-…") cannot be matched:
- * the page names GPUs by index only; then every GPU of the node (uuid set). */
+/* The GPUs of the step (the GPU-wait phase's), chosen among the page's GPU domains ("gpu-N", N NVML's index)
+ * by their identity on the page (shm.h), first match wins:
+ * - SLURM_STEP_GPUS, else SLURM_JOB_GPUS: Slurm's node-global GPU ids (GRES), which are device minor numbers
+ *   (/dev/nvidiaN), not NVML indices: the GPUs with those minors (NVML indices where the page holds no minor
+ *   at all, with a note); an id that matches nothing is ignored; an empty value counts as unset;
+ * - CUDA_VISIBLE_DEVICES as CUDA reads it (relative to the GPUs the job's cgroup shows, hence only when
+ *   Slurm names none): "GPU-…" UUIDs or unique prefixes of them; "MIG-GPU-<uuid>/…" the parent GPU;
+ *   other MIG ids, and UUIDs where the page holds none, every GPU with a note; indices: NVML's index where
+ *   CUDA_DEVICE_ORDER=PCI_BUS_ID, else CUDA's default order ("fastest first"), which joule cannot know,
+ *   is taken as PCI bus order (the page's GPUs sorted by PCI bus id). The list ends at the first entry that
+ *   matches no GPU (as CUDA ignores it and every one after it), so "" or "NoDevFiles" means none;
+ * - none set: every GPU of the node. */
 typedef struct {
-        bool all;      /* every GPU of the node */
-        bool uuid;     /* UUIDs were given: all, for want of a match */
-        uint64_t mask; /* the indices (0..63) when !all */
+        const char *step_gpus;    /* SLURM_STEP_GPUS (NULL: unset) */
+        const char *job_gpus;     /* SLURM_JOB_GPUS */
+        const char *cuda_visible; /* CUDA_VISIBLE_DEVICES */
+        const char *cuda_order;   /* CUDA_DEVICE_ORDER */
+} jl_rt_gpu_env;
+
+typedef struct {
+        bool all;           /* every GPU of the node */
+        uint64_t mask;      /* the NVML indices (0..63) when !all */
+        const char *source; /* the variable the selection follows ("SLURM_STEP_GPUS", …); NULL: none set */
+        char note[256];     /* what could not be matched, in words; "" when all did */
 } jl_rt_gpus;
-/* Parses value (NULL: unset). Never fails: what cannot be read ends the list. */
-void jl_rt_gpus_parse(const char *value, jl_rt_gpus *ret);
+
+/* The environment's variables (getenv). */
+void jl_rt_gpu_env_get(jl_rt_gpu_env *ret);
+/* Choose the step's GPUs among page's (a consistent copy, jl_shm_read). Pure; never fails. */
+void jl_rt_gpus_select(const jl_rt_gpu_env *env, const jl_shm_page *page, jl_rt_gpus *ret);
+/* "gpu-0,gpu-2", "every GPU" or "none" into buf. */
+void jl_rt_gpus_format(const jl_rt_gpus *g, char *buf, size_t size);
 
 /* The step's GPUs' utilisation from the page: the sums of their running integrals (shm.h); the mean over a
  * window is Δbusy_s / Δcover_s. */

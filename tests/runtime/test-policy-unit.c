@@ -6,6 +6,7 @@
  * the GPUs compute (GPU utilisation and the CPU side), and min_energy on such a code. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,27 +533,133 @@ static void test_gpu_wait(void)
            jl_rt_phase_name(ph));
 }
 
-/* CUDA_VISIBLE_DEVICES as CUDA reads it, and the step's GPUs' utilisation read from a page laid out as
- * jouled writes it (src/proto/shm.h). */
+/* The step's GPUs chosen by selection (node.h) among a page's GPUs. */
+static jl_rt_gpus gsel(const jl_shm_page *pg, const char *step, const char *job, const char *cuda,
+                       const char *order)
+{
+        jl_rt_gpu_env env = {.step_gpus = step, .job_gpus = job, .cuda_visible = cuda, .cuda_order = order};
+        jl_rt_gpus g;
+        memset(&g, 0xa5, sizeof(g)); /* every field must be written */
+        jl_rt_gpus_select(&env, pg, &g);
+        return g;
+}
+
+static bool gsel_is(jl_rt_gpus g, uint64_t mask, const char *source)
+{
+        if (!g.all && g.mask != mask)
+                printf("#   mask %#" PRIx64 " (all %d), want %#" PRIx64 "; note: %s\n", g.mask, g.all, mask,
+                       g.note);
+        return !g.all && g.mask == mask &&
+               (source ? g.source && strcmp(g.source, source) == 0 : g.source == NULL);
+}
+
+static void gpage_add(jl_shm_page *pg, unsigned idx, int minor, const char *uuid, const char *pci)
+{
+        jl_shm_domain *d = &pg->domains[pg->ndomains++];
+        snprintf(d->name, sizeof(d->name), "gpu-%u", idx);
+        d->gpu_minor = minor;
+        snprintf(d->gpu_uuid, sizeof(d->gpu_uuid), "%s", uuid);
+        snprintf(d->gpu_pci, sizeof(d->gpu_pci), "%s", pci);
+}
+
+#define U0 "GPU-aaaa1111-0b7d-4c1e-9a53-1d2e3f4a5b60"
+#define U1 "GPU-aaaa2222-0b7d-4c1e-9a53-1d2e3f4a5b61"
+#define U2 "GPU-bbbb3333-0b7d-4c1e-9a53-1d2e3f4a5b62"
+#define U3 "GPU-cccc4444-0b7d-4c1e-9a53-1d2e3f4a5b63"
+
+/* Slurm's node-global ids (minor numbers), CUDA_VISIBLE_DEVICES as CUDA reads it (UUIDs, prefixes, MIG,
+ * indices in PCI or NVML order), and the step's GPUs' utilisation read from a page laid out as jouled writes
+ * it (src/proto/shm.h). */
 static void test_gpu_select(void)
 {
-        jl_rt_gpus g;
-        jl_rt_gpus_parse(NULL, &g);
-        ok(g.all && !g.uuid, "unset: every GPU of the node");
-        jl_rt_gpus_parse("1", &g);
-        ok(!g.all && g.mask == 2, "\"1\": GPU 1");
-        jl_rt_gpus_parse("0, 2", &g);
-        ok(!g.all && g.mask == 5, "\"0, 2\": GPUs 0 and 2");
-        jl_rt_gpus_parse("", &g);
-        ok(!g.all && g.mask == 0, "\"\": no GPU");
-        jl_rt_gpus_parse("NoDevFiles", &g);
-        ok(!g.all && g.mask == 0, "\"NoDevFiles\" (Slurm, no GPU allocated): no GPU");
-        jl_rt_gpus_parse("3,x,1", &g);
-        ok(!g.all && g.mask == 8, "\"3,x,1\": the list ends at the invalid entry, as CUDA's does");
-        jl_rt_gpus_parse("GPU-8f6c2a1e-0b7d-4c1e-9a53-1d2e3f4a5b6c", &g);
-        ok(g.all && g.uuid, "a UUID: cannot be matched on the page, every GPU (said so)");
-        jl_rt_gpus_parse("99", &g);
-        ok(!g.all && g.mask == 0, "\"99\": beyond what the page can hold, no GPU");
+        jl_shm_page *node = calloc(1, sizeof(*node));
+        if (!node)
+                return;
+        /* four GPUs whose minor numbers, NVML indices and PCI order all differ:
+         * NVML index  minor  PCI bus   (PCI order: gpu-2, gpu-1, gpu-0, gpu-3) */
+        snprintf(node->domains[node->ndomains++].name, sizeof(node->domains[0].name), "package-0");
+        gpage_add(node, 0, 2, U0, "00000000:81:00.0");
+        gpage_add(node, 1, 0, U1, "00000000:3B:00.0");
+        gpage_add(node, 2, 3, U2, "00000000:1a:00.0");
+        gpage_add(node, 3, 1, U3, "00000000:C1:00.0");
+        jl_rt_gpus g = gsel(node, NULL, NULL, NULL, NULL);
+        ok(g.all && !g.source && !g.note[0], "nothing set: every GPU of the node");
+        char list[64];
+
+        /* Slurm: minor numbers, before CUDA_VISIBLE_DEVICES (relative to the job's cgroup) */
+        g = gsel(node, "1", NULL, NULL, NULL);
+        ok(gsel_is(g, 1u << 3, "SLURM_STEP_GPUS"), "SLURM_STEP_GPUS=1: the GPU with minor 1, NVML's gpu-3");
+        jl_rt_gpus_format(&g, list, sizeof(list));
+        is_str(list, "gpu-3", "formatted");
+        ok(gsel_is(gsel(node, "0,2", NULL, "0,1", NULL), 3, "SLURM_STEP_GPUS"),
+           "SLURM_STEP_GPUS=0,2 with CUDA_VISIBLE_DEVICES=0,1 (relative): minors 0 and 2, gpu-1 and gpu-0");
+        ok(gsel_is(gsel(node, "3", "0,1,2,3", "0", "PCI_BUS_ID"), 1u << 2, "SLURM_STEP_GPUS"),
+           "SLURM_STEP_GPUS before SLURM_JOB_GPUS and CUDA_VISIBLE_DEVICES");
+        ok(gsel_is(gsel(node, NULL, "2", "1", NULL), 1, "SLURM_JOB_GPUS"), "SLURM_JOB_GPUS=2: gpu-0");
+        ok(gsel_is(gsel(node, " ", "3", NULL, NULL), 1u << 2, "SLURM_JOB_GPUS"),
+           "an empty SLURM_STEP_GPUS counts as unset");
+        ok(gsel_is(gsel(node, "1-2", NULL, NULL, NULL), 9, "SLURM_STEP_GPUS"), "a range 1-2: gpu-3, gpu-0");
+        g = gsel(node, "x,1,9, -1", NULL, NULL, NULL);
+        ok(gsel_is(g, 1u << 3, "SLURM_STEP_GPUS") && strstr(g.note, "\"x\"") && strstr(g.note, "id 9"),
+           "garbage and unknown Slurm ids are ignored, said so (%s)", g.note);
+        ok(gsel_is(gsel(node, "garbage", NULL, "0", NULL), 0, "SLURM_STEP_GPUS"),
+           "only garbage in SLURM_STEP_GPUS: no GPU (CUDA_VISIBLE_DEVICES not consulted)");
+        ok(gsel_is(gsel(NULL, "1", NULL, NULL, NULL), 0, "SLURM_STEP_GPUS"), "no page: no GPU to match");
+
+        /* CUDA_VISIBLE_DEVICES: UUIDs and unique prefixes */
+        ok(gsel_is(gsel(node, NULL, NULL, U2, NULL), 1u << 2, "CUDA_VISIBLE_DEVICES"), "a full UUID: gpu-2");
+        ok(gsel_is(gsel(node, NULL, NULL, "GPU-bbbb", NULL), 1u << 2, "CUDA_VISIBLE_DEVICES"),
+           "a unique prefix GPU-bbbb: gpu-2");
+        ok(gsel_is(gsel(node, NULL, NULL, " GPU-CCCC4444 , " U1, NULL), 0xa, "CUDA_VISIBLE_DEVICES"),
+           "a prefix in capitals and a UUID, with blanks: gpu-3 and gpu-1");
+        g = gsel(node, NULL, NULL, "GPU-aaaa", NULL);
+        ok(gsel_is(g, 0, "CUDA_VISIBLE_DEVICES") && strstr(g.note, "several"),
+           "an ambiguous prefix: nothing (%s)", g.note);
+        ok(gsel_is(gsel(node, NULL, NULL, "GPU-cccc,GPU-aaaa,GPU-bbbb", NULL), 1u << 3,
+                   "CUDA_VISIBLE_DEVICES"),
+           "the list ends at the ambiguous prefix");
+        ok(gsel_is(gsel(node, NULL, NULL, "GPU-dddd,GPU-bbbb", NULL), 0, "CUDA_VISIBLE_DEVICES"),
+           "an unknown UUID ends the list");
+        ok(gsel_is(gsel(node, NULL, NULL, "GPU-", NULL), 0, "CUDA_VISIBLE_DEVICES"),
+           "\"GPU-\" alone: nothing");
+        /* MIG */
+        ok(gsel_is(gsel(node, NULL, NULL, "MIG-" U1 "/1/0", NULL), 2, "CUDA_VISIBLE_DEVICES"),
+           "MIG-GPU-<uuid>/1/0: its parent gpu-1");
+        g = gsel(node, NULL, NULL, "MIG-0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f", NULL);
+        ok(g.all && strstr(g.note, "MIG"), "a MIG id the page cannot place: every GPU, said so (%s)",
+           g.note);
+        /* indices */
+        ok(gsel_is(gsel(node, NULL, NULL, "0", "PCI_BUS_ID"), 1, "CUDA_VISIBLE_DEVICES"),
+           "CUDA_DEVICE_ORDER=PCI_BUS_ID: index 0 is NVML's gpu-0");
+        ok(gsel_is(gsel(node, NULL, NULL, "0", NULL), 1u << 2, "CUDA_VISIBLE_DEVICES"),
+           "default order: index 0 is the lowest PCI bus id, gpu-2");
+        ok(gsel_is(gsel(node, NULL, NULL, "1,0", "FASTEST_FIRST"), 6, "CUDA_VISIBLE_DEVICES"),
+           "FASTEST_FIRST taken as PCI order: 1,0 are gpu-1, gpu-2");
+        ok(gsel_is(gsel(node, NULL, NULL, "3", NULL), 1u << 3, "CUDA_VISIBLE_DEVICES"),
+           "default order: index 3 is gpu-3 (the highest bus id)");
+        ok(gsel_is(gsel(node, NULL, NULL, "2,x,1", NULL), 1, "CUDA_VISIBLE_DEVICES"),
+           "\"2,x,1\": the list ends at the invalid entry, as CUDA's does");
+        ok(gsel_is(gsel(node, NULL, NULL, "4,0", "PCI_BUS_ID"), 0, "CUDA_VISIBLE_DEVICES"),
+           "an index beyond the node's GPUs ends the list");
+        ok(gsel_is(gsel(node, NULL, NULL, "", NULL), 0, "CUDA_VISIBLE_DEVICES"), "\"\": no GPU");
+        ok(gsel_is(gsel(node, NULL, NULL, "NoDevFiles", NULL), 0, "CUDA_VISIBLE_DEVICES"),
+           "\"NoDevFiles\" (Slurm, no GPU allocated): no GPU");
+        ok(gsel_is(gsel(node, NULL, NULL, "99999999999999999999999", NULL), 0, "CUDA_VISIBLE_DEVICES"),
+           "an index that overflows: no GPU");
+
+        /* a page whose NVML could not tell minors, UUIDs or PCI ids */
+        for (uint32_t i = 1; i < node->ndomains; i++) {
+                node->domains[i].gpu_minor = -1;
+                node->domains[i].gpu_uuid[0] = node->domains[i].gpu_pci[0] = '\0';
+        }
+        g = gsel(node, "1", NULL, NULL, NULL);
+        ok(gsel_is(g, 2, "SLURM_STEP_GPUS") && strstr(g.note, "minor"),
+           "no minors on the page: Slurm's ids as NVML indices, said so (%s)", g.note);
+        g = gsel(node, NULL, NULL, "GPU-aaaa", NULL);
+        ok(g.all && strstr(g.note, "UUID"), "no UUIDs on the page: every GPU, said so (%s)", g.note);
+        ok(gsel_is(gsel(node, NULL, NULL, "0", NULL), 1, "CUDA_VISIBLE_DEVICES"),
+           "no PCI ids on the page: indices in NVML's order");
+        free(node);
 
         jl_shm_page *pg = calloc(1, sizeof(*pg));
         if (!pg)
@@ -572,7 +679,7 @@ static void test_gpu_select(void)
         }
         jl_rt_shm shm = {.page = pg, .len = sizeof(*pg)};
         jl_rt_gpu_util a, b;
-        jl_rt_gpus_parse("2", &g);
+        g = gsel(pg, NULL, NULL, "2", "PCI_BUS_ID");
         is_int(jl_rt_shm_gpu_util(&shm, &g, &a), 0, "GPU 2's utilisation is on the page");
         is_int(a.ngpus, 1, "one GPU");
         pg->domains[3].util_gpu_s += 0.9 * 5; /* 5 s at 90 % */
@@ -580,7 +687,7 @@ static void test_gpu_select(void)
         pg->domains[2].util_cover_s += 5; /* GPU 1 idle meanwhile */
         is_int(jl_rt_shm_gpu_util(&shm, &g, &b), 0, "read again");
         is_near(jl_rt_gpu_util_mean(&a, &b), 0.9, 1e-9, "GPU 2: 90 %% busy over the window");
-        jl_rt_gpus_parse("1,2", &g);
+        g = gsel(pg, NULL, NULL, "1,2", "PCI_BUS_ID");
         pg->domains[2].util_cover_s -= 5, pg->domains[3].util_cover_s -= 5, pg->domains[3].util_gpu_s -= 4.5;
         jl_rt_shm_gpu_util(&shm, &g, &a);
         pg->domains[2].util_cover_s += 5, pg->domains[3].util_cover_s += 5, pg->domains[3].util_gpu_s += 4.5;
@@ -588,10 +695,10 @@ static void test_gpu_select(void)
         is_near(jl_rt_gpu_util_mean(&a, &b), 0.45, 1e-9, "GPUs 1 and 2: their mean, 45 %%");
         b.jouled_pid = 43;
         ok(isnan(jl_rt_gpu_util_mean(&a, &b)), "another jouled between the readings: unknown");
-        jl_rt_gpus_parse("5", &g);
+        g = gsel(pg, NULL, NULL, "5", "PCI_BUS_ID");
         is_int(jl_rt_shm_gpu_util(&shm, &g, &a), -ENODATA, "a GPU the page does not know: -ENODATA");
         pg->domains[1].flags = pg->domains[2].flags = pg->domains[3].flags = 0;
-        jl_rt_gpus_parse(NULL, &g);
+        g = gsel(pg, NULL, NULL, NULL, NULL);
         is_int(jl_rt_shm_gpu_util(&shm, &g, &a), -ENODATA, "GPUs without utilisation (no NVML): -ENODATA");
         free(pg);
 }

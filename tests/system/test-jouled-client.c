@@ -155,6 +155,23 @@ static void print_shm(int shm_fd)
                 json_uint(&jw, copy.domains[i].energy_uj);
         }
         json_object_end(&jw);
+        json_key(&jw, "gpus"); /* the GPU domains' identity (shm.h, version 3) */
+        json_object_begin(&jw);
+        for (uint32_t i = 0; i < copy.ndomains && i < JL_SHM_DOMAINS_MAX; i++) {
+                const jl_shm_domain *d = &copy.domains[i];
+                if (strncmp(d->name, "gpu-", 4) != 0)
+                        continue;
+                json_key(&jw, d->name);
+                json_object_begin(&jw);
+                json_key(&jw, "uuid");
+                json_string(&jw, d->gpu_uuid);
+                json_key(&jw, "minor");
+                json_int(&jw, d->gpu_minor);
+                json_key(&jw, "pci");
+                json_string(&jw, d->gpu_pci);
+                json_object_end(&jw);
+        }
+        json_object_end(&jw);
         json_object_end(&jw);
         putchar('\n');
         munmap(p, sizeof(jl_shm_page));

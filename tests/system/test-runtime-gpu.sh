@@ -7,12 +7,15 @@
 # classifies the phase as cpu-waiting-gpu, sets the lowest CPU frequency, measures it and holds it: the
 # steady time stays within the bound (1 % tolerance) and energy is saved against the default-frequency truth
 # (the emulator's sweep, whose optimum for this code is the lowest frequency at equal time). The same program
-# with the GPU idle is NOT classified GPU-wait. TAP.
+# with the GPU idle is NOT classified GPU-wait. Then a two-GPU node under Slurm's GRES: the step's GPU, named
+# by SLURM_STEP_GPUS as its device minor number (which differs from its NVML index; CUDA_VISIBLE_DEVICES=0 is
+# relative to the job's cgroup and names the other one by index), is found through the minor numbers jouled
+# publishes: GPU-wait when the step's GPU is busy, NOT when only the other GPU is. TAP.
 # Environment: JOULE, JOULED, JOULE_EMU, NS_RUN, JOULE_LOADER, JOULE_RT_BUILDDIR, EMU_WORK_MPI_SRC,
-# NVML_EMU_DIR.
+# NVML_EMU_DIR, JOULED_CLIENT.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 t_setup
-: "${JOULED:?}" "${JOULE_LOADER:?}" "${JOULE_RT_BUILDDIR:?}" "${EMU_WORK_MPI_SRC:?}" "${NVML_EMU_DIR:?}"
+: "${JOULED:?}" "${JOULE_LOADER:?}" "${JOULE_RT_BUILDDIR:?}" "${EMU_WORK_MPI_SRC:?}" "${NVML_EMU_DIR:?}" "${JOULED_CLIENT:?}"
 t_need_joule
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
@@ -53,7 +56,8 @@ printf 'database:\n  url: %s\nnode:\n  name: emu1\n  socket: %s\n  sample_ms: 50
 # NVML for jouled only: the ranks have no libnvidia-ml.so.1 in their path, they read jouled's page
 LD_LIBRARY_PATH=$NVML_EMU_DIR JOULE_EMU_NVML=$NV "$NS_RUN" "$FX" -- "$JOULED" -c "$JD_CFG" </dev/null \
         >>"$T_DIR/jd.log" 2>&1 &
-T_PIDS+=($!)
+JD_PID=$!
+T_PIDS+=($JD_PID)
 for _ in $(seq 100); do
         [ -S "$JD_SOCK" ] && break
         sleep 0.05
@@ -75,9 +79,11 @@ t_check "the truth: for gpuwait the lowest frequency is energy-optimal, at the t
         jtest "$SWEEP" 'j["optimal_khz"] == j["points"][0]["khz"] and abs(j["points"][0]["time_s"] - j["points"][-1]["time_s"]) < 1e-9 and j["points"][0]["energy_j"] < 0.9 * j["points"][-1]["energy_j"]'
 LOW=$(jget "$SWEEP" 'j["points"][0]["khz"]')
 
-# run NAME GPU_UTIL: gpuwait on 2 ranks under min_energy th 0.1; stdout NAME.out, stderr NAME.err
+# run NAME GPU_UTIL ITERATIONS: gpuwait on 2 ranks under min_energy th 0.1, writing its GPU's utilisation into
+# UTIL, with RUN_ENV's variables; stdout NAME.out, stderr NAME.err
+RUN_ENV=()
 run() {
-        timeout "$RUN_TIMEOUT" "$NS_RUN" "$FX" -- taskset -c "$TASKSET" env LD_PRELOAD="$PRELOAD" \
+        timeout "$RUN_TIMEOUT" "$NS_RUN" "$FX" -- taskset -c "$TASKSET" env "${RUN_ENV[@]}" LD_PRELOAD="$PRELOAD" \
                 ASAN_OPTIONS=detect_leaks=0 JOULE_LIBDIR="$JOULE_RT_BUILDDIR" JOULE_SOCKET="$JD_SOCK" \
                 JOULE_VERBOSE=2 JOULE_WINDOW_MS=500 JOULE_SETTLE_MS=60 JOULE_POLICY=min_energy JOULE_POLICY_TH=$TH \
                 mpirun.openmpi -np 2 "$PROG" --root "$FX" --kind gpuwait --cpus "$CPUS" --iterations "$3" \
@@ -139,4 +145,40 @@ t_check "with the GPU idle the phase is not GPU-wait (a phase event names anothe
         sh -c "! grep -q 'cpu-waiting-gpu' '$T_DIR/idle.err' && grep -qE 'event phase [0-9]+: ' '$T_DIR/idle.err'" ||
         show_err idle
 t_diag "idle GPU: $(grep -E 'event phase' "$T_DIR/idle.err" | head -2 | tr '\n' ' ')"
+
+# --- two GPUs, one of them the step's: NVML's gpu-0 is /dev/nvidia1, gpu-1 is /dev/nvidia0; Slurm gave the
+# step /dev/nvidia0 (SLURM_STEP_GPUS=0) and, its cgroup showing that one GPU only, CUDA_VISIBLE_DEVICES=0
+kill "$JD_PID" 2>/dev/null
+for _ in $(seq 50); do kill -0 "$JD_PID" 2>/dev/null || break; sleep 0.1; done
+UTIL0=$T_DIR/gpu0-util UTIL1=$T_DIR/gpu1-util
+printf 'gpu power_w=250 minor=1 util_file=%s name=Emulated H100\ngpu power_w=250 minor=0 util_file=%s name=Emulated H100\n' \
+        "$UTIL0" "$UTIL1" >"$NV"
+rm -f "$JD_SOCK"
+LD_LIBRARY_PATH=$NVML_EMU_DIR JOULE_EMU_NVML=$NV "$NS_RUN" "$FX" -- "$JOULED" -c "$JD_CFG" </dev/null \
+        >>"$T_DIR/jd.log" 2>&1 &
+T_PIDS+=($!)
+for _ in $(seq 100); do
+        [ -S "$JD_SOCK" ] && break
+        sleep 0.05
+done
+t_ok "$([ -S "$JD_SOCK" ]; echo $?)" "jouled runs again with two emulated GPUs whose minor numbers are not their indices"
+PAGE=$("$JOULED_CLIENT" --socket "$JD_SOCK" shm)
+t_check "the shared page carries each GPU's UUID, minor number and PCI bus id (version 3)" -- \
+        jtest "$PAGE" 'j["gpus"] == {"gpu-0": {"uuid": "GPU-e0000000-0000-4000-8000-000000000000", "minor": 1, "pci": "00000000:01:00.0"}, "gpu-1": {"uuid": "GPU-e0000000-0000-4000-8000-000000000001", "minor": 0, "pci": "00000000:02:00.0"}}' ||
+        t_diag "page: $PAGE"
+RUN_ENV=(SLURM_STEP_GPUS=0 SLURM_JOB_GPUS=0 CUDA_VISIBLE_DEVICES=0)
+
+UTIL=$UTIL1 run step 95 150
+t_ok $? "the step's GPU (minor 0, NVML's gpu-1) 95% busy: the program completes"
+t_check "the runtime takes NVML's gpu-1 from SLURM_STEP_GPUS (its minor number on jouled's page)" -- \
+        grep -q 'GPUs of the step: gpu-1 (from SLURM_STEP_GPUS)' "$T_DIR/step.err" || show_err step
+t_check "the step's GPU busy: the phase is GPU-wait" -- grep -qE 'event phase 6: cpu-waiting-gpu' "$T_DIR/step.err" ||
+        show_err step
+
+UTIL=$UTIL0 run other 95 150
+t_ok $? "only the other GPU (minor 1, NVML's gpu-0, CUDA_VISIBLE_DEVICES' index 0) 95% busy: the program completes"
+t_check "only the other GPU busy: the phase is not GPU-wait (a phase event names another one)" -- \
+        sh -c "! grep -q 'cpu-waiting-gpu' '$T_DIR/other.err' && grep -qE 'event phase [0-9]+: ' '$T_DIR/other.err'" ||
+        show_err other
+t_diag "other GPU busy: $(grep -E 'GPUs of the step|event phase' "$T_DIR/other.err" | head -3 | tr '\n' ' ')"
 t_done

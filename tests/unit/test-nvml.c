@@ -250,6 +250,42 @@ static void test_utilization(const char *dir)
         unlink(util);
 }
 
+/* Each GPU's identity (UUID, minor number, PCI bus id) on its energy channel, as jouled publishes it in its
+ * shared page: given, by the emulator's defaults, and a minor number the driver does not report. */
+static void test_identity(void)
+{
+        write_conf("gpu uuid=GPU-8f6c2a1e-0b7d-4c1e-9a53-1d2e3f4a5b6c minor=3 pci=00000000:3B:00.0 name=A\n"
+                   "gpu name=B\n"
+                   "gpu minor=-1 util_gpu=0 name=C\n");
+        opened o;
+        do_open(&o);
+        is_int(o.r, 0, "three GPUs: opens");
+        const jl_channel *e[3] = {0};
+        for (size_t i = 0; i < o.ch.n; i++) {
+                const jl_channel *c = &o.ch.items[i];
+                unsigned g;
+                char rest;
+                if (c->kind == JL_KIND_ENERGY && sscanf(c->name, "gpu-%u%c", &g, &rest) == 1 && g < 3)
+                        e[g] = c;
+                else if (c->gpu_uuid[0] || c->gpu_pci[0] || c->gpu_minor_known)
+                        ok(false, "%s: not an energy channel, carries no identity", c->name);
+        }
+        if (!ok(e[0] && e[1] && e[2], "an energy channel per GPU")) {
+                provider_close(&o);
+                return;
+        }
+        is_str(e[0]->gpu_uuid, "GPU-8f6c2a1e-0b7d-4c1e-9a53-1d2e3f4a5b6c", "gpu-0: nvmlDeviceGetUUID");
+        ok(e[0]->gpu_minor_known && e[0]->gpu_minor == 3,
+           "gpu-0: nvmlDeviceGetMinorNumber 3 (not its index)");
+        is_str(e[0]->gpu_pci, "00000000:3B:00.0", "gpu-0: nvmlDeviceGetPciInfo_v3's busId");
+        is_str(e[1]->gpu_uuid, "GPU-e0000000-0000-4000-8000-000000000001", "gpu-1: the emulator's UUID");
+        ok(e[1]->gpu_minor_known && e[1]->gpu_minor == 1, "gpu-1: minor 1 by default");
+        is_str(e[1]->gpu_pci, "00000000:02:00.0", "gpu-1: the emulator's bus id");
+        ok(!e[2]->gpu_minor_known, "gpu-2: a minor number the driver does not report is unknown");
+        is_str(e[2]->gpu_uuid, "GPU-e0000000-0000-4000-8000-000000000002", "gpu-2: its UUID all the same");
+        provider_close(&o);
+}
+
 static void test_absent(void)
 {
         void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -281,6 +317,7 @@ int main(int argc, char **argv)
         test_two_gpus();
         test_unavailable();
         test_utilization(argv[2]);
+        test_identity();
         unlink(conf);
         return tap_done();
 }

@@ -15,7 +15,10 @@
  * nvmlDeviceGetUtilizationRates reports; without either, and without util_file, it answers NOT_SUPPORTED),
  * util_file= (a file that a running test or workload rewrites: "GPU_PCT MEM_PCT", read at every
  * nvmlDeviceGetUtilizationRates, so the utilization changes while a session runs; while it is missing or
- * holds no number, util_gpu and util_mem (default 0) hold), name= (the rest of the line).
+ * holds no number, util_gpu and util_mem (default 0) hold), uuid= (nvmlDeviceGetUUID's answer, default
+ * GPU-e0000000-0000-4000-8000-00000000000I for the I-th gpu line), minor= (nvmlDeviceGetMinorNumber's, the
+ * N of /dev/nvidiaN, default I; a negative value: NOT_SUPPORTED), pci= (nvmlDeviceGetPciInfo_v3's busId,
+ * default 00000000:I+1 in hex:00.0), name= (the rest of the line).
  *
  * Application clocks: nvmlDeviceSetApplicationsClocks (root only, as the driver's default "restricted"
  * permission; the pair must be supported) and nvmlDeviceResetApplicationsClocks change the GPU's graphics
@@ -50,6 +53,8 @@ struct emu_gpu {
         bool util_ok;
         unsigned util_gpu, util_mem;
         char util_file[256];
+        char uuid[96], pci[32];
+        int minor;
 };
 
 static struct {
@@ -92,6 +97,14 @@ nvmlReturn_t nvmlDeviceGetSupportedGraphicsClocks(nvmlDevice_t device, unsigned 
                                                   unsigned *clocks);
 nvmlReturn_t nvmlDeviceSetApplicationsClocks(nvmlDevice_t device, unsigned mem, unsigned graphics);
 nvmlReturn_t nvmlDeviceResetApplicationsClocks(nvmlDevice_t device);
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length);
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned *minor);
+typedef struct {
+        char busIdLegacy[16];
+        unsigned domain, bus, device, pciDeviceId, pciSubSystemId;
+        char busId[32];
+} nvmlPciInfo_t;
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci);
 const char *nvmlErrorString(nvmlReturn_t r);
 
 enum {
@@ -113,9 +126,10 @@ static double now_s(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void parse_gpu(char *s, struct emu_gpu *g)
+static void parse_gpu(char *s, unsigned index, struct emu_gpu *g)
 {
-        *g = (struct emu_gpu){.power_w = 100,
+        *g = (struct emu_gpu){.minor = (int)index,
+                              .power_w = 100,
                               .power_ok = true,
                               .energy_ok = true,
                               .temp_c = 40,
@@ -123,6 +137,8 @@ static void parse_gpu(char *s, struct emu_gpu *g)
                               .mem_mhz = 1200,
                               .app_ok = true};
         snprintf(g->name, sizeof(g->name), "Emulated GPU");
+        snprintf(g->uuid, sizeof(g->uuid), "GPU-e0000000-0000-4000-8000-%012x", index);
+        snprintf(g->pci, sizeof(g->pci), "00000000:%02X:00.0", index + 1);
         char *tok = s;
         while (tok && *tok) {
                 while (*tok == ' ' || *tok == '\t')
@@ -156,7 +172,13 @@ static void parse_gpu(char *s, struct emu_gpu *g)
                 } else if (strncmp(tok, "util_file=", 10) == 0) {
                         snprintf(g->util_file, sizeof(g->util_file), "%s", tok + 10);
                         g->util_ok = true;
-                } else if (strncmp(tok, "app_clocks=", 11) == 0)
+                } else if (strncmp(tok, "uuid=", 5) == 0)
+                        snprintf(g->uuid, sizeof(g->uuid), "%s", tok + 5);
+                else if (strncmp(tok, "minor=", 6) == 0)
+                        g->minor = atoi(tok + 6);
+                else if (strncmp(tok, "pci=", 4) == 0)
+                        snprintf(g->pci, sizeof(g->pci), "%s", tok + 4);
+                else if (strncmp(tok, "app_clocks=", 11) == 0)
                         g->app_ok = atoi(tok + 11) != 0;
                 else if (strncmp(tok, "clocks_mhz=", 11) == 0) {
                         g->n_clocks = 0;
@@ -225,8 +247,10 @@ static void load_config(void)
                 line[strcspn(line, "#\n")] = '\0';
                 if (strncmp(line, "init_error", 10) == 0)
                         emu.init_error = atoi(line + 10);
-                else if (strncmp(line, "gpu", 3) == 0 && emu.n < EMU_MAX_GPU)
-                        parse_gpu(line + 3, &emu.gpus[emu.n++]);
+                else if (strncmp(line, "gpu", 3) == 0 && emu.n < EMU_MAX_GPU) {
+                        parse_gpu(line + 3, emu.n, &emu.gpus[emu.n]);
+                        emu.n++;
+                }
         }
         fclose(f);
         snprintf(emu.state_path, sizeof(emu.state_path), "%s.state", path);
@@ -290,6 +314,45 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length)
         if (strlen(device->name) + 1 > length)
                 return INSUFFICIENT_SIZE;
         memcpy(name, device->name, strlen(device->name) + 1);
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length)
+{
+        LOCKED;
+        if (!valid(device) || !uuid)
+                return INVALID_ARGUMENT;
+        if (strlen(device->uuid) + 1 > length)
+                return INSUFFICIENT_SIZE;
+        memcpy(uuid, device->uuid, strlen(device->uuid) + 1);
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned *minor)
+{
+        LOCKED;
+        if (!valid(device) || !minor)
+                return INVALID_ARGUMENT;
+        if (device->minor < 0)
+                return NOT_SUPPORTED;
+        *minor = (unsigned)device->minor;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci)
+{
+        LOCKED;
+        if (!valid(device) || !pci)
+                return INVALID_ARGUMENT;
+        *pci = (nvmlPciInfo_t){0};
+        snprintf(pci->busId, sizeof(pci->busId), "%s", device->pci);
+        unsigned dom = 0, bus = 0, dev = 0;
+        if (sscanf(device->pci, "%x:%x:%x", &dom, &bus, &dev) == 3) {
+                pci->domain = dom;
+                pci->bus = bus;
+                pci->device = dev;
+        }
+        snprintf(pci->busIdLegacy, sizeof(pci->busIdLegacy), "%04x:%02x:%02x.0", dom & 0xffff, bus, dev);
         return OK;
 }
 
