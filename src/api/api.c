@@ -31,7 +31,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(const jl_shm_page *) page;
 static _Atomic unsigned readers;
 static size_t page_len;
-static char socket_path[108];        /* the socket of the last connect attempt (for the words) */
+static char socket_path[108];             /* the socket of the last connect attempt (for the words) */
 static _Atomic uint64_t stale_ms = 30000; /* from node.sample_ms at connect */
 
 /* The calling thread's last error and jouled's words for it (joule_strerror repeats them). */
@@ -230,12 +230,7 @@ API_EXPORT int joule_set_cpufreq(const cpu_set_t *mask, unsigned long khz)
         if (khz > 100000000UL)
                 return fail(-EINVAL, "the frequency is absurd (above 100 GHz)");
         jl_msg_request req = {.op = JL_OP_SET_CPUFREQ, .step_id = -1, .gpu = -1, .khz = khz};
-        /* wire layout: CPU i is bit i % 8 of byte i / 8, whatever cpu_set_t's word size and byte order */
-        for (size_t cpu = 0; cpu < JL_MSG_CPUMASK_BYTES * 8 && cpu < CPU_SETSIZE; cpu++)
-                if (CPU_ISSET(cpu, mask)) {
-                        req.cpumask[cpu / 8] |= (uint8_t)(1u << (cpu % 8));
-                        req.cpumask_len = cpu / 8 + 1;
-                }
+        jl_msg_request_add_cpuset(&req, mask);
         if (req.cpumask_len == 0)
                 return fail(-EINVAL, "the CPU mask is empty");
         return request(&req);

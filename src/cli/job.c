@@ -1,5 +1,5 @@
-/* job.c - `joule job begin|end --job ID [--step N] [--user U] [--cpus LIST]`: mark a job step on this node by
- * a request to the local jouled (JL_OP_JOB_BEGIN / JL_OP_JOB_END over node.socket or $JOULE_SOCKET). */
+/* job.c - `joule job begin|end --job ID [--step N] [--user U] [--cpus LIST]`: mark a job step on this node
+ * by a request to the local jouled (JL_OP_JOB_BEGIN / JL_OP_JOB_END over node.socket or $JOULE_SOCKET). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -39,23 +39,23 @@ int cli_cpus_to_mask(const char *s, jl_msg_request *req)
         if (n <= 0)
                 return n < 0 ? n : -EINVAL;
         req->cpumask_len = 0;
-        for (size_t cpu = 0; cpu < JL_MSG_CPUMASK_BYTES * 8; cpu++)
-                if (mask[cpu / 64] & (UINT64_C(1) << (cpu % 64))) {
-                        req->cpumask[cpu / 8] |= (uint8_t)(1u << (cpu % 8));
-                        req->cpumask_len = cpu / 8 + 1;
-                }
+        jl_msg_request_add_cpumask(req, mask, JL_MSG_CPUMASK_BYTES * 8);
         return 0;
 }
 
 int verb_job(cli_context *ctx, int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"job", required_argument, NULL, 'j'},  {"step", required_argument, NULL, 's'},
-                {"user", required_argument, NULL, 'u'}, {"cpus", required_argument, NULL, 'C'},
-                {"json", no_argument, NULL, 'J'},       {"help", no_argument, NULL, 'h'},
-                {0},
+            {"job", required_argument, NULL, 'j'},
+            {"step", required_argument, NULL, 's'},
+            {"user", required_argument, NULL, 'u'},
+            {"cpus", required_argument, NULL, 'C'},
+            {"json", no_argument, NULL, 'J'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
         };
-        const char *job = getenv("SLURM_JOB_ID"), *step = getenv("SLURM_STEP_ID"), *user = NULL, *cpus = NULL;
+        const char *job = getenv("SLURM_JOB_ID"), *step = getenv("SLURM_STEP_ID"), *user = NULL,
+                   *cpus = NULL;
         bool json = false;
         int c;
         while ((c = getopt_long(argc, argv, "j:s:u:h", opts, NULL)) >= 0) {
@@ -144,8 +144,9 @@ int verb_job(cli_context *ctx, int argc, char **argv)
                 return 1;
         }
         if (rep.err < 0) {
-                log_error(rep.err, "job: jouled refused to %s job %s step %" PRId64 ": %s", end ? "end" : "begin",
-                          req.job_id, req.step_id, rep.message[0] ? rep.message : strerror(-rep.err));
+                log_error(rep.err, "job: jouled refused to %s job %s step %" PRId64 ": %s",
+                          end ? "end" : "begin", req.job_id, req.step_id,
+                          rep.message[0] ? rep.message : strerror(-rep.err));
                 jl_client_reply_free(&rep);
                 return 1;
         }
@@ -153,8 +154,8 @@ int verb_job(cli_context *ctx, int argc, char **argv)
                 if (rep.text) /* jouled's own account of the step */
                         printf("%s\n", rep.text);
                 else
-                        printf("{\"job_id\": \"%s\", \"step_id\": %" PRId64 ", \"event\": \"%s\"}\n", req.job_id,
-                               req.step_id, end ? "end" : "begin");
+                        printf("{\"job_id\": \"%s\", \"step_id\": %" PRId64 ", \"event\": \"%s\"}\n",
+                               req.job_id, req.step_id, end ? "end" : "begin");
         } else if (end) {
                 printf("job %s step %" PRId64 " ended: %.3f J in %.3f s", req.job_id, req.step_id,
                        (double)rep.energy_uj / 1e6, (double)rep.time_ms / 1e3);

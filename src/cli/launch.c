@@ -130,11 +130,7 @@ static int begin_step(const char *path, const char *job, bool given, int64_t *re
                 cpu_set_t set;
                 CPU_ZERO(&set);
                 if (sched_getaffinity(0, sizeof(set), &set) == 0)
-                        for (int c = 0; c < CPU_SETSIZE && c / 8 < JL_MSG_CPUMASK_BYTES; c++)
-                                if (CPU_ISSET(c, &set)) {
-                                        req.cpumask[c / 8] |= (uint8_t)(1u << (c % 8));
-                                        req.cpumask_len = MAX(req.cpumask_len, (size_t)c / 8 + 1);
-                                }
+                        jl_msg_request_add_cpuset(&req, &set);
         }
         for (int64_t step = 0; step < 64; step++) {
                 req.step_id = step;

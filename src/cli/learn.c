@@ -302,11 +302,7 @@ static int set_freq(const char *path, const char *job, int64_t step, const cpu_s
 {
         jl_msg_request req = {.op = JL_OP_SET_CPUFREQ, .step_id = step, .khz = khz};
         snprintf(req.job_id, sizeof(req.job_id), "%s", job);
-        for (int c = 0; c < CPU_SETSIZE && c / 8 < JL_MSG_CPUMASK_BYTES; c++)
-                if (CPU_ISSET(c, cpus)) {
-                        req.cpumask[c / 8] |= (uint8_t)(1u << (c % 8));
-                        req.cpumask_len = MAX(req.cpumask_len, (size_t)c / 8 + 1);
-                }
+        jl_msg_request_add_cpuset(&req, cpus);
         return request(path, &req, why, wl);
 }
 

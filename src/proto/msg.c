@@ -62,7 +62,7 @@ enum {
         A_ITERATIONS = 48,
         A_AVG_KHZ = 49,
         A_DEF_KHZ = 50,
-        A_PID = 51,       /* request: WATCH_PID */
+        A_PID = 51, /* request: WATCH_PID */
         A_MAX = 64,
 };
 
@@ -497,6 +497,27 @@ int jl_msg_error_decode(const uint8_t *payload, size_t len, jl_msg_error *ret, c
 }
 
 /* RT: the runtime's records (in a REQUEST nested under A_RT, or a frame of its own to the dbd) */
+
+static void add_cpu(jl_msg_request *req, size_t cpu)
+{
+        req->cpumask[cpu / 8] |= (uint8_t)(1u << (cpu % 8));
+        if (req->cpumask_len < cpu / 8 + 1)
+                req->cpumask_len = cpu / 8 + 1;
+}
+
+void jl_msg_request_add_cpuset(jl_msg_request *req, const cpu_set_t *set)
+{
+        for (size_t cpu = 0; cpu < JL_MSG_CPUMASK_BYTES * 8 && cpu < CPU_SETSIZE; cpu++)
+                if (CPU_ISSET(cpu, set))
+                        add_cpu(req, cpu);
+}
+
+void jl_msg_request_add_cpumask(jl_msg_request *req, const uint64_t *mask, size_t nbits)
+{
+        for (size_t cpu = 0; cpu < JL_MSG_CPUMASK_BYTES * 8 && cpu < nbits; cpu++)
+                if (mask[cpu / 64] & (UINT64_C(1) << (cpu % 64)))
+                        add_cpu(req, cpu);
+}
 
 void jl_msg_rt_init(jl_msg_rt *m, uint8_t kind)
 {

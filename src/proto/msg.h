@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sched.h>
 #include <stdint.h>
 
 #include "wire.h"
@@ -148,6 +149,12 @@ typedef struct {
         bool has_rt;  /* RT_RECORD */
         jl_msg_rt rt; /* RT_RECORD (its job_id/step_id are the request's) */
 } jl_msg_request;
+
+/* Adds the CPUs of a set (a cpu_set_t, or a mask of nbits bits in 64-bit words) to req's cpumask in the
+ * wire layout (CPU i is bit i % 8 of byte i / 8), growing cpumask_len to cover them; CPUs beyond
+ * JL_MSG_CPUMASK_BYTES * 8 are left out. */
+void jl_msg_request_add_cpuset(jl_msg_request *req, const cpu_set_t *set);
+void jl_msg_request_add_cpumask(jl_msg_request *req, const uint64_t *mask, size_t nbits);
 
 typedef struct {
         int32_t err; /* 0 or a negative errno */

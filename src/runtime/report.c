@@ -290,16 +290,9 @@ int jl_rt_set_cpufreq(const cpu_set_t *cpus, unsigned long khz)
         if (!cpus)
                 return -EINVAL;
         jl_msg_request req = {.op = JL_OP_SET_CPUFREQ, .step_id = -1, .khz = khz};
-        size_t n = sizeof(*cpus) < sizeof(req.cpumask) ? sizeof(*cpus) : sizeof(req.cpumask);
-        size_t last = 0;
-        for (int c = 0; c < (int)(n * 8); c++)
-                if (CPU_ISSET_S(c, sizeof(*cpus), cpus)) {
-                        req.cpumask[c / 8] |= (uint8_t)(1u << (c % 8));
-                        last = (size_t)c / 8 + 1;
-                }
-        if (last == 0)
+        jl_msg_request_add_cpuset(&req, cpus);
+        if (req.cpumask_len == 0)
                 return -EINVAL;
-        req.cpumask_len = last;
         return request_for_step(&req, false);
 }
 

@@ -216,11 +216,7 @@ static int cpus_to_mask(const char *s, jl_msg_request *req)
         if (n <= 0)
                 return n < 0 ? n : -EINVAL;
         req->cpumask_len = 0;
-        for (size_t cpu = 0; cpu < JL_MSG_CPUMASK_BYTES * 8; cpu++)
-                if (mask[cpu / 64] & (UINT64_C(1) << (cpu % 64))) {
-                        req->cpumask[cpu / 8] |= (uint8_t)(1u << (cpu % 8));
-                        req->cpumask_len = cpu / 8 + 1;
-                }
+        jl_msg_request_add_cpumask(req, mask, JL_MSG_CPUMASK_BYTES * 8);
         return 0;
 }
 
