@@ -44,6 +44,7 @@
 #define LEARN_TIMEOUT_MS 5000
 #define LEARN_CODES_MAX 16 /* the node at rest and up to 15 kernels */
 #define LEARN_POLL_MS 5
+#define LEARN_IDLE_WAIT_MS 10000 /* how long a step just ended may stay on jouled's page */
 
 typedef struct {
         size_t code; /* 0: the node at rest */
@@ -632,6 +633,18 @@ int verb_learn(cli_context *ctx, int argc, char **argv)
         }
         char node[64];
         snprintf(node, sizeof(node), "%.63s", pg.node);
+        /* a step that has just ended stays on the page until jouled's next sample and its check of the
+         * step's processes: give it LEARN_IDLE_WAIT_MS to go before calling the node busy */
+        if (pg.job_id[0]) {
+                fprintf(stderr, "joule learn: job %.63s step %" PRId64 " is on the node; waiting up to %d s "
+                        "for it to end\n", pg.job_id, pg.step_id, LEARN_IDLE_WAIT_MS / 1000);
+                for (int waited = 0; waited < LEARN_IDLE_WAIT_MS && pg.job_id[0]; waited += LEARN_POLL_MS) {
+                        jl_shm_page now;
+                        sleep_ms(LEARN_POLL_MS);
+                        if (jl_shm_read(shm.page, &now))
+                                pg = now;
+                }
+        }
         if (pg.job_id[0]) {
                 log_error(EBUSY,
                           "learn: the node is not idle: job %.63s step %" PRId64

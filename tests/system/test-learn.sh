@@ -109,11 +109,15 @@ t_ok "$([ $? -ne 0 ] && grep -q 'truncated' "$T_DIR/trunc.err"; echo $?)" "--sho
 # --- SIGTERM mid-run: the kernel stops, the frequencies are given back, nothing is written (run last: at
 # the end, whether or not the MPI part runs)
 learn_term() {
+        # a step on the node when learn starts, which ends a second later: learn waits for it, then runs
+        "$JOULE" -c "$JD_CFG" job begin --job 990001 --step 0 >"$T_DIR/busy.out" 2>&1 || t_diag "$(cat "$T_DIR/busy.out")"
+        sleep 0.3 # jouled's next sample (50 ms) puts it on the page
+        (sleep 1; "$JOULE" -c "$JD_CFG" job end --job 990001 --step 0 >/dev/null 2>&1) &
         "$NS_RUN" "$FX" -- taskset -c 0,1 "$JOULE" -c "$JD_CFG" learn --freqs 800000,3000000 --idle-ms 100 \
                 --settle-ms 0 --kernel-cmd "$EMU_WORK --root $FX --cpus 0-1 --iterations 1000 --kind compute" \
                 --output "$T_DIR/term.coeffs" >/dev/null 2>"$T_DIR/term.err" &
         local lp=$! i
-        for i in $(seq 100); do
+        for i in $(seq 300); do # learn may first wait for the MPI runs' step to leave jouled's page
                 [ "$(cat "$CF/policy0/scaling_max_freq")" = 800000 ] && break
                 sleep 0.05
         done
@@ -121,8 +125,11 @@ learn_term() {
         kill -TERM $lp
         wait $lp
         local st=$?
+        t_ok "$(grep -q 'job 990001 step 0 is on the node; waiting' "$T_DIR/term.err"; echo $?)" \
+                "a step on the node when learn starts: learn waits for it to end, then runs"
         t_ok "$([ $st -eq 143 ] && grep -q 'stopped by signal 15' "$T_DIR/term.err" && [ ! -e "$T_DIR/term.coeffs" ]; echo $?)" \
                 "SIGTERM mid-run: learn stops (exit $st), writes nothing"
+        [ $st -eq 143 ] || t_diag "$(tail -5 "$T_DIR/term.err" | paste -sd';')"
         t_ok "$([ "$(limits)" = "$BEFORE" ]; echo $?)" "... and the frequencies in force before are given back ($(limits))"
         t_ok "$(! pgrep -f "emu-work --root $FX" >/dev/null; echo $?)" "... and the kernel is stopped"
 }
