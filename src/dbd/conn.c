@@ -7,7 +7,6 @@
 #include <malloc.h>
 #include <math.h>
 #include <munge.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,18 +15,7 @@
 #include "dbd.h"
 #include "json.h"
 #include "macro.h"
-
-static int reject(char *why, size_t whylen, int err, const char *fmt, ...) _printf_(4, 5);
-static int reject(char *why, size_t whylen, int err, const char *fmt, ...)
-{
-        if (why && whylen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(why, whylen, fmt, ap);
-                va_end(ap);
-        }
-        return err;
-}
+#include "why.h"
 
 void dbd_item_clear(dbd_item *it)
 {
@@ -56,7 +44,7 @@ int dbd_auth_munge(void *userdata, const uint8_t *cred, size_t cred_len, const c
 {
         const dbd_munge_auth *a = userdata;
         if (cred_len == 0)
-                return reject(why, whylen, -EACCES, "HELLO without a MUNGE credential");
+                return jl_why(why, whylen, -EACCES, "HELLO without a MUNGE credential");
         jl_auth_opts o = {.socket = a ? a->socket : NULL};
         uid_t uid;
         gid_t gid;
@@ -65,15 +53,15 @@ int dbd_auth_munge(void *userdata, const uint8_t *cred, size_t cred_len, const c
         char w[256];
         int r = jl_auth_decode(&o, (const char *)cred, cred_len, &uid, &gid, &payload, &plen, w, sizeof(w));
         if (r < 0)
-                return reject(why, whylen, r == -ECONNREFUSED ? -ECONNREFUSED : -EACCES, "%s", w);
+                return jl_why(why, whylen, r == -ECONNREFUSED ? -ECONNREFUSED : -EACCES, "%s", w);
         bool allowed = uid == 0;
         for (size_t i = 0; a && !allowed && i < a->nuids; i++)
                 allowed = a->uids[i] == uid;
         if (!allowed)
-                return reject(why, whylen, -EACCES,
+                return jl_why(why, whylen, -EACCES,
                               "MUNGE credential of uid %u, which may not speak for a node", (unsigned)uid);
         if (plen != strlen(node) || memcmp(payload, node, plen) != 0)
-                return reject(why, whylen, -EACCES, "the MUNGE credential does not name node '%s'", node);
+                return jl_why(why, whylen, -EACCES, "the MUNGE credential does not name node '%s'", node);
         return 0;
 }
 
@@ -177,15 +165,15 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
 
         if (c->state == DBD_CONN_AWAIT_HELLO) {
                 if (h->type != JL_MSG_HELLO)
-                        return reject(why, whylen, -EPROTO, "%s frame before HELLO", type_name(h->type));
+                        return jl_why(why, whylen, -EPROTO, "%s frame before HELLO", type_name(h->type));
                 jl_msg_hello m;
                 if (jl_msg_hello_decode(payload, h->length, &m, w, sizeof(w)) < 0)
-                        return reject(why, whylen, -EBADMSG, "bad HELLO: %s", w);
+                        return jl_why(why, whylen, -EBADMSG, "bad HELLO: %s", w);
                 if (!jl_msg_name_valid(m.node))
-                        return reject(why, whylen, -EBADMSG, "bad HELLO: node name is not printable ASCII");
+                        return jl_why(why, whylen, -EBADMSG, "bad HELLO: node name is not printable ASCII");
                 if ((m.partition[0] && !jl_msg_name_valid(m.partition)) ||
                     (m.island[0] && !jl_msg_name_valid(m.island)))
-                        return reject(why, whylen, -EBADMSG,
+                        return jl_why(why, whylen, -EBADMSG,
                                       "bad HELLO: partition or island is not printable");
                 memcpy(c->node, m.node, sizeof(c->node));
                 memcpy(c->partition, m.partition, sizeof(c->partition));
@@ -197,7 +185,7 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                         return 0;
                 }
                 if (r < 0)
-                        return reject(why, whylen, r, "HELLO from node '%s' refused: %s", m.node, w);
+                        return jl_why(why, whylen, r, "HELLO from node '%s' refused: %s", m.node, w);
                 return hello_accepted(c, now_us, emit, emit_data);
         }
 
@@ -205,14 +193,14 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
         case JL_MSG_RECORD: {
                 jl_msg_record m;
                 if (jl_msg_record_decode(payload, h->length, &m, w, sizeof(w)) < 0)
-                        return reject(why, whylen, -EBADMSG, "bad RECORD: %s", w);
+                        return jl_why(why, whylen, -EBADMSG, "bad RECORD: %s", w);
                 if (strcmp(m.node, c->node) != 0)
-                        return reject(why, whylen, -EPERM,
+                        return jl_why(why, whylen, -EPERM,
                                       "RECORD of node '%s' on the connection of node '%s'", m.node, c->node);
                 if (jl_msg_record_validate(&m, w, sizeof(w)) < 0)
-                        return reject(why, whylen, -EBADMSG, "bad RECORD: %s", w);
+                        return jl_why(why, whylen, -EBADMSG, "bad RECORD: %s", w);
                 if (m.seq <= c->last_seq)
-                        return reject(why, whylen, -EBADMSG, "RECORD seq %" PRIu64 " after seq %" PRIu64,
+                        return jl_why(why, whylen, -EBADMSG, "RECORD seq %" PRIu64 " after seq %" PRIu64,
                                       m.seq, c->last_seq);
                 c->last_seq = m.seq;
                 it.kind = DBD_ITEM_RECORD;
@@ -228,7 +216,7 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                 it.rec.gap_us = (int64_t)m.gap_us;
                 it.rec.has_job = m.job_id[0] && jl_msg_job_id_parse(m.job_id, &it.rec.job_id) == 0;
                 if (m.ndomains > 0 && !(it.rec.domains_json = domains_json(&m)))
-                        return reject(why, whylen, -ENOMEM, "out of memory");
+                        return jl_why(why, whylen, -ENOMEM, "out of memory");
                 int r = emit(emit_data, &it);
                 if (r < 0)
                         dbd_item_clear(&it);
@@ -237,14 +225,14 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
         case JL_MSG_JOB: {
                 jl_msg_job m;
                 if (jl_msg_job_decode(payload, h->length, &m, w, sizeof(w)) < 0)
-                        return reject(why, whylen, -EBADMSG, "bad JOB: %s", w);
+                        return jl_why(why, whylen, -EBADMSG, "bad JOB: %s", w);
                 if (strcmp(m.node, c->node) != 0)
-                        return reject(why, whylen, -EPERM, "JOB of node '%s' on the connection of node '%s'",
+                        return jl_why(why, whylen, -EPERM, "JOB of node '%s' on the connection of node '%s'",
                                       m.node, c->node);
                 if (jl_msg_job_validate(&m, w, sizeof(w)) < 0)
-                        return reject(why, whylen, -EBADMSG, "bad JOB: %s", w);
+                        return jl_why(why, whylen, -EBADMSG, "bad JOB: %s", w);
                 if (m.seq <= c->last_seq)
-                        return reject(why, whylen, -EBADMSG, "JOB seq %" PRIu64 " after seq %" PRIu64, m.seq,
+                        return jl_why(why, whylen, -EBADMSG, "JOB seq %" PRIu64 " after seq %" PRIu64, m.seq,
                                       c->last_seq);
                 c->last_seq = m.seq;
                 it.kind = DBD_ITEM_JOB;
@@ -262,24 +250,24 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
         case JL_MSG_RT: {
                 jl_msg_rt *m = malloc(sizeof(*m));
                 if (!m)
-                        return reject(why, whylen, -ENOMEM, "out of memory");
+                        return jl_why(why, whylen, -ENOMEM, "out of memory");
                 if (jl_msg_rt_decode(payload, h->length, m, w, sizeof(w)) < 0) {
                         free(m);
-                        return reject(why, whylen, -EBADMSG, "bad RT: %s", w);
+                        return jl_why(why, whylen, -EBADMSG, "bad RT: %s", w);
                 }
                 if (strcmp(m->node, c->node) != 0) {
                         free(m);
-                        return reject(why, whylen, -EPERM, "RT of node '%s' on the connection of node '%s'",
+                        return jl_why(why, whylen, -EPERM, "RT of node '%s' on the connection of node '%s'",
                                       m->node, c->node);
                 }
                 if (jl_msg_rt_validate(m, true, w, sizeof(w)) < 0) {
                         free(m);
-                        return reject(why, whylen, -EBADMSG, "bad RT: %s", w);
+                        return jl_why(why, whylen, -EBADMSG, "bad RT: %s", w);
                 }
                 if (m->seq <= c->last_seq) {
                         uint64_t seq = m->seq;
                         free(m);
-                        return reject(why, whylen, -EBADMSG, "RT seq %" PRIu64 " after seq %" PRIu64, seq,
+                        return jl_why(why, whylen, -EBADMSG, "RT seq %" PRIu64 " after seq %" PRIu64, seq,
                                       c->last_seq);
                 }
                 c->last_seq = m->seq;
@@ -293,9 +281,9 @@ static int on_frame(dbd_conn_proto *c, const jl_frame_header *h, const uint8_t *
                 return r;
         }
         case JL_MSG_HELLO:
-                return reject(why, whylen, -EPROTO, "a second HELLO");
+                return jl_why(why, whylen, -EPROTO, "a second HELLO");
         default:
-                return reject(why, whylen, -EPROTO, "unexpected %s frame (type %u) from a node",
+                return jl_why(why, whylen, -EPROTO, "unexpected %s frame (type %u) from a node",
                               type_name(h->type), h->type);
         }
 }
@@ -313,13 +301,13 @@ static int process(dbd_conn_proto *c, int64_t now_us, dbd_auth_fn auth, void *au
                 if (r < 0) {
                         switch (r) {
                         case -EPROTONOSUPPORT:
-                                return reject(why, whylen, r, "wrong protocol version (this dbd speaks %d)",
+                                return jl_why(why, whylen, r, "wrong protocol version (this dbd speaks %d)",
                                               JL_WIRE_VERSION);
                         case -EMSGSIZE:
-                                return reject(why, whylen, r, "oversized frame (more than %u bytes)",
+                                return jl_why(why, whylen, r, "oversized frame (more than %u bytes)",
                                               DBD_MAX_FRAME);
                         default:
-                                return reject(why, whylen, r, "not a joule frame (bad magic): %s",
+                                return jl_why(why, whylen, r, "not a joule frame (bad magic): %s",
                                               strerror(-r));
                         }
                 }
@@ -337,7 +325,7 @@ int dbd_proto_feed(dbd_conn_proto *c, const void *data, size_t n, int64_t now_us
 {
         int r = jl_framer_feed(&c->framer, data, n);
         if (r < 0)
-                return reject(why, whylen, r, "cannot buffer the stream: %s", strerror(-r));
+                return jl_why(why, whylen, r, "cannot buffer the stream: %s", strerror(-r));
         return process(c, now_us, auth, auth_data, emit, emit_data, why, whylen);
 }
 
@@ -345,12 +333,12 @@ int dbd_proto_auth_done(dbd_conn_proto *c, int auth_r, const char *auth_why, int
                         dbd_emit_fn emit, void *emit_data, char *why, size_t whylen)
 {
         if (c->state != DBD_CONN_AUTHENTICATING)
-                return reject(why, whylen, -EPROTO, "a credential's answer without a HELLO");
+                return jl_why(why, whylen, -EPROTO, "a credential's answer without a HELLO");
         if (auth_r < 0)
-                return reject(why, whylen, auth_r, "HELLO from node '%s' refused: %s", c->node, auth_why);
+                return jl_why(why, whylen, auth_r, "HELLO from node '%s' refused: %s", c->node, auth_why);
         int r = hello_accepted(c, now_us, emit, emit_data);
         if (r < 0)
-                return reject(why, whylen, r, "out of memory");
+                return jl_why(why, whylen, r, "out of memory");
         /* a second HELLO among the buffered frames is refused by on_frame: the check is never called */
         return process(c, now_us, NULL, NULL, emit, emit_data, why, whylen);
 }

@@ -24,6 +24,7 @@
 
 #include "macro.h"
 #include "timeutil.h"
+#include "why.h"
 #include "wire.h"
 
 #define SPOOL_MAGIC "JLSPOOL1"
@@ -130,18 +131,6 @@ static void set_error(jl_reporter *r, const char *fmt, ...)
         pthread_mutex_lock(&r->lock);
         memcpy(r->st.last_error, buf, sizeof(buf));
         pthread_mutex_unlock(&r->lock);
-}
-
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-        if (err && errlen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
 }
 
 static void wake(jl_reporter *r)
@@ -325,16 +314,16 @@ static int spool_load(jl_reporter *r, char *err, size_t errlen)
 {
         int k = mkdir_parents(r->spool_path);
         if (k < 0)
-                return errf(err, errlen, k, "spool %s: cannot create its directory: %s", r->spool_path,
-                            strerror(-k));
+                return jl_why(err, errlen, k, "spool %s: cannot create its directory: %s", r->spool_path,
+                              strerror(-k));
         r->spool_fd = open(r->spool_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (r->spool_fd < 0)
-                return errf(err, errlen, negative_errno(), "spool %s: %m", r->spool_path);
+                return jl_why(err, errlen, negative_errno(), "spool %s: %m", r->spool_path);
         struct stat sb;
         if (fstat(r->spool_fd, &sb) < 0)
-                return errf(err, errlen, negative_errno(), "spool %s: %m", r->spool_path);
+                return jl_why(err, errlen, negative_errno(), "spool %s: %m", r->spool_path);
         if (!S_ISREG(sb.st_mode))
-                return errf(err, errlen, -EINVAL, "spool %s: not a regular file", r->spool_path);
+                return jl_why(err, errlen, -EINVAL, "spool %s: not a regular file", r->spool_path);
         size_t size = (size_t)sb.st_size;
         _cleanup_free_ uint8_t *buf = malloc(size ? size : 1);
         if (!buf)
@@ -345,7 +334,7 @@ static int spool_load(jl_reporter *r, char *err, size_t errlen)
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
-                        return errf(err, errlen, negative_errno(), "spool %s: read: %m", r->spool_path);
+                        return jl_why(err, errlen, negative_errno(), "spool %s: read: %m", r->spool_path);
                 if (n == 0)
                         break;
                 got += (size_t)n;
@@ -356,12 +345,12 @@ static int spool_load(jl_reporter *r, char *err, size_t errlen)
                 if (ftruncate(r->spool_fd, 0) < 0 ||
                     pwrite(r->spool_fd, SPOOL_MAGIC, SPOOL_MAGIC_LEN, 0) != SPOOL_MAGIC_LEN ||
                     fdatasync(r->spool_fd) < 0)
-                        return errf(err, errlen, negative_errno(), "spool %s: write: %m", r->spool_path);
+                        return jl_why(err, errlen, negative_errno(), "spool %s: write: %m", r->spool_path);
                 r->file_bytes = SPOOL_MAGIC_LEN;
                 r->st.spool_dropped_bytes = size;
         } else if (memcmp(buf, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0) {
-                return errf(err, errlen, -EINVAL,
-                            "spool %s: not a joule spool file (wrong magic); move it away", r->spool_path);
+                return jl_why(err, errlen, -EINVAL,
+                              "spool %s: not a joule spool file (wrong magic); move it away", r->spool_path);
         } else {
                 size_t off = SPOOL_MAGIC_LEN;
                 uint64_t foreign = 0;
@@ -418,8 +407,8 @@ static int spool_load(jl_reporter *r, char *err, size_t errlen)
                 if (off < size) {
                         r->st.spool_dropped_bytes = size - off;
                         if (ftruncate(r->spool_fd, (off_t)off) < 0)
-                                return errf(err, errlen, negative_errno(), "spool %s: truncate: %m",
-                                            r->spool_path);
+                                return jl_why(err, errlen, negative_errno(), "spool %s: truncate: %m",
+                                              r->spool_path);
                 }
                 if (foreign)
                         snprintf(r->st.last_error, sizeof(r->st.last_error),
@@ -929,13 +918,13 @@ int jl_reporter_new(const jl_reporter_opts *o, jl_reporter **ret, char *err, siz
         if (!o || !ret)
                 return -EINVAL;
         if (!o->node || !jl_msg_name_valid(o->node) || strlen(o->node) >= JL_MSG_NAME_MAX)
-                return errf(err, errlen, -EINVAL,
-                            "node name '%s' is not usable (printable, no spaces, < %d bytes)",
-                            o->node ? o->node : "", JL_MSG_NAME_MAX);
+                return jl_why(err, errlen, -EINVAL,
+                              "node name '%s' is not usable (printable, no spaces, < %d bytes)",
+                              o->node ? o->node : "", JL_MSG_NAME_MAX);
         if (!o->spool || !*o->spool)
-                return errf(err, errlen, -EINVAL, "no spool file (node.spool)");
+                return jl_why(err, errlen, -EINVAL, "no spool file (node.spool)");
         if (!o->dbd)
-                return errf(err, errlen, -EINVAL, "no dbd address (node.dbd)");
+                return jl_why(err, errlen, -EINVAL, "no dbd address (node.dbd)");
         jl_reporter *r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
@@ -948,20 +937,20 @@ int jl_reporter_new(const jl_reporter_opts *o, jl_reporter **ret, char *err, siz
         jl_framer_init(&r->framer, MAX_FRAME);
         int k;
         if (split_host_port(o->dbd, &r->host, &r->port) < 0) {
-                k = errf(err, errlen, -EINVAL, "node.dbd '%s' is not host:port", o->dbd);
+                k = jl_why(err, errlen, -EINVAL, "node.dbd '%s' is not host:port", o->dbd);
                 goto fail;
         }
         snprintf(r->node, sizeof(r->node), "%s", o->node);
         if (o->partition && *o->partition) {
                 if (!jl_msg_name_valid(o->partition) || strlen(o->partition) >= JL_MSG_NAME_MAX) {
-                        k = errf(err, errlen, -EINVAL, "partition '%s' is not usable", o->partition);
+                        k = jl_why(err, errlen, -EINVAL, "partition '%s' is not usable", o->partition);
                         goto fail;
                 }
                 snprintf(r->partition, sizeof(r->partition), "%s", o->partition);
         }
         if (o->island && *o->island) {
                 if (!jl_msg_name_valid(o->island) || strlen(o->island) >= JL_MSG_NAME_MAX) {
-                        k = errf(err, errlen, -EINVAL, "island '%s' is not usable", o->island);
+                        k = jl_why(err, errlen, -EINVAL, "island '%s' is not usable", o->island);
                         goto fail;
                 }
                 snprintf(r->island, sizeof(r->island), "%s", o->island);
@@ -992,7 +981,7 @@ int jl_reporter_new(const jl_reporter_opts *o, jl_reporter **ret, char *err, siz
         r->last_fsync_ns = mono_ns();
         k = -pthread_create(&r->thread, NULL, thread_main, r);
         if (k < 0) {
-                errf(err, errlen, k, "cannot start the reporter thread: %s", strerror(-k));
+                jl_why(err, errlen, k, "cannot start the reporter thread: %s", strerror(-k));
                 goto fail;
         }
         r->thread_started = true;

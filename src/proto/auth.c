@@ -3,26 +3,14 @@
 
 #include <errno.h>
 #include <munge.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "msg.h"
+#include "why.h"
 
 enum { A_CRED = 13 }; /* the same number as in msg.c */
-
-static int fail(char *why, size_t whylen, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t whylen, int err, const char *fmt, ...)
-{
-        if (why && whylen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(why, whylen, fmt, ap);
-                va_end(ap);
-        }
-        return err;
-}
 
 static int munge_errno(munge_err_t e)
 {
@@ -66,15 +54,16 @@ int jl_auth_encode(const jl_auth_opts *o, const void *payload, size_t len, char 
                    size_t whylen)
 {
         if (len > JL_WIRE_MAX_PAYLOAD)
-                return fail(why, whylen, -EMSGSIZE, "payload too large for a credential");
+                return jl_why(why, whylen, -EMSGSIZE, "payload too large for a credential");
         munge_ctx_t ctx = make_ctx(o);
         if (!ctx)
-                return fail(why, whylen, -ENOMEM, "cannot create a MUNGE context");
+                return jl_why(why, whylen, -ENOMEM, "cannot create a MUNGE context");
         char *cred = NULL;
         munge_err_t e = munge_encode(&cred, ctx, payload, (int)len);
         int r = munge_errno(e);
         if (r < 0) {
-                fail(why, whylen, r, "MUNGE: %s", munge_ctx_strerror(ctx) ? munge_ctx_strerror(ctx) : munge_strerror(e));
+                jl_why(why, whylen, r, "MUNGE: %s",
+                       munge_ctx_strerror(ctx) ? munge_ctx_strerror(ctx) : munge_strerror(e));
                 munge_ctx_destroy(ctx);
                 free(cred);
                 return r;
@@ -88,7 +77,7 @@ int jl_auth_decode(const jl_auth_opts *o, const char *cred, size_t cred_len, uid
                    void **ret_payload, size_t *ret_len, char *why, size_t whylen)
 {
         if (cred_len == 0 || cred_len > 2 * (size_t)JL_WIRE_MAX_PAYLOAD)
-                return fail(why, whylen, -EBADMSG, "missing or oversized credential");
+                return jl_why(why, whylen, -EBADMSG, "missing or oversized credential");
         char *c = malloc(cred_len + 1);
         if (!c)
                 return -ENOMEM;
@@ -96,12 +85,12 @@ int jl_auth_decode(const jl_auth_opts *o, const char *cred, size_t cred_len, uid
         c[cred_len] = '\0';
         if (strlen(c) != cred_len) {
                 free(c);
-                return fail(why, whylen, -EBADMSG, "the credential holds a NUL byte");
+                return jl_why(why, whylen, -EBADMSG, "the credential holds a NUL byte");
         }
         munge_ctx_t ctx = make_ctx(o);
         if (!ctx) {
                 free(c);
-                return fail(why, whylen, -ENOMEM, "cannot create a MUNGE context");
+                return jl_why(why, whylen, -ENOMEM, "cannot create a MUNGE context");
         }
         void *buf = NULL;
         int blen = 0;
@@ -110,8 +99,8 @@ int jl_auth_decode(const jl_auth_opts *o, const char *cred, size_t cred_len, uid
         munge_err_t e = munge_decode(c, ctx, &buf, &blen, &uid, &gid);
         int r = munge_errno(e);
         if (r < 0)
-                fail(why, whylen, r, "MUNGE credential rejected: %s",
-                     munge_ctx_strerror(ctx) ? munge_ctx_strerror(ctx) : munge_strerror(e));
+                jl_why(why, whylen, r, "MUNGE credential rejected: %s",
+                       munge_ctx_strerror(ctx) ? munge_ctx_strerror(ctx) : munge_strerror(e));
         munge_ctx_destroy(ctx);
         free(c);
         if (r < 0) {
@@ -151,26 +140,26 @@ int jl_auth_unwrap_frame(const jl_auth_opts *o, const uint8_t *payload, size_t l
         while ((k = jl_rbuf_next(&rb, &a)) > 0)
                 if (a.type == A_CRED) {
                         if (cred.value)
-                                return fail(why, whylen, -EBADMSG, "two credentials in one frame");
+                                return jl_why(why, whylen, -EBADMSG, "two credentials in one frame");
                         cred = a;
                 }
         if (k < 0)
-                return fail(why, whylen, -EBADMSG, "malformed AUTHED frame");
+                return jl_why(why, whylen, -EBADMSG, "malformed AUTHED frame");
         if (!cred.value)
-                return fail(why, whylen, -EBADMSG, "the request carries no MUNGE credential");
+                return jl_why(why, whylen, -EBADMSG, "the request carries no MUNGE credential");
         uid_t uid;
         gid_t gid;
         void *inner = NULL;
         size_t ilen = 0;
-        int r = jl_auth_decode(o, (const char *)cred.value, cred.len, &uid, &gid, &inner, &ilen, why, whylen);
+        int r =
+            jl_auth_decode(o, (const char *)cred.value, cred.len, &uid, &gid, &inner, &ilen, why, whylen);
         if (r < 0)
                 return r;
         jl_frame_header h;
-        if (ilen < JL_WIRE_HEADER_SIZE ||
-            (r = jl_frame_header_decode(inner, max_payload, &h)) < 0 || h.length != ilen - JL_WIRE_HEADER_SIZE ||
-            h.type == JL_MSG_AUTHED) {
+        if (ilen < JL_WIRE_HEADER_SIZE || (r = jl_frame_header_decode(inner, max_payload, &h)) < 0 ||
+            h.length != ilen - JL_WIRE_HEADER_SIZE || h.type == JL_MSG_AUTHED) {
                 free(inner);
-                return fail(why, whylen, -EBADMSG, "the credential does not hold one valid frame");
+                return jl_why(why, whylen, -EBADMSG, "the credential does not hold one valid frame");
         }
         *ret_uid = uid;
         *ret_gid = gid;

@@ -2,11 +2,11 @@
 #include "msg.h"
 
 #include "macro.h"
+#include "why.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,18 +65,6 @@ enum {
         A_PID = 51, /* request: WATCH_PID */
         A_MAX = 64,
 };
-
-static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *why, size_t whylen, const char *fmt, ...)
-{
-        if (why && whylen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(why, whylen, fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
 
 static const char *attr_name(uint16_t t)
 {
@@ -153,7 +141,8 @@ static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint64_
                         continue; /* unknown: a newer peer's addition */
                 if (a.type != A_DOMAIN && a.type != A_GPU_KHZ) {
                         if (*seen & (UINT64_C(1) << a.type))
-                                return bad(why, whylen, "attribute '%s' appears twice", attr_name(a.type));
+                                return jl_why(why, whylen, -EBADMSG, "attribute '%s' appears twice",
+                                              attr_name(a.type));
                 }
                 *seen |= UINT64_C(1) << a.type;
                 int rr = fn(m, &a, why, whylen);
@@ -161,35 +150,39 @@ static int walk(const uint8_t *payload, size_t len, void *m, attr_fn fn, uint64_
                         return rr;
         }
         if (k < 0)
-                return bad(why, whylen, "an attribute overruns the payload (truncated frame?)");
+                return jl_why(why, whylen, -EBADMSG, "an attribute overruns the payload (truncated frame?)");
         return 0;
 }
 
 static int get_u64(const jl_attr *a, uint64_t *v, char *why, size_t whylen)
 {
-        return jl_attr_u64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type))
-                                     : 0;
+        return jl_attr_u64(a, v) < 0
+                   ? jl_why(why, whylen, -EBADMSG, "'%s' is not a 64-bit integer", attr_name(a->type))
+                   : 0;
 }
 
 static int get_i64(const jl_attr *a, int64_t *v, char *why, size_t whylen)
 {
-        return jl_attr_i64(a, v) < 0 ? bad(why, whylen, "'%s' is not a 64-bit integer", attr_name(a->type))
-                                     : 0;
+        return jl_attr_i64(a, v) < 0
+                   ? jl_why(why, whylen, -EBADMSG, "'%s' is not a 64-bit integer", attr_name(a->type))
+                   : 0;
 }
 
 static int get_double(const jl_attr *a, double *v, char *why, size_t whylen)
 {
-        return jl_attr_double(a, v) < 0 ? bad(why, whylen, "'%s' is not a finite number", attr_name(a->type))
-                                        : 0;
+        return jl_attr_double(a, v) < 0
+                   ? jl_why(why, whylen, -EBADMSG, "'%s' is not a finite number", attr_name(a->type))
+                   : 0;
 }
 
 static int get_str(const jl_attr *a, char *buf, size_t size, char *why, size_t whylen)
 {
         int r = jl_attr_str(a, buf, size);
         if (r == -ENAMETOOLONG)
-                return bad(why, whylen, "'%s' is longer than %zu bytes", attr_name(a->type), size - 1);
+                return jl_why(why, whylen, -EBADMSG, "'%s' is longer than %zu bytes", attr_name(a->type),
+                              size - 1);
         if (r < 0)
-                return bad(why, whylen, "'%s' holds a NUL byte", attr_name(a->type));
+                return jl_why(why, whylen, -EBADMSG, "'%s' holds a NUL byte", attr_name(a->type));
         return 0;
 }
 
@@ -197,8 +190,8 @@ static int require(uint64_t seen, const int *attrs, size_t n, char *why, size_t 
 {
         for (size_t i = 0; i < n; i++)
                 if (!(seen & (UINT64_C(1) << attrs[i])))
-                        return bad(why, whylen, "required attribute '%s' is missing",
-                                   attr_name((uint16_t)attrs[i]));
+                        return jl_why(why, whylen, -EBADMSG, "required attribute '%s' is missing",
+                                      attr_name((uint16_t)attrs[i]));
         return 0;
 }
 
@@ -253,7 +246,7 @@ int jl_msg_hello_decode(const uint8_t *payload, size_t len, jl_msg_hello *ret, c
         if (r == 0)
                 r = require(seen, (const int[]){A_NODE, A_NEXT_SEQ}, 2, why, whylen);
         if (r == 0 && m.node[0] == '\0')
-                r = bad(why, whylen, "the node name is empty");
+                r = jl_why(why, whylen, -EBADMSG, "the node name is empty");
         if (r == 0)
                 *ret = m;
         return r;
@@ -332,7 +325,7 @@ static int record_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                 return get_i64(a, &m->step_id, why, whylen);
         case A_DOMAIN: {
                 if (m->ndomains == JL_MSG_DOMAINS_MAX)
-                        return bad(why, whylen, "more than %d domains", JL_MSG_DOMAINS_MAX);
+                        return jl_why(why, whylen, -EBADMSG, "more than %d domains", JL_MSG_DOMAINS_MAX);
                 jl_rbuf r;
                 jl_attr_nested(a, &r);
                 uint64_t seen;
@@ -357,11 +350,11 @@ int jl_msg_record_decode(const uint8_t *payload, size_t len, jl_msg_record *ret,
                 r = require(seen, (const int[]){A_NODE, A_SEQ, A_START, A_END, A_ENERGY, A_POWER}, 6, why,
                             whylen);
         if (r == 0 && m.node[0] == '\0')
-                r = bad(why, whylen, "the node name is empty");
+                r = jl_why(why, whylen, -EBADMSG, "the node name is empty");
         if (r == 0 && m.end_us < m.start_us)
-                r = bad(why, whylen, "the window ends before it starts");
+                r = jl_why(why, whylen, -EBADMSG, "the window ends before it starts");
         if (r == 0 && (m.avg_power_w < 0 || m.avg_power_w > 1e7))
-                r = bad(why, whylen, "average power %g W is absurd", m.avg_power_w);
+                r = jl_why(why, whylen, -EBADMSG, "average power %g W is absurd", m.avg_power_w);
         if (r == 0)
                 *ret = m;
         return r;
@@ -398,7 +391,7 @@ static int job_attr(void *p, const jl_attr *a, char *why, size_t whylen)
         case A_COMPLETE:
                 r = get_u64(a, &v, why, whylen);
                 if (r == 0 && v > 1)
-                        return bad(why, whylen, "'%s' must be 0 or 1", attr_name(a->type));
+                        return jl_why(why, whylen, -EBADMSG, "'%s' must be 0 or 1", attr_name(a->type));
                 if (a->type == A_KIND)
                         m->end = v == 1;
                 else
@@ -427,7 +420,7 @@ int jl_msg_job_decode(const uint8_t *payload, size_t len, jl_msg_job *ret, char 
                 r = require(seen, (const int[]){A_NODE, A_SEQ, A_KIND, A_JOB, A_STEP, A_TIME}, 6, why,
                             whylen);
         if (r == 0 && (m.node[0] == '\0' || m.job_id[0] == '\0'))
-                r = bad(why, whylen, "the node name or job id is empty");
+                r = jl_why(why, whylen, -EBADMSG, "the node name or job id is empty");
         if (r == 0)
                 *ret = m;
         return r;
@@ -475,7 +468,7 @@ static int error_attr(void *p, const jl_attr *a, char *why, size_t whylen)
         switch (a->type) {
         case A_ERRNO:
                 if (get_i64(a, &e, why, whylen) < 0 || e > 0 || e < -4095)
-                        return bad(why, whylen, "'errno' is not a negative errno");
+                        return jl_why(why, whylen, -EBADMSG, "'errno' is not a negative errno");
                 m->err = (int32_t)e;
                 return 0;
         case A_MESSAGE:
@@ -594,7 +587,8 @@ static int rt_attr(void *p, const jl_attr *a, char *why, size_t whylen)
         case A_RT_KIND:
                 r = get_u64(a, &v, why, whylen);
                 if (r == 0 && (v < JL_RT_APP || v > JL_RT_EVENT))
-                        return bad(why, whylen, "unknown runtime record kind %llu", (unsigned long long)v);
+                        return jl_why(why, whylen, -EBADMSG, "unknown runtime record kind %llu",
+                                      (unsigned long long)v);
                 m->kind = (uint8_t)v;
                 return r;
         case A_RT_NAME:
@@ -694,7 +688,8 @@ static int request_attr(void *p, const jl_attr *a, char *why, size_t whylen)
         case A_OP:
                 r = get_u64(a, &v, why, whylen);
                 if (r == 0 && (v == 0 || v >= _JL_OP_MAX))
-                        return bad(why, whylen, "unknown operation %llu", (unsigned long long)v);
+                        return jl_why(why, whylen, -EBADMSG, "unknown operation %llu",
+                                      (unsigned long long)v);
                 m->op = (uint8_t)v;
                 return r;
         case A_JOB:
@@ -705,38 +700,41 @@ static int request_attr(void *p, const jl_attr *a, char *why, size_t whylen)
                 return get_str(a, m->user, sizeof(m->user), why, whylen);
         case A_CPUMASK:
                 if (a->len == 0 || a->len > sizeof(m->cpumask))
-                        return bad(why, whylen, "the CPU mask is empty or longer than %zu bytes",
-                                   sizeof(m->cpumask));
+                        return jl_why(why, whylen, -EBADMSG,
+                                      "the CPU mask is empty or longer than %zu bytes", sizeof(m->cpumask));
                 memcpy(m->cpumask, a->value, a->len);
                 m->cpumask_len = a->len;
                 return 0;
         case A_KHZ:
                 r = get_u64(a, &m->khz, why, whylen);
                 if (r == 0 && m->khz > 100000000)
-                        return bad(why, whylen, "frequency %llu kHz is absurd", (unsigned long long)m->khz);
+                        return jl_why(why, whylen, -EBADMSG, "frequency %llu kHz is absurd",
+                                      (unsigned long long)m->khz);
                 return r;
         case A_GPU:
                 r = get_i64(a, &m->gpu, why, whylen);
                 if (r == 0 && (m->gpu < 0 || m->gpu >= 1024))
-                        return bad(why, whylen, "GPU index %lld is out of range", (long long)m->gpu);
+                        return jl_why(why, whylen, -EBADMSG, "GPU index %lld is out of range",
+                                      (long long)m->gpu);
                 return r;
         case A_GPU_KHZ:
                 if (m->ngpus == JL_MSG_GPUS_MAX)
-                        return bad(why, whylen, "more than %d GPU frequencies", JL_MSG_GPUS_MAX);
+                        return jl_why(why, whylen, -EBADMSG, "more than %d GPU frequencies",
+                                      JL_MSG_GPUS_MAX);
                 r = get_u64(a, &m->gpu_khz[m->ngpus], why, whylen);
                 if (r == 0 && m->gpu_khz[m->ngpus] > 100000000)
-                        return bad(why, whylen, "GPU frequency is absurd");
+                        return jl_why(why, whylen, -EBADMSG, "GPU frequency is absurd");
                 m->ngpus += r == 0;
                 return r;
         case A_WATTS:
                 r = get_double(a, &m->watts, why, whylen);
                 if (r == 0 && (m->watts < 0 || m->watts > 1e7))
-                        return bad(why, whylen, "power limit %g W is absurd", m->watts);
+                        return jl_why(why, whylen, -EBADMSG, "power limit %g W is absurd", m->watts);
                 return r;
         case A_PID:
                 r = get_i64(a, &m->pid, why, whylen);
                 if (r == 0 && (m->pid <= 0 || m->pid > INT32_MAX))
-                        return bad(why, whylen, "pid %lld is out of range", (long long)m->pid);
+                        return jl_why(why, whylen, -EBADMSG, "pid %lld is out of range", (long long)m->pid);
                 return r;
         case A_RT: {
                 jl_rbuf rb;
@@ -761,19 +759,19 @@ int jl_msg_request_decode(const uint8_t *payload, size_t len, jl_msg_request *re
         if (r == 0)
                 r = require(seen, (const int[]){A_OP}, 1, why, whylen);
         if (r == 0 && (m.op == JL_OP_JOB_BEGIN || m.op == JL_OP_JOB_END) && m.job_id[0] == '\0')
-                r = bad(why, whylen, "a job operation needs a job id");
+                r = jl_why(why, whylen, -EBADMSG, "a job operation needs a job id");
         if (r == 0 && m.op == JL_OP_SET_CPUFREQ && m.cpumask_len == 0)
-                r = bad(why, whylen, "setting a CPU frequency needs a CPU mask");
+                r = jl_why(why, whylen, -EBADMSG, "setting a CPU frequency needs a CPU mask");
         if (r == 0 && m.op == JL_OP_SET_GPUFREQ && m.gpu < 0)
-                r = bad(why, whylen, "setting a GPU frequency needs a GPU index");
+                r = jl_why(why, whylen, -EBADMSG, "setting a GPU frequency needs a GPU index");
         if (r == 0 && m.op == JL_OP_SET_GPUFREQ_LIST && m.ngpus == 0)
-                r = bad(why, whylen, "a GPU frequency list is empty");
+                r = jl_why(why, whylen, -EBADMSG, "a GPU frequency list is empty");
         if (r == 0 && (m.op == JL_OP_RT_RECORD || m.op == JL_OP_WATCH_PID) && m.job_id[0] == '\0')
-                r = bad(why, whylen, "a runtime record or a watched process needs a job id");
+                r = jl_why(why, whylen, -EBADMSG, "a runtime record or a watched process needs a job id");
         if (r == 0 && m.op == JL_OP_RT_RECORD && !m.has_rt)
-                r = bad(why, whylen, "a runtime record request carries no record");
+                r = jl_why(why, whylen, -EBADMSG, "a runtime record request carries no record");
         if (r == 0 && m.op == JL_OP_WATCH_PID && m.pid <= 0)
-                r = bad(why, whylen, "watching a process needs its pid");
+                r = jl_why(why, whylen, -EBADMSG, "watching a process needs its pid");
         if (r == 0)
                 *ret = m;
         return r;
@@ -799,7 +797,7 @@ static int reply_attr(void *p, const jl_attr *a, char *why, size_t whylen)
         switch (a->type) {
         case A_ERRNO:
                 if (get_i64(a, &e, why, whylen) < 0 || e > 0 || e < -4095)
-                        return bad(why, whylen, "'errno' is not 0 or a negative errno");
+                        return jl_why(why, whylen, -EBADMSG, "'errno' is not 0 or a negative errno");
                 m->err = (int32_t)e;
                 return 0;
         case A_MESSAGE:
@@ -857,36 +855,27 @@ int jl_msg_job_id_parse(const char *s, int64_t *ret)
         return 0;
 }
 
-static int invalid(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int invalid(char *why, size_t whylen, const char *fmt, ...)
-{
-        if (why && whylen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(why, whylen, fmt, ap);
-                va_end(ap);
-        }
-        return -EINVAL;
-}
-
 int jl_msg_record_validate(const jl_msg_record *m, char *why, size_t whylen)
 {
         if (!jl_msg_name_valid(m->node))
-                return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
+                return jl_why(why, whylen, -EINVAL, "node name '%s' is not printable ASCII without spaces",
+                              m->node);
         if (m->seq > INT64_MAX || m->start_us > INT64_MAX || m->end_us > INT64_MAX ||
             m->energy_uj > INT64_MAX || m->gap_us > INT64_MAX)
-                return invalid(why, whylen, "record %" PRIu64 ": a value is beyond 2^63", m->seq);
+                return jl_why(why, whylen, -EINVAL, "record %" PRIu64 ": a value is beyond 2^63", m->seq);
         if (m->job_id[0] && jl_msg_job_id_parse(m->job_id, NULL) < 0)
-                return invalid(why, whylen, "record %" PRIu64 ": job id '%s' is not a decimal number",
-                               m->seq, m->job_id);
+                return jl_why(why, whylen, -EINVAL,
+                              "record %" PRIu64 ": job id '%s' is not a decimal number", m->seq, m->job_id);
         if (m->ndomains > JL_MSG_DOMAINS_MAX)
-                return invalid(why, whylen, "record %" PRIu64 ": too many domains", m->seq);
+                return jl_why(why, whylen, -EINVAL, "record %" PRIu64 ": too many domains", m->seq);
         for (size_t i = 0; i < m->ndomains; i++) {
                 if (!jl_msg_name_valid(m->domains[i].name))
-                        return invalid(why, whylen, "record %" PRIu64 ": domain name '%s' is not printable",
-                                       m->seq, m->domains[i].name);
+                        return jl_why(why, whylen, -EINVAL,
+                                      "record %" PRIu64 ": domain name '%s' is not printable", m->seq,
+                                      m->domains[i].name);
                 if (m->domains[i].energy_uj > INT64_MAX)
-                        return invalid(why, whylen, "record %" PRIu64 ": domain energy beyond 2^63", m->seq);
+                        return jl_why(why, whylen, -EINVAL, "record %" PRIu64 ": domain energy beyond 2^63",
+                                      m->seq);
         }
         return 0;
 }
@@ -894,15 +883,18 @@ int jl_msg_record_validate(const jl_msg_record *m, char *why, size_t whylen)
 int jl_msg_job_validate(const jl_msg_job *m, char *why, size_t whylen)
 {
         if (!jl_msg_name_valid(m->node))
-                return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
+                return jl_why(why, whylen, -EINVAL, "node name '%s' is not printable ASCII without spaces",
+                              m->node);
         if (m->seq > INT64_MAX || m->time_us > INT64_MAX || m->energy_uj > INT64_MAX)
-                return invalid(why, whylen, "job message %" PRIu64 ": a value is beyond 2^63", m->seq);
+                return jl_why(why, whylen, -EINVAL, "job message %" PRIu64 ": a value is beyond 2^63",
+                              m->seq);
         if (jl_msg_job_id_parse(m->job_id, NULL) < 0)
-                return invalid(why, whylen, "job message %" PRIu64 ": job id '%s' is not a decimal number",
-                               m->seq, m->job_id);
+                return jl_why(why, whylen, -EINVAL,
+                              "job message %" PRIu64 ": job id '%s' is not a decimal number", m->seq,
+                              m->job_id);
         if (m->user[0] && !jl_msg_name_valid(m->user))
-                return invalid(why, whylen, "job message %" PRIu64 ": user name '%s' is not printable",
-                               m->seq, m->user);
+                return jl_why(why, whylen, -EINVAL,
+                              "job message %" PRIu64 ": user name '%s' is not printable", m->seq, m->user);
         return 0;
 }
 
@@ -922,32 +914,35 @@ static bool nonneg_or_nan(double v)
 int jl_msg_rt_validate(const jl_msg_rt *m, bool check_node, char *why, size_t whylen)
 {
         if (check_node && !jl_msg_name_valid(m->node))
-                return invalid(why, whylen, "node name '%s' is not printable ASCII without spaces", m->node);
+                return jl_why(why, whylen, -EINVAL, "node name '%s' is not printable ASCII without spaces",
+                              m->node);
         if (m->kind < JL_RT_APP || m->kind > JL_RT_EVENT)
-                return invalid(why, whylen, "unknown runtime record kind %u", m->kind);
+                return jl_why(why, whylen, -EINVAL, "unknown runtime record kind %u", m->kind);
         if (m->seq > INT64_MAX || m->time_us > INT64_MAX || m->iterations > INT64_MAX ||
             m->avg_cpufreq_khz > 100000000 || m->def_cpufreq_khz > 100000000)
-                return invalid(why, whylen, "a value is out of range");
+                return jl_why(why, whylen, -EINVAL, "a value is out of range");
         if (jl_msg_job_id_parse(m->job_id, NULL) < 0)
-                return invalid(why, whylen, "job id '%s' is not a decimal number", m->job_id);
+                return jl_why(why, whylen, -EINVAL, "job id '%s' is not a decimal number", m->job_id);
         if (m->step_id < -1)
-                return invalid(why, whylen, "step id %lld is negative", (long long)m->step_id);
+                return jl_why(why, whylen, -EINVAL, "step id %lld is negative", (long long)m->step_id);
         if (!m->name[0] || !text_printable(m->name, false))
-                return invalid(why, whylen, "the %s is empty or has spaces, quotes or control characters",
-                               m->kind == JL_RT_APP    ? "application name"
-                               : m->kind == JL_RT_LOOP ? "loop key"
-                                                       : "event kind");
+                return jl_why(why, whylen, -EINVAL,
+                              "the %s is empty or has spaces, quotes or control characters",
+                              m->kind == JL_RT_APP    ? "application name"
+                              : m->kind == JL_RT_LOOP ? "loop key"
+                                                      : "event kind");
         if (!text_printable(m->policy, false) || !text_printable(m->tag, false))
-                return invalid(why, whylen, "the policy or tag has spaces, quotes or control characters");
+                return jl_why(why, whylen, -EINVAL,
+                              "the policy or tag has spaces, quotes or control characters");
         if (!text_printable(m->message, true))
-                return invalid(why, whylen, "the message has control characters");
+                return jl_why(why, whylen, -EINVAL, "the message has control characters");
         const double v[] = {m->policy_th,           m->time_s, m->energy_j, m->avg_power_w, m->pck_power_w,
                             m->dram_power_w,        m->cpi,    m->tpi,      m->gbs,         m->gflops,
                             m->time_per_iteration_s};
         for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
                 if (!nonneg_or_nan(v[i]) || (!isnan(v[i]) && v[i] > 1e15))
-                        return invalid(why, whylen, "a number is negative, infinite or absurd");
+                        return jl_why(why, whylen, -EINVAL, "a number is negative, infinite or absurd");
         if (!isnan(m->value) && !isfinite(m->value))
-                return invalid(why, whylen, "the event's value is not finite");
+                return jl_why(why, whylen, -EINVAL, "the event's value is not finite");
         return 0;
 }

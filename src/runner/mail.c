@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include "dlopen-util.h"
 #include "macro.h"
 #include "timeutil.h"
+#include "why.h"
 
 /* libcurl is loaded on demand (dlopen-util.h), by the first message sent: `joule` and the runner do not map
  * it (nor the TLS, SSH, LDAP and HTTP/2 libraries it brings) unless they send mail. The header gives the
@@ -60,21 +60,10 @@ static jl_dlib curl_lib = JL_DLIB_INIT(CURL_LIBRARY, curl_syms);
 #define LEASE_MARGIN_S 60.0 /* a leased mail is free again this long after the send's timeout */
 #define MAX_LINE 990        /* body lines are broken before SMTP's 998-byte limit */
 
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-        if (err && errlen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 static int store_errf(char *err, size_t errlen, jl_store *s, int r, const char *what)
 {
-        return errf(err, errlen, r, "%s: %s", what, jl_store_error(s)[0] ? jl_store_error(s) : strerror(-r));
+        return jl_why(err, errlen, r, "%s: %s", what,
+                      jl_store_error(s)[0] ? jl_store_error(s) : strerror(-r));
 }
 
 /* ---- configuration ---- */
@@ -144,29 +133,29 @@ int jl_mail_config_check(const jl_mail_config *c, char *err, size_t errlen)
 {
         char host[256];
         if (!c->server || !*c->server)
-                return errf(err, errlen, -ENOTCONN, "no SMTP server configured (smtp.server)");
+                return jl_why(err, errlen, -ENOTCONN, "no SMTP server configured (smtp.server)");
         bool smtps = strncasecmp(c->server, "smtps://", 8) == 0;
         if (!smtps && strncasecmp(c->server, "smtp://", 7) != 0)
-                return errf(err, errlen, -EINVAL,
-                            "smtp.server '%s': use smtp://HOST:PORT or smtps://HOST:PORT", c->server);
+                return jl_why(err, errlen, -EINVAL,
+                              "smtp.server '%s': use smtp://HOST:PORT or smtps://HOST:PORT", c->server);
         if (!url_host(c->server, host, sizeof(host)))
-                return errf(err, errlen, -EINVAL, "smtp.server '%s': no host", c->server);
+                return jl_why(err, errlen, -EINVAL, "smtp.server '%s': no host", c->server);
         if (strpbrk(c->server, "@ \t\r\n"))
-                return errf(
+                return jl_why(
                     err, errlen, -EINVAL,
                     "smtp.server '%s': credentials belong in smtp.user and smtp.password, not the URL",
                     c->server);
         if (!c->sender || !jl_mail_address_ok(c->sender))
-                return errf(err, errlen, -EINVAL, "smtp.sender '%s' is not an e-mail address",
-                            c->sender ? c->sender : "");
+                return jl_why(err, errlen, -EINVAL, "smtp.sender '%s' is not an e-mail address",
+                              c->sender ? c->sender : "");
         if (c->user && *c->user && !smtps && !c->starttls && !host_is_loopback(host))
-                return errf(err, errlen, -EINVAL,
-                            "refusing to send the SMTP password in clear text to %s: use smtps:// or "
-                            "smtp.starttls: true",
-                            host);
+                return jl_why(err, errlen, -EINVAL,
+                              "refusing to send the SMTP password in clear text to %s: use smtps:// or "
+                              "smtp.starttls: true",
+                              host);
         if (!(c->retry_base_s > 0) || !(c->retry_max_s > 0) || !(c->timeout_s > 0))
-                return errf(err, errlen, -EINVAL,
-                            "smtp.retry_base, smtp.retry_max and smtp.timeout must be > 0");
+                return jl_why(err, errlen, -EINVAL,
+                              "smtp.retry_base, smtp.retry_max and smtp.timeout must be > 0");
         return 0;
 }
 
@@ -215,12 +204,13 @@ int jl_mail_queue(jl_store *s, const char *to, const char *subject, const char *
                   int64_t now_us, int64_t *ret_id, char *err, size_t errlen)
 {
         if (!jl_mail_address_ok(to))
-                return errf(err, errlen, -EINVAL, "'%s' is not an e-mail address", to ? to : "");
+                return jl_why(err, errlen, -EINVAL, "'%s' is not an e-mail address", to ? to : "");
         if (!subject || !*subject || strlen(subject) > JL_MAIL_MAX_SUBJECT || has_control(subject, false))
-                return errf(err, errlen, -EINVAL,
-                            "the subject is empty, too long or holds control characters");
+                return jl_why(err, errlen, -EINVAL,
+                              "the subject is empty, too long or holds control characters");
         if (!body || !*body || strlen(body) > JL_MAIL_MAX_BODY || has_control(body, true))
-                return errf(err, errlen, -EINVAL, "the body is empty, too long or holds control characters");
+                return jl_why(err, errlen, -EINVAL,
+                              "the body is empty, too long or holds control characters");
         _cleanup_stmt_ jl_stmt *st = NULL;
         int r = jl_store_prepare(
             s,
@@ -236,7 +226,7 @@ int jl_mail_queue(jl_store *s, const char *to, const char *subject, const char *
             (r = jl_stmt_insert_id(st, &id)) < 0)
                 return store_errf(err, errlen, s, r, "queue an e-mail");
         if (r == 0)
-                return errf(err, errlen, -EIO, "queue an e-mail: no id came back");
+                return jl_why(err, errlen, -EIO, "queue an e-mail: no id came back");
         if (ret_id)
                 *ret_id = id;
         return 0;
@@ -406,21 +396,21 @@ int jl_mail_send(const jl_mail_config *c, const char *to, const char *text, char
         if (r < 0)
                 return r;
         if (!jl_mail_address_ok(to))
-                return errf(err, errlen, -EINVAL, "'%s' is not an e-mail address", to ? to : "");
+                return jl_why(err, errlen, -EINVAL, "'%s' is not an e-mail address", to ? to : "");
         char why[256];
         r = jl_dlib_load(&curl_lib, why, sizeof(why));
         if (r < 0) {
                 if (ret_server_down)
                         *ret_server_down = true; /* no message can go out: stop this pass */
-                return errf(err, errlen, r,
-                            r == -ENOSYS ? "the libcurl found (" CURL_LIBRARY ") is too old: %s"
-                                         : "libcurl (" CURL_LIBRARY
-                                           ") not found: apt-get install libcurl4 (%s)",
-                            why);
+                return jl_why(err, errlen, r,
+                              r == -ENOSYS ? "the libcurl found (" CURL_LIBRARY ") is too old: %s"
+                                           : "libcurl (" CURL_LIBRARY
+                                             ") not found: apt-get install libcurl4 (%s)",
+                              why);
         }
         CURL *h = curl_easy_init();
         if (!h)
-                return errf(err, errlen, -ENOMEM, "cannot initialise libcurl");
+                return jl_why(err, errlen, -ENOMEM, "cannot initialise libcurl");
         char from[JL_MAIL_MAX_ADDRESS + 3], rcpt[JL_MAIL_MAX_ADDRESS + 3], cerr[CURL_ERROR_SIZE] = "";
         snprintf(from, sizeof(from), "<%s>", c->sender);
         snprintf(rcpt, sizeof(rcpt), "<%s>", to);
@@ -468,10 +458,10 @@ int jl_mail_send(const jl_mail_config *c, const char *to, const char *text, char
         bool down;
         r = curl_errno(cc, response, &down);
         if (response > 0)
-                errf(err, errlen, r, "%s: %s (the server's last reply: %ld)", c->server,
-                     cerr[0] ? cerr : curl_easy_strerror(cc), response);
+                jl_why(err, errlen, r, "%s: %s (the server's last reply: %ld)", c->server,
+                       cerr[0] ? cerr : curl_easy_strerror(cc), response);
         else
-                errf(err, errlen, r, "%s: %s", c->server, cerr[0] ? cerr : curl_easy_strerror(cc));
+                jl_why(err, errlen, r, "%s: %s", c->server, cerr[0] ? cerr : curl_easy_strerror(cc));
         if (ret_server_down)
                 *ret_server_down = down;
         return r;
@@ -524,7 +514,7 @@ int jl_mail_send_queued(jl_store *s, const jl_mail_config *c, int64_t now_us, un
 
         _cleanup_free_ int64_t *ids = calloc(max, sizeof(int64_t));
         if (!ids)
-                return errf(err, errlen, -ENOMEM, "out of memory");
+                return jl_why(err, errlen, -ENOMEM, "out of memory");
         size_t n = 0;
         if ((r = jl_stmt_bind_int64(due, 1, now_us)) < 0 || (r = jl_stmt_bind_int64(due, 2, max)) < 0)
                 return store_errf(err, errlen, s, r, "e-mail queue");
@@ -557,8 +547,8 @@ int jl_mail_send_queued(jl_store *s, const jl_mail_config *c, int64_t now_us, un
                 char why[1024] = "";
                 bool down = false;
                 if (fr < 0)
-                        r = errf(why, sizeof(why), fr, "cannot format the message (recipient '%s'): %s",
-                                 to ?: "", strerror(-fr));
+                        r = jl_why(why, sizeof(why), fr, "cannot format the message (recipient '%s'): %s",
+                                   to ?: "", strerror(-fr));
                 else
                         r = jl_mail_send(c, to, text, why, sizeof(why), &down);
                 now = now_us + (int64_t)((mono_ns() - t0) / NSEC_PER_USEC);
@@ -585,11 +575,11 @@ int jl_mail_send_queued(jl_store *s, const jl_mail_config *c, int64_t now_us, un
                         stats.failed++;
                 if (r < 0 && down) {
                         stats.deferred = (unsigned)(n - i - 1);
-                        errf(err, errlen, 0, "%s", why);
+                        jl_why(err, errlen, 0, "%s", why);
                         break;
                 }
                 if (r < 0)
-                        errf(err, errlen, 0, "%s", why);
+                        jl_why(err, errlen, 0, "%s", why);
         }
         if (ret_stats)
                 *ret_stats = stats;
@@ -630,7 +620,7 @@ static int load_job(jl_store *s, int64_t job_id, job_info *ret, char *err, size_
         if (r < 0 || (r = jl_stmt_bind_int64(st, 1, job_id)) < 0 || (r = jl_stmt_step(st)) < 0)
                 return store_errf(err, errlen, s, r, "read the job");
         if (r != JL_STORE_ROW)
-                return errf(err, errlen, -ENOENT, "job %" PRId64 " does not exist", job_id);
+                return jl_why(err, errlen, -ENOENT, "job %" PRId64 " does not exist", job_id);
         job_info j = {
             .id = jl_stmt_column_int64(st, 0),
             .machine_id = jl_stmt_column_int64(st, 1),
@@ -750,7 +740,7 @@ int jl_mail_queue_job_finished(jl_store *s, int64_t job_id, int64_t now_us, int6
         FILE *f = open_memstream(&body, &bsize);
         if (!f) {
                 job_info_free(&j);
-                return errf(err, errlen, -ENOMEM, "out of memory");
+                return jl_why(err, errlen, -ENOMEM, "out of memory");
         }
         fputs("The ", f);
         put_job_title(f, &j);
@@ -766,12 +756,12 @@ int jl_mail_queue_job_finished(jl_store *s, int64_t job_id, int64_t now_us, int6
         if (r < 0 || fr < 0) {
                 job_info_free(&j);
                 return r < 0 ? store_errf(err, errlen, s, r, "read the job's run")
-                             : errf(err, errlen, fr, "out of memory");
+                             : jl_why(err, errlen, fr, "out of memory");
         }
         f = open_memstream(&subject, &ssize);
         if (!f) {
                 job_info_free(&j);
-                return errf(err, errlen, -ENOMEM, "out of memory");
+                return jl_why(err, errlen, -ENOMEM, "out of memory");
         }
         fputs("[joule] ", f);
         put_job_title(f, &j);
@@ -782,7 +772,7 @@ int jl_mail_queue_job_finished(jl_store *s, int64_t job_id, int64_t now_us, int6
         fr = finish_text(f, &subject);
         if (fr < 0) {
                 job_info_free(&j);
-                return errf(err, errlen, fr, "out of memory");
+                return jl_why(err, errlen, fr, "out of memory");
         }
         if (strlen(subject) > 200)
                 strcpy(subject + 196, "...");
@@ -814,7 +804,7 @@ int jl_mail_queue_job_failed(jl_store *s, int64_t job_id, const char *reason, in
         FILE *f = open_memstream(&body, &bsize);
         if (!f) {
                 job_info_free(&j);
-                return errf(err, errlen, -ENOMEM, "out of memory");
+                return jl_why(err, errlen, -ENOMEM, "out of memory");
         }
         fputs("The ", f);
         put_job_title(f, &j);
@@ -835,7 +825,7 @@ int jl_mail_queue_job_failed(jl_store *s, int64_t job_id, const char *reason, in
                 r = -ENOMEM;
         if (r < 0) {
                 job_info_free(&j);
-                return errf(err, errlen, r, "out of memory");
+                return jl_why(err, errlen, r, "out of memory");
         }
         for (char *p = subject; *p; p++)
                 if ((unsigned char)*p < ' ' || *p == 0x7f)
@@ -854,8 +844,8 @@ int jl_mail_queue_control_deviation(jl_store *s, const char *admin, int64_t mach
                                     int64_t now_us, int64_t *ret_id, char *err, size_t errlen)
 {
         if (!admin || !jl_mail_address_ok(admin))
-                return errf(err, errlen, -EINVAL, "admin.notification_email '%s' is not an e-mail address",
-                            admin ? admin : "");
+                return jl_why(err, errlen, -EINVAL, "admin.notification_email '%s' is not an e-mail address",
+                              admin ? admin : "");
         _cleanup_free_ char *desc = NULL, *body = NULL, *subject = NULL;
         _cleanup_stmt_ jl_stmt *st = NULL;
         int r = jl_store_prepare(s, "SELECT description FROM machines WHERE id = $1", &st);
@@ -869,7 +859,7 @@ int jl_mail_queue_control_deviation(jl_store *s, const char *admin, int64_t mach
                      "[joule] machine %" PRId64 "%s%s%s: control workload deviated, job intake stopped",
                      machine_id, desc ? " (" : "", desc ? desc : "", desc ? ")" : "") < 0) {
                 subject = NULL;
-                return errf(err, errlen, -ENOMEM, "out of memory");
+                return jl_why(err, errlen, -ENOMEM, "out of memory");
         }
         if (asprintf(&body,
                      "The control workload on machine %" PRId64
@@ -881,7 +871,7 @@ int jl_mail_queue_control_deviation(jl_store *s, const char *admin, int64_t mach
                      machine_id, desc ? " (" : "", desc ? desc : "", desc ? ")" : "", when,
                      details && *details ? details : "(no details were given)") < 0) {
                 body = NULL;
-                return errf(err, errlen, -ENOMEM, "out of memory");
+                return jl_why(err, errlen, -ENOMEM, "out of memory");
         }
         int64_t id;
         r = jl_mail_queue(s, admin, subject, body, -1, now_us, &id, err, errlen);

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,20 +11,10 @@
 
 #include "parse.h"
 #include "timeutil.h"
+#include "why.h"
 
 #define LINE_MAX_LEN 4096
 #define WORDS_MAX (JL_COEFFS_FREQS_MAX + 2)
-
-__attribute__((format(printf, 4, 5))) static int fail(int r, char *why, size_t whylen, const char *fmt, ...)
-{
-        if (why && whylen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(why, whylen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 int jl_coeffs_node_valid(const char *name)
 {
@@ -61,7 +50,7 @@ static bool in_freqs(const jl_coeffs *c, unsigned long khz)
 int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *ret, char *why, size_t whylen)
 {
         if (!text || !ret)
-                return fail(-EINVAL, why, whylen, "no text");
+                return jl_why(why, whylen, -EINVAL, "no text");
         jl_coeffs c = {0};
         enum { WANT_VERSION, BODY, DONE } st = WANT_VERSION;
         bool have_node = false, have_date = false, have_freqs = false, have_curve = false;
@@ -74,18 +63,18 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                         e++;
                 lineno++;
                 if (e - pos >= sizeof(line)) {
-                        r = fail(-EINVAL, why, whylen, "line %zu: longer than %zu bytes", lineno,
-                                 sizeof(line) - 1);
+                        r = jl_why(why, whylen, -EINVAL, "line %zu: longer than %zu bytes", lineno,
+                                   sizeof(line) - 1);
                         break;
                 }
                 if (e == len && st != DONE) {
                         /* the last line lacks its newline: a truncated file */
-                        r = fail(-EINVAL, why, whylen, "line %zu: truncated (no newline at the end)",
-                                 lineno);
+                        r = jl_why(why, whylen, -EINVAL, "line %zu: truncated (no newline at the end)",
+                                   lineno);
                         break;
                 }
                 if (memchr(text + pos, '\0', e - pos)) {
-                        r = fail(-EINVAL, why, whylen, "line %zu: a NUL byte", lineno);
+                        r = jl_why(why, whylen, -EINVAL, "line %zu: a NUL byte", lineno);
                         break;
                 }
                 memcpy(line, text + pos, e - pos);
@@ -105,26 +94,27 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                 if (nw == 0 || words[0][0] == '#')
                         continue;
                 if (too_many) {
-                        r = fail(-EINVAL, why, whylen, "line %zu: too many values", lineno);
+                        r = jl_why(why, whylen, -EINVAL, "line %zu: too many values", lineno);
                         break;
                 }
                 const char *kw = words[0];
                 if (st == DONE) {
-                        r = fail(-EINVAL, why, whylen, "line %zu: '%s' after end", lineno, kw);
+                        r = jl_why(why, whylen, -EINVAL, "line %zu: '%s' after end", lineno, kw);
                         break;
                 }
                 if (st == WANT_VERSION) {
                         uint64_t v;
                         if (strcmp(kw, "joule-coeffs") != 0 || nw != 2) {
-                                r = fail(-EINVAL, why, whylen,
-                                         "line %zu: not a coefficient file (no 'joule-coeffs N' line first)",
-                                         lineno);
+                                r = jl_why(
+                                    why, whylen, -EINVAL,
+                                    "line %zu: not a coefficient file (no 'joule-coeffs N' line first)",
+                                    lineno);
                                 break;
                         }
                         if (parse_u64(words[1], &v) < 0 || v != JL_COEFFS_VERSION) {
-                                r = fail(-EPROTONOSUPPORT, why, whylen,
-                                         "line %zu: version '%s' (this joule reads version %d)", lineno,
-                                         words[1], JL_COEFFS_VERSION);
+                                r = jl_why(why, whylen, -EPROTONOSUPPORT,
+                                           "line %zu: version '%s' (this joule reads version %d)", lineno,
+                                           words[1], JL_COEFFS_VERSION);
                                 break;
                         }
                         st = BODY;
@@ -132,9 +122,9 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                 }
                 if (strcmp(kw, "node") == 0) {
                         if (nw != 2 || have_node || !jl_coeffs_node_valid(words[1])) {
-                                r = fail(-EINVAL, why, whylen,
-                                         "line %zu: node: one name of [A-Za-z0-9._-] expected, once",
-                                         lineno);
+                                r = jl_why(why, whylen, -EINVAL,
+                                           "line %zu: node: one name of [A-Za-z0-9._-] expected, once",
+                                           lineno);
                                 break;
                         }
                         snprintf(c.node, sizeof(c.node), "%s", words[1]);
@@ -143,26 +133,27 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                         uint64_t ns;
                         if (nw != 2 || have_date || strlen(words[1]) >= sizeof(c.date) ||
                             parse_iso8601(words[1], &ns) < 0) {
-                                r = fail(-EINVAL, why, whylen,
-                                         "line %zu: date: one ISO 8601 time expected, once", lineno);
+                                r = jl_why(why, whylen, -EINVAL,
+                                           "line %zu: date: one ISO 8601 time expected, once", lineno);
                                 break;
                         }
                         snprintf(c.date, sizeof(c.date), "%s", words[1]);
                         have_date = true;
                 } else if (strcmp(kw, "freqs") == 0) {
                         if (have_freqs || nw < 3 || nw - 1 > JL_COEFFS_FREQS_MAX) {
-                                r = fail(-EINVAL, why, whylen,
-                                         "line %zu: freqs: 2 to %d frequencies in kHz expected, once",
-                                         lineno, JL_COEFFS_FREQS_MAX);
+                                r = jl_why(why, whylen, -EINVAL,
+                                           "line %zu: freqs: 2 to %d frequencies in kHz expected, once",
+                                           lineno, JL_COEFFS_FREQS_MAX);
                                 break;
                         }
                         for (size_t i = 1; i < nw && r == 0; i++) {
                                 unsigned long f;
                                 if (khz_word(words[i], &f) < 0 || (i > 1 && f <= c.freqs[i - 2]))
-                                        r = fail(-EINVAL, why, whylen,
-                                                 "line %zu: freqs: '%s' is not a frequency in kHz above the "
-                                                 "one before",
-                                                 lineno, words[i]);
+                                        r = jl_why(
+                                            why, whylen, -EINVAL,
+                                            "line %zu: freqs: '%s' is not a frequency in kHz above the "
+                                            "one before",
+                                            lineno, words[i]);
                                 else
                                         c.freqs[c.nfreqs++] = f;
                         }
@@ -171,31 +162,31 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                         double v[3];
                         unsigned long lo, hi;
                         if (have_curve || nw != 6) {
-                                r = fail(-EINVAL, why, whylen,
-                                         "line %zu: curve: STATIC_W VMIN_RATIO FMIN_KHZ FMAX_KHZ RMS_W "
-                                         "expected, once",
-                                         lineno);
+                                r = jl_why(why, whylen, -EINVAL,
+                                           "line %zu: curve: STATIC_W VMIN_RATIO FMIN_KHZ FMAX_KHZ RMS_W "
+                                           "expected, once",
+                                           lineno);
                                 break;
                         }
                         const char *num[3] = {words[1], words[2], words[5]};
                         for (size_t i = 0; i < 3 && r == 0; i++)
                                 if (parse_double(num[i], &v[i]) < 0 || v[i] < 0)
-                                        r = fail(-EINVAL, why, whylen,
-                                                 "line %zu: curve: '%s' is not a number >= 0", lineno,
-                                                 num[i]);
+                                        r = jl_why(why, whylen, -EINVAL,
+                                                   "line %zu: curve: '%s' is not a number >= 0", lineno,
+                                                   num[i]);
                         if (r < 0)
                                 break;
                         if (khz_word(words[3], &lo) < 0 || khz_word(words[4], &hi) < 0 || hi <= lo) {
-                                r = fail(
-                                    -EINVAL, why, whylen,
+                                r = jl_why(
+                                    why, whylen, -EINVAL,
                                     "line %zu: curve: '%s' '%s' are not two ascending frequencies in kHz",
                                     lineno, words[3], words[4]);
                                 break;
                         }
                         if (!(v[1] > 0 && v[1] <= 1)) {
-                                r = fail(-EINVAL, why, whylen,
-                                         "line %zu: curve: vmin_ratio %s is not in (0, 1]", lineno,
-                                         words[2]);
+                                r = jl_why(why, whylen, -EINVAL,
+                                           "line %zu: curve: vmin_ratio %s is not in (0, 1]", lineno,
+                                           words[2]);
                                 break;
                         }
                         c.curve = (jl_rt_power_curve){.static_w = v[0],
@@ -210,33 +201,34 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                         if (!have_freqs || nw != 9 || khz_word(words[1], &from) < 0 ||
                             khz_word(words[2], &to) < 0 || from == to || !in_freqs(&c, from) ||
                             !in_freqs(&c, to)) {
-                                r = fail(-EINVAL, why, whylen,
-                                         "line %zu: pair: FROM_KHZ TO_KHZ (two of freqs, after them) A B C "
-                                         "D E F expected",
-                                         lineno);
+                                r = jl_why(
+                                    why, whylen, -EINVAL,
+                                    "line %zu: pair: FROM_KHZ TO_KHZ (two of freqs, after them) A B C "
+                                    "D E F expected",
+                                    lineno);
                                 break;
                         }
                         for (size_t i = 0; i < 6 && r == 0; i++)
                                 if (parse_double(words[i + 3], &k[i]) < 0)
-                                        r = fail(-EINVAL, why, whylen,
-                                                 "line %zu: pair: '%s' is not a number", lineno,
-                                                 words[i + 3]);
+                                        r = jl_why(why, whylen, -EINVAL,
+                                                   "line %zu: pair: '%s' is not a number", lineno,
+                                                   words[i + 3]);
                         if (r < 0)
                                 break;
                         if (jl_coeffs_pair_find(&c, from, to)) {
-                                r = fail(-EINVAL, why, whylen, "line %zu: pair %lu %lu given twice", lineno,
-                                         from, to);
+                                r = jl_why(why, whylen, -EINVAL, "line %zu: pair %lu %lu given twice",
+                                           lineno, from, to);
                                 break;
                         }
                         if (c.npairs == cap) {
                                 size_t ncap = cap ? cap * 2 : 64;
                                 if (ncap > (size_t)JL_COEFFS_FREQS_MAX * JL_COEFFS_FREQS_MAX) {
-                                        r = fail(-EINVAL, why, whylen, "line %zu: too many pairs", lineno);
+                                        r = jl_why(why, whylen, -EINVAL, "line %zu: too many pairs", lineno);
                                         break;
                                 }
                                 jl_coeffs_pair *n = realloc(c.pairs, ncap * sizeof(*n));
                                 if (!n) {
-                                        r = fail(-ENOMEM, why, whylen, "out of memory");
+                                        r = jl_why(why, whylen, -ENOMEM, "out of memory");
                                         break;
                                 }
                                 c.pairs = n;
@@ -249,21 +241,21 @@ int jl_coeffs_parse(const char *text, size_t len, const char *node, jl_coeffs *r
                 } else if (strcmp(kw, "end") == 0 && nw == 1) {
                         st = DONE;
                 } else {
-                        r = fail(-EINVAL, why, whylen, "line %zu: unknown line '%s'", lineno, kw);
+                        r = jl_why(why, whylen, -EINVAL, "line %zu: unknown line '%s'", lineno, kw);
                 }
         }
         if (r == 0 && st != DONE)
-                r = fail(-EINVAL, why, whylen,
-                         st == WANT_VERSION ? "empty: no 'joule-coeffs N' line"
-                                            : "truncated: no 'end' line");
+                r = jl_why(why, whylen, -EINVAL,
+                           st == WANT_VERSION ? "empty: no 'joule-coeffs N' line"
+                                              : "truncated: no 'end' line");
         if (r == 0 && (!have_node || !have_date || !have_freqs || !have_curve))
-                r = fail(-EINVAL, why, whylen, "incomplete: %s missing",
-                         !have_node    ? "node"
-                         : !have_date  ? "date"
-                         : !have_freqs ? "freqs"
-                                       : "curve");
+                r = jl_why(why, whylen, -EINVAL, "incomplete: %s missing",
+                           !have_node    ? "node"
+                           : !have_date  ? "date"
+                           : !have_freqs ? "freqs"
+                                         : "curve");
         if (r == 0 && node && strcmp(node, c.node) != 0)
-                r = fail(-ENODEV, why, whylen, "the file is node %s's, not %s's", c.node, node);
+                r = jl_why(why, whylen, -ENODEV, "the file is node %s's, not %s's", c.node, node);
         if (r < 0) {
                 free(c.pairs);
                 return r;
