@@ -24,7 +24,7 @@ count() { # count meson's results from the testlog*.json of a build dir (named a
         failed=$((failed + ${f:-0}))
 }
 
-step() { echo; echo "=== $*"; }
+step() { echo; echo "=== $* (at $((SECONDS / 60)) min $((SECONDS % 60)) s)"; }
 
 step "gcc + ASan + UBSan: all tests"
 if CC=gcc meson setup "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null &&
@@ -128,5 +128,6 @@ if [ "$failed" -gt 0 ]; then
 fi
 
 echo
+echo "(the whole suite: $((SECONDS / 60)) min $((SECONDS % 60)) s, dependencies included)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
