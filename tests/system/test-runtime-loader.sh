@@ -18,6 +18,8 @@ trap 'exit 130' INT TERM
 # Open MPI as root, on a small shared machine: more ranks than cores, no binding.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+# a waiting rank yields its CPU: on a busy 2-core machine polling ranks crawl
+export OMPI_MCA_mpi_yield_when_idle=1
 RUN_TIMEOUT=60
 
 # A sanitizer build of the loader needs the sanitizer's runtime loaded first into the (uninstrumented)
