@@ -81,7 +81,8 @@ static int usage(FILE *f)
             "  --kernels LIST    built-in kernels, from compute,memory,mixed (default: all three)\n"
             "  --size N          the built-in kernels' work (default 1: a few hundred ms at the top)\n"
             "  --freqs LIST      only these of the available frequencies (kHz, comma-separated)\n"
-            "  --idle-ms MS      the node at rest, per frequency (default 1000)\n"
+            "  --idle-ms MS      the node at rest, per frequency (default 1000; four of jouled's\n"
+            "                    samples at least, and a shorter kernel is run again until then)\n"
             "  --settle-ms MS    after each frequency change (default 200)\n"
             "  --timeout-s S     one kernel's limit (default 600)\n"
             "  --output FILE     the file to write or show (default: runtime.coefficients_dir/NODE.coeffs)\n"
@@ -177,55 +178,72 @@ static void powers_between(const page_sample *ps, size_t n, uint64_t lo_ms, uint
 #undef W
 }
 
+/* Starts argv in a process group of its own, held at a gate until its counters are open; the gate's write
+ * end comes back in *ret_gate (closing it lets the kernel go). */
+static int spawn(char *const *argv, pid_t *ret_pid, int *ret_gate, int fds[3])
+{
+        int gate[2];
+        if (pipe2(gate, O_CLOEXEC) < 0)
+                return -errno;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                close(gate[0]);
+                close(gate[1]);
+                return -e;
+        }
+        if (pid == 0) {
+                setpgid(0, 0);
+                close(gate[1]);
+                char b;
+                while (read(gate[0], &b, 1) < 0 && errno == EINTR)
+                        ;
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                if (null >= 0)
+                        dup2(null, STDOUT_FILENO);
+                signal(SIGINT, SIG_DFL);
+                signal(SIGTERM, SIG_DFL);
+                execvp(argv[0], argv);
+                fprintf(stderr, "joule learn: %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        setpgid(pid, pid); /* as the child does: no window where a signal misses the group */
+        child_pid = pid;
+        fds[0] = counter_open(pid, PERF_COUNT_HW_CPU_CYCLES);
+        fds[1] = counter_open(pid, PERF_COUNT_HW_INSTRUCTIONS);
+        fds[2] = counter_open(pid, PERF_COUNT_HW_CACHE_MISSES);
+        close(gate[0]);
+        *ret_pid = pid;
+        *ret_gate = gate[1];
+        return 0;
+}
+
 /* One measurement at the frequency in force: argv (NULL: the node at rest for idle_ms). The power is taken
- * between jouled's samples inside the run, less its first and last 5 % (a process's start and exit). */
-static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms, unsigned timeout_s,
-                       sample *s, char *why, size_t wl)
+ * between jouled's samples inside the run, less its first and last 5 % (a process's start and exit). A
+ * kernel that ends before min_ms (four of jouled's sampling intervals: fewer samples would fall inside) is
+ * run again until min_ms have passed; its time is then the mean of the runs, and *ret_runs says how many. */
+static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms, unsigned min_ms,
+                       unsigned timeout_s, sample *s, unsigned *ret_runs, char *why, size_t wl)
 {
         size_t cap = 4096, n = 0;
         _cleanup_free_ page_sample *ps = malloc(cap * sizeof(*ps));
         if (!ps)
                 return -ENOMEM;
-        int gate[2] = {-1, -1}, fds[3] = {-1, -1, -1};
+        int gate = -1, fds[3] = {-1, -1, -1};
+        double counts[3] = {0, 0, 0};
+        unsigned runs = 0;
         pid_t pid = -1;
+        int status = 0, r = 0;
         if (argv) {
-                if (pipe2(gate, O_CLOEXEC) < 0)
-                        return -errno;
-                fflush(NULL);
-                pid = fork();
-                if (pid < 0) {
-                        int e = errno;
-                        close(gate[0]);
-                        close(gate[1]);
-                        return -e;
-                }
-                if (pid == 0) {
-                        setpgid(0, 0);
-                        close(gate[1]);
-                        char b;
-                        while (read(gate[0], &b, 1) < 0 && errno == EINTR)
-                                ;
-                        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-                        if (null >= 0)
-                                dup2(null, STDOUT_FILENO);
-                        signal(SIGINT, SIG_DFL);
-                        signal(SIGTERM, SIG_DFL);
-                        execvp(argv[0], argv);
-                        fprintf(stderr, "joule learn: %s: %s\n", argv[0], strerror(errno));
-                        _exit(127);
-                }
-                setpgid(pid, pid); /* as the child does: no window where a signal misses the group */
-                child_pid = pid;
-                fds[0] = counter_open(pid, PERF_COUNT_HW_CPU_CYCLES);
-                fds[1] = counter_open(pid, PERF_COUNT_HW_INSTRUCTIONS);
-                fds[2] = counter_open(pid, PERF_COUNT_HW_CACHE_MISSES);
-                close(gate[0]);
+                r = spawn(argv, &pid, &gate, fds);
+                if (r < 0)
+                        return r;
         }
         double t0 = now_s(), t1 = t0;
         uint64_t t0_ms = now_ns(CLOCK_MONOTONIC) / 1000000;
         if (argv)
-                close(gate[1]); /* the kernel goes */
-        int status = 0, r = 0;
+                close(gate); /* the kernel goes */
         for (;;) {
                 jl_rt_energy e;
                 if (jl_rt_shm_energy(shm, &e) == 0 && (n == 0 || e.time_ms != ps[n - 1].time_ms)) {
@@ -243,8 +261,25 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                 t1 = now_s();
                 if (argv) {
                         pid_t w = waitpid(pid, &status, WNOHANG);
-                        if (w == pid)
-                                break;
+                        if (w == pid) {
+                                runs++;
+                                for (int i = 0; i < 3; i++) {
+                                        counts[i] += counter_read(fds[i]); /* NAN stays NAN */
+                                        if (fds[i] >= 0)
+                                                close(fds[i]);
+                                        fds[i] = -1;
+                                }
+                                pid = -1;
+                                child_pid = -1;
+                                if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || stop_signal ||
+                                    (t1 - t0) * 1000 >= min_ms)
+                                        break;
+                                r = spawn(argv, &pid, &gate, fds); /* too short: again */
+                                if (r < 0)
+                                        break;
+                                close(gate);
+                                continue;
+                        }
                         if (w < 0 && errno != EINTR) {
                                 r = -errno;
                                 break;
@@ -252,6 +287,7 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                         if (t1 - t0 > timeout_s) {
                                 kill(-pid, SIGKILL);
                                 waitpid(pid, &status, 0);
+                                pid = -1;
                                 r = -ETIMEDOUT;
                                 snprintf(why, wl, "the kernel ran longer than %u s", timeout_s);
                                 break;
@@ -260,7 +296,7 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                         break;
                 sleep_ms(LEARN_POLL_MS);
         }
-        if (argv && r < 0 && r != -ETIMEDOUT) {
+        if (pid > 0) {
                 /* no kernel is left behind */
                 kill(-pid, SIGKILL);
                 while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -268,10 +304,10 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
         }
         child_pid = -1;
         t1 = now_s();
-        double cycles = counter_read(fds[0]), instr = counter_read(fds[1]), misses = counter_read(fds[2]);
         for (int i = 0; i < 3; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
+        double cycles = counts[0], instr = counts[1], misses = counts[2];
         if (r < 0)
                 return r;
         if (stop_signal)
@@ -282,9 +318,11 @@ static int measure_one(const jl_rt_shm *shm, char *const *argv, unsigned idle_ms
                          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
                 return -ECHILD;
         }
-        s->wall_s = t1 - t0;
-        uint64_t trim = (uint64_t)(s->wall_s * 1000 * 0.05);
-        powers_between(ps, n, t0_ms + trim, t0_ms + (uint64_t)(s->wall_s * 1000) - trim, s);
+        double span = t1 - t0;
+        s->wall_s = runs > 1 ? span / runs : span;
+        uint64_t trim = (uint64_t)(span * 1000 * 0.05);
+        powers_between(ps, n, t0_ms + trim, t0_ms + (uint64_t)(span * 1000) - trim, s);
+        *ret_runs = runs;
         s->cpi = instr > 0 && isfinite(cycles) ? cycles / instr : NAN;
         s->tpi = instr > 0 && isfinite(misses) ? misses / instr : NAN;
         if (!isfinite(s->power_w)) {
@@ -520,6 +558,18 @@ int verb_learn(cli_context *ctx, int argc, char **argv)
                 return usage(stderr);
         if (want_show)
                 return show(ctx, output);
+        /* the power is taken between jouled's samples inside a run less 5 % at each end: four sampling
+         * intervals leave three, so that two samples always fall inside (fewer missed them now and then, by
+         * the phase of jouled's clock alone). The node at rest is measured that long at least, and a kernel
+         * that ends sooner is run again until then. */
+        unsigned min_ms = (unsigned)ceil(4 * ctx->config.node.sample_ms);
+        if (idle_ms < min_ms) {
+                fprintf(stderr,
+                        "joule learn: --idle-ms %" PRIu64 " is shorter than four of jouled's samples "
+                        "(node.sample_ms %g): the node at rest is measured for %u ms\n",
+                        idle_ms, ctx->config.node.sample_ms, min_ms);
+                idle_ms = min_ms;
+        }
 
         /* the kernels: argv of each, code 1.. (code 0 is the node at rest) */
         const char *names[LEARN_CODES_MAX] = {"idle"};
@@ -636,8 +686,10 @@ int verb_learn(cli_context *ctx, int argc, char **argv)
         /* a step that has just ended stays on the page until jouled's next sample and its check of the
          * step's processes: give it LEARN_IDLE_WAIT_MS to go before calling the node busy */
         if (pg.job_id[0]) {
-                fprintf(stderr, "joule learn: job %.63s step %" PRId64 " is on the node; waiting up to %d s "
-                        "for it to end\n", pg.job_id, pg.step_id, LEARN_IDLE_WAIT_MS / 1000);
+                fprintf(stderr,
+                        "joule learn: job %.63s step %" PRId64 " is on the node; waiting up to %d s "
+                        "for it to end\n",
+                        pg.job_id, pg.step_id, LEARN_IDLE_WAIT_MS / 1000);
                 for (int waited = 0; waited < LEARN_IDLE_WAIT_MS && pg.job_id[0]; waited += LEARN_POLL_MS) {
                         jl_shm_page now;
                         sleep_ms(LEARN_POLL_MS);
@@ -692,6 +744,7 @@ int verb_learn(cli_context *ctx, int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
 
         size_t ns = nf * ncodes, k = 0;
+        bool repeated[LEARN_CODES_MAX] = {false};
         _cleanup_free_ sample *smp = calloc(ns, sizeof(*smp));
         int ret = 0;
         if (!smp) {
@@ -718,8 +771,9 @@ int verb_learn(cli_context *ctx, int argc, char **argv)
                 for (size_t code = 0; code < ncodes && ret == 0 && !stop_signal; code++) {
                         sample *s = &smp[k];
                         *s = (sample){.code = code, .khz = freqs[fi]};
-                        r = measure_one(&shm, code ? kargv[code] : NULL, (unsigned)idle_ms,
-                                        (unsigned)timeout_s, s, why, sizeof(why));
+                        unsigned runs = 0;
+                        r = measure_one(&shm, code ? kargv[code] : NULL, (unsigned)idle_ms, min_ms,
+                                        (unsigned)timeout_s, s, &runs, why, sizeof(why));
                         if (r == -EINTR || stop_signal)
                                 break;
                         if (r < 0) {
@@ -727,6 +781,15 @@ int verb_learn(cli_context *ctx, int argc, char **argv)
                                           why[0] ? why : strerror(-r));
                                 ret = 1;
                                 break;
+                        }
+                        if (runs > 1 && !repeated[code]) {
+                                repeated[code] = true;
+                                fprintf(
+                                    stderr,
+                                    "joule learn: %s takes %.3f s, shorter than four of jouled's samples "
+                                    "(node.sample_ms %g): run %u times at %lu kHz (and as often as "
+                                    "needed at the others)\n",
+                                    names[code], s->wall_s, ctx->config.node.sample_ms, runs, freqs[fi]);
                         }
                         const char *shown = names[code];
                         if (strlen(shown) > 24)

@@ -106,6 +106,26 @@ printf 'joule-coeffs 1\nnode emu1\n' >"$T_DIR/trunc.coeffs"
 "$JOULE" -c "$JD_CFG" learn --show --output "$T_DIR/trunc.coeffs" >/dev/null 2>"$T_DIR/trunc.err"
 t_ok "$([ $? -ne 0 ] && grep -q 'truncated' "$T_DIR/trunc.err"; echo $?)" "--show of a truncated file: refused with words"
 
+# --- a kernel shorter than four of jouled's samples (50 ms here) is run again until they have passed, and
+# the node at rest is measured that long at least: the power comes from two samples or more, always
+"$NS_RUN" "$FX" -- taskset -c 0,1 "$JOULE" -c "$JD_CFG" learn --freqs 800000,3000000 --idle-ms 20 --settle-ms 0 \
+        --kernel-cmd "$EMU_WORK --root $FX --cpus 0-1 --iterations 1 --kind compute" \
+        --output "$T_DIR/short.coeffs" >"$T_DIR/short.out" 2>"$T_DIR/short.err"
+t_check "a short kernel and --idle-ms 20: the node at rest for 200 ms, the kernel run again, a finite power at every frequency" -- \
+        "$PY" - "$T_DIR/short.out" "$T_DIR/short.err" <<'EOF'
+import math, re, sys
+rows = [l.split() for l in open(sys.argv[1]) if re.match(r'^\d+ ', l)]
+err = open(sys.argv[2]).read()
+bad = []
+if 'the node at rest is measured for 200 ms' not in err: bad.append('no line on the idle time')
+m = re.search(r'takes ([0-9.]+) s, shorter than four .* run (\d+) times', err)
+if not m or int(m.group(2)) < 2: bad.append('the kernel was not run again')
+if 'shorter than two' in err: bad.append('a measurement missed its samples')
+if len(rows) != 4 or not all(math.isfinite(float(r[-5])) for r in rows): bad.append('rows: %s' % rows)
+print('; '.join(bad)); sys.exit(1 if bad else 0)
+EOF
+t_diag "$(grep -E 'measured for|run [0-9]+ times|learn:' "$T_DIR/short.err" | paste -sd';')"
+
 # --- SIGTERM mid-run: the kernel stops, the frequencies are given back, nothing is written (run last: at
 # the end, whether or not the MPI part runs)
 learn_term() {
