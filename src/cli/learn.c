@@ -719,11 +719,7 @@ int verb_learn(cli_context *ctx, int argc, char **argv)
         snprintf(lr.job, sizeof(lr.job), "%" PRIu64, now_ns(CLOCK_REALTIME) / 1000);
         jl_msg_request req = {.op = JL_OP_JOB_BEGIN, .step_id = 0};
         snprintf(req.job_id, sizeof(req.job_id), "%s", lr.job);
-        for (int i = 0; i < CPU_SETSIZE && i / 8 < JL_MSG_CPUMASK_BYTES; i++)
-                if (CPU_ISSET(i, &cpus)) {
-                        req.cpumask[i / 8] |= (uint8_t)(1u << (i % 8));
-                        req.cpumask_len = MAX(req.cpumask_len, (size_t)i / 8 + 1);
-                }
+        jl_msg_request_add_cpuset(&req, &cpus);
         r = request(lr.path, &req, why, sizeof(why));
         if (r < 0) {
                 log_error(r, "learn: jouled did not begin a job step: %s", why[0] ? why : strerror(-r));

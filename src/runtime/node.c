@@ -242,7 +242,8 @@ static void note(jl_rt_gpus *g, const char *fmt, const char *var, const char *wh
         snprintf(g->note + len, sizeof(g->note) - len, fmt, var, what);
 }
 
-/* Slurm's node-global ids: "0,2" or ranges "0-3"; each the minor number of a GPU. */
+/* Slurm's node-global ids: "0,2" or ranges "0-3"; each a GPU's minor number (/dev/nvidiaN, below 256). */
+#define SLURM_GPU_IDS 1024
 static void select_slurm(const char *var, const char *value, const page_gpu *gpus, size_t n, jl_rt_gpus *g)
 {
         bool have_minor = false;
@@ -255,24 +256,14 @@ static void select_slurm(const char *var, const char *value, const page_gpu *gpu
         char tok[64];
         bool too_long;
         while (next_entry(&p, tok, sizeof(tok), &too_long)) {
-                uint64_t lo, hi;
-                char *dash = strchr(tok, '-');
-                int r;
-                if (dash) {
-                        *dash = '\0';
-                        r = parse_u64(tok, &lo);
-                        if (r == 0)
-                                r = parse_u64(dash + 1, &hi);
-                        *dash = '-';
-                } else {
-                        r = parse_u64(tok, &lo);
-                        hi = lo;
-                }
-                if (too_long || r < 0 || hi < lo || hi - lo >= 1024) {
+                uint64_t ids[SLURM_GPU_IDS / 64] = {0}; /* an id or a range of them, as a CPU list's */
+                if (too_long || parse_cpu_list(tok, ids, SLURM_GPU_IDS) <= 0) {
                         note(g, "%s: \"%s\" is no GPU id: ignored", var, too_long ? "(too long)" : tok);
                         continue;
                 }
-                for (uint64_t id = lo; id <= hi; id++) {
+                for (uint64_t id = 0; id < SLURM_GPU_IDS; id++) {
+                        if (!(ids[id / 64] & (UINT64_C(1) << (id % 64))))
+                                continue;
                         bool found = false;
                         for (size_t i = 0; i < n; i++)
                                 if (have_minor
