@@ -29,7 +29,7 @@ step() { echo; echo "=== $* (at $((SECONDS / 60)) min $((SECONDS % 60)) s)"; }
 step "gcc + ASan + UBSan: all tests"
 if CC=gcc meson setup "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null &&
         ninja -C "$out/asan"; then
-        # the tests that may share the machine first, two at a time, then each of the others alone (in
+        # the tests that may share the machine first, two at a time, then the others in two lanes (in
         # meson's order they alternate, and every test that must run alone waits for the running ones)
         by_kind() { # 1: those that may run in parallel, 0: the others
                 meson introspect "$out/asan" --tests | python3 -c '

@@ -137,7 +137,7 @@ learn_term() {
                 --settle-ms 0 --kernel-cmd "$EMU_WORK --root $FX --cpus 0-1 --iterations 1000 --kind compute" \
                 --output "$T_DIR/term.coeffs" >/dev/null 2>"$T_DIR/term.err" &
         local lp=$! i
-        for i in $(seq 300); do # learn may first wait for the MPI runs' step to leave jouled's page
+        for i in $(seq 300); do # learn first waits for step 990001 to end (a second)
                 [ "$(cat "$CF/policy0/scaling_max_freq")" = 800000 ] && break
                 sleep 0.05
         done
