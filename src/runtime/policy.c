@@ -167,15 +167,39 @@ static bool changed(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
         return true;
 }
 
+/* The least energy measured within the bound at a frequency not ruled out (best_khz 0: none). */
+static void me_best(jl_rt_policy *p)
+{
+        p->best_khz = 0;
+        p->e_best = NAN;
+        for (size_t i = 0; i < p->n; i++)
+                if (p->e_at[i] > 0 && p->freqs[i] >= p->floor_khz &&
+                    (p->best_khz == 0 || p->e_at[i] < p->e_best)) {
+                        p->e_best = p->e_at[i];
+                        p->best_khz = p->freqs[i];
+                }
+}
+
 static void me_remember(jl_rt_policy *p, const jl_rt_sig *s)
 {
-        if (!(s->tpi_s <= bound_of(p) * (1 + JL_RT_POLICY_TOL)) || !isfinite(s->power_w))
+        if (!(s->tpi_s <= bound_of(p) * (1 + JL_RT_POLICY_TOL)) || !isfinite(s->power_w) ||
+            p->cur_khz < p->floor_khz)
                 return;
         double e = s->power_w * s->tpi_s;
-        if (p->best_khz == 0 || e < p->e_best) {
-                p->e_best = e;
-                p->best_khz = p->cur_khz;
-        }
+        if (!(e > 0))
+                return;
+        p->e_at[index_of(p, p->cur_khz)] = e;
+        me_best(p);
+}
+
+/* The bound broke at cur_khz: it and every frequency below are ruled out until the next reference. */
+static void me_rule_out(jl_rt_policy *p)
+{
+        size_t i = index_of(p, p->cur_khz);
+        unsigned long above = i + 1 < p->n ? p->freqs[i + 1] : p->freqs[i];
+        if (above > p->floor_khz)
+                p->floor_khz = above;
+        me_best(p);
 }
 
 static void mark(jl_rt_policy *p)
@@ -315,6 +339,7 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 }
                 if (up > p->def_khz)
                         up = p->def_khz;
+                me_rule_out(p);
                 p->repairs++;
                 snprintf(d->message, sizeof(d->message),
                          "bound broken at %lu kHz: %.6f s per iteration > (1 + %.3f) x %.6f s (%+.2f%%): "
@@ -344,7 +369,7 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                     power_model(p, (double)p->cur_khz, s->power_w, &pm) == 0 &&
                     jl_rt_min_energy_choose(p->freqs, p->n, p->def_khz, p->t_ref, p->th, JL_RT_POLICY_MARGIN,
                                             &tm, &pm, &again) == 0 &&
-                    !was_measured(p, again)) {
+                    again >= p->floor_khz && !was_measured(p, again)) {
                         p->rounds++;
                         p->tm = tm;
                         p->pm = pm;
@@ -434,6 +459,8 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->p_ref_err = s->power_err_w;
                 p->best_khz = 0;
                 p->e_best = NAN;
+                memset(p->e_at, 0, sizeof(p->e_at));
+                p->floor_khz = 0;
                 p->rounds = 0;
                 memset(p->measured, 0, sizeof(p->measured));
                 mark(p);

@@ -78,6 +78,11 @@ typedef struct {
         double t_cur;  /* min_time: time at cur_khz; min_energy: first time measured where it holds */
         double e_best; /* min_energy: least measured energy per iteration within the bound */
         unsigned long best_khz;
+        /* min_energy, since the reference: the energy per iteration last measured within the bound at each
+         * frequency (0: none), and the lowest frequency not below one that broke the bound (a time that
+         * was within it once, by the noise, and over it later rules out that frequency and those below) */
+        double e_at[JL_RT_FREQS_MAX];
+        unsigned long floor_khz;
         jl_rt_time_model tm;
         bool have_tm;
         jl_rt_power_model pm;

@@ -974,6 +974,56 @@ static void test_fp_divisor_scope(void)
            "and the GPU rule divides by the same CPUs (not 16: 0.025 would read as waiting)");
 }
 
+/* A frequency whose time lies just over the bound reads within it once (the reference read a little slow)
+ * and over it later: the policy rules it out and holds the next one up, not the two in turn. The readings
+ * are those of a run that flipped between 800 and 1000 MHz (memory-bound, th 0.05, a loaded machine). */
+static void test_bound_flicker(void)
+{
+        static const struct {
+                unsigned long khz;
+                double t[3], w;
+        } at[] = {
+            {3000000, {0.020033, 0.020033, 0.020033}, 118.00},
+            {2900000, {0.019996, 0.019996, 0.019996}, 116.74},
+            {1000000, {0.020801, 0.020827, 0.020822}, 98.63},
+            {800000, {0.021091, 0.021123, 0.021101}, 97.09},
+        };
+        jl_rt_policy p;
+        jl_rt_decision d;
+        jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.05, freqs, nfreqs, 3000000, &d);
+        unsigned long f = 3000000;
+        int seen[4] = {0}, bounds = 0, at800 = 0, unknown = 0;
+        for (int w = 0; w < 30; w++) {
+                size_t k = 0;
+                while (k < 4 && at[k].khz != f)
+                        k++;
+                if (k == 4) { /* a frequency the run never measured: over the bound by its time */
+                        unknown++;
+                        k = 2;
+                }
+                int r = seen[k] < 3 ? seen[k] : 2;
+                seen[k]++;
+                jl_rt_sig s = {.tpi_s = at[k].t[r],
+                               .power_w = at[k].w,
+                               .khz = (double)f,
+                               .cpi = NAN,
+                               .gbs = NAN,
+                               .gflops = NAN,
+                               .tpi_err_s = NAN,
+                               .power_err_w = NAN};
+                jl_rt_policy_signature(&p, &s, &d);
+                if (d.kind && strcmp(d.kind, "bound") == 0)
+                        bounds++;
+                if (d.set)
+                        f = d.khz;
+                if (w >= 10 && f == 800000)
+                        at800++;
+        }
+        is_int(f, 1000000, "a bound broken after a reading within it: 1000 MHz held, not 800 MHz");
+        ok(bounds == 1 && at800 == 0 && unknown == 0,
+           "the frequency ruled out stays out (%d repairs, %d late windows at 800 MHz)", bounds, at800);
+}
+
 int main(void)
 {
         for (unsigned long f = 800000; f <= 3000000; f += 100000)
@@ -981,6 +1031,7 @@ int main(void)
         test_model();
         test_min_energy();
         test_bound_repair();
+        test_bound_flicker();
         test_noisy_probe();
         test_min_time();
         test_monitoring();
