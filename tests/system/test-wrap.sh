@@ -54,9 +54,11 @@ for K in 1 2 3 4 5; do
         t_check "${K}x: joule report's node power is the node's within 1%" -- jtest "$OUT" \
                 "[r['key'] for r in j['rows']] == ['$NAME'] and abs(j['rows'][0]['avg_power_w'] - $W) <= 0.01 * $W"
         # gaps (reads too late to unwrap for certain) are reported, not hidden; on a busy machine a few
-        # are normal and cost nothing at steady power
+        # are normal and cost nothing at steady power (at 5x psys wraps every 0.12 s: one stall of jouled's
+        # reader that long is a gap). Reads on the 1 s sampling alone would make nearly all the time a gap;
+        # the bound (a quarter) tells the wrap schedule from that with room for a loaded CI machine.
         t_check "${K}x: joule report says how much time had its energy estimated ($(jget "$OUT" 'j["rows"][0].get("gap_s")') s)" -- \
-                jtest "$OUT" "0 <= j['rows'][0]['gap_s'] < 0.05 * (j['rows'][0]['energy_j'] / j['rows'][0]['avg_power_w'])"
+                jtest "$OUT" "0 <= j['rows'][0]['gap_s'] < 0.25 * (j['rows'][0]['energy_j'] / j['rows'][0]['avg_power_w'])"
 
         # joule measure at its default interval (100 ms): every domain within 1% of the truth
         T0=$(ctl truth)
