@@ -130,11 +130,23 @@ for path in sys.argv[1:]:
         if r.get("result") in ("FAIL", "ERROR", "TIMEOUT", "UNEXPECTEDPASS"):
             print(f"--- {r['result']}: {r['name']} ({r.get('duration', 0):.1f} s) in {path}")
             lines = ((r.get("stdout") or "") + (r.get("stderr") or "")).splitlines()
-            bad = [l for l in lines if re.search(r"not ok|FAIL|ERROR|Sanitizer|runtime error|Assertion", l)]
-            for l in bad[:30]:
+            # each failed TAP point with its diagnostics (the "#" lines after it), kept short: CI keeps
+            # only a part of the log, and every failed test must show in it
+            shown = 0
+            for i, l in enumerate(lines):
+                if l.startswith("not ok") and shown < 6:
+                    shown += 1
+                    print("  ! " + l[:300])
+                    for d in lines[i + 1:i + 9]:
+                        if not d.startswith("#"):
+                            break
+                        print("    " + d[:200])
+            bad = [l for l in lines if re.search(r"Sanitizer|runtime error|Assertion|Segmentation", l)]
+            for l in bad[:8]:
                 print("  ! " + l[:300])
-            for l in lines[-30:]:
-                print("    " + l[:300])
+            if not shown:
+                for l in lines[-15:]:
+                    print("    " + l[:300])
 PY
 }
 if [ "$failed" -gt 0 ]; then
