@@ -60,7 +60,8 @@ typedef struct {
         double util_gpu_s, util_cover_s; /* ∫ util_gpu dt and the time covered, s (shm.h) */
         char gpu_uuid[JL_SHM_UUID_MAX];  /* a GPU's identity, from its energy channel (shm.h): "" unknown */
         char gpu_pci[JL_SHM_PCI_MAX];
-        int32_t gpu_minor; /* -1 unknown */
+        int32_t gpu_minor;            /* -1 unknown */
+        char gpu_mig[JL_SHM_MIG_MAX]; /* its MIG instances' UUIDs, comma-separated (shm.h) */
 } jd_domain;
 
 /* What the latest sample said: copied out under the lock by readers (query, /metrics). */
@@ -110,9 +111,9 @@ typedef struct {
                 uint64_t start_ticks; /* /proc/PID/stat starttime */
                 int fd;               /* pidfd; -1 when not open */
         } watch[JD_WATCH_MAX];
-        pid_t share_leader;       /* share.c: the process that began the step (slurmstepd); 0 none */
-        uint64_t share_uj;        /* share.c: the step's share of the node's energy so far */
-        uint64_t share_ticks;     /* share.c: CPU ticks of the leader's process tree at the last update */
+        pid_t share_leader;   /* share.c: the process that began the step (slurmstepd); 0 none */
+        uint64_t share_uj;    /* share.c: the step's share of the node's energy so far */
+        uint64_t share_ticks; /* share.c: CPU ticks of the leader's process tree at the last update */
 } jd_step;
 
 /* The cpufreq settings of a CPU before a step's first change of it (restored when the step ends). */

@@ -145,6 +145,7 @@ static void publish_shm(jouled *d)
                 dom->util_cover_s = s->domains[i].util_cover_s;
                 jd_copy(dom->gpu_uuid, sizeof(dom->gpu_uuid), s->domains[i].gpu_uuid);
                 jd_copy(dom->gpu_pci, sizeof(dom->gpu_pci), s->domains[i].gpu_pci);
+                jd_copy(dom->gpu_mig, sizeof(dom->gpu_mig), s->domains[i].gpu_mig);
                 dom->gpu_minor = s->domains[i].gpu_minor;
         }
         if (d->nsteps > 0) {
@@ -224,6 +225,7 @@ void jd_sample_locked(jouled *d)
                         dom->provider = c->provider;
                         jd_copy(dom->gpu_uuid, sizeof(dom->gpu_uuid), c->gpu_uuid);
                         jd_copy(dom->gpu_pci, sizeof(dom->gpu_pci), c->gpu_pci);
+                        jd_copy(dom->gpu_mig, sizeof(dom->gpu_mig), c->gpu_mig);
                         dom->gpu_minor =
                             c->gpu_minor_known && c->gpu_minor <= INT32_MAX ? (int32_t)c->gpu_minor : -1;
                         dom->energy_uj = t->energy_uj;

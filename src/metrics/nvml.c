@@ -124,6 +124,9 @@ static const jl_dlsym nvml_sym_list[] = {
     {"nvmlDeviceGetUUID", &nvml_syms.get_uuid, true},
     {"nvmlDeviceGetMinorNumber", &nvml_syms.get_minor, true},
     {"nvmlDeviceGetPciInfo_v3", &nvml_syms.get_pci, true},
+    {"nvmlDeviceGetMigMode", &nvml_syms.get_mig_mode, true},
+    {"nvmlDeviceGetMaxMigDeviceCount", &nvml_syms.get_max_mig, true},
+    {"nvmlDeviceGetMigDeviceHandleByIndex", &nvml_syms.get_mig_handle, true},
     {"nvmlDeviceGetApplicationsClock", &nvml_syms.get_app_clock, true},
     {"nvmlDeviceGetSupportedGraphicsClocks", &nvml_syms.get_supported_graphics, true},
     {"nvmlDeviceSetApplicationsClocks", &nvml_syms.set_app_clocks, true},
@@ -215,6 +218,29 @@ static void read_identity(const nvml_api *api, nvml_device dev, jl_channel *ch)
         if (api->get_pci && api->get_pci(dev, &pci) == NVML_SUCCESS) {
                 pci.bus_id[sizeof(pci.bus_id) - 1] = '\0';
                 snprintf(ch->gpu_pci, sizeof(ch->gpu_pci), "%s", pci.bus_id);
+        }
+        /* MIG enabled: the UUIDs of its instances ("MIG-…", what CUDA_VISIBLE_DEVICES names since R470),
+         * comma-separated; one that does not fit is left out */
+        unsigned cur = 0, pend = 0, max = 0;
+        if (!api->get_mig_mode || !api->get_max_mig || !api->get_mig_handle || !api->get_uuid ||
+            api->get_mig_mode(dev, &cur, &pend) != NVML_SUCCESS || cur != NVML_DEVICE_MIG_ENABLE ||
+            api->get_max_mig(dev, &max) != NVML_SUCCESS)
+                return;
+        size_t used = 0;
+        for (unsigned i = 0; i < max && i < 64; i++) {
+                jl_nvml_device mig;
+                char u[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = "";
+                if (api->get_mig_handle(dev, i, &mig) != NVML_SUCCESS ||
+                    api->get_uuid(mig, u, sizeof(u)) != NVML_SUCCESS)
+                        continue;
+                u[sizeof(u) - 1] = '\0';
+                size_t len = strlen(u);
+                if (len == 0 || strchr(u, ',') || used + (used > 0) + len + 1 > sizeof(ch->gpu_mig))
+                        continue;
+                if (used > 0)
+                        ch->gpu_mig[used++] = ',';
+                memcpy(ch->gpu_mig + used, u, len + 1);
+                used += len;
         }
 }
 

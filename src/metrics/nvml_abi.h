@@ -35,6 +35,7 @@ enum { NVML_CLOCK_GRAPHICS = 0, NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };
 #define NVML_DEVICE_NAME_BUFFER_SIZE 96
 #define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
 #define NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE 32
+#define NVML_DEVICE_MIG_ENABLE 1
 
 /* nvmlPciInfo_t as nvmlDeviceGetPciInfo_v3 fills it; busId: "DDDDDDDD:BB:DD.F" (hex). */
 typedef struct {
@@ -67,6 +68,11 @@ typedef struct {
         jl_nvml_return (*get_uuid)(jl_nvml_device device, char *uuid, unsigned length);
         jl_nvml_return (*get_minor)(jl_nvml_device device, unsigned *minor);
         jl_nvml_return (*get_pci)(jl_nvml_device device, jl_nvml_pci_info *pci);
+        /* its MIG instances (R470 and later; read once at open): the mode (current, pending: 1 enabled),
+         * how many instances it can hold, and the handle of the index-th (NOT_FOUND: no instance there) */
+        jl_nvml_return (*get_mig_mode)(jl_nvml_device device, unsigned *current, unsigned *pending);
+        jl_nvml_return (*get_max_mig)(jl_nvml_device device, unsigned *count);
+        jl_nvml_return (*get_mig_handle)(jl_nvml_device device, unsigned index, jl_nvml_device *mig);
         /* clock control (nvml_control.c) */
         jl_nvml_return (*get_app_clock)(jl_nvml_device device, int type, unsigned *clock_mhz);
         jl_nvml_return (*get_supported_graphics)(jl_nvml_device device, unsigned mem_mhz, unsigned *count,

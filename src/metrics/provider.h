@@ -17,7 +17,8 @@ typedef enum {
         JL_KIND_POWER,       /* gauge: W */
         JL_KIND_TEMPERATURE, /* gauge: °C */
         JL_KIND_FREQUENCY,   /* gauge: kHz */
-        JL_KIND_UTILIZATION, /* gauge: fraction 0..1 (of all online CPUs) since the provider's previous read */
+        JL_KIND_UTILIZATION, /* gauge: fraction 0..1 (of all online CPUs) since the provider's previous read
+                              */
         _JL_KIND_MAX,
 } jl_kind;
 
@@ -53,6 +54,8 @@ typedef struct {
         char gpu_pci[32];
         bool gpu_minor_known;
         unsigned gpu_minor;
+        /* with MIG enabled, its instances' UUIDs ("MIG-…"), comma-separated ("": none, or MIG off) */
+        char gpu_mig[320];
 } jl_channel;
 
 typedef struct {
@@ -82,9 +85,9 @@ typedef struct {
 
 /* Settings that providers may consult; every field has a default (jl_provider_config_default). */
 typedef struct {
-        pid_t pid;              /* process tree to account CPU time of (proc provider); 0: none */
-        double estimate_idle_w; /* estimate: power at 0% utilization */
-        double estimate_max_w;  /* estimate: power at 100% utilization and maximum frequency */
+        pid_t pid;                        /* process tree to account CPU time of (proc provider); 0: none */
+        double estimate_idle_w;           /* estimate: power at 0% utilization */
+        double estimate_max_w;            /* estimate: power at 100% utilization and maximum frequency */
         const char *const *hwmon_sensors; /* NULL-terminated "chip/feature" patterns (wildcards); NULL: all
                                              temperature, power and energy inputs */
 } jl_provider_config;
@@ -112,7 +115,7 @@ typedef struct jl_provider_ops {
 int jl_channels_add(jl_channels *c, const jl_channel *ch);
 void jl_channels_free(jl_channels *c);
 int jl_notes_add(jl_notes *n, const char *subject, int err, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 void jl_notes_free(jl_notes *n);
 
 void jl_provider_config_default(jl_provider_config *cfg);

@@ -3,7 +3,8 @@
  * jouled hands the page's fd to a client over its unix socket (JL_OP_GET_SHM, SCM_RIGHTS); the client maps
  * it PROT_READ. The layout is versioned; a reader checks magic, version and size before use. Version 2 added
  * the GPU domains' utilisation (one NVML session per node, jouled's: the runtime reads it here); version 3
- * their identity (UUID, device minor number, PCI bus id: the runtime matches its step's GPUs with them). */
+ * their identity (UUID, device minor number, PCI bus id: the runtime matches its step's GPUs with them);
+ * version 4 the UUIDs of a GPU's MIG instances (a step given one names it in CUDA_VISIBLE_DEVICES). */
 #pragma once
 
 #include <stdatomic.h>
@@ -12,11 +13,12 @@
 #include <string.h>
 
 #define JL_SHM_MAGIC UINT32_C(0x4A4C5348) /* "JLSH" */
-#define JL_SHM_VERSION 3
+#define JL_SHM_VERSION 4
 #define JL_SHM_DOMAINS_MAX 32
 #define JL_SHM_NAME_MAX 48
 #define JL_SHM_UUID_MAX 96
 #define JL_SHM_PCI_MAX 32
+#define JL_SHM_MIG_MAX 320
 
 typedef struct {
         char name[JL_SHM_NAME_MAX]; /* "package-0", "dram-0", "gpu-0", "psys", "node-ipmi" */
@@ -37,6 +39,10 @@ typedef struct {
         char gpu_pci[JL_SHM_PCI_MAX];
         int32_t gpu_minor;
         uint32_t reserved;
+        /* GPU domains with MIG enabled: the UUIDs of its instances ("MIG-…", as nvmlDeviceGetUUID states
+         * them and CUDA_VISIBLE_DEVICES names them since driver R470), comma-separated; "" none or MIG off.
+         * A step on an instance is matched to this GPU (NVML reports no utilisation per instance). */
+        char gpu_mig[JL_SHM_MIG_MAX];
 } jl_shm_domain;
 
 #define JL_SHM_ESTIMATED 1u

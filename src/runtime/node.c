@@ -304,6 +304,33 @@ static int match_uuid(const char *tok, size_t len, const page_gpu *gpus, size_t 
         return 0;
 }
 
+/* A "MIG-…" instance UUID or prefix: the one page GPU among whose instances (gpu_mig, comma-separated) one
+ * starts with it; -ENOENT none, -EEXIST several. */
+static int match_mig(const char *tok, size_t len, const page_gpu *gpus, size_t n, unsigned *ret_idx)
+{
+        int found = -1;
+        for (size_t i = 0; i < n; i++) {
+                const char *m = gpus[i].d->gpu_mig;
+                size_t left = strnlen(m, sizeof(gpus[i].d->gpu_mig));
+                while (left > 0) {
+                        size_t one = strcspn(m, ",");
+                        if (one > left)
+                                one = left;
+                        if (one >= len && strncasecmp(m, tok, len) == 0) {
+                                if (found >= 0)
+                                        return -EEXIST;
+                                found = (int)i;
+                        }
+                        m += one + (one < left);
+                        left -= one + (one < left);
+                }
+        }
+        if (found < 0)
+                return -ENOENT;
+        *ret_idx = gpus[found].idx;
+        return 0;
+}
+
 static void select_cuda(const jl_rt_gpu_env *env, const page_gpu *gpus, size_t n, jl_rt_gpus *g)
 {
         static const char var[] = "CUDA_VISIBLE_DEVICES";
@@ -348,10 +375,29 @@ static void select_cuda(const jl_rt_gpu_env *env, const page_gpu *gpus, size_t n
                                 return;
                         }
                 } else if (strncasecmp(tok, "MIG-", 4) == 0) {
-                        note(g, "%s: \"%s\" is a MIG instance whose GPU the page cannot tell: every GPU",
-                             var, tok);
-                        g->all = true;
-                        return;
+                        /* MIG-<uuid> (R470 and later): an instance jouled listed under its GPU. NVML counts
+                         * no utilisation per instance: the GPU's stands for it (shared with its other
+                         * instances' steps). Not listed (MIG off, or set up again since jouled started):
+                         * every GPU, as nothing better is known. */
+                        size_t len = strlen(tok);
+                        r = len > 4 ? match_mig(tok, len, gpus, n, &idx) : -ENOENT;
+                        if (r == -EEXIST) {
+                                note(g,
+                                     "%s: \"%s\" is the prefix of several MIG instances' UUIDs: the list "
+                                     "ends there",
+                                     var, tok);
+                                return;
+                        }
+                        if (r < 0) {
+                                note(g,
+                                     "%s: \"%s\" is a MIG instance that jouled's page does not list: every "
+                                     "GPU",
+                                     var, tok);
+                                g->all = true;
+                                return;
+                        }
+                        note(g, "%s: \"%s\" is a MIG instance: its GPU's utilisation stands for it", var,
+                             tok);
                 } else if (parse_u64(tok, &k) == 0) {
                         for (size_t i = 0; i < n && r < 0; i++)
                                 if (by_bus ? i == k : gpus[i].idx == k) {

@@ -62,7 +62,7 @@ typedef struct {
         bool all;           /* every GPU of the node */
         uint64_t mask;      /* the NVML indices (0..63) when !all */
         const char *source; /* the variable the selection follows ("SLURM_STEP_GPUS", …); NULL: none set */
-        char note[256];     /* what could not be matched, in words; "" when all did */
+        char note[256];     /* what could not be matched, or how an entry was taken, in words; "" none */
 } jl_rt_gpus;
 
 /* The environment's variables (getenv). */

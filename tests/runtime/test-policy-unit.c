@@ -628,6 +628,26 @@ static void test_gpu_select(void)
         g = gsel(node, NULL, NULL, "MIG-0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f", NULL);
         ok(g.all && strstr(g.note, "MIG"), "a MIG id the page cannot place: every GPU, said so (%s)",
            g.note);
+        /* MIG-<uuid> (R470 and later): the instances jouled lists under their GPU (shm.h, version 4) */
+#define M0 "MIG-0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
+#define M1 "MIG-0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e60"
+#define M2 "MIG-9f8e7d6c-4a5b-6c7d-8e9f-0a1b2c3d4e61"
+        snprintf(node->domains[1].gpu_mig, sizeof(node->domains[1].gpu_mig), "%s,%s", M2, M1); /* gpu-0 */
+        snprintf(node->domains[4].gpu_mig, sizeof(node->domains[4].gpu_mig), "%s", M0);        /* gpu-3 */
+        g = gsel(node, NULL, NULL, M0, NULL);
+        ok(gsel_is(g, 1u << 3, "CUDA_VISIBLE_DEVICES") && strstr(g.note, "MIG instance"),
+           "MIG-<uuid> listed under gpu-3: gpu-3, said so (%s)", g.note);
+        ok(gsel_is(gsel(node, NULL, NULL, M1, NULL), 1u << 0, "CUDA_VISIBLE_DEVICES"),
+           "the second instance listed under gpu-0: gpu-0");
+        ok(gsel_is(gsel(node, NULL, NULL, "mig-9F8E7D6C," M0, NULL), 9, "CUDA_VISIBLE_DEVICES"),
+           "a unique prefix in other case, then a full UUID: gpu-0 and gpu-3");
+        g = gsel(node, NULL, NULL, "MIG-0c1d2e3f", NULL);
+        ok(gsel_is(g, 0, "CUDA_VISIBLE_DEVICES") && strstr(g.note, "several"),
+           "a prefix of two instances on two GPUs: nothing (%s)", g.note);
+        g = gsel(node, NULL, NULL, "MIG-77777777-4a5b-6c7d-8e9f-0a1b2c3d4e5f", NULL);
+        ok(g.all && strstr(g.note, "does not list"),
+           "an instance not listed (MIG set up again since jouled started): every GPU, said so");
+        node->domains[1].gpu_mig[0] = node->domains[4].gpu_mig[0] = '\0';
         /* indices */
         ok(gsel_is(gsel(node, NULL, NULL, "0", "PCI_BUS_ID"), 1, "CUDA_VISIBLE_DEVICES"),
            "CUDA_DEVICE_ORDER=PCI_BUS_ID: index 0 is NVML's gpu-0");

@@ -155,7 +155,7 @@ static void print_shm(int shm_fd)
                 json_uint(&jw, copy.domains[i].energy_uj);
         }
         json_object_end(&jw);
-        json_key(&jw, "gpus"); /* the GPU domains' identity (shm.h, version 3) */
+        json_key(&jw, "gpus"); /* the GPU domains' identity (shm.h, versions 3 and 4) */
         json_object_begin(&jw);
         for (uint32_t i = 0; i < copy.ndomains && i < JL_SHM_DOMAINS_MAX; i++) {
                 const jl_shm_domain *d = &copy.domains[i];
@@ -169,6 +169,10 @@ static void print_shm(int shm_fd)
                 json_int(&jw, d->gpu_minor);
                 json_key(&jw, "pci");
                 json_string(&jw, d->gpu_pci);
+                if (d->gpu_mig[0]) { /* version 4 */
+                        json_key(&jw, "mig");
+                        json_string(&jw, d->gpu_mig);
+                }
                 json_object_end(&jw);
         }
         json_object_end(&jw);

@@ -10,7 +10,9 @@
 # with the GPU idle is NOT classified GPU-wait. Then a two-GPU node under Slurm's GRES: the step's GPU, named
 # by SLURM_STEP_GPUS as its device minor number (which differs from its NVML index; CUDA_VISIBLE_DEVICES=0 is
 # relative to the job's cgroup and names the other one by index), is found through the minor numbers jouled
-# publishes: GPU-wait when the step's GPU is busy, NOT when only the other GPU is. TAP.
+# publishes: GPU-wait when the step's GPU is busy, NOT when only the other GPU is. A step on a MIG instance
+# (CUDA_VISIBLE_DEVICES=MIG-<uuid>, no Slurm GRES) is matched to its GPU through the instances jouled lists
+# under it (shm.h, version 4). TAP.
 # Environment: JOULE, JOULED, JOULE_EMU, NS_RUN, JOULE_LOADER, JOULE_RT_BUILDDIR, EMU_WORK_MPI_SRC,
 # NVML_EMU_DIR, JOULED_CLIENT.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -151,8 +153,9 @@ t_diag "idle GPU: $(grep -E 'event phase' "$T_DIR/idle.err" | head -2 | tr '\n' 
 kill "$JD_PID" 2>/dev/null
 for _ in $(seq 50); do kill -0 "$JD_PID" 2>/dev/null || break; sleep 0.1; done
 UTIL0=$T_DIR/gpu0-util UTIL1=$T_DIR/gpu1-util
-printf 'gpu power_w=250 minor=1 util_file=%s name=Emulated H100\ngpu power_w=250 minor=0 util_file=%s name=Emulated H100\n' \
-        "$UTIL0" "$UTIL1" >"$NV"
+MIG1=MIG-5a1e0000-0000-4000-8000-0000000000a1 MIG2=MIG-5a1e0000-0000-4000-8000-0000000000a2
+printf 'gpu power_w=250 minor=1 util_file=%s name=Emulated H100\ngpu power_w=250 minor=0 util_file=%s mig=%s,%s name=Emulated H100\n' \
+        "$UTIL0" "$UTIL1" "$MIG1" "$MIG2" >"$NV"
 rm -f "$JD_SOCK"
 LD_LIBRARY_PATH=$NVML_EMU_DIR JOULE_EMU_NVML=$NV "$NS_RUN" "$FX" -- "$JOULED" -c "$JD_CFG" </dev/null \
         >>"$T_DIR/jd.log" 2>&1 &
@@ -163,8 +166,8 @@ for _ in $(seq 100); do
 done
 t_ok "$([ -S "$JD_SOCK" ]; echo $?)" "jouled runs again with two emulated GPUs whose minor numbers are not their indices"
 PAGE=$("$JOULED_CLIENT" --socket "$JD_SOCK" shm)
-t_check "the shared page carries each GPU's UUID, minor number and PCI bus id (version 3)" -- \
-        jtest "$PAGE" 'j["gpus"] == {"gpu-0": {"uuid": "GPU-e0000000-0000-4000-8000-000000000000", "minor": 1, "pci": "00000000:01:00.0"}, "gpu-1": {"uuid": "GPU-e0000000-0000-4000-8000-000000000001", "minor": 0, "pci": "00000000:02:00.0"}}' ||
+t_check "the shared page carries each GPU's UUID, minor number, PCI bus id and MIG instances (version 4)" -- \
+        jtest "$PAGE" 'j["gpus"] == {"gpu-0": {"uuid": "GPU-e0000000-0000-4000-8000-000000000000", "minor": 1, "pci": "00000000:01:00.0"}, "gpu-1": {"uuid": "GPU-e0000000-0000-4000-8000-000000000001", "minor": 0, "pci": "00000000:02:00.0", "mig": "'"$MIG1,$MIG2"'"}}' ||
         t_diag "page: $PAGE"
 RUN_ENV=(SLURM_STEP_GPUS=0 SLURM_JOB_GPUS=0 CUDA_VISIBLE_DEVICES=0)
 
@@ -181,4 +184,14 @@ t_check "only the other GPU busy: the phase is not GPU-wait (a phase event names
         sh -c "! grep -q 'cpu-waiting-gpu' '$T_DIR/other.err' && grep -qE 'event phase [0-9]+: ' '$T_DIR/other.err'" ||
         show_err other
 t_diag "other GPU busy: $(grep -E 'GPUs of the step|event phase' "$T_DIR/other.err" | head -3 | tr '\n' ' ')"
+
+# --- a MIG instance of gpu-1 named by CUDA_VISIBLE_DEVICES alone (MIG-<uuid>, R470 and later)
+RUN_ENV=(CUDA_VISIBLE_DEVICES=$MIG2)
+UTIL=$UTIL1 run mig 95 150
+t_ok $? "a step on a MIG instance of gpu-1, gpu-1 95% busy: the program completes"
+t_check "the runtime takes gpu-1 for its MIG instance (listed on jouled's page)" -- \
+        grep -q "GPUs of the step: gpu-1 (from CUDA_VISIBLE_DEVICES): .*$MIG2.* is a MIG instance" "$T_DIR/mig.err" ||
+        show_err mig
+t_check "the instance's GPU busy: the phase is GPU-wait" -- grep -qE 'event phase 6: cpu-waiting-gpu' "$T_DIR/mig.err" ||
+        show_err mig
 t_done

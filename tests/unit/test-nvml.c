@@ -250,13 +250,16 @@ static void test_utilization(const char *dir)
         unlink(util);
 }
 
-/* Each GPU's identity (UUID, minor number, PCI bus id) on its energy channel, as jouled publishes it in its
- * shared page: given, by the emulator's defaults, and a minor number the driver does not report. */
+/* Each GPU's identity (UUID, minor number, PCI bus id, MIG instances) on its energy channel, as jouled
+ * publishes it in its shared page: given, by the emulator's defaults, and a minor number the driver does not
+ * report. */
 static void test_identity(void)
 {
-        write_conf("gpu uuid=GPU-8f6c2a1e-0b7d-4c1e-9a53-1d2e3f4a5b6c minor=3 pci=00000000:3B:00.0 name=A\n"
-                   "gpu name=B\n"
-                   "gpu minor=-1 util_gpu=0 name=C\n");
+        write_conf(
+            "gpu uuid=GPU-8f6c2a1e-0b7d-4c1e-9a53-1d2e3f4a5b6c minor=3 pci=00000000:3B:00.0 name=A\n"
+            "gpu mig=MIG-11111111-2222-4333-8444-555555555555,MIG-66666666-2222-4333-8444-555555555555 "
+            "name=B\n"
+            "gpu minor=-1 util_gpu=0 name=C\n");
         opened o;
         do_open(&o);
         is_int(o.r, 0, "three GPUs: opens");
@@ -283,6 +286,10 @@ static void test_identity(void)
         is_str(e[1]->gpu_pci, "00000000:02:00.0", "gpu-1: the emulator's bus id");
         ok(!e[2]->gpu_minor_known, "gpu-2: a minor number the driver does not report is unknown");
         is_str(e[2]->gpu_uuid, "GPU-e0000000-0000-4000-8000-000000000002", "gpu-2: its UUID all the same");
+        is_str(e[1]->gpu_mig,
+               "MIG-11111111-2222-4333-8444-555555555555,MIG-66666666-2222-4333-8444-555555555555",
+               "gpu-1, MIG enabled: its instances' UUIDs (nvmlDeviceGetMigDeviceHandleByIndex, GetUUID)");
+        is_str(e[0]->gpu_mig, "", "gpu-0, MIG disabled: no instance");
         provider_close(&o);
 }
 

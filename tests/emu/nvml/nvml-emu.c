@@ -18,7 +18,10 @@
  * holds no number, util_gpu and util_mem (default 0) hold), uuid= (nvmlDeviceGetUUID's answer, default
  * GPU-e0000000-0000-4000-8000-00000000000I for the I-th gpu line), minor= (nvmlDeviceGetMinorNumber's, the
  * N of /dev/nvidiaN, default I; a negative value: NOT_SUPPORTED), pci= (nvmlDeviceGetPciInfo_v3's busId,
- * default 00000000:I+1 in hex:00.0), name= (the rest of the line).
+ * default 00000000:I+1 in hex:00.0), mig=UUID,UUID,... (MIG enabled with these instances, at most 7:
+ * nvmlDeviceGetMigMode answers enabled, nvmlDeviceGetMaxMigDeviceCount 7,
+ * nvmlDeviceGetMigDeviceHandleByIndex a handle for each listed index (NOT_FOUND beyond) whose
+ * nvmlDeviceGetUUID is the UUID; without mig= MIG is disabled), name= (the rest of the line).
  *
  * Application clocks: nvmlDeviceSetApplicationsClocks (root only, as the driver's default "restricted"
  * permission; the pair must be supported) and nvmlDeviceResetApplicationsClocks change the GPU's graphics
@@ -39,6 +42,7 @@ typedef int nvmlReturn_t;
 typedef struct emu_gpu *nvmlDevice_t;
 
 #define EMU_MAX_GPU 16
+#define EMU_MAX_MIG 7
 
 struct emu_gpu {
         char name[96];
@@ -55,6 +59,7 @@ struct emu_gpu {
         char util_file[256];
         char uuid[96], pci[32];
         int minor;
+        unsigned nmig; /* MIG instances (mig=): their handles are emu.migs[this GPU][0..nmig) */
 };
 
 static struct {
@@ -62,6 +67,7 @@ static struct {
         int init_error;
         unsigned n;
         struct emu_gpu gpus[EMU_MAX_GPU];
+        struct emu_gpu migs[EMU_MAX_GPU][EMU_MAX_MIG]; /* MIG instance handles: only uuid is set */
         double t0;
         char state_path[600];
 } emu;
@@ -98,6 +104,9 @@ nvmlReturn_t nvmlDeviceGetSupportedGraphicsClocks(nvmlDevice_t device, unsigned 
 nvmlReturn_t nvmlDeviceSetApplicationsClocks(nvmlDevice_t device, unsigned mem, unsigned graphics);
 nvmlReturn_t nvmlDeviceResetApplicationsClocks(nvmlDevice_t device);
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length);
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, unsigned *pending);
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned *count);
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned index, nvmlDevice_t *mig);
 nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned *minor);
 typedef struct {
         char busIdLegacy[16];
@@ -178,7 +187,16 @@ static void parse_gpu(char *s, unsigned index, struct emu_gpu *g)
                         g->minor = atoi(tok + 6);
                 else if (strncmp(tok, "pci=", 4) == 0)
                         snprintf(g->pci, sizeof(g->pci), "%s", tok + 4);
-                else if (strncmp(tok, "app_clocks=", 11) == 0)
+                else if (strncmp(tok, "mig=", 4) == 0) {
+                        g->nmig = 0;
+                        for (char *m = tok + 4; *m && g->nmig < EMU_MAX_MIG;) {
+                                size_t len = strcspn(m, ",");
+                                snprintf(emu.migs[index][g->nmig].uuid, sizeof(emu.migs[index][0].uuid),
+                                         "%.*s", (int)len, m);
+                                g->nmig++;
+                                m += len + (m[len] == ',');
+                        }
+                } else if (strncmp(tok, "app_clocks=", 11) == 0)
                         g->app_ok = atoi(tok + 11) != 0;
                 else if (strncmp(tok, "clocks_mhz=", 11) == 0) {
                         g->n_clocks = 0;
@@ -317,10 +335,47 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length)
         return OK;
 }
 
+static bool valid_mig(nvmlDevice_t d)
+{
+        if (!emu.refs || d < &emu.migs[0][0] || d >= &emu.migs[0][0] + EMU_MAX_GPU * EMU_MAX_MIG)
+                return false;
+        size_t k = (size_t)(d - &emu.migs[0][0]);
+        return k / EMU_MAX_MIG < emu.n && k % EMU_MAX_MIG < emu.gpus[k / EMU_MAX_MIG].nmig;
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, unsigned *pending)
+{
+        LOCKED;
+        if (!valid(device) || !current || !pending)
+                return INVALID_ARGUMENT;
+        *current = *pending = device->nmig > 0;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned *count)
+{
+        LOCKED;
+        if (!valid(device) || !count)
+                return INVALID_ARGUMENT;
+        *count = device->nmig > 0 ? EMU_MAX_MIG : 0;
+        return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned index, nvmlDevice_t *mig)
+{
+        LOCKED;
+        if (!valid(device) || !mig || index >= EMU_MAX_MIG)
+                return INVALID_ARGUMENT;
+        if (index >= device->nmig)
+                return NOT_FOUND;
+        *mig = &emu.migs[device - emu.gpus][index];
+        return OK;
+}
+
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length)
 {
         LOCKED;
-        if (!valid(device) || !uuid)
+        if ((!valid(device) && !valid_mig(device)) || !uuid)
                 return INVALID_ARGUMENT;
         if (strlen(device->uuid) + 1 > length)
                 return INSUFFICIENT_SIZE;
