@@ -290,6 +290,18 @@ static double power_between(const snap *a, const snap *b, uint64_t which)
         return (double)(eb - ea) / (double)(b->e.time_ms - a->e.time_ms) / 1000.0;
 }
 
+/* Whether jouled's samples behind a window's power lie in the window: the span from a's sample to b's may
+ * reach back before the window's start by at most a quarter of its length. A jouled that stalled or was
+ * stopping sampled last long before, at the frequency in force then (the window opens after a change has
+ * settled): such a power is another frequency's (a memory-bound code's 800 MHz window read 117 W, the
+ * 2.8 GHz probe's power, while jouled restarted). */
+static bool samples_in_window(const snap *a, const snap *b)
+{
+        double span_ms = (double)b->e.time_ms - (double)a->e.time_ms,
+               before_ms = a->t * 1000.0 - (double)a->e.time_ms;
+        return span_ms > 0 && before_ms <= 0.25 * span_ms;
+}
+
 static double mean_khz(const snap *a, const snap *b)
 {
         if (isfinite(a->khz) && isfinite(b->khz))
@@ -413,6 +425,8 @@ static void signature(const snap *a, const snap *b, double iters, bool loop, dou
         s.gpu_busy = jl_rt_gpu_busy(gpu_util, &s, M.pol.have_tm ? &M.pol.tm : NULL);
         if (!isfinite(s.power_w) && M.connected && b->e_ok && a->e_ok)
                 reconnect();
+        else if (isfinite(s.power_w) && !samples_in_window(a, b))
+                s.power_w = NAN; /* measured again in the next window */
         if (isfinite(s.khz)) {
                 M.app_ft += s.khz * dt;
                 M.app_tt += dt;

@@ -1044,6 +1044,60 @@ static void test_bound_flicker(void)
            "the frequency ruled out stays out (%d repairs, %d late windows at 800 MHz)", bounds, at800);
 }
 
+/* A mixed code whose least energy lies far below the probe (2.2 GHz, 2.4 % less than the default's), where
+ * the probe's power reads a little off so that the model through the reference and the probe puts its
+ * least energy at the probe itself: the policy measures a farther point before it holds anything. */
+static void test_probe_is_choice(void)
+{
+        machine x = {.c = 12000, .m = 0.016, .p_static = 60, .p_dyn = 80};
+        unsigned long best = best_within(&x, 0.1);
+        double e_def = m_energy(&x, 3000000);
+        /* the premise: a probe power reading, within 2 % of the truth, that makes the two-point model choose
+         * the probe */
+        double off = NAN;
+        for (double ep = -0.02; ep <= 0.02 && isnan(off); ep += 0.0005) {
+                jl_rt_time_model tm;
+                jl_rt_power_model pm;
+                unsigned long c;
+                if (jl_rt_time_fit(3000000, m_time(&x, 3000000), 2800000, m_time(&x, 2800000), &tm) == 0 &&
+                    jl_rt_power_fit(3000000, m_power(&x, 3000000), 2800000, m_power(&x, 2800000) * (1 + ep),
+                                    800000, 3000000, &pm) == 0 &&
+                    jl_rt_min_energy_choose(freqs, nfreqs, 3000000, m_time(&x, 3000000), 0.1,
+                                            JL_RT_POLICY_MARGIN, &tm, &pm, &c) == 0 &&
+                    c == 2800000)
+                        off = ep;
+        }
+        if (!ok(!isnan(off) && best < 2600000,
+                "premise: the probe's power %+.1f%% off makes the two-point model choose the probe (the "
+                "best is %lu kHz)",
+                off * 100, best))
+                return;
+        jl_rt_policy p;
+        jl_rt_decision d;
+        jl_rt_policy_init(&p, JL_RT_MIN_ENERGY, 0.1, freqs, nfreqs, 3000000, &d);
+        unsigned long f = 3000000;
+        bool farther = false;
+        for (int w = 0; w < 30; w++) {
+                jl_rt_sig s = {.tpi_s = m_time(&x, (double)f),
+                               .power_w = m_power(&x, (double)f) * (f == 2800000 ? 1 + off : 1),
+                               .khz = (double)f,
+                               .cpi = NAN,
+                               .gbs = NAN,
+                               .gflops = NAN,
+                               .tpi_err_s = NAN,
+                               .power_err_w = NAN};
+                jl_rt_policy_signature(&p, &s, &d);
+                farther |= d.set && f == 2800000 && d.khz < 2800000 && strstr(d.message, "farther");
+                if (d.set)
+                        f = d.khz;
+        }
+        double saved = e_def - m_energy(&x, (double)f), best_saved = e_def - m_energy(&x, (double)best);
+        ok(farther && m_time(&x, (double)f) <= 1.1 * m_time(&x, 3000000) && saved >= 0.8 * best_saved,
+           "the probe chosen by two close points: measured farther, holds %lu kHz, saves %.2f%% of the best "
+           "%.2f%%",
+           f, saved / e_def * 100, best_saved / e_def * 100);
+}
+
 int main(void)
 {
         for (unsigned long f = 800000; f <= 3000000; f += 100000)
@@ -1052,6 +1106,7 @@ int main(void)
         test_min_energy();
         test_bound_repair();
         test_bound_flicker();
+        test_probe_is_choice();
         test_noisy_probe();
         test_min_time();
         test_monitoring();
