@@ -110,7 +110,6 @@ int jl_rt_policy_init(jl_rt_policy *p, jl_rt_policy_kind kind, double th, const 
                 return -EINVAL;
         p->def_khz = p->n ? p->freqs[index_of(p, def_khz)] : def_khz;
         p->t_cur = NAN;
-        p->e_best = NAN;
         memset(ret_first, 0, sizeof(*ret_first));
         switch (kind) {
         case JL_RT_MONITORING:
@@ -161,23 +160,22 @@ static bool changed(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
         go(p, d, "policy", rel, p->def_khz);
         p->state = p->kind == JL_RT_MIN_ENERGY ? ME_REF : MT_START;
         p->t_cur = NAN;
-        p->e_best = NAN;
         p->have_tm = false;
         p->have_pm = false;
         return true;
 }
 
-/* The least energy measured within the bound at a frequency not ruled out (best_khz 0: none). */
-static void me_best(jl_rt_policy *p)
+/* The frequency of the least energy measured within the bound and not ruled out, its energy in *ret_e;
+ * 0: none. */
+static unsigned long me_best(const jl_rt_policy *p, double *ret_e)
 {
-        p->best_khz = 0;
-        p->e_best = NAN;
+        unsigned long best = 0;
         for (size_t i = 0; i < p->n; i++)
-                if (p->e_at[i] > 0 && p->freqs[i] >= p->floor_khz &&
-                    (p->best_khz == 0 || p->e_at[i] < p->e_best)) {
-                        p->e_best = p->e_at[i];
-                        p->best_khz = p->freqs[i];
+                if (p->e_at[i] > 0 && p->freqs[i] >= p->floor_khz && (best == 0 || p->e_at[i] < *ret_e)) {
+                        *ret_e = p->e_at[i];
+                        best = p->freqs[i];
                 }
+        return best;
 }
 
 static void me_remember(jl_rt_policy *p, const jl_rt_sig *s)
@@ -189,7 +187,6 @@ static void me_remember(jl_rt_policy *p, const jl_rt_sig *s)
         if (!(e > 0))
                 return;
         p->e_at[index_of(p, p->cur_khz)] = e;
-        me_best(p);
 }
 
 /* The bound broke at cur_khz: it and every frequency below are ruled out until the next reference. */
@@ -199,7 +196,6 @@ static void me_rule_out(jl_rt_policy *p)
         unsigned long above = i + 1 < p->n ? p->freqs[i + 1] : p->freqs[i];
         if (above > p->floor_khz)
                 p->floor_khz = above;
-        me_best(p);
 }
 
 static void mark(jl_rt_policy *p)
@@ -385,10 +381,10 @@ static void me_verify(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                         return;
                 }
         }
-        unsigned long final = p->best_khz ? p->best_khz : p->cur_khz;
+        double e_best = NAN;
+        unsigned long best = me_best(p, &e_best), final = best ? best : p->cur_khz;
         double e_ref = p->p_ref * p->t_ref;
-        if (final != p->def_khz && isfinite(e_ref) && isfinite(p->e_best) &&
-            p->e_best > e_ref * (1 - JL_RT_POLICY_EMARGIN))
+        if (final != p->def_khz && isfinite(e_ref) && best && e_best > e_ref * (1 - JL_RT_POLICY_EMARGIN))
                 final = p->def_khz;
         snprintf(d->message, sizeof(d->message),
                  "%lu kHz: %.6f s per iteration (%+.2f%% against %.6f s at %lu kHz, bound %+.1f%%), %.2f W; "
@@ -457,8 +453,6 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->p_ref = s->power_w;
                 p->t_ref_err = s->tpi_err_s;
                 p->p_ref_err = s->power_err_w;
-                p->best_khz = 0;
-                p->e_best = NAN;
                 memset(p->e_at, 0, sizeof(p->e_at));
                 p->floor_khz = 0;
                 p->rounds = 0;
@@ -532,27 +526,30 @@ static void min_energy(jl_rt_policy *p, const jl_rt_sig *s, jl_rt_decision *d)
                 p->pm = pm;
                 p->have_pm = true;
                 say_model(p, d, &pm);
+                /* a farther point is measured first where the pair cannot decide: the probe's differences
+                 * within the noise, or the model's least energy at the probe itself (through two close
+                 * points a few percent of noise in the power decides that: a mixed code whose best lies far
+                 * below held the probe and saved 1 % of 2.4 %); the widest pair the bound allows decides
+                 * instead */
+                bool ill = ill_conditioned(p, s);
                 unsigned long far;
-                if (ill_conditioned(p, s) && (far = far_point(p, s)) < p->probe_khz) {
-                        snprintf(
-                            d->message, sizeof(d->message),
-                            "%lu kHz: %.6f s per iteration (%+.3f%%, noise %.3f%%), %.2f W (%+.2f W, noise "
-                            "%.2f W): within the noise, no model; probing %lu kHz farther",
-                            p->probe_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100,
-                            t_noise(p, s) / p->t_ref * 100, s->power_w, s->power_w - p->p_ref, p_noise(p, s),
-                            far);
-                        go(p, d, "policy", (double)far, far);
-                        p->state = ME_FAR;
-                        return;
-                }
-                /* the model's least energy at the probe itself: through two close points a few percent of
-                 * noise in the power decides that (a mixed code whose best lies far below held the probe
-                 * and saved 1 % of 2.4 %); the widest pair the bound allows decides instead */
-                if (choice == p->probe_khz && (far = far_point(p, s)) < p->probe_khz) {
-                        snprintf(d->message, sizeof(d->message),
-                                 "%lu kHz: %.6f s per iteration (%+.2f%%), %.2f W; the model's least energy "
-                                 "is here, from two close points: probing %lu kHz farther",
-                                 p->probe_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100, s->power_w, far);
+                if ((ill || choice == p->probe_khz) && (far = far_point(p, s)) < p->probe_khz) {
+                        if (ill)
+                                snprintf(
+                                    d->message, sizeof(d->message),
+                                    "%lu kHz: %.6f s per iteration (%+.3f%%, noise %.3f%%), %.2f W (%+.2f "
+                                    "W, "
+                                    "noise %.2f W): within the noise, no model; probing %lu kHz farther",
+                                    p->probe_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100,
+                                    t_noise(p, s) / p->t_ref * 100, s->power_w, s->power_w - p->p_ref,
+                                    p_noise(p, s), far);
+                        else
+                                snprintf(
+                                    d->message, sizeof(d->message),
+                                    "%lu kHz: %.6f s per iteration (%+.2f%%), %.2f W; the model's least "
+                                    "energy is here, from two close points: probing %lu kHz farther",
+                                    p->probe_khz, s->tpi_s, (s->tpi_s / p->t_ref - 1) * 100, s->power_w,
+                                    far);
                         go(p, d, "policy", (double)far, far);
                         p->state = ME_FAR;
                         return;

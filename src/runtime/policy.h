@@ -76,8 +76,6 @@ typedef struct {
         unsigned long
             probe_khz; /* the farthest point measured for the model (the probe, or a farther one) */
         double t_cur;  /* min_time: time at cur_khz; min_energy: first time measured where it holds */
-        double e_best; /* min_energy: least measured energy per iteration within the bound */
-        unsigned long best_khz;
         /* min_energy, since the reference: the energy per iteration last measured within the bound at each
          * frequency (0: none), and the lowest frequency not below one that broke the bound (a time that
          * was within it once, by the noise, and over it later rules out that frequency and those below) */
