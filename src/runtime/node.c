@@ -288,41 +288,26 @@ static int cmp_pci(const void *a, const void *b)
         return c ? c : x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* A "GPU-…" UUID or prefix: the one page GPU whose UUID starts with it; -ENOENT none, -EEXIST several. */
-static int match_uuid(const char *tok, size_t len, const page_gpu *gpus, size_t n, unsigned *ret_idx)
-{
-        int found = -1;
-        for (size_t i = 0; i < n; i++)
-                if (gpus[i].d->gpu_uuid[0] && strncasecmp(gpus[i].d->gpu_uuid, tok, len) == 0) {
-                        if (found >= 0)
-                                return -EEXIST;
-                        found = (int)i;
-                }
-        if (found < 0)
-                return -ENOENT;
-        *ret_idx = gpus[found].idx;
-        return 0;
-}
-
-/* A "MIG-…" instance UUID or prefix: the one page GPU among whose instances (gpu_mig, comma-separated) one
- * starts with it; -ENOENT none, -EEXIST several. */
-static int match_mig(const char *tok, size_t len, const page_gpu *gpus, size_t n, unsigned *ret_idx)
+/* A UUID or a prefix of one (tok's first len characters): the one page GPU with an identity that starts
+ * with it, among its own UUID (mig false: "GPU-…") or its MIG instances' UUIDs (mig true: gpu_mig,
+ * comma-separated, "MIG-…"); -ENOENT none, -EEXIST several. */
+static int match_uuid(const char *tok, size_t len, const page_gpu *gpus, size_t n, bool mig,
+                      unsigned *ret_idx)
 {
         int found = -1;
         for (size_t i = 0; i < n; i++) {
-                const char *m = gpus[i].d->gpu_mig;
-                size_t left = strnlen(m, sizeof(gpus[i].d->gpu_mig));
-                while (left > 0) {
-                        size_t one = strcspn(m, ",");
-                        if (one > left)
-                                one = left;
+                const jl_shm_domain *d = gpus[i].d;
+                const char *m = mig ? d->gpu_mig : d->gpu_uuid;
+                const char *end = m + strnlen(m, mig ? sizeof(d->gpu_mig) : sizeof(d->gpu_uuid));
+                while (m < end) {
+                        const char *sep = mig ? memchr(m, ',', (size_t)(end - m)) : NULL;
+                        size_t one = sep ? (size_t)(sep - m) : (size_t)(end - m);
                         if (one >= len && strncasecmp(m, tok, len) == 0) {
                                 if (found >= 0)
                                         return -EEXIST;
                                 found = (int)i;
                         }
-                        m += one + (one < left);
-                        left -= one + (one < left);
+                        m += one + (sep != NULL);
                 }
         }
         if (found < 0)
@@ -367,7 +352,7 @@ static void select_cuda(const jl_rt_gpu_env *env, const page_gpu *gpus, size_t n
                                 g->all = true;
                                 return;
                         }
-                        r = len > 4 ? match_uuid(u, len, gpus, n, &idx) : -ENOENT;
+                        r = len > 4 ? match_uuid(u, len, gpus, n, false, &idx) : -ENOENT;
                         if (r == -EEXIST) {
                                 note(g,
                                      "%s: \"%s\" is the prefix of several GPUs' UUIDs: the list ends there",
@@ -380,7 +365,7 @@ static void select_cuda(const jl_rt_gpu_env *env, const page_gpu *gpus, size_t n
                          * instances' steps). Not listed (MIG off, or set up again since jouled started):
                          * every GPU, as nothing better is known. */
                         size_t len = strlen(tok);
-                        r = len > 4 ? match_mig(tok, len, gpus, n, &idx) : -ENOENT;
+                        r = len > 4 ? match_uuid(tok, len, gpus, n, true, &idx) : -ENOENT;
                         if (r == -EEXIST) {
                                 note(g,
                                      "%s: \"%s\" is the prefix of several MIG instances' UUIDs: the list "

@@ -994,6 +994,19 @@ static void test_fp_divisor_scope(void)
            "and the GPU rule divides by the same CPUs (not 16: 0.025 would read as waiting)");
 }
 
+/* A window's signature at f: its time and power, no counters, no noise figures. */
+static jl_rt_sig sig_without_counters(double tpi_s, double power_w, unsigned long f)
+{
+        return (jl_rt_sig){.tpi_s = tpi_s,
+                           .power_w = power_w,
+                           .khz = (double)f,
+                           .cpi = NAN,
+                           .gbs = NAN,
+                           .gflops = NAN,
+                           .tpi_err_s = NAN,
+                           .power_err_w = NAN};
+}
+
 /* A frequency whose time lies just over the bound reads within it once (the reference read a little slow)
  * and over it later: the policy rules it out and holds the next one up, not the two in turn. The readings
  * are those of a run that flipped between 800 and 1000 MHz (memory-bound, th 0.05, a loaded machine). */
@@ -1023,14 +1036,7 @@ static void test_bound_flicker(void)
                 }
                 int r = seen[k] < 3 ? seen[k] : 2;
                 seen[k]++;
-                jl_rt_sig s = {.tpi_s = at[k].t[r],
-                               .power_w = at[k].w,
-                               .khz = (double)f,
-                               .cpi = NAN,
-                               .gbs = NAN,
-                               .gflops = NAN,
-                               .tpi_err_s = NAN,
-                               .power_err_w = NAN};
+                jl_rt_sig s = sig_without_counters(at[k].t[r], at[k].w, f);
                 jl_rt_policy_signature(&p, &s, &d);
                 if (d.kind && strcmp(d.kind, "bound") == 0)
                         bounds++;
@@ -1078,14 +1084,8 @@ static void test_probe_is_choice(void)
         unsigned long f = 3000000;
         bool farther = false;
         for (int w = 0; w < 30; w++) {
-                jl_rt_sig s = {.tpi_s = m_time(&x, (double)f),
-                               .power_w = m_power(&x, (double)f) * (f == 2800000 ? 1 + off : 1),
-                               .khz = (double)f,
-                               .cpi = NAN,
-                               .gbs = NAN,
-                               .gflops = NAN,
-                               .tpi_err_s = NAN,
-                               .power_err_w = NAN};
+                jl_rt_sig s = sig_without_counters(m_time(&x, (double)f),
+                                                   m_power(&x, (double)f) * (f == 2800000 ? 1 + off : 1), f);
                 jl_rt_policy_signature(&p, &s, &d);
                 farther |= d.set && f == 2800000 && d.khz < 2800000 && strstr(d.message, "farther");
                 if (d.set)
